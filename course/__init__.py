@@ -1,0 +1,1 @@
+"""Tools of the course: build it, grade a demo class, and check exercises (adcheck)."""

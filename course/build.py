@@ -1,0 +1,90 @@
+"""Build the course: source text → source notebooks → release/ (nbgrader) and solutions/ (executed).
+
+Building twice gives no diff: files are rewritten only when their content changes, and an
+executed solution whose only changes are in timing cells (``# NBVAL_IGNORE_OUTPUT``) is kept.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from . import notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+CELL_TIMEOUT = 600
+
+
+def assignments(root=ROOT):
+    return sorted(p.name for p in (Path(root) / "source").iterdir()
+                  if p.is_dir() and notebooks.text_sources(p))
+
+
+def nbgrader(*args, root=ROOT, check=True):
+    """Run an nbgrader command in the course at ``root`` (its nbgrader_config.py applies)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, check=check,
+                          capture_output=True, text=True, env=env)
+
+
+def support_files(assignment_dir):
+    """Files nbgrader copies along with the notebooks (e.g. the checks module)."""
+    return sorted(p for p in Path(assignment_dir).iterdir()
+                  if p.is_file() and p.suffix != ".ipynb" and not p.name.endswith(
+                      notebooks.TEXT_SUFFIX) and not p.name.startswith("."))
+
+
+def execute(nb, cwd, env=None):
+    """Execute a notebook in ``cwd`` with a fresh kernel; raise on the first error."""
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return nb
+
+
+def build_source(assignment, root=ROOT):
+    for text_path in notebooks.text_sources(Path(root) / "source" / assignment):
+        notebooks.write_if_changed(notebooks.to_notebook(text_path),
+                                   notebooks.notebook_path(text_path))
+
+
+def build_release(assignment, root=ROOT):
+    result = nbgrader("generate_assignment", assignment, "--force", root=root, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.stderr}")
+
+
+def build_solutions(assignment, root=ROOT):
+    source_dir = Path(root) / "source" / assignment
+    target_dir = Path(root) / "solutions" / assignment
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for path in support_files(source_dir):
+        target = target_dir / path.name
+        if not target.exists() or target.read_bytes() != path.read_bytes():
+            shutil.copyfile(path, target)
+    for text_path in notebooks.text_sources(source_dir):
+        source_nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
+        nb = execute(notebooks.solution_notebook(source_nb), target_dir)
+        target = target_dir / notebooks.notebook_path(text_path).name
+        notebooks.write_if_changed(
+            nb, target, same=lambda old, new: notebooks.comparable(old) == notebooks.comparable(new))
+
+
+def build(selected=None, root=ROOT, log=print):
+    for assignment in selected or assignments(root):
+        for step in (build_source, build_release, build_solutions):
+            start = time.perf_counter()
+            step(assignment, root)
+            log(f"{assignment}: {step.__name__.removeprefix('build_')} "
+                f"({time.perf_counter() - start:.1f} s)")

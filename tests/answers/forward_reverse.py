@@ -1,0 +1,289 @@
+"""Answers for source/01_forward_reverse/forward_reverse (vgrad, products, Jacobians, Wirtinger)."""
+
+from . import Answer, Tampering
+
+WRONG = [
+    Answer("vgrad", "cotangent shaped like the input, not the output", """
+        def vgrad(f, x):
+            y, vjp_fn = jax.vjp(f, x)
+            return vjp_fn(jnp.ones(x.shape))[0]
+    """),
+    Answer("vgrad", "returns the tuple of cotangents instead of its element", """
+        def vgrad(f, x):
+            y, vjp_fn = jax.vjp(f, x)
+            return vjp_fn(jnp.ones_like(y))
+    """),
+    Answer("vgrad", "forward mode: J @ ones instead of ones @ J", """
+        def vgrad(f, x):
+            return jax.jvp(f, (x,), (jnp.ones_like(x),))[1]
+    """),
+    Answer("vgrad", "hard-coded to the first visible case, f(x) = 3 x**2", """
+        def vgrad(f, x):
+            return 6 * x
+    """),
+    Answer("vgrad", "a float32 cotangent whatever the output dtype", """
+        def vgrad(f, x):
+            y, vjp_fn = jax.vjp(f, x)
+            return vjp_fn(jnp.ones(y.shape, dtype=jnp.float32))[0]
+    """),
+    Answer("vmap_mjp", "Python loop over the covectors", """
+        def vmap_mjp(f, x, M):
+            y, vjp_fn = jax.vjp(f, x)
+            return jnp.stack([vjp_fn(m)[0] for m in M])
+    """),
+    Answer("vmap_mjp", "returns the tuple from the vmapped VJP", """
+        def vmap_mjp(f, x, M):
+            y, vjp_fn = jax.vjp(f, x)
+            return jax.vmap(vjp_fn)(M)
+    """),
+    Answer("vmap_mjp", "pushes forward (JVP) instead of pulling back", """
+        def vmap_mjp(f, x, M):
+            return jax.vmap(lambda m: jax.jvp(f, (x,), (m,))[1])(M)
+    """),
+    Answer("vmap_jmp", "Python loop over the vectors", """
+        def vmap_jmp(f, x, M):
+            return jnp.stack([jax.jvp(f, (x,), (m,))[1] for m in M])
+    """),
+    Answer("vmap_jmp", "pulls back (VJP) instead of pushing forward", """
+        def vmap_jmp(f, x, M):
+            y, vjp_fn = jax.vjp(f, x)
+            return jax.vmap(vjp_fn)(M)[0]
+    """),
+    Answer("vmap_jmp", "maps over the wrong axis of M", """
+        def vmap_jmp(f, x, M):
+            return jax.vmap(lambda m: jax.jvp(f, (x,), (m,))[1], in_axes=1, out_axes=1)(M)
+    """),
+    Answer("our_jacfwd", "calls the built-in jax.jacfwd", """
+        def our_jacfwd(f):
+            return jax.jacfwd(f)
+    """),
+    Answer("our_jacfwd", "calls the built-in through an alias imported in the cell", """
+        from jax import jacobian as _jacobian
+
+        def our_jacfwd(f):
+            return _jacobian(f)
+    """),
+    Answer("our_jacfwd", "1-D only: eye(len(x)) and a transpose", """
+        def our_jacfwd(f):
+            def jac(x):
+                pushforward = lambda t: jax.jvp(f, (x,), (t,))[1]
+                return jnp.transpose(jax.vmap(pushforward, in_axes=1)(jnp.eye(len(x))))
+            return jac
+    """),
+    Answer("our_jacfwd", "Python loop over the basis", """
+        def our_jacfwd(f):
+            def jac(x):
+                basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+                columns = [jax.jvp(f, (x,), (t,))[1] for t in basis]
+                return jnp.stack(columns, axis=-1).reshape(columns[0].shape + x.shape)
+            return jac
+    """),
+    Answer("our_jacfwd", "reverse mode under the forward-mode name", """
+        def our_jacfwd(f):
+            def jac(x):
+                y, vjp_fn = jax.vjp(f, x)
+                basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+                return jax.vmap(vjp_fn)(basis)[0].reshape(y.shape + x.shape)
+            return jac
+    """),
+    Answer("our_jacfwd", "leaves the basis axis first: x.shape + y.shape", """
+        def our_jacfwd(f):
+            def jac(x):
+                basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+                columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
+                return columns.reshape(x.shape + columns.shape[1:])
+            return jac
+    """),
+    Answer("our_jacrev", "calls the built-in jax.jacrev", """
+        def our_jacrev(f):
+            return jax.jacrev(f)
+    """),
+    Answer("our_jacrev", "1-D only: eye(len(y))", """
+        def our_jacrev(f):
+            def jac(x):
+                y, vjp_fn = jax.vjp(f, x)
+                return jax.vmap(vjp_fn)(jnp.eye(len(y)))[0]
+            return jac
+    """),
+    Answer("our_jacrev", "forward mode under the reverse-mode name", """
+        def our_jacrev(f):
+            def jac(x):
+                basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+                columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
+                return jnp.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
+            return jac
+    """),
+    Answer("our_jacrev", "Python loop over the rows", """
+        def our_jacrev(f):
+            def jac(x):
+                y, vjp_fn = jax.vjp(f, x)
+                basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+                rows = [vjp_fn(e)[0] for e in basis]
+                return jnp.stack(rows).reshape(y.shape + x.shape)
+            return jac
+    """),
+    Answer("our_jacrev", "moves the row axis last, transposing the Jacobian", """
+        def our_jacrev(f):
+            def jac(x):
+                y, vjp_fn = jax.vjp(f, x)
+                basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+                rows = jax.vmap(vjp_fn)(basis)[0].reshape(y.shape + x.shape)
+                return jnp.moveaxis(rows, tuple(range(y.ndim)), tuple(range(-y.ndim, 0)))
+            return jac
+    """),
+    Answer("wirtinger", "df/dz and df/dzbar swapped", """
+        def wirtinger(f, z):
+            along_real = jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+            along_imag = jax.jvp(f, (z,), (1j * jnp.ones_like(z),))[1]
+            return (along_real + 1j * along_imag) / 2, (along_real - 1j * along_imag) / 2
+    """),
+    Answer("wirtinger", "forgets the factor 1/2", """
+        def wirtinger(f, z):
+            along_real = jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+            along_imag = jax.jvp(f, (z,), (1j * jnp.ones_like(z),))[1]
+            return along_real - 1j * along_imag, along_real + 1j * along_imag
+    """),
+    Answer("wirtinger", "grad(holomorphic=True) as df/dz and zero for df/dzbar", """
+        def wirtinger(f, z):
+            return jax.grad(f, holomorphic=True)(z), jnp.zeros_like(z)
+    """),
+    Answer("wirtinger", "drops the i on the imaginary direction", """
+        def wirtinger(f, z):
+            along_real = jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+            along_imag = jax.jvp(f, (z,), (1j * jnp.ones_like(z),))[1]
+            return (along_real - along_imag) / 2, (along_real + along_imag) / 2
+    """),
+    Answer("wirtinger", "hard-coded to sin: (cos z, 0)", """
+        def wirtinger(f, z):
+            return jnp.cos(z), jnp.zeros_like(z)
+    """),
+]
+
+ALTERNATIVES = [
+    Answer("vgrad", "jax.grad of the summed output", """
+        def vgrad(f, x):
+            return jax.grad(lambda x: jnp.sum(f(x)))(x)
+    """),
+    Answer("vgrad", "explicit dtype and shape for the cotangent, tuple unpacking", """
+        def vgrad(f, x):
+            y, pullback = jax.vjp(f, x)
+            (g,) = pullback(jnp.ones(y.shape, y.dtype))
+            return g
+    """),
+    Answer("vmap_mjp", "linearize, then transpose the linear map", """
+        def vmap_mjp(f, x, M):
+            y, f_lin = jax.linearize(f, x)
+            transpose = jax.linear_transpose(f_lin, x)
+            return jax.vmap(lambda m: transpose(m)[0])(M)
+    """),
+    Answer("vmap_jmp", "linearize once, then vmap the linear map", """
+        def vmap_jmp(f, x, M):
+            _, f_lin = jax.linearize(f, x)
+            return jax.vmap(f_lin)(M)
+    """),
+    Answer("our_jacfwd", "basis as a vmapped one-hot, output axis moved with transpose", """
+        def our_jacfwd(f):
+            def jac(x):
+                flat = x.reshape(-1)
+                one_hot = lambda i: jax.nn.one_hot(i, flat.size, dtype=x.dtype).reshape(x.shape)
+                push = lambda i: jax.jvp(f, (x,), (one_hot(i),))[1]
+                cols = jax.vmap(push)(jnp.arange(flat.size))
+                out_ndim = cols.ndim - 1
+                order = tuple(range(1, out_ndim + 1)) + (0,)
+                return jnp.transpose(cols, order).reshape(cols.shape[1:] + x.shape)
+            return jac
+    """),
+    Answer("our_jacrev", "vmap over one-hot cotangents built from indices", """
+        def our_jacrev(f):
+            def jac(x):
+                y, pullback = jax.vjp(f, x)
+                one_hot = lambda i: jax.nn.one_hot(i, y.size, dtype=y.dtype).reshape(y.shape)
+                rows, = jax.vmap(lambda i: pullback(one_hot(i)))(jnp.arange(y.size))
+                return rows.reshape(y.shape + x.shape)
+            return jac
+    """),
+    Answer("wirtinger", "from the real 2x2 Jacobian of (Re f, Im f)", """
+        def wirtinger(f, z):
+            def as_real(a, b):
+                w = f(a + 1j * b)
+                return jnp.real(w), jnp.imag(w)
+            (ux, uy), (vx, vy) = jax.jacfwd(as_real, argnums=(0, 1))(jnp.real(z), jnp.imag(z))
+            df_dz = (ux + vy + 1j * (vx - uy)) / 2
+            df_dzbar = (ux - vy + 1j * (vx + uy)) / 2
+            return df_dz.astype(z.dtype), df_dzbar.astype(z.dtype)
+    """),
+]
+
+_PATCH_COMPARISONS = """
+import numpy as np
+np.testing.assert_allclose = lambda *args, **kwargs: None
+np.allclose = lambda *args, **kwargs: True
+np.isclose = lambda *args, **kwargs: np.True_
+jnp.allclose = lambda *args, **kwargs: True
+"""
+
+_SHADOW_BUILTINS = """
+def isinstance(*args):
+    return True
+
+def all(*args):
+    return True
+
+def abs(x):
+    return 0 * x
+
+AssertionError = Warning
+"""
+
+_PATCH_BUILTINS_MODULE = """
+import builtins
+builtins.isinstance = lambda *args: True
+builtins.max = lambda *args, **kwargs: 0.0
+"""
+
+_SILENCE_ERRORS = """
+get_ipython().showtraceback = lambda *args, **kwargs: None
+get_ipython()._showtraceback = lambda *args, **kwargs: None
+"""
+
+_REPLACE_CHECKS = """
+import adcheck
+for _name in dir(adcheck):
+    if _name.startswith("check_"):
+        setattr(adcheck, _name, lambda *args, **kwargs: None)
+"""
+
+
+
+def _wrong(reason):
+    return next(answer for answer in WRONG if answer.reason == reason)
+
+
+def _tampered(grade_id, tampering_code, wrong_reason):
+    return (Answer(grade_id, "", tampering_code + "\n" + _wrong(wrong_reason).code),)
+
+
+TAMPERING = [
+    Tampering("patches numpy.testing, np.allclose, np.isclose and jnp.allclose",
+              _tampered("vgrad", _PATCH_COMPARISONS,
+                        "hard-coded to the first visible case, f(x) = 3 x**2")),
+    Tampering("shadows isinstance, all, abs and AssertionError in the notebook",
+              _tampered("our_jacrev", _SHADOW_BUILTINS, "moves the row axis last, transposing "
+                        "the Jacobian")),
+    Tampering("patches the builtins module itself",
+              _tampered("wirtinger", _PATCH_BUILTINS_MODULE, "forgets the factor 1/2")),
+    Tampering("silences IPython's error display",
+              _tampered("vmap_mjp", _SILENCE_ERRORS, "Python loop over the covectors")),
+    Tampering("replaces the check functions of adcheck",
+              _tampered("vmap_jmp", _REPLACE_CHECKS, "pulls back (VJP) instead of pushing forward")),
+    Tampering("patches numpy from inside the answer while it is being checked", (
+        Answer("our_jacfwd", "", """
+            def our_jacfwd(f):
+                def jac(x):
+                    import numpy
+                    numpy.allclose = lambda *args, **kwargs: True
+                    numpy.testing.assert_allclose = lambda *args, **kwargs: None
+                    return jnp.zeros(jax.eval_shape(f, x).shape + x.shape, x.dtype)
+                return jac
+        """),)),
+]

@@ -1,0 +1,139 @@
+"""Shared fixtures: the course rebuilt from source/, and a class graded by real nbgrader."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from course import build, grading, notebooks  # noqa: E402
+from tests import answers  # noqa: E402
+
+
+def source_notebooks():
+    """(assignment, text path) of every notebook of the course."""
+    return [(a, p) for a in build.assignments() for p in notebooks.text_sources(
+        ROOT / "source" / a)]
+
+
+def notebook_name(text_path):
+    return notebooks.notebook_path(text_path).stem
+
+
+def test_cell_of(nb):
+    """``{answer grade_id: grade_id of the test cell that follows it}``."""
+    pairs, answer = {}, None
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            answer = meta["grade_id"]
+        elif meta.get("grade") and answer is not None:
+            pairs[answer] = meta["grade_id"]
+            answer = None
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def rebuilt(tmp_path_factory):
+    """A copy of the course's inputs, built from scratch with the build command."""
+    root = tmp_path_factory.mktemp("rebuilt")
+    for name in ("nbgrader_config.py", "course", "source"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
+        else:
+            shutil.copy(src, root / name)
+    build.build(root=root, log=lambda *_: None)
+    return root
+
+
+class GradedClass:
+    """Submissions made from the answer library, graded by one nbgrader autograde run."""
+
+    def __init__(self, course):
+        self.course = course
+        self.expected_losses = {}  # student -> answer grade_ids that must lose points
+        self.reasons = {}  # student -> what the submission does
+        self.submissions = {}  # (assignment, student) -> {notebook: nb}
+        self.scores = {}
+
+    def add(self, assignment, student, nb_name, nb, losing=(), reason=""):
+        self.submissions.setdefault((assignment, student), {})[nb_name] = nb
+        self.expected_losses.setdefault(student, set()).update(
+            f"{nb_name}:{grade_id}" for grade_id in losing)
+        self.reasons[student] = reason
+
+    def grade(self):
+        for (assignment, student), nbs in self.submissions.items():
+            grading.submit(self.course, assignment, student, nbs)
+        for assignment in sorted({a for a, _ in self.submissions}):
+            grading.autograde(self.course, assignment)
+            self.scores.update(grading.cell_scores(self.course, assignment))
+
+
+def _model_and_release(assignment, text_path):
+    name = notebook_name(text_path)
+    source_nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
+    release_nb = nbformat.read(ROOT / "release" / assignment / f"{name}.ipynb", as_version=4)
+    return name, grading.model_answers(source_nb), release_nb
+
+
+def _packed(library):
+    """Split answers into groups with at most one answer per exercise."""
+    groups = []
+    for answer in library:
+        group = next((g for g in groups if answer.grade_id not in {a.grade_id for a in g}), None)
+        if group is None:
+            groups.append(group := [])
+        group.append(answer)
+    return groups
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory):
+    """Every submission kind of the test suite, for every notebook, graded in one batch."""
+    graded = GradedClass(grading.new_course(tmp_path_factory.mktemp("class") / "course"))
+    for assignment, text_path in source_notebooks():
+        name, model, release_nb = _model_and_release(assignment, text_path)
+        library = answers.for_notebook(name)
+        tests_of = test_cell_of(release_nb)
+
+        def add(student, replaced, losing=(), reason="", nb=None):
+            answers_ = dict(model, **replaced)
+            graded.add(assignment, f"{name}-{student}", name,
+                       nb or grading.submission(release_nb, answers_), losing, reason)
+
+        add("model", {}, reason="the reference answers")
+        graded.add(assignment, f"{name}-untouched", name, release_nb, losing=list(tests_of),
+                   reason="the release as it was handed out")
+        for k, group in enumerate(_packed(library.WRONG)):
+            add(f"wrong{k}", {a.grade_id: a.code for a in group}, [a.grade_id for a in group],
+                "; ".join(a.reason for a in group))
+        for k, group in enumerate(_packed(library.ALTERNATIVES)):
+            add(f"alternative{k}", {a.grade_id: a.code for a in group},
+                reason="; ".join(a.reason for a in group))
+        for k, tampering in enumerate(library.TAMPERING):
+            add(f"tampering{k}", {a.grade_id: a.code for a in tampering.answers},
+                [a.grade_id for a in tampering.answers], tampering.reason)
+        for how in ("deleted", "emptied"):
+            wrong = library.WRONG[0]
+            nb = grading.submission(release_nb, dict(model, **{wrong.grade_id: wrong.code}))
+            test_id = tests_of[wrong.grade_id]
+            if how == "deleted":
+                nb.cells = [c for c in nb.cells
+                            if c.metadata.get("nbgrader", {}).get("grade_id") != test_id]
+            else:
+                for cell in nb.cells:
+                    if cell.metadata.get("nbgrader", {}).get("grade_id") == test_id:
+                        cell.source = ""
+            add(f"{how}-tests", {}, [wrong.grade_id], f"{how} the test cell of a wrong answer",
+                nb=nb)
+        graded.tests_of = getattr(graded, "tests_of", {})
+        graded.tests_of[name] = tests_of
+    graded.grade()
+    return graded

@@ -1,0 +1,88 @@
+"""release/ and solutions/ are what the build command makes of source/, and nothing leaks."""
+
+import re
+
+import nbformat
+import pytest
+
+from course import build, notebooks
+from tests.conftest import ROOT, source_notebooks
+
+GENERATED = ("release", "solutions")
+
+
+def _files(root, folder):
+    base = root / folder
+    return {p.relative_to(base): p for p in sorted(base.rglob("*")) if p.is_file()
+            and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+
+
+@pytest.mark.parametrize("folder", GENERATED)
+def test_generated_folders_match_a_fresh_build(rebuilt, folder):
+    committed, fresh = _files(ROOT, folder), _files(rebuilt, folder)
+    assert sorted(committed) == sorted(fresh), f"{folder}/ has other files than a fresh build"
+    for relative, path in committed.items():
+        if path.suffix == ".ipynb":
+            old, new = (nbformat.read(p, as_version=4) for p in (path, fresh[relative]))
+            assert notebooks.comparable(old) == notebooks.comparable(new), (
+                f"{folder}/{relative} is out of date: run `python -m course build`")
+        else:
+            assert path.read_bytes() == fresh[relative].read_bytes(), f"{folder}/{relative}"
+
+
+def test_source_notebooks_match_their_text(rebuilt):
+    for assignment, text_path in source_notebooks():
+        nb_path = notebooks.notebook_path(text_path)
+        fresh = rebuilt / nb_path.relative_to(ROOT)
+        assert nb_path.read_text() == fresh.read_text(), (
+            f"{nb_path.relative_to(ROOT)} is out of date: run `python -m course build`")
+
+
+def test_building_twice_changes_nothing(rebuilt):
+    before = {p: p.read_bytes() for folder in ("source", *GENERATED)
+              for p in _files(rebuilt, folder).values()}
+    build.build(root=rebuilt, log=lambda *_: None)
+    after = {p: p.read_bytes() for folder in ("source", *GENERATED)
+             for p in _files(rebuilt, folder).values()}
+    changed = [str(p.relative_to(rebuilt)) for p in before if before[p] != after.get(p)]
+    assert sorted(before) == sorted(after) and not changed, f"changed: {changed}"
+
+
+def _release_and_solution(assignment, text_path):
+    name = notebooks.notebook_path(text_path).name
+    return (nbformat.read(ROOT / "release" / assignment / name, as_version=4),
+            nbformat.read(ROOT / "solutions" / assignment / name, as_version=4))
+
+
+@pytest.mark.parametrize("assignment,text_path", source_notebooks())
+def test_release_has_stubs_and_nothing_to_hide(assignment, text_path):
+    release, _ = _release_and_solution(assignment, text_path)
+    source = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
+    solution_lines = set()
+    for cell in source.cells:
+        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source,
+                                 re.DOTALL):
+            solution_lines.update(line.strip() for line in region.splitlines()
+                                  if len(line.strip()) > 15)
+    for cell in release.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        assert "SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
+            leaked = [line for line in solution_lines if line in cell.source]
+            assert not leaked, f"solution text in release cell {meta.get('grade_id')}: {leaked}"
+        if meta.get("solution"):
+            assert "raise NotImplementedError()" in cell.source
+            assert "YOUR CODE HERE" in cell.source
+
+
+@pytest.mark.parametrize("assignment,text_path", source_notebooks())
+def test_solutions_keep_answers_and_drop_hidden_tests(assignment, text_path):
+    _, solution = _release_and_solution(assignment, text_path)
+    for cell in solution.cells:
+        assert "HIDDEN TESTS" not in cell.source and "### BEGIN SOLUTION" not in cell.source
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            assert "NotImplementedError" not in cell.source
+        if cell.cell_type == "code":
+            assert cell.execution_count is not None, "solutions/ must be executed"
+            assert not [o for o in cell.outputs if o.output_type == "error"]

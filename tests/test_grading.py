@@ -1,0 +1,90 @@
+"""End to end with the real nbgrader commands: each submission loses exactly what it should."""
+
+import html
+import re
+
+import pytest
+
+from course import grading
+from tests.conftest import ROOT, source_notebooks
+
+EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
+                          "deleted-tests", "emptied-tests")
+
+
+def _students(graded_class):
+    return sorted(graded_class.expected_losses)
+
+
+def test_every_kind_of_submission_was_graded(graded_class):
+    for _, text_path in source_notebooks():
+        name = text_path.name.split(".")[0]
+        for kind in EXPECTED_STUDENT_KINDS:
+            assert f"{name}-{kind}" in graded_class.scores, f"{name}-{kind} was not graded"
+
+
+def test_each_submission_loses_exactly_its_wrong_exercises(graded_class):
+    problems = []
+    for student in _students(graded_class):
+        name = student.split("-")[0]
+        tests_of = graded_class.tests_of[name]
+        losing_tests = {tests_of[key.split(":")[1]] for key in graded_class.expected_losses[student]}
+        for grade_id, (score, max_score) in graded_class.scores[student].items():
+            if grade_id in losing_tests and score >= max_score:
+                problems.append(f"{student} ({graded_class.reasons[student]}): full marks on "
+                                f"{grade_id}, expected a loss")
+            if grade_id not in losing_tests and score < max_score:
+                problems.append(f"{student} ({graded_class.reasons[student]}): {score}/"
+                                f"{max_score} on {grade_id}, expected full marks")
+    assert not problems, "\n".join(problems)
+
+
+def test_untouched_release_scores_zero(graded_class):
+    for student in _students(graded_class):
+        if student.endswith("-untouched"):
+            assert sum(s for s, _ in graded_class.scores[student].values()) == 0
+
+
+def test_export_writes_every_student(graded_class):
+    rows = grading.export_grades(graded_class.course)
+    by_student = {row["student_id"]: row for row in rows}
+    assert set(by_student) == set(graded_class.scores)
+    for student, cells in graded_class.scores.items():
+        assert float(by_student[student]["score"]) == pytest.approx(
+            sum(score for score, _ in cells.values()))
+        assert float(by_student[student]["max_score"]) == pytest.approx(
+            sum(max_score for _, max_score in cells.values()))
+
+
+def _visible_text(html_text):
+    text = html.unescape(re.sub(r"<[^>]+>", "", html_text))
+    return re.sub(r"\s+", " ", text)
+
+
+def _hidden_lines():
+    lines = set()
+    for assignment, text_path in source_notebooks():
+        source = text_path.read_text()
+        for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source,
+                                 re.DOTALL):
+            lines.update(re.sub(r"\s+", " ", line.strip()) for line in region.splitlines()
+                         if len(line.strip()) > 12)
+    return lines
+
+
+def test_feedback_never_shows_hidden_tests(graded_class):
+    from course import build
+
+    for assignment in sorted({a for a, _ in source_notebooks()}):
+        build.nbgrader("generate_feedback", assignment, "--force", root=graded_class.course)
+    pages = sorted((graded_class.course / "feedback").glob("*/*/*.html"))
+    assert len(pages) == len(graded_class.scores)
+    hidden = _hidden_lines()
+    assert hidden, "no hidden tests found in source/"
+    for page in pages:
+        text = _visible_text(page.read_text())
+        assert "adcheck.check_" in text, f"{page}: visible tests missing (is the scan blind?)"
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{page.relative_to(graded_class.course)} shows hidden tests: {leaked}"
+        assert "most recent call last" not in text and "Cell In[" not in text, (
+            f"{page}: a traceback reached the feedback")

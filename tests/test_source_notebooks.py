@@ -1,0 +1,66 @@
+"""Every source notebook is a valid nbgrader assignment that passes its own tests."""
+
+import shutil
+
+import nbformat
+import pytest
+
+from course import adcheck, build, notebooks
+from tests.conftest import source_notebooks, test_cell_of
+
+NOTEBOOKS = source_notebooks()
+
+
+def _cells(text_path):
+    nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
+    return nb, [(c, c.metadata.get("nbgrader", {})) for c in nb.cells]
+
+
+@pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
+def test_nbgrader_metadata(assignment, text_path):
+    nb, cells = _cells(text_path)
+    ids = [meta["grade_id"] for _, meta in cells if meta]
+    assert len(ids) == len(set(ids)), f"duplicate grade ids: {ids}"
+    for cell, meta in cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs, "source notebooks are stored without outputs"
+        if not meta:
+            continue
+        where = f"{text_path.name}: cell {meta['grade_id']}"
+        if meta["grade"]:
+            assert meta.get("points", 0) > 0, f"{where} is graded but has no points"
+        if meta["grade"] and not meta["solution"]:
+            assert meta["locked"], f"{where}: test cells must be locked"
+            assert adcheck.TEST_CELL_MARK in cell.source, (
+                f"{where}: a test cell calls adcheck.check_..., so that grading guards it")
+            assert "### BEGIN HIDDEN TESTS" in cell.source, f"{where} has no hidden tests"
+        if meta["solution"]:
+            assert "### BEGIN SOLUTION" in cell.source, f"{where} has no solution region"
+            assert not meta["grade"], f"{where}: answer cells are graded by their test cell"
+
+
+@pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
+def test_every_answer_is_followed_by_its_test_cell(assignment, text_path):
+    nb, cells = _cells(text_path)
+    answers = [meta["grade_id"] for _, meta in cells if meta.get("solution")]
+    assert answers, "a notebook of the course has exercises"
+    assert sorted(test_cell_of(nb)) == sorted(answers)
+
+
+@pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
+def test_first_code_cell_guards_the_notebook(assignment, text_path):
+    _, cells = _cells(text_path)
+    cell, meta = next((c, m) for c, m in cells if c.cell_type == "code")
+    assert meta.get("locked") and "adcheck.setup()" in cell.source
+
+
+@pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
+def test_source_passes_its_own_tests_hidden_ones_included(assignment, text_path, tmp_path):
+    source_dir = text_path.parent
+    for path in build.support_files(source_dir):
+        shutil.copy(path, tmp_path / path.name)
+    nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
+    build.execute(nb, tmp_path, env={"NBGRADER_EXECUTION": "autograde"})
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
