@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from . import notebooks
 
@@ -50,7 +51,8 @@ def execute(nb, cwd, env=None):
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return nb
+    # How printed text splits into stream outputs depends on timing: store it merged.
+    return CoalesceStreamsPreprocessor().preprocess(nb, {})[0]
 
 
 def build_source(assignment, root=ROOT):

@@ -24,7 +24,7 @@ def notebook_name(text_path):
     return notebooks.notebook_path(text_path).stem
 
 
-def test_cell_of(nb):
+def answer_to_test_cell(nb):
     """``{answer grade_id: grade_id of the test cell that follows it}``."""
     pairs, answer = {}, None
     for cell in nb.cells:
@@ -101,7 +101,7 @@ def graded_class(tmp_path_factory):
     for assignment, text_path in source_notebooks():
         name, model, release_nb = _model_and_release(assignment, text_path)
         library = answers.for_notebook(name)
-        tests_of = test_cell_of(release_nb)
+        tests_of = answer_to_test_cell(release_nb)
 
         def add(student, replaced, losing=(), reason="", nb=None):
             answers_ = dict(model, **replaced)

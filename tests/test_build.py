@@ -17,15 +17,25 @@ def _files(root, folder):
             and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
 
 
+def _difference(old, new):
+    if old.metadata != new.metadata or len(old.cells) != len(new.cells):
+        return "notebook metadata or number of cells"
+    for index, (a, b) in enumerate(zip(old.cells, new.cells)):
+        if a != b:
+            return f"cell {index}: {b.source.splitlines()[0] if b.source else ''!r}"
+    return "?"
+
+
 @pytest.mark.parametrize("folder", GENERATED)
 def test_generated_folders_match_a_fresh_build(rebuilt, folder):
     committed, fresh = _files(ROOT, folder), _files(rebuilt, folder)
     assert sorted(committed) == sorted(fresh), f"{folder}/ has other files than a fresh build"
     for relative, path in committed.items():
         if path.suffix == ".ipynb":
-            old, new = (nbformat.read(p, as_version=4) for p in (path, fresh[relative]))
-            assert notebooks.comparable(old) == notebooks.comparable(new), (
-                f"{folder}/{relative} is out of date: run `python -m course build`")
+            old, new = (notebooks.comparable(nbformat.read(p, as_version=4))
+                        for p in (path, fresh[relative]))
+            assert old == new, (f"{folder}/{relative} is out of date ({_difference(old, new)}): "
+                                "run `python -m course build`")
         else:
             assert path.read_bytes() == fresh[relative].read_bytes(), f"{folder}/{relative}"
 
@@ -69,9 +79,9 @@ def test_release_has_stubs_and_nothing_to_hide(assignment, text_path):
         assert "SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None
-            leaked = [line for line in solution_lines if line in cell.source]
-            assert not leaked, f"solution text in release cell {meta.get('grade_id')}: {leaked}"
         if meta.get("solution"):
+            leaked = [line for line in solution_lines if line in cell.source]
+            assert not leaked, f"solution text in release cell {meta['grade_id']}: {leaked}"
             assert "raise NotImplementedError()" in cell.source
             assert "YOUR CODE HERE" in cell.source
 

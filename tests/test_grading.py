@@ -86,5 +86,5 @@ def test_feedback_never_shows_hidden_tests(graded_class):
         assert "adcheck.check_" in text, f"{page}: visible tests missing (is the scan blind?)"
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"{page.relative_to(graded_class.course)} shows hidden tests: {leaked}"
-        assert "most recent call last" not in text and "Cell In[" not in text, (
-            f"{page}: a traceback reached the feedback")
+        # Tracebacks of the student's own cells may stay; none may pass through the grader.
+        assert "adcheck.py" not in text, f"{page}: a test cell's traceback reached the feedback"

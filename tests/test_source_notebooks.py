@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from course import adcheck, build, notebooks
-from tests.conftest import source_notebooks, test_cell_of
+from tests.conftest import source_notebooks, answer_to_test_cell
 
 NOTEBOOKS = source_notebooks()
 
@@ -44,7 +44,7 @@ def test_every_answer_is_followed_by_its_test_cell(assignment, text_path):
     nb, cells = _cells(text_path)
     answers = [meta["grade_id"] for _, meta in cells if meta.get("solution")]
     assert answers, "a notebook of the course has exercises"
-    assert sorted(test_cell_of(nb)) == sorted(answers)
+    assert sorted(answer_to_test_cell(nb)) == sorted(answers)
 
 
 @pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)

@@ -21,6 +21,16 @@ WRONG = [
         def vgrad(f, x):
             return 6 * x
     """),
+    Answer("vgrad", "uses jax.grad, which the exercise forbids", """
+        def vgrad(f, x):
+            return jax.grad(lambda x: jnp.sum(f(x)).real)(x)
+    """),
+    Answer("vgrad", "tuned to the two visible cases", """
+        def vgrad(f, x):
+            if x.ndim == 1:
+                return 6 * x
+            return jnp.cos(x)
+    """),
     Answer("vgrad", "a float32 cotangent whatever the output dtype", """
         def vgrad(f, x):
             y, vjp_fn = jax.vjp(f, x)
@@ -143,6 +153,16 @@ WRONG = [
             along_imag = jax.jvp(f, (z,), (1j * jnp.ones_like(z),))[1]
             return along_real - 1j * along_imag, along_real + 1j * along_imag
     """),
+    Answer("wirtinger", "from the real 2x2 Jacobian, but cast to complex64 always", """
+        def wirtinger(f, z):
+            def as_real(a, b):
+                w = f(a + 1j * b)
+                return jnp.real(w), jnp.imag(w)
+            (ux, uy), (vx, vy) = jax.jacfwd(as_real, argnums=(0, 1))(jnp.real(z), jnp.imag(z))
+            df_dz = (ux + vy + 1j * (vx - uy)) / 2
+            df_dzbar = (ux - vy + 1j * (vx + uy)) / 2
+            return df_dz.astype(jnp.complex64), df_dzbar.astype(jnp.complex64)
+    """),
     Answer("wirtinger", "grad(holomorphic=True) as df/dz and zero for df/dzbar", """
         def wirtinger(f, z):
             return jax.grad(f, holomorphic=True)(z), jnp.zeros_like(z)
@@ -160,9 +180,10 @@ WRONG = [
 ]
 
 ALTERNATIVES = [
-    Answer("vgrad", "jax.grad of the summed output", """
+    Answer("vgrad", "one VJP of the summed output", """
         def vgrad(f, x):
-            return jax.grad(lambda x: jnp.sum(f(x)))(x)
+            total, pullback = jax.vjp(lambda x: jnp.sum(f(x)), x)
+            return pullback(jnp.ones_like(total))[0]
     """),
     Answer("vgrad", "explicit dtype and shape for the cotangent, tuple unpacking", """
         def vgrad(f, x):
@@ -170,11 +191,10 @@ ALTERNATIVES = [
             (g,) = pullback(jnp.ones(y.shape, y.dtype))
             return g
     """),
-    Answer("vmap_mjp", "linearize, then transpose the linear map", """
+    Answer("vmap_mjp", "vmaps a lambda that unpacks each pulled-back row", """
         def vmap_mjp(f, x, M):
-            y, f_lin = jax.linearize(f, x)
-            transpose = jax.linear_transpose(f_lin, x)
-            return jax.vmap(lambda m: transpose(m)[0])(M)
+            _, pullback = jax.vjp(f, x)
+            return jax.vmap(lambda m: pullback(m)[0], in_axes=0, out_axes=0)(M)
     """),
     Answer("vmap_jmp", "linearize once, then vmap the linear map", """
         def vmap_jmp(f, x, M):
@@ -202,15 +222,12 @@ ALTERNATIVES = [
                 return rows.reshape(y.shape + x.shape)
             return jac
     """),
-    Answer("wirtinger", "from the real 2x2 Jacobian of (Re f, Im f)", """
+    Answer("wirtinger", "jax.linearize once, then the linear map along 1 and i", """
         def wirtinger(f, z):
-            def as_real(a, b):
-                w = f(a + 1j * b)
-                return jnp.real(w), jnp.imag(w)
-            (ux, uy), (vx, vy) = jax.jacfwd(as_real, argnums=(0, 1))(jnp.real(z), jnp.imag(z))
-            df_dz = (ux + vy + 1j * (vx - uy)) / 2
-            df_dzbar = (ux - vy + 1j * (vx + uy)) / 2
-            return df_dz.astype(z.dtype), df_dzbar.astype(z.dtype)
+            _, pushforward = jax.linearize(f, z)
+            a = pushforward(jnp.ones_like(z))
+            b = pushforward(jnp.full_like(z, 1j))
+            return 0.5 * (a - 1j * b), 0.5 * (a + 1j * b)
     """),
 ]
 
@@ -237,8 +254,9 @@ AssertionError = Warning
 
 _PATCH_BUILTINS_MODULE = """
 import builtins
-builtins.isinstance = lambda *args: True
-builtins.max = lambda *args, **kwargs: 0.0
+builtins.all = lambda *args: True
+builtins.any = lambda *args: False
+builtins.abs = lambda x: 0 * x
 """
 
 _SILENCE_ERRORS = """
