@@ -2,6 +2,7 @@
 
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -53,10 +54,15 @@ def rebuilt(tmp_path_factory):
 
 
 class GradedClass:
-    """Submissions made from the answer library, graded by one nbgrader autograde run."""
+    """Submissions made from the answer library, graded by real nbgrader autograde.
 
-    def __init__(self, course):
-        self.course = course
+    Each assignment gets a course folder of its own, so the assignments are graded by parallel
+    ``nbgrader autograde`` processes (one per assignment, each over its whole class).
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.courses = {}  # assignment -> course folder
         self.expected_losses = {}  # student -> answer grade_ids that must lose points
         self.reasons = {}  # student -> what the submission does
         self.submissions = {}  # (assignment, student) -> {notebook: nb}
@@ -70,10 +76,14 @@ class GradedClass:
 
     def grade(self):
         for (assignment, student), nbs in self.submissions.items():
-            grading.submit(self.course, assignment, student, nbs)
-        for assignment in sorted({a for a, _ in self.submissions}):
-            grading.autograde(self.course, assignment)
-            self.scores.update(grading.cell_scores(self.course, assignment))
+            if assignment not in self.courses:
+                self.courses[assignment] = grading.new_course(self.folder / assignment)
+            grading.submit(self.courses[assignment], assignment, student, nbs)
+        with ThreadPoolExecutor(max_workers=len(self.courses)) as pool:
+            list(pool.map(lambda item: grading.autograde(item[1], item[0]),
+                          self.courses.items()))
+        for assignment, course in self.courses.items():
+            self.scores.update(grading.cell_scores(course, assignment))
 
 
 def _model_and_release(assignment, text_path):
@@ -97,7 +107,7 @@ def _packed(library):
 @pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
     """Every submission kind of the test suite, for every notebook, graded in one batch."""
-    graded = GradedClass(grading.new_course(tmp_path_factory.mktemp("class") / "course"))
+    graded = GradedClass(tmp_path_factory.mktemp("class"))
     for assignment, text_path in source_notebooks():
         name, model, release_nb = _model_and_release(assignment, text_path)
         library = answers.for_notebook(name)

@@ -1,6 +1,7 @@
 """Answers for source/01_forward_reverse/forward_reverse (vgrad, products, Jacobians, Wirtinger)."""
 
-from . import Answer, Tampering
+from . import (PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, REPLACE_CHECKS, SHADOW_BUILTINS,
+               SILENCE_ERRORS, Answer, Tampering, tampered)
 
 WRONG = [
     Answer("vgrad", "cotangent shaped like the input, not the output", """
@@ -231,69 +232,26 @@ ALTERNATIVES = [
     """),
 ]
 
-_PATCH_COMPARISONS = """
-import numpy as np
-np.testing.assert_allclose = lambda *args, **kwargs: None
-np.allclose = lambda *args, **kwargs: True
-np.isclose = lambda *args, **kwargs: np.True_
-jnp.allclose = lambda *args, **kwargs: True
-"""
-
-_SHADOW_BUILTINS = """
-def isinstance(*args):
-    return True
-
-def all(*args):
-    return True
-
-def abs(x):
-    return 0 * x
-
-AssertionError = Warning
-"""
-
-_PATCH_BUILTINS_MODULE = """
-import builtins
-builtins.all = lambda *args: True
-builtins.any = lambda *args: False
-builtins.abs = lambda x: 0 * x
-"""
-
-_SILENCE_ERRORS = """
-get_ipython().showtraceback = lambda *args, **kwargs: None
-get_ipython()._showtraceback = lambda *args, **kwargs: None
-"""
-
-_REPLACE_CHECKS = """
-import adcheck
-for _name in dir(adcheck):
-    if _name.startswith("check_"):
-        setattr(adcheck, _name, lambda *args, **kwargs: None)
-"""
-
 
 
 def _wrong(reason):
     return next(answer for answer in WRONG if answer.reason == reason)
 
 
-def _tampered(grade_id, tampering_code, wrong_reason):
-    return (Answer(grade_id, "", tampering_code + "\n" + _wrong(wrong_reason).code),)
-
-
 TAMPERING = [
     Tampering("patches numpy.testing, np.allclose, np.isclose and jnp.allclose",
-              _tampered("vgrad", _PATCH_COMPARISONS,
-                        "hard-coded to the first visible case, f(x) = 3 x**2")),
+              tampered("vgrad", PATCH_COMPARISONS,
+                       _wrong("hard-coded to the first visible case, f(x) = 3 x**2"))),
     Tampering("shadows isinstance, all, abs and AssertionError in the notebook",
-              _tampered("our_jacrev", _SHADOW_BUILTINS, "moves the row axis last, transposing "
-                        "the Jacobian")),
+              tampered("our_jacrev", SHADOW_BUILTINS,
+                       _wrong("moves the row axis last, transposing the Jacobian"))),
     Tampering("patches the builtins module itself",
-              _tampered("wirtinger", _PATCH_BUILTINS_MODULE, "forgets the factor 1/2")),
+              tampered("wirtinger", PATCH_BUILTINS_MODULE, _wrong("forgets the factor 1/2"))),
     Tampering("silences IPython's error display",
-              _tampered("vmap_mjp", _SILENCE_ERRORS, "Python loop over the covectors")),
+              tampered("vmap_mjp", SILENCE_ERRORS, _wrong("Python loop over the covectors"))),
     Tampering("replaces the check functions of adcheck",
-              _tampered("vmap_jmp", _REPLACE_CHECKS, "pulls back (VJP) instead of pushing forward")),
+              tampered("vmap_jmp", REPLACE_CHECKS,
+                       _wrong("pulls back (VJP) instead of pushing forward"))),
     Tampering("patches numpy from inside the answer while it is being checked", (
         Answer("our_jacfwd", "", """
             def our_jacfwd(f):

@@ -1,0 +1,233 @@
+"""Answers for source/02_higher_order/higher_order (Hessians, HVPs, stop_gradient, MAML, ...)."""
+
+from . import PATCH_COMPARISONS, Answer, Tampering, tampered
+
+WRONG = [
+    Answer("hessian", "calls the built-in jax.hessian", """
+        def hessian(f):
+            return jax.hessian(f)
+    """),
+    Answer("hessian", "reverse-over-reverse instead of forward-over-reverse", """
+        def hessian(f):
+            return jax.jacrev(jax.jacrev(f))
+    """),
+    Answer("hessian", "reverse-over-forward", """
+        def hessian(f):
+            return jax.jacrev(jax.jacfwd(f))
+    """),
+    Answer("hessian", "the first derivative instead of the second", """
+        def hessian(f):
+            return jax.jacfwd(f)
+    """),
+    Answer("hessian", "hard-coded: twice the identity, right only for sum(x**2)", """
+        def hessian(f):
+            return lambda x: 2 * jnp.eye(x.size).reshape(x.shape + x.shape)
+    """),
+    Answer("hvp", "reverse-over-reverse with a dot product: single arrays only", """
+        def hvp(f, primals, tangents):
+            (x,), (v,) = primals, tangents
+            return jax.grad(lambda x: jnp.vdot(jax.grad(f)(x), v))(x)
+    """),
+    Answer("hvp", "materializes the dense Hessian", """
+        def hvp(f, primals, tangents):
+            (x,), (v,) = primals, tangents
+            H = jax.hessian(f)(x)
+            return jnp.tensordot(H, v, axes=v.ndim)
+    """),
+    Answer("hvp", "returns the (gradient, HVP) pair of jax.jvp", """
+        def hvp(f, primals, tangents):
+            return jax.jvp(jax.grad(f), primals, tangents)
+    """),
+    Answer("hvp", "returns the gradient instead of the HVP", """
+        def hvp(f, primals, tangents):
+            return jax.jvp(jax.grad(f), primals, tangents)[0]
+    """),
+    Answer("hvp", "finite differences of the gradient", """
+        def hvp(f, primals, tangents):
+            (x,), (v,) = primals, tangents
+            eps = 1e-3
+            shifted = jax.tree.map(lambda a, b: a + eps * b, x, v)
+            return jax.tree.map(lambda a, b: (a - b) / eps, jax.grad(f)(shifted), jax.grad(f)(x))
+    """),
+    Answer("td_update", "no stop_gradient: differentiates through the target", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            def pseudo_loss(theta):
+                target = r_t + value_fn(theta, s_t)
+                return -0.5 * (target - value_fn(theta, s_tm1)) ** 2
+            return jax.grad(pseudo_loss)(theta)
+    """),
+    Answer("td_update", "hard-coded closed form of the linear value function", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            return (r_t + jnp.dot(theta, s_t) - jnp.dot(theta, s_tm1)) * s_tm1
+    """),
+    Answer("td_update", "the gradient of the squared error, not the update (sign)", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            def loss(theta):
+                target = jax.lax.stop_gradient(r_t + value_fn(theta, s_t))
+                return 0.5 * (target - value_fn(theta, s_tm1)) ** 2
+            return jax.grad(loss)(theta)
+    """),
+    Answer("td_update", "stops the gradient of the prediction instead of the target", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            def pseudo_loss(theta):
+                target = r_t + value_fn(theta, s_t)
+                prediction = jax.lax.stop_gradient(value_fn(theta, s_tm1))
+                return -0.5 * (target - prediction) ** 2
+            return jax.grad(pseudo_loss)(theta)
+    """),
+    Answer("straight_through_round", "plain rounding: zero gradient", """
+        def straight_through_round(x):
+            return jnp.round(x)
+    """),
+    Answer("straight_through_round", "adds the rounded value to x instead of the difference", """
+        def straight_through_round(x):
+            return x + jax.lax.stop_gradient(jnp.round(x))
+    """),
+    Answer("straight_through_round", "a custom_vjp: the gradient is right but JVPs raise", """
+        @jax.custom_vjp
+        def straight_through_round(x):
+            return jnp.round(x)
+
+        straight_through_round.defvjp(lambda x: (jnp.round(x), None), lambda _, g: (g,))
+    """),
+    Answer("straight_through_round", "stops the gradient of the wrong term", """
+        def straight_through_round(x):
+            return jnp.round(x) + jax.lax.stop_gradient(x - jnp.round(x))
+    """),
+    Answer("perex_grads", "the gradient of the mean loss, not one per example", """
+        def perex_grads(loss, params, xs, ys):
+            mean_loss = lambda p: jnp.mean(jax.vmap(loss, in_axes=(None, 0, 0))(p, xs, ys))
+            return jax.grad(mean_loss)(params)
+    """),
+    Answer("perex_grads", "Python loop over the examples", """
+        def perex_grads(loss, params, xs, ys):
+            grads = [jax.grad(loss)(params, x, y) for x, y in zip(xs, ys)]
+            return jax.tree.map(lambda *g: jnp.stack(g), *grads)
+    """),
+    Answer("perex_grads", "maps over the parameters too (in_axes=0)", """
+        def perex_grads(loss, params, xs, ys):
+            return jax.vmap(jax.grad(loss))(params, xs, ys)
+    """),
+    Answer("maml_grad", "first-order MAML: stops the gradient of the inner step", """
+        def maml_grad(loss, params, train_batch, test_batch, lr):
+            def meta_loss(p):
+                g = jax.lax.stop_gradient(jax.grad(loss)(p, train_batch))
+                return loss(jax.tree.map(lambda a, b: a - lr * b, p, g), test_batch)
+            return jax.grad(meta_loss)(params)
+    """),
+    Answer("maml_grad", "evaluates the adapted parameters on the training batch", """
+        def maml_grad(loss, params, train_batch, test_batch, lr):
+            def meta_loss(p):
+                g = jax.grad(loss)(p, train_batch)
+                return loss(jax.tree.map(lambda a, b: a - lr * b, p, g), train_batch)
+            return jax.grad(meta_loss)(params)
+    """),
+    Answer("maml_grad", "the plain test gradient at the adapted parameters", """
+        def maml_grad(loss, params, train_batch, test_batch, lr):
+            g = jax.grad(loss)(params, train_batch)
+            adapted = jax.tree.map(lambda a, b: a - lr * b, params, g)
+            return jax.grad(loss)(adapted, test_batch)
+    """),
+    Answer("maml_grad", "steps up the gradient in the inner update", """
+        def maml_grad(loss, params, train_batch, test_batch, lr):
+            def meta_loss(p):
+                g = jax.grad(loss)(p, train_batch)
+                return loss(jax.tree.map(lambda a, b: a + lr * b, p, g), test_batch)
+            return jax.grad(meta_loss)(params)
+    """),
+    Answer("hutchinson_trace", "the exact trace of the dense Hessian", """
+        def hutchinson_trace(f, x, key, num_samples):
+            return jnp.trace(jax.hessian(f)(x))
+    """),
+    Answer("hutchinson_trace", "Gaussian probes instead of Rademacher ones", """
+        def hutchinson_trace(f, x, key, num_samples):
+            probes = jax.random.normal(key, (num_samples,) + x.shape, dtype=x.dtype)
+            hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+            return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
+    """),
+    Answer("hutchinson_trace", "sums the samples instead of averaging them", """
+        def hutchinson_trace(f, x, key, num_samples):
+            probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
+            hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+            return jnp.sum(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
+    """),
+    Answer("hutchinson_trace", "splits the key into one key per probe", """
+        def hutchinson_trace(f, x, key, num_samples):
+            keys = jax.random.split(key, num_samples)
+            probes = jax.vmap(lambda k: jax.random.rademacher(k, x.shape, dtype=x.dtype))(keys)
+            hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+            return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
+    """),
+]
+
+ALTERNATIVES = [
+    Answer("hessian", "jacfwd of jax.grad", """
+        def hessian(f):
+            return jax.jacfwd(jax.grad(f))
+    """),
+    Answer("hvp", "linearize the gradient, then apply the linear map", """
+        def hvp(f, primals, tangents):
+            _, hessian_times = jax.linearize(jax.grad(f), *primals)
+            return hessian_times(*tangents)
+    """),
+    Answer("td_update", "a surrogate whose gradient is the update: stopped error times v", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            def surrogate(theta):
+                target = jax.lax.stop_gradient(r_t + value_fn(theta, s_t))
+                error = jax.lax.stop_gradient(target - value_fn(theta, s_tm1))
+                return error * value_fn(theta, s_tm1)
+            return jax.grad(surrogate)(theta)
+    """),
+    Answer("straight_through_round", "x - stop_gradient(x) + stop_gradient(round(x))", """
+        def straight_through_round(x):
+            zero = x - jax.lax.stop_gradient(x)
+            return zero + jax.lax.stop_gradient(jnp.round(x))
+    """),
+    Answer("straight_through_round", "a custom_jvp whose tangent passes through", """
+        @jax.custom_jvp
+        def straight_through_round(x):
+            return jnp.round(x)
+
+        @straight_through_round.defjvp
+        def _straight_through_jvp(primals, tangents):
+            return jnp.round(primals[0]), tangents[0]
+    """),
+    Answer("perex_grads", "jacrev of the vector of per-example losses", """
+        def perex_grads(loss, params, xs, ys):
+            losses = lambda p: jax.vmap(loss, in_axes=(None, 0, 0))(p, xs, ys)
+            return jax.jacrev(losses)(params)
+    """),
+    Answer("maml_grad", "chain rule by hand: (I - lr H_train) applied to the test gradient", """
+        def maml_grad(loss, params, train_batch, test_batch, lr):
+            train_grad = lambda p: jax.grad(loss)(p, train_batch)
+            adapted = jax.tree.map(lambda a, b: a - lr * b, params, train_grad(params))
+            g = jax.grad(loss)(adapted, test_batch)
+            hg = jax.jvp(train_grad, (params,), (g,))[1]
+            return jax.tree.map(lambda a, b: a - lr * b, g, hg)
+    """),
+    Answer("hutchinson_trace", "einsum over the vmapped HVPs", """
+        def hutchinson_trace(f, x, key, num_samples):
+            probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
+            products = jax.vmap(lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1])(probes)
+            return jnp.einsum("i...,i...->", probes, products) / num_samples
+    """),
+]
+
+
+
+def _wrong(reason):
+    return next(answer for answer in WRONG if answer.reason == reason)
+
+
+_UNSTOP_GRADIENTS = """
+jax.lax.stop_gradient = lambda x: x
+"""
+
+TAMPERING = [
+    Tampering("disables jax.lax.stop_gradient to make a wrong answer look right",
+              tampered("td_update", _UNSTOP_GRADIENTS,
+                       _wrong("stops the gradient of the prediction instead of the target"))),
+    Tampering("patches numpy's comparisons",
+              tampered("maml_grad", PATCH_COMPARISONS,
+                       _wrong("first-order MAML: stops the gradient of the inner step"))),
+]
