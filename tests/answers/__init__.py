@@ -26,6 +26,11 @@ class Tampering:
     answers: tuple  # Answer objects: the wrong answers, with the tampering code in front
 
 
+def by_reason(answers, reason):
+    """The answer of a list with this reason."""
+    return next(answer for answer in answers if answer.reason == reason)
+
+
 def tampered(grade_id, tampering_code, wrong_answer):
     """A wrong answer with tampering code in front of it, in the same answer cell."""
     return (Answer(grade_id, "", tampering_code + "\n" + wrong_answer.code),)

@@ -1,6 +1,6 @@
 """Answers for source/01_forward_reverse/forward_reverse (vgrad, products, Jacobians, Wirtinger)."""
 
-from . import (PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, REPLACE_CHECKS, SHADOW_BUILTINS,
+from . import (by_reason, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, REPLACE_CHECKS, SHADOW_BUILTINS,
                SILENCE_ERRORS, Answer, Tampering, tampered)
 
 WRONG = [
@@ -235,7 +235,7 @@ ALTERNATIVES = [
 
 
 def _wrong(reason):
-    return next(answer for answer in WRONG if answer.reason == reason)
+    return by_reason(WRONG, reason)
 
 
 TAMPERING = [

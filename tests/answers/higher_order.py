@@ -1,6 +1,6 @@
 """Answers for source/02_higher_order/higher_order (Hessians, HVPs, stop_gradient, MAML, ...)."""
 
-from . import PATCH_COMPARISONS, Answer, Tampering, tampered
+from . import by_reason, PATCH_COMPARISONS, Answer, Tampering, tampered
 
 WRONG = [
     Answer("hessian", "calls the built-in jax.hessian", """
@@ -216,7 +216,7 @@ ALTERNATIVES = [
 
 
 def _wrong(reason):
-    return next(answer for answer in WRONG if answer.reason == reason)
+    return by_reason(WRONG, reason)
 
 
 _UNSTOP_GRADIENTS = """
