@@ -815,3 +815,221 @@ def check_hutchinson_trace(hutchinson_trace, cases=None, jit=False):
     print(f"hutchinson_trace passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
           (" and never builds the Hessian." if visible else "."))
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 03: custom derivative rules
+
+
+def _require_custom_rule(name, fn, kind):
+    """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
+    cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
+    if not isinstance(fn, cls):
+        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+    if getattr(fn, rule, None) is None:
+        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+
+
+def _finite(name, case, value):
+    if not np.all(np.isfinite(np.asarray(value))):
+        raise AssertionError(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.")
+
+
+def _elementwise_derivatives(fn, x):
+    """Values, first and second derivatives of an elementwise ``fn`` at every entry of ``x``."""
+    first = jax.grad(lambda x: jnp.sum(fn(x)))
+    second = jax.grad(lambda x: jnp.sum(first(x)))
+    return fn(x), first(x), second(x)
+
+
+def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None):
+    """Compare an elementwise custom_jvp function and its derivatives with float64 formulas."""
+    for case in cases:
+        (x,) = case.args
+        x64 = np.asarray(x, np.float64)
+        results = _run(name, lambda x: _elementwise_derivatives(fn, x), (x,), jit)
+        expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
+        labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
+        for label, result, wanted in zip(labels, results, expected):
+            _finite(label, case, result)
+            _compare(label, case, result, wanted.astype(x.dtype))
+        tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
+        _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
+        flat = x.reshape(-1)
+        _compare(f"jax.vmap({name})", case, _run(name, jax.vmap(fn), (flat,), jit),
+                 value(np.asarray(flat, np.float64)).astype(x.dtype))
+
+
+def _sigmoid64(x):
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def check_log1pexp(log1pexp, cases=None, jit=False):
+    """A custom_jvp log(1 + e^x): accurate values, derivative sigmoid(x), never nan."""
+    _require_custom_rule("log1pexp", log1pexp, "jvp")
+    cases = cases or [Case("x from -100 to 100", jnp.array([-100.0, -3.0, 0.0, 2.0, 100.0]))]
+    _check_elementwise_rule(
+        "log1pexp", log1pexp, cases, jit, value=lambda x: np.logaddexp(0.0, x),
+        derivative=_sigmoid64, second=lambda x: _sigmoid64(x) * _sigmoid64(-x))
+    print(f"log1pexp passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _shrink_derivative(x):
+    root = np.sqrt(x)
+    return (1 + root / 2) / (1 + root) ** 2
+
+
+def check_shrink(shrink, cases=None, jit=False):
+    """A custom_jvp x / (1 + sqrt(x)) whose derivative at 0 is 1, without nan."""
+    _require_custom_rule("shrink", shrink, "jvp")
+    cases = cases or [Case("x = 0, 0.25, 1 and 4", jnp.array([0.0, 0.25, 1.0, 4.0]))]
+    _check_elementwise_rule("shrink", shrink, cases, jit, value=lambda x: x / (1 + np.sqrt(x)),
+                            derivative=_shrink_derivative)
+    print(f"shrink passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def check_clip_gradient(clip_gradient, cases=None, jit=False):
+    """Identity forward; the cotangent is clipped to [lo, hi]; lo and hi get no gradient."""
+    _require_custom_rule("clip_gradient", clip_gradient, "vjp")
+    if cases is None:
+        cases = [Case("lo = -1, hi = 1", jnp.array(-1.0), jnp.array(1.0),
+                      jnp.array([0.5, 2.0, -3.0]), jnp.array([3.0, -0.5, -2.0]))]
+    for case in cases:
+        lo, hi, x, g = case.args
+
+        def run(lo, hi, x, g):
+            y, pullback = jax.vjp(clip_gradient, lo, hi, x)
+            return y, pullback(g)
+
+        y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
+        _compare("clip_gradient (forward pass)", case, y, x)
+        _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
+        for label, value in (("lo", g_lo), ("hi", g_hi)):
+            _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+    print(f"clip_gradient passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _polar_reference(point):
+    x, y = point["x"], point["y"]
+    return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+
+def check_polar(polar, cases=None, jit=False):
+    """A custom_vjp from {"x", "y"} to {"r", "theta"}, pytrees in and out."""
+    _require_custom_rule("polar", polar, "vjp")
+    if cases is None:
+        point = {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])}
+        cases = [Case("two points", point, {"r": jnp.array([1.0, -1.0]),
+                                            "theta": jnp.array([0.5, 2.0])})]
+    for case in cases:
+        point, cotangent = case.args
+
+        def run(point, cotangent):
+            value, pullback = jax.vjp(polar, point)
+            return value, pullback(cotangent)
+
+        value, pulled = _run("polar", run, (point, cotangent), jit)
+        expected_value, pullback = jax.vjp(_polar_reference, point)
+        _compare_tree("polar", case, value, expected_value)
+        _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[
+            "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2."])
+    print(f"polar passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _clipped_norm64(g, max_norm):
+    norm = np.sqrt(np.sum(np.asarray(g, np.float64) ** 2))
+    return np.asarray(g, np.float64) * min(1.0, max_norm / norm if norm > 0 else 1.0)
+
+
+def check_clip_gradient_norm(clip_gradient_norm, cases=None, jit=False):
+    """Identity forward; the cotangent is rescaled to norm <= max_norm (nondiff_argnums=(0,))."""
+    _require_custom_rule("clip_gradient_norm", clip_gradient_norm, "vjp")
+    if tuple(getattr(clip_gradient_norm, "nondiff_argnums", ())) != (0,):
+        raise AssertionError("clip_gradient_norm must declare nondiff_argnums=(0,).")
+    if cases is None:
+        x = jnp.array([1.0, 2.0, 3.0])
+        cases = [Case("a long cotangent, max_norm = 1", 1.0, x, jnp.array([3.0, 0.0, -4.0])),
+                 Case("a short cotangent, max_norm = 10", 10.0, x, jnp.array([3.0, 0.0, -4.0])),
+                 Case("a zero cotangent", 1.0, x, jnp.zeros(3))]
+    for case in cases:
+        max_norm, x, g = case.args
+
+        def run(x, g):
+            y, pullback = jax.vjp(lambda x: clip_gradient_norm(max_norm, x), x)
+            return y, pullback(g)[0]
+
+        y, pulled = _run("clip_gradient_norm", run, (x, g), jit)
+        _compare("clip_gradient_norm (forward pass)", case, y, x)
+        _finite("the VJP of clip_gradient_norm", case, pulled)
+        _compare("the VJP of clip_gradient_norm", case, pulled,
+                 _clipped_norm64(g, max_norm).astype(g.dtype))
+    print(f"clip_gradient_norm passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+@contextlib.contextmanager
+def _swapped_rule(fn, bwd):
+    """Context: the custom_vjp ``fn`` with another backward rule, put back afterwards."""
+    fwd, saved = fn.fwd, fn.bwd
+    fn.defvjp(fwd, bwd)
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        fn.defvjp(fwd, saved)
+        jax.clear_caches()
+
+
+def check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad, cases=None, jit=False):
+    """Reference exercise 000: ``custom_sumsq`` with its rule, differentiated twice through it."""
+    namespace = getattr(custom_vjp_grad_of_grad, "__globals__", {})
+    custom_sumsq = namespace.get("custom_sumsq")
+    _require_custom_rule("custom_sumsq", custom_sumsq, "vjp")
+    for helper in ("_fwd", "_bwd"):
+        if helper not in namespace:
+            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
+                                 "says.")
+    cases = cases or [Case("x = [1, 2]", jnp.array([1.0, 2.0])),
+                      Case("x of length 4", jnp.array([0.5, -1.0, 3.0, 0.0]))]
+    for case in cases:
+        (x,) = case.args
+        value, residual = _call("_fwd", namespace["_fwd"], x)
+        _compare("custom_sumsq's _fwd (value)", case, value, jnp.sum(x**2))
+        _compare("custom_sumsq's _fwd (residual)", case, residual, x,
+                 hints=["The residual is x itself."])
+        returned = _call("_bwd", namespace["_bwd"], x, jnp.array(1.5, x.dtype))
+        if not (isinstance(returned, tuple) and len(returned) == 1):
+            raise AssertionError("custom_sumsq's _bwd must return a tuple holding one cotangent, "
+                                 "(g * 2 * x,): mind the trailing comma.")
+        _compare("custom_sumsq's _bwd", case, returned[0], 3.0 * x)
+        _compare("jax.grad(custom_sumsq)", case, _call("custom_sumsq", jax.grad(custom_sumsq), x),
+                 2 * x)
+        result = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
+        _compare("custom_vjp_grad_of_grad", case, result, jnp.full_like(x, 2.0),
+                 hints=["The answer is the gradient of sum(grad(custom_sumsq)(x))."])
+        with _swapped_rule(custom_sumsq, lambda x, g: (g * 3 * x**2,)):
+            swapped = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
+        _compare("custom_vjp_grad_of_grad with the rule swapped for g * 3 x**2", case, swapped,
+                 6 * x, hints=["The result must come from custom_sumsq's registered rule."])
+    print(f"custom_vjp_grad_of_grad passed {len(cases)} cases" +
+          (" under jax.jit" if jit else "") + " and uses the registered rule.")
+
+
+def check_safe_norm(safe_norm, cases=None, jit=False):
+    """A custom_jvp Euclidean norm whose derivative at 0 is 0 (no nan anywhere)."""
+    _require_custom_rule("safe_norm", safe_norm, "jvp")
+    cases = cases or [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
+                      Case("x = 0 of shape (3,)", jnp.zeros(3))]
+    for case in cases:
+        (x,) = case.args
+        x64 = np.asarray(x, np.float64)
+        norm = np.sqrt(np.sum(x64**2))
+        gradient = x64 / norm if norm > 0 else np.zeros_like(x64)
+        value, grad = _run("safe_norm", lambda x: jax.value_and_grad(safe_norm)(x), (x,), jit)
+        _compare("safe_norm", case, value, np.asarray(norm, x.dtype))
+        _finite("the gradient of safe_norm", case, grad)
+        _compare("the gradient of safe_norm", case, grad, gradient.astype(x.dtype))
+        direction = jnp.ones_like(x)
+        tangent = _run("safe_norm", lambda x: jax.jvp(safe_norm, (x,), (direction,))[1], (x,), jit)
+        _finite("the JVP of safe_norm", case, tangent)
+        _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
+    print(f"safe_norm passed {len(cases)} cases" + (" under jax.jit." if jit else "."))

@@ -1,0 +1,418 @@
+"""Answers for source/03_custom_rules/custom_rules (custom_jvp and custom_vjp rules)."""
+
+from . import by_reason, PATCH_COMPARISONS, SHADOW_BUILTINS, Answer, Tampering, tampered
+
+_LOG1PEXP_RULE = """
+@log1pexp.defjvp
+def _log1pexp_jvp(primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    return log1pexp(x), jax.nn.sigmoid(x) * x_dot
+"""
+
+_POLAR_RULE = """
+def _polar_fwd(point):
+    value = polar(point)
+    return value, (point["x"], point["y"], value["r"])
+
+polar.defvjp(_polar_fwd, _polar_bwd)
+"""
+
+WRONG = [
+    Answer("log1pexp", "no custom rule: plain autodiff of log(1 + exp(x))", """
+        def log1pexp(x):
+            return jnp.log(1.0 + jnp.exp(x))
+    """),
+    Answer("log1pexp", "a stable rule but an overflowing value", """
+        @jax.custom_jvp
+        def log1pexp(x):
+            return jnp.log(1.0 + jnp.exp(x))
+    """ + _LOG1PEXP_RULE),
+    Answer("log1pexp", "a rule that writes the sigmoid as exp(x) / (1 + exp(x))", """
+        @jax.custom_jvp
+        def log1pexp(x):
+            return jnp.logaddexp(0.0, x)
+
+        @log1pexp.defjvp
+        def _log1pexp_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            return log1pexp(x), jnp.exp(x) / (1.0 + jnp.exp(x)) * x_dot
+    """),
+    Answer("log1pexp", "a rule with the wrong derivative, sigmoid(-x)", """
+        @jax.custom_jvp
+        def log1pexp(x):
+            return jnp.logaddexp(0.0, x)
+
+        @log1pexp.defjvp
+        def _log1pexp_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            return log1pexp(x), jax.nn.sigmoid(-x) * x_dot
+    """),
+    Answer("shrink", "no custom rule: nan at 0", """
+        def shrink(x):
+            return x / (1 + jnp.sqrt(x))
+    """),
+    Answer("shrink", "a where in the function instead of a custom rule", """
+        def shrink(x):
+            return jnp.where(x > 0, x / (1 + jnp.sqrt(x)), 0.0)
+    """),
+    Answer("shrink", "derivative 0 at the boundary instead of 1", """
+        @jax.custom_jvp
+        def shrink(x):
+            return x / (1 + jnp.sqrt(x))
+
+        @shrink.defjvp
+        def _shrink_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            root = jnp.sqrt(jnp.where(x > 0, x, 1.0))
+            slope = jnp.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 0.0)
+            return shrink(x), slope * x_dot
+    """),
+    Answer("shrink", "forgets the tangent: returns the derivative itself", """
+        @jax.custom_jvp
+        def shrink(x):
+            return x / (1 + jnp.sqrt(x))
+
+        @shrink.defjvp
+        def _shrink_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            root = jnp.sqrt(jnp.where(x > 0, x, 1.0))
+            return shrink(x), jnp.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 1.0)
+    """),
+    Answer("clip_gradient", "clips the value in the forward pass instead", """
+        def clip_gradient(lo, hi, x):
+            return jnp.clip(x, lo, hi)
+    """),
+    Answer("clip_gradient", "the bwd returns only the cotangent of x", """
+        @jax.custom_vjp
+        def clip_gradient(lo, hi, x):
+            return x
+
+        clip_gradient.defvjp(lambda lo, hi, x: (x, (lo, hi)),
+                             lambda res, g: (jnp.clip(g, res[0], res[1]),))
+    """),
+    Answer("clip_gradient", "hard-coded bounds -1 and 1", """
+        @jax.custom_vjp
+        def clip_gradient(lo, hi, x):
+            return x
+
+        clip_gradient.defvjp(lambda lo, hi, x: (x, None),
+                             lambda res, g: (None, None, jnp.clip(g, -1.0, 1.0)))
+    """),
+    Answer("clip_gradient", "clips the residual x instead of the cotangent", """
+        @jax.custom_vjp
+        def clip_gradient(lo, hi, x):
+            return x
+
+        clip_gradient.defvjp(lambda lo, hi, x: (x, (lo, hi, x)),
+                             lambda res, g: (None, None, g * jnp.clip(res[2], res[0], res[1])))
+    """),
+    Answer("polar", "no custom rule", """
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+    """),
+    Answer("polar", "the bwd returns the dict without the 1-tuple", """
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _polar_bwd(res, g):
+            x, y, r = res
+            return {"x": g["r"] * x / r - g["theta"] * y / r**2,
+                    "y": g["r"] * y / r + g["theta"] * x / r**2}
+    """ + _POLAR_RULE),
+    Answer("polar", "transposed Jacobian: the theta terms swapped between x and y", """
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _polar_bwd(res, g):
+            x, y, r = res
+            return ({"x": g["r"] * x / r + g["theta"] * x / r**2,
+                     "y": g["r"] * y / r - g["theta"] * y / r**2},)
+    """ + _POLAR_RULE),
+    Answer("polar", "dtheta with 1/r instead of 1/r**2", """
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _polar_bwd(res, g):
+            x, y, r = res
+            return ({"x": g["r"] * x / r - g["theta"] * y / r,
+                     "y": g["r"] * y / r + g["theta"] * x / r},)
+    """ + _POLAR_RULE),
+    Answer("clip_gradient_norm", "no nondiff_argnums: max_norm treated as an input", """
+        @jax.custom_vjp
+        def clip_gradient_norm(max_norm, x):
+            return x
+
+        def _clip_fwd(max_norm, x):
+            return x, max_norm
+
+        def _clip_bwd(max_norm, g):
+            norm = jnp.sqrt(jnp.sum(g**2))
+            scale = jnp.minimum(1.0, max_norm / jnp.where(norm > 0, norm, 1.0))
+            return (None, g * scale)
+
+        clip_gradient_norm.defvjp(_clip_fwd, _clip_bwd)
+    """),
+    Answer("clip_gradient_norm", "nan for a zero cotangent", """
+        import functools
+
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def clip_gradient_norm(max_norm, x):
+            return x
+
+        def _clip_bwd(max_norm, res, g):
+            norm = jnp.sqrt(jnp.sum(g**2))
+            return (g / norm * jnp.minimum(norm, max_norm),)
+
+        clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
+    """),
+    Answer("clip_gradient_norm", "clips each entry instead of the norm", """
+        import functools
+
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def clip_gradient_norm(max_norm, x):
+            return x
+
+        def _clip_bwd(max_norm, res, g):
+            return (jnp.clip(g, -max_norm, max_norm),)
+
+        clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
+    """),
+    Answer("clip_gradient_norm", "always rescales to max_norm, even short cotangents", """
+        import functools
+
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def clip_gradient_norm(max_norm, x):
+            return x
+
+        def _clip_bwd(max_norm, res, g):
+            norm = jnp.sqrt(jnp.sum(g**2))
+            return (g * max_norm / jnp.where(norm > 0, norm, 1.0),)
+
+        clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
+    """),
+    Answer("custom_vjp_grad_of_grad", "hard-coded twos", """
+        @jax.custom_vjp
+        def custom_sumsq(x):
+            return jnp.sum(x**2)
+
+        def _fwd(x):
+            return custom_sumsq(x), x
+
+        def _bwd(x, g):
+            return (g * 2 * x,)
+
+        custom_sumsq.defvjp(_fwd, _bwd)
+
+        def custom_vjp_grad_of_grad(x):
+            return jnp.full_like(x, 2.0)
+    """),
+    Answer("custom_vjp_grad_of_grad", "differentiates a plain sum of squares, not the rule", """
+        @jax.custom_vjp
+        def custom_sumsq(x):
+            return jnp.sum(x**2)
+
+        def _fwd(x):
+            return custom_sumsq(x), x
+
+        def _bwd(x, g):
+            return (g * 2 * x,)
+
+        custom_sumsq.defvjp(_fwd, _bwd)
+
+        def custom_vjp_grad_of_grad(x):
+            return jax.grad(lambda x: jnp.sum(jax.grad(lambda x: jnp.sum(x**2))(x)))(x)
+    """),
+    Answer("custom_vjp_grad_of_grad", "the residual is the value, not x", """
+        @jax.custom_vjp
+        def custom_sumsq(x):
+            return jnp.sum(x**2)
+
+        def _fwd(x):
+            value = custom_sumsq(x)
+            return value, value
+
+        def _bwd(value, g):
+            return (g * 2 * jnp.sqrt(value),)
+
+        custom_sumsq.defvjp(_fwd, _bwd)
+
+        def custom_vjp_grad_of_grad(x):
+            return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
+    """),
+    Answer("custom_vjp_grad_of_grad", "_bwd without the trailing comma", """
+        @jax.custom_vjp
+        def custom_sumsq(x):
+            return jnp.sum(x**2)
+
+        def _fwd(x):
+            return custom_sumsq(x), x
+
+        def _bwd(x, g):
+            return g * 2 * x
+
+        custom_sumsq.defvjp(_fwd, _bwd)
+
+        def custom_vjp_grad_of_grad(x):
+            return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
+    """),
+    Answer("custom_vjp_grad_of_grad", "the first derivative instead of the second", """
+        @jax.custom_vjp
+        def custom_sumsq(x):
+            return jnp.sum(x**2)
+
+        def _fwd(x):
+            return custom_sumsq(x), x
+
+        def _bwd(x, g):
+            return (g * 2 * x,)
+
+        custom_sumsq.defvjp(_fwd, _bwd)
+
+        def custom_vjp_grad_of_grad(x):
+            return jax.grad(custom_sumsq)(x)
+    """),
+    Answer("safe_norm", "plain norm: nan gradient at zero", """
+        def safe_norm(x):
+            return jnp.sqrt(jnp.sum(x**2))
+    """),
+    Answer("safe_norm", "a rule with a single where: nan at zero", """
+        @jax.custom_jvp
+        def safe_norm(x):
+            return jnp.sqrt(jnp.sum(x**2))
+
+        @safe_norm.defjvp
+        def _safe_norm_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            norm = safe_norm(x)
+            return norm, jnp.where(norm > 0, jnp.sum(x * x_dot) / norm, 0.0)
+    """),
+    Answer("safe_norm", "a rule with the derivative of the squared norm", """
+        @jax.custom_jvp
+        def safe_norm(x):
+            return jnp.sqrt(jnp.sum(x**2))
+
+        @safe_norm.defjvp
+        def _safe_norm_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            return safe_norm(x), jnp.sum(2 * x * x_dot)
+    """),
+]
+
+ALTERNATIVES = [
+    Answer("log1pexp", "a where-based stable value and a defjvps rule", """
+        @jax.custom_jvp
+        def log1pexp(x):
+            return jnp.where(x > 0, x + jnp.log1p(jnp.exp(-jnp.abs(x))),
+                             jnp.log1p(jnp.exp(-jnp.abs(x))))
+
+        log1pexp.defjvps(lambda x_dot, value, x: x_dot * jax.nn.sigmoid(x))
+    """),
+    Answer("shrink", "the derivative written as 1/(1+r) - r/(2(1+r)^2) with a safe root", """
+        @jax.custom_jvp
+        def shrink(x):
+            return x / (1 + jnp.sqrt(x))
+
+        @shrink.defjvp
+        def _shrink_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            root = jnp.sqrt(jnp.maximum(x, 0.0))
+            slope = 1 / (1 + root) - root / (2 * (1 + root) ** 2)
+            return shrink(x), slope * x_dot
+    """),
+    Answer("clip_gradient", "named fwd and bwd with zero cotangents for the bounds", """
+        @jax.custom_vjp
+        def clip_gradient(lo, hi, x):
+            return x
+
+        def _clip_fwd(lo, hi, x):
+            return x, (lo, hi)
+
+        def _clip_bwd(bounds, g):
+            lo, hi = bounds
+            return jnp.zeros_like(lo), jnp.zeros_like(hi), jnp.minimum(jnp.maximum(g, lo), hi)
+
+        clip_gradient.defvjp(_clip_fwd, _clip_bwd)
+    """),
+    Answer("polar", "residuals are the outputs: cos and sin of theta", """
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.hypot(x, y), "theta": jnp.arctan2(y, x)}
+
+        def _polar_fwd(point):
+            value = polar(point)
+            return value, (value["r"], jnp.cos(value["theta"]), jnp.sin(value["theta"]))
+
+        def _polar_bwd(res, g):
+            r, c, s = res
+            return ({"x": g["r"] * c - g["theta"] * s / r, "y": g["r"] * s + g["theta"] * c / r},)
+
+        polar.defvjp(_polar_fwd, _polar_bwd)
+    """),
+    Answer("clip_gradient_norm", "jnp.linalg.norm with a safe denominator", """
+        from functools import partial
+
+        @partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def clip_gradient_norm(max_norm, x):
+            return x
+
+        def _fwd_norm(max_norm, x):
+            return x, ()
+
+        def _bwd_norm(max_norm, _, g):
+            norm = jnp.linalg.norm(g.ravel())
+            return (jnp.where(norm > max_norm, g * max_norm / jnp.maximum(norm, 1e-30), g),)
+
+        clip_gradient_norm.defvjp(_fwd_norm, _bwd_norm)
+    """),
+    Answer("custom_vjp_grad_of_grad", "grad of a vdot with ones instead of a sum", """
+        @jax.custom_vjp
+        def custom_sumsq(x):
+            return jnp.sum(x**2)
+
+        def _fwd(x):
+            return custom_sumsq(x), x
+
+        def _bwd(x, g):
+            return (g * 2 * x,)
+
+        custom_sumsq.defvjp(_fwd, _bwd)
+
+        def custom_vjp_grad_of_grad(x):
+            first = jax.grad(custom_sumsq)
+            return jax.grad(lambda x: jnp.vdot(first(x), jnp.ones_like(x)))(x)
+    """),
+    Answer("safe_norm", "double where: a safe norm inside the rule", """
+        @jax.custom_jvp
+        def safe_norm(x):
+            return jnp.sqrt(jnp.sum(x**2))
+
+        @safe_norm.defjvp
+        def _safe_norm_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            norm = safe_norm(x)
+            is_zero = norm == 0
+            denominator = jnp.where(is_zero, 1.0, norm)
+            return norm, jnp.where(is_zero, 0.0, jnp.vdot(x, x_dot) / denominator)
+    """),
+]
+
+
+def _wrong(reason):
+    return by_reason(WRONG, reason)
+
+
+TAMPERING = [
+    Tampering("patches numpy's comparisons",
+              tampered("log1pexp", PATCH_COMPARISONS,
+                       _wrong("no custom rule: plain autodiff of log(1 + exp(x))"))),
+    Tampering("shadows builtins in the notebook",
+              tampered("custom_vjp_grad_of_grad", SHADOW_BUILTINS, _wrong("hard-coded twos"))),
+]
