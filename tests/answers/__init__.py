@@ -14,10 +14,12 @@ import textwrap
 class Answer:
     grade_id: str  # the answer cell it replaces
     reason: str  # what is wrong, or how it differs from the reference
-    code: str
+    code: str  # or a tuple of code blocks, each dedented on its own and then joined
 
     def __post_init__(self):
-        object.__setattr__(self, "code", textwrap.dedent(self.code).strip() + "\n")
+        blocks = (self.code,) if isinstance(self.code, str) else self.code
+        code = "\n\n".join(textwrap.dedent(block).strip() for block in blocks)
+        object.__setattr__(self, "code", code + "\n")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,11 +22,11 @@ WRONG = [
         def log1pexp(x):
             return jnp.log(1.0 + jnp.exp(x))
     """),
-    Answer("log1pexp", "a stable rule but an overflowing value", """
+    Answer("log1pexp", "a stable rule but an overflowing value", ("""
         @jax.custom_jvp
         def log1pexp(x):
             return jnp.log(1.0 + jnp.exp(x))
-    """ + _LOG1PEXP_RULE),
+    """, _LOG1PEXP_RULE)),
     Answer("log1pexp", "a rule that writes the sigmoid as exp(x) / (1 + exp(x))", """
         @jax.custom_jvp
         def log1pexp(x):
@@ -111,7 +111,7 @@ WRONG = [
             x, y = point["x"], point["y"]
             return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
     """),
-    Answer("polar", "the bwd returns the dict without the 1-tuple", """
+    Answer("polar", "the bwd returns the dict without the 1-tuple", ("""
         @jax.custom_vjp
         def polar(point):
             x, y = point["x"], point["y"]
@@ -121,8 +121,8 @@ WRONG = [
             x, y, r = res
             return {"x": g["r"] * x / r - g["theta"] * y / r**2,
                     "y": g["r"] * y / r + g["theta"] * x / r**2}
-    """ + _POLAR_RULE),
-    Answer("polar", "transposed Jacobian: the theta terms swapped between x and y", """
+    """, _POLAR_RULE)),
+    Answer("polar", "transposed Jacobian: the theta terms swapped between x and y", ("""
         @jax.custom_vjp
         def polar(point):
             x, y = point["x"], point["y"]
@@ -132,8 +132,8 @@ WRONG = [
             x, y, r = res
             return ({"x": g["r"] * x / r + g["theta"] * x / r**2,
                      "y": g["r"] * y / r - g["theta"] * y / r**2},)
-    """ + _POLAR_RULE),
-    Answer("polar", "dtheta with 1/r instead of 1/r**2", """
+    """, _POLAR_RULE)),
+    Answer("polar", "dtheta with 1/r instead of 1/r**2", ("""
         @jax.custom_vjp
         def polar(point):
             x, y = point["x"], point["y"]
@@ -143,7 +143,7 @@ WRONG = [
             x, y, r = res
             return ({"x": g["r"] * x / r - g["theta"] * y / r,
                      "y": g["r"] * y / r + g["theta"] * x / r},)
-    """ + _POLAR_RULE),
+    """, _POLAR_RULE)),
     Answer("clip_gradient_norm", "no nondiff_argnums: max_norm treated as an input", """
         @jax.custom_vjp
         def clip_gradient_norm(max_norm, x):
