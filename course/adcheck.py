@@ -18,6 +18,7 @@ Grading does not trust the notebook's namespace:
 
 import builtins
 import contextlib
+import functools
 import sys
 import types
 
@@ -1033,3 +1034,348 @@ def check_safe_norm(safe_norm, cases=None, jit=False):
         _finite("the JVP of safe_norm", case, tangent)
         _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
     print(f"safe_norm passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 04: implicit differentiation
+
+
+def _close(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False
+    rtol, atol = _tolerances(expected.dtype)
+    return bool(np.allclose(actual, expected, rtol=rtol,
+                            atol=atol * float(np.max(np.abs(expected), initial=1.0))))
+
+
+def _suspects(actual, candidates):
+    """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
+    return [hint for value, hint in candidates if _close(actual, value)]
+
+
+def _student_globals(fn):
+    return getattr(getattr(fn, "fun", fn), "__globals__", {})
+
+
+def _newton_sqrt64(x, steps=10):
+    """y and dy/dx after ``steps`` Newton steps y <- (y + x / y) / 2 from y = 1, in float64."""
+    x = np.asarray(x, np.float64)
+    y, dy = np.ones_like(x), np.zeros_like(x)
+    for _ in range(steps):
+        y, dy = 0.5 * (y + x / y), 0.5 * (dy + 1 / y - x * dy / y**2)
+    return y, dy
+
+
+def check_fixed_point_sqrt(fixed_point_sqrt, cases=None, jit=False):
+    """Reference exercise 002: 10 Newton steps from ones, with the IFT rule g * 0.5 / y."""
+    _require_custom_rule("fixed_point_sqrt", fixed_point_sqrt, "vjp")
+    namespace = _student_globals(fixed_point_sqrt)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
+                                 "says.")
+    cases = cases or [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
+                           jnp.array([1.0, 2.0, -1.0, 0.5]))]
+    for case in cases:
+        x, g = case.args
+        y64, unrolled64 = _newton_sqrt64(x)
+        y, dtype = y64.astype(x.dtype), x.dtype
+        value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
+        _compare("fixed_point_sqrt", case, value, y, hints=_suspects(value, [
+            (np.sqrt(np.asarray(x, np.float64)).astype(dtype),
+             "These are exact square roots: the forward pass must be exactly 10 Newton steps "
+             "from ones, which has not converged yet for the largest entries.")]))
+        fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
+        _compare("the value returned by _fwd", case, fwd_value, y)
+        returned = _call("_bwd", namespace["_bwd"], residual, g)
+        if not (isinstance(returned, tuple) and len(returned) == 1):
+            raise AssertionError("_bwd must return a tuple holding one cotangent, "
+                                 "(g * 0.5 / y,): mind the trailing comma.")
+        expected = (np.asarray(g, np.float64) * 0.5 / y64).astype(dtype)
+        wrong_rules = [
+            ((np.asarray(g, np.float64) * unrolled64).astype(dtype),
+             "This is the derivative of the unrolled Newton steps, not the implicit rule."),
+            ((np.asarray(g, np.float64) * 0.5 / np.sqrt(np.asarray(x, np.float64))).astype(dtype),
+             "This is 0.5 / sqrt(x): the rule must use the saved y, the forward pass's output."),
+            ((np.asarray(g, np.float64) * 0.5 / np.asarray(x, np.float64)).astype(dtype),
+             "This is 0.5 / x: save y as the residual, not x."),
+        ]
+        _compare("_bwd(residual, g)", case, returned[0], expected,
+                 hints=_suspects(returned[0], wrong_rules))
+        pulled = _run("fixed_point_sqrt",
+                      lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
+        _compare("the VJP of fixed_point_sqrt", case, pulled, expected,
+                 hints=_suspects(pulled, wrong_rules))
+    print(f"fixed_point_sqrt passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _fixed_point64(f, a, x, steps=20_000):
+    """x = f(a, x) solved by plain iteration in float64 (the checks' own reference)."""
+    step = jax.jit(lambda a, x: jax.lax.fori_loop(0, steps, lambda _, x: f(a, x), x))
+    return step(a, x)
+
+
+def _implicit_vjps64(f, a, x_star, v):
+    """v^T dx*/da by the implicit function theorem, with a dense solve (small problems only),
+    and two wrong versions of it: without the solve, and with an untransposed solve."""
+    n = x_star.size
+    I_minus_A = np.eye(n) - np.asarray(jax.jacobian(lambda x: f(a, x))(x_star)).reshape(n, n)
+    _, pullback = jax.vjp(lambda a: f(a, x_star), a)
+
+    def pulled(w):
+        return pullback(jnp.asarray(w).reshape(x_star.shape))[0]
+
+    v = np.asarray(v).reshape(n)
+    return (pulled(np.linalg.solve(I_minus_A.T, v)), pulled(v),
+            pulled(np.linalg.solve(I_minus_A, v)))
+
+
+def _newton_update(a, x):
+    return 0.5 * (x + a / x)
+
+
+def _to64(tree):
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+
+
+def _visible_fixed_point_cases():
+    M = jnp.array([[0.3, -0.2, 0.1], [0.25, 0.1, -0.3], [0.0, 0.4, 0.2]])
+    a = jnp.array([2.0, 0.5, 9.0])
+    with jax.enable_x64(True):
+        solution = np.asarray(_fixed_point64(lambda a, x: M @ x + a, _to64(a), _to64(a)),
+                              np.float32)
+    return [
+        Case("Newton's square root, x_guess = a", _newton_update, a, a, jnp.array([1.0, -2.0, 3.0])),
+        Case("x = M x + a, M not symmetric", lambda a, x: M @ x + a, a, jnp.zeros(3),
+             jnp.array([1.0, 0.5, -1.0])),
+        Case("x = M x + a, started at the solution (unrolled differentiation fails here)",
+             lambda a, x: M @ x + a, a, jnp.asarray(solution), jnp.array([1.0, 0.5, -1.0])),
+        Case("a pytree a = {'scale', 'shift'} in x = scale * cos(x) + shift",
+             lambda a, x: a["scale"] * jnp.cos(x) + a["shift"],
+             {"scale": jnp.array(0.5), "shift": jnp.array([0.0, 1.0])}, jnp.zeros(2),
+             jnp.array([1.0, 2.0])),
+    ]
+
+
+def check_fixed_point(fixed_point, cases=None, jit=False):
+    """x* = f(a, x*) by lax.while_loop; a custom_vjp whose bwd solves the adjoint fixed point."""
+    _require_custom_rule("fixed_point", fixed_point, "vjp")
+    if tuple(getattr(fixed_point, "nondiff_argnums", ())) != (0,):
+        raise AssertionError("fixed_point must declare nondiff_argnums=(0,): f is a function, "
+                             "not an array to differentiate.")
+    visible = cases is None
+    cases = cases or _visible_fixed_point_cases()
+    for case in cases:
+        f, a, x_guess, v = case.args
+        if visible:
+            program = _call("fixed_point", lambda: _program(
+                lambda a, x: fixed_point(f, a, x), a, x_guess))
+            if "while" not in program:
+                raise AssertionError("fixed_point must iterate with jax.lax.while_loop until "
+                                     "converged(x_prev, x), not a fixed number of steps.")
+        with jax.enable_x64(True):
+            a64, v64 = _to64(a), _to64(v)
+            x64 = _fixed_point64(f, a64, _to64(x_guess))
+            a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
+        dtype = x_guess.dtype
+
+        def cast(tree):
+            return jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), tree)
+
+        value = _run("fixed_point", lambda a, x: fixed_point(f, a, x), (a, x_guess), jit)
+        _compare("fixed_point", case, value, cast(x64))
+        a_bar, x_bar = _run(
+            "fixed_point",
+            lambda a, x, v: jax.vjp(lambda a, x: fixed_point(f, a, x), a, x)[1](v),
+            (a, x_guess, v), jit)
+        hints = []
+        for wrong, hint in ((no_solve64, "This is v^T (df/da) alone: the backward pass must first "
+                             "solve the adjoint fixed point w = v + w^T (df/dx)."),
+                            (not_transposed64, "The Jacobian df/dx is applied untransposed: "
+                             "the adjoint iteration needs w -> v + vjp_x(w), a VJP, not a JVP.")):
+            if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
+                    _close(x, y) for x, y in zip(jax.tree.leaves(a_bar),
+                                                 jax.tree.leaves(cast(wrong)))):
+                hints.append(hint)
+        if not hints and "started at the solution" in case.label:
+            hints.append("With x_guess at the solution the loop stops at once, so only an "
+                         "implicit rule gets this right: do not differentiate the iterations.")
+        _compare_tree("the VJP of fixed_point (cotangent of a)", case, a_bar, cast(a_bar64),
+                      hints=hints)
+        _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
+                 np.zeros(x_guess.shape, dtype),
+                 hints=["The solution does not depend on the initial guess."])
+    _check_second_derivative(fixed_point, cases[0].args[2].dtype, jit)
+    print(f"fixed_point passed {len(cases)} cases and a second derivative" +
+          (" under jax.jit." if jit else "."))
+
+
+def _check_second_derivative(fixed_point, dtype, jit):
+    a = jnp.array([0.5, 2.0, 9.0], dtype)
+    case = Case(f"the second derivative of Newton's square root at a = {np.asarray(a)}", a)
+
+    def newton_sqrt(a):
+        return fixed_point(_newton_update, a, a)
+
+    hint = ("The backward pass is differentiated too: solve the adjoint fixed point by calling "
+            "fixed_point itself (lax.while_loop cannot be reverse-differentiated).")
+    try:
+        second = _run("fixed_point", jax.grad(lambda a: jnp.sum(jax.grad(
+            lambda a: jnp.sum(newton_sqrt(a)))(a))), (a,), jit)
+    except AssertionError as error:
+        raise AssertionError(f"grad(grad(newton_sqrt)) failed: {error} {hint}") from None
+    expected = (-0.25 * np.asarray(a, np.float64) ** -1.5).astype(dtype)
+    _compare("grad(grad(newton_sqrt))", case, second, expected, hints=[hint])
+
+
+def _custom_rule_sources(fn, *args):
+    """Where the functions with custom rules that ``fn``'s jaxpr calls were defined."""
+    names, stack = [], [jax.make_jaxpr(fn)(*args).jaxpr]
+    while stack:
+        for eqn in stack.pop().eqns:
+            if eqn.primitive.name in ("custom_jvp_call", "custom_vjp_call"):
+                call = eqn.params.get("call_jaxpr")
+                debug = getattr(getattr(call, "jaxpr", call), "debug_info", None)
+                names.append(str(getattr(debug, "func_src_info", "")))
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        stack.append(inner)
+    return names
+
+
+def _kepler64(M, e):
+    """E with E - e sin E = M, by bisection on [M - e, M + e] in float64."""
+    M, e = np.broadcast_arrays(np.asarray(M, np.float64), np.asarray(e, np.float64))
+    lo, hi = M - e, M + e
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        above = mid - e * np.sin(mid) - M > 0
+        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+    return 0.5 * (lo + hi)
+
+
+def check_kepler(kepler, cases=None, jit=False):
+    """E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in M and e."""
+    if cases is None:
+        cases = [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
+                      jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3]))]
+    for case in cases:
+        M, e = case.args
+        sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
+        if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s
+                   for s in sources):
+            raise AssertionError("kepler must solve the equation with jax.lax.custom_root.")
+        E64 = _kepler64(M, e)
+        slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
+        dM, de = 1.0 / slope, np.sin(E64) / slope
+        d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
+        dtype = M.dtype
+        value = _run("kepler", kepler, (M, e), jit)
+        _compare("kepler", case, value, E64.astype(dtype), hints=[
+            "Run Newton's method until it converges (check the number of steps and the sign "
+            "of the update)."])
+        grads = _run("kepler", jax.grad(lambda M, e: jnp.sum(kepler(M, e)), (0, 1)), (M, e), jit)
+        wrong_tangent_solve = [(np.asarray(slope).astype(dtype), "tangent_solve must divide by "
+                                "the derivative, y / g(1), not multiply by it.")]
+        _compare("dE/dM", case, grads[0], dM.astype(dtype),
+                 hints=_suspects(grads[0], wrong_tangent_solve))
+        _compare("dE/de", case, grads[1], de.astype(dtype))
+        t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
+        tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
+        _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
+        second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
+            jax.grad(lambda M: jnp.sum(kepler(M, e)))(M))), (M, e), jit)
+        _compare("d2E/dM2", case, second, d2M.astype(dtype))
+    print(f"kepler passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _reference_fixed_point(rule_scale):
+    """A correct fixed_point whose backward pass is multiplied by ``rule_scale``."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+    def fixed_point(f, a, x_guess):
+        def keep_going(state):
+            k, x_prev, x = state
+            tol = 4 * jnp.finfo(x.dtype).eps * (1 + jnp.max(jnp.abs(x)))
+            return (k < 100_000) & (jnp.max(jnp.abs(x - x_prev)) > tol)
+
+        return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
+                                  (0, x_guess, f(a, x_guess)))[2]
+
+    def fwd(f, a, x_guess):
+        x_star = fixed_point(f, a, x_guess)
+        return x_star, (a, x_star)
+
+    def bwd(f, residuals, v):
+        a, x_star = residuals
+
+        def adjoint_map(params, w):
+            a, x_star, v = params
+            return v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
+
+        w = fixed_point(adjoint_map, (a, x_star, v), v)
+        a_bar = jax.vjp(lambda a: f(a, x_star), a)[1](w)[0]
+        return jax.tree.map(lambda t: rule_scale * t, a_bar), jnp.zeros_like(x_star)
+
+    fixed_point.defvjp(fwd, bwd)
+    return fixed_point
+
+
+def _ridge64(log_lam, X, y, X_val, y_val):
+    """Validation loss of the ridge solution and its derivative in log(lambda), in closed form."""
+    X, y, X_val, y_val = (np.asarray(t, np.float64) for t in (X, y, X_val, y_val))
+    lam, (n, d) = np.exp(np.float64(log_lam)), X.shape
+    H = X.T @ X / n + lam * np.eye(d)
+    w = np.linalg.solve(H, X.T @ y / n)
+    residual = X_val @ w - y_val
+    loss = residual @ residual / (2 * len(y_val))
+    dloss_dw = X_val.T @ residual / len(y_val)
+    return loss, lam * dloss_dw @ -np.linalg.solve(H, w)
+
+
+def _ridge_data(seed, n, d, n_val, dtype=jnp.float32):
+    keys = jax.random.split(jax.random.key(seed), 4)
+    w_true = jax.random.normal(keys[0], (d,), dtype)
+    X = jax.random.normal(keys[1], (n, d), dtype)
+    X_val = jax.random.normal(keys[2], (n_val, d), dtype)
+    noise = 0.5 * jax.random.normal(keys[3], (n + n_val,), dtype)
+    return X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]
+
+
+def check_ridge_hypergradient(ridge_hypergradient, cases=None, jit=False):
+    """(validation loss, its derivative in log lambda), with w* found by fixed_point.
+
+    The checks put their own correct fixed_point in the notebook while they run, so a mistake
+    in the fixed_point exercise does not cost points here too.
+    """
+    visible = cases is None
+    if visible:
+        cases = [Case("log lambda = -1, 20 training and 10 validation examples, 3 features",
+                      jnp.array(-1.0), *_ridge_data(0, 20, 3, 10))]
+    for case in cases:
+        log_lam = case.args[0]
+        loss64, hypergradient64 = _ridge64(*case.args)
+        dtype = log_lam.dtype
+        for scale in (1.0, 2.0) if visible else (1.0,):
+            with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(scale)):
+                loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient,
+                                           case.args, jit)
+            _compare("the validation loss of ridge_hypergradient", case, loss,
+                     np.asarray(loss64, dtype))
+            if scale == 1.0:
+                _compare("the hypergradient of ridge_hypergradient", case, hypergradient,
+                         np.asarray(hypergradient64, dtype), hints=_suspects(hypergradient, [
+                             (np.asarray(hypergradient64 / np.exp(np.float64(log_lam)), dtype),
+                              "This is the derivative in lambda: differentiate in log lambda."),
+                         ]))
+            elif not _close(hypergradient, np.asarray(2 * hypergradient64, dtype)):
+                raise AssertionError(
+                    "ridge_hypergradient's gradient does not come from fixed_point's implicit "
+                    "rule: when the checks double that rule, your hypergradient should double. "
+                    "Find w* with fixed_point (called by that name) and differentiate through "
+                    "it; no closed-form solve, no finite differences.")
+    print(f"ridge_hypergradient passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          ", and its gradient comes from fixed_point.")

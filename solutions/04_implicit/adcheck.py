@@ -1,0 +1,1381 @@
+"""Checks for the course's exercises.
+
+Every exercise has one ``check_<name>`` function. The visible test cell of a notebook calls it
+with no cases, which runs a few small ones; the hidden tests call it again with more inputs,
+shapes and dtypes, under ``jax.jit``. A failure raises ``AssertionError`` with a message that
+names the likely mistake.
+
+Grading does not trust the notebook's namespace:
+
+* ``setup()`` (in the notebook's locked first cell, before any student code) snapshots the
+  state of numpy, jax, builtins and friends. Before every cell, and again around every call of
+  student code, that state is put back, so a monkeypatch in an answer cell changes nothing the
+  checks use.
+* Test cells run with ``adcheck``, ``jax``, ``jnp`` and ``np`` bound to the real modules and
+  with any student global that shadows a builtin hidden; the student's names come back after.
+* All comparisons happen in this module, whose globals the notebook does not reach.
+"""
+
+import builtins
+import contextlib
+import functools
+import sys
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_PROTECTED_PACKAGES = (
+    "builtins", "numpy", "jax", "jaxlib", "ml_dtypes", "math", "operator", "functools",
+    "contextlib", "types", "IPython", "ipykernel", "adcheck",
+)
+_MISSING = object()
+TEST_CELL_MARK = "adcheck.check_"  # every test cell calls a check, and is guarded for it
+_module_state = {}
+_class_state = {}
+_stashed_names = {}
+_JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
+_FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
+    "vgrad": ("grad", "value_and_grad"),
+    "our_jacfwd": _JACOBIANS,
+    "our_jacrev": _JACOBIANS,
+    "wirtinger": ("grad", "value_and_grad", "vjp"),
+    "hessian": ("hessian",),
+    "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
+    "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
+})
+_ORIGINALS = types.MappingProxyType(
+    {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
+
+
+# ---------------------------------------------------------------------------------------------
+# Tamper resistance
+
+
+def _protected(name):
+    return any(name == p or name.startswith(p + ".") for p in _PROTECTED_PACKAGES)
+
+
+def _snapshot():
+    _module_state.clear()
+    _class_state.clear()
+    for name, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or not _protected(name):
+            continue
+        attrs = dict(vars(module))
+        _module_state[name] = (module, attrs)
+        for value in attrs.values():
+            if isinstance(value, type) and getattr(value, "__module__", None) == name:
+                _class_state[value] = dict(vars(value))
+
+
+def restore():
+    """Undo every change made since ``setup()`` to the protected modules and their classes."""
+    for name, (module, attrs) in _module_state.items():
+        sys.modules[name] = module
+        current = vars(module)
+        for key, value in attrs.items():
+            if current.get(key, _MISSING) is not value:
+                current[key] = value
+    for cls, attrs in _class_state.items():
+        current = vars(cls)
+        for key, value in attrs.items():
+            if current.get(key, _MISSING) is not value:
+                with contextlib.suppress(TypeError, AttributeError):
+                    setattr(cls, key, value)
+        for key in [k for k in current if k not in attrs and k.startswith("__")]:
+            with contextlib.suppress(TypeError, AttributeError):
+                delattr(cls, key)
+    shell = _shell()
+    if shell is not None:
+        for method in ("showtraceback", "_showtraceback", "showsyntaxerror", "run_cell",
+                       "run_ast_nodes", "run_code"):
+            vars(shell).pop(method, None)
+
+
+def _shell():
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def _is_test_cell(source):
+    return TEST_CELL_MARK in source
+
+
+def _before_cell(info):
+    restore()
+    shell = _shell()
+    if shell is None or not _is_test_cell(info.raw_cell or ""):
+        return
+    user_ns = shell.user_ns
+    trusted = {"adcheck": sys.modules[__name__], "jax": jax, "jnp": jnp, "np": np}
+    shadowing = [n for n in user_ns if n in vars(builtins) and not n.startswith("_")]
+    for name in list(trusted) + shadowing:
+        _stashed_names[name] = user_ns.get(name, _MISSING)
+    for name in shadowing:
+        del user_ns[name]
+    user_ns.update(trusted)
+
+
+def _after_cell(result):
+    shell = _shell()
+    if shell is not None:
+        for name, value in _stashed_names.items():
+            if value is _MISSING:
+                shell.user_ns.pop(name, None)
+            else:
+                shell.user_ns[name] = value
+    _stashed_names.clear()
+
+
+def setup():
+    """Snapshot the libraries' state and guard every later cell of the notebook."""
+    jax.jit(jax.grad(jnp.sin))(1.0)  # load jax's lazily imported modules before the snapshot
+    _snapshot()
+    shell = _shell()
+    if shell is None:
+        return
+    for event, callback in (("pre_run_cell", _before_cell), ("post_run_cell", _after_cell)):
+        for registered in list(shell.events.callbacks[event]):
+            if getattr(registered, "__name__", "") == callback.__name__:
+                shell.events.unregister(event, registered)
+        shell.events.register(event, callback)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling student code
+
+
+class Case:
+    """One input of an exercise: a label that feedback may show, and the arguments."""
+
+    def __init__(self, label, *args):
+        self.label = label
+        self.args = args
+
+    def __repr__(self):
+        return self.label
+
+
+def _describe(value):
+    if callable(value) and not isinstance(value, (jax.Array, np.ndarray)):
+        return "f"
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return f"{value.dtype}{list(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in value.items()) + "}"
+    return type(value).__name__
+
+
+def _call(name, fn, *args):
+    """Call student code; restore the libraries afterwards; turn its errors into feedback."""
+    restore()
+    try:
+        with _forbidden_functions(name):
+            result = fn(*args)
+    except AssertionError:
+        raise
+    except NotImplementedError:
+        restore()
+        raise AssertionError(f"{name} is not implemented yet.") from None
+    except Exception as error:
+        restore()
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        raise AssertionError(f"{name} raised {type(error).__name__}: {first_line}") from None
+    restore()
+    return result
+
+
+def _as_array(name, value):
+    if isinstance(value, tuple) and len(value) == 1:
+        raise AssertionError(
+            f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).")
+    if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        raise AssertionError(f"{name} returned a {type(value).__name__}, expected an array.")
+    return np.asarray(value)
+
+
+def _tolerances(dtype):
+    if np.dtype(dtype) in (np.float64, np.complex128):
+        return 1e-9, 1e-10
+    return 2e-4, 2e-5
+
+
+def _compare(name, case, actual, expected, hints=(), shape_hints=()):
+    """Raise an AssertionError naming the mistake unless ``actual`` matches ``expected``."""
+    actual = _as_array(name, actual)
+    expected = np.asarray(expected)
+    where = f"{name} is wrong for {case.label} (inputs {_describe(case.args)})"
+    if actual.shape != expected.shape:
+        message = f"{where}: shape {actual.shape}, expected {expected.shape}."
+        if sorted(actual.shape) == sorted(expected.shape):
+            message += " The axes are in the wrong order."
+        raise AssertionError(message + "".join(" " + h for h in (*shape_hints, *hints)))
+    if actual.dtype != expected.dtype:
+        raise AssertionError(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.")
+    rtol, atol = _tolerances(expected.dtype)
+    scale = float(np.max(np.abs(expected), initial=1.0))
+    if np.allclose(actual, expected, rtol=rtol, atol=atol * scale):
+        return
+    message = f"{where}: values differ (largest error {np.max(np.abs(actual - expected)):.3g})."
+    if np.allclose(actual, -expected, rtol=rtol, atol=atol * scale):
+        message += " The sign is flipped."
+    elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
+                                                    atol=atol * scale):
+        message += " You returned the complex conjugate."
+    raise AssertionError(message + "".join(" " + h for h in hints))
+
+
+# ---------------------------------------------------------------------------------------------
+# Mechanism checks
+
+
+def _exercise(name):
+    return name.split("(")[0].split(" ")[0]
+
+
+@contextlib.contextmanager
+def _forbidden_functions(name):
+    """While student code runs, the jax functions the exercise forbids raise when called."""
+    attrs = _FORBIDDEN.get(_exercise(name), ())
+    saved = {attr: getattr(jax, attr) for attr in attrs}
+
+    def stub(attr):
+        def forbidden(*args, **kwargs):
+            raise AssertionError(f"{_exercise(name)} must not call jax.{attr}.")
+        return forbidden
+
+    for attr in attrs:
+        setattr(jax, attr, stub(attr))
+    try:
+        yield
+    finally:
+        for attr, value in saved.items():
+            setattr(jax, attr, value)
+
+
+def _referenced_objects(fn, depth=0, seen=None):
+    """Objects a function can reach by name: globals, closures, and helpers defined by the user."""
+    seen = set() if seen is None else seen
+    if id(fn) in seen or depth > 5:
+        return []
+    seen.add(id(fn))
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    names, stack = set(), [code]
+    while stack:
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    values = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    values += [cell.cell_contents for cell in (fn.__closure__ or ())
+               if cell.cell_contents is not None]
+    found = list(values)
+    for value in values:
+        if isinstance(value, types.FunctionType) and not _protected(value.__module__ or ""):
+            found += _referenced_objects(value, depth + 1, seen)
+    return found
+
+
+def _require_no_forbidden_reference(name, fn):
+    """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
+    forbidden = _FORBIDDEN.get(name, ())
+    for value in _referenced_objects(fn):
+        if _ORIGINALS.get(id(value)) in forbidden:
+            raise AssertionError(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise "
+                                 "forbids.")
+
+
+def _program(fn, *args):
+    """Primitive names of ``fn``'s jaxpr, sub-programs (jit, cond, ...) included."""
+    names, stack = [], [jax.make_jaxpr(fn)(*args).jaxpr]
+    while stack:
+        for eqn in stack.pop().eqns:
+            names.append(eqn.primitive.name)
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        stack.append(inner)
+    return names
+
+
+def _require_vectorized(name, fn, small_args, large_args):
+    """Equal program sizes for a small and a large batch mean no Python loop over the batch."""
+    small = _call(name, lambda: _program(fn, *small_args))
+    large = _call(name, lambda: _program(fn, *large_args))
+    loops = sorted({p for p in large if p in ("scan", "while")})
+    if loops:
+        raise AssertionError(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.")
+    if len(small) != len(large):
+        raise AssertionError(
+            f"{name} builds a program whose size grows with the number of vectors "
+            f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.")
+
+
+def _sin_twice(x):
+    return jnp.sin(x) * 2.0
+
+
+@jax.custom_vjp
+def _reverse_only(x):
+    """``_sin_twice`` with a custom VJP: forward mode raises on it."""
+    return _sin_twice(x)
+
+
+_reverse_only.defvjp(lambda x: (_sin_twice(x), jnp.cos(x)), lambda cos_x, g: (2.0 * cos_x * g,))
+
+
+def _sin_plus_identity_twice(x):
+    for _ in range(2):
+        x = jnp.sin(x) + x
+    return x
+
+
+def _forward_only(x):
+    """``_sin_plus_identity_twice`` as a while_loop, which reverse mode cannot differentiate."""
+    return jax.lax.while_loop(lambda s: s[0] < 2, lambda s: (s[0] + 1, jnp.sin(s[1]) + s[1]),
+                              (0, x))[1]
+
+
+_MODE_PROBES = {"forward": (_forward_only, _sin_plus_identity_twice),
+                "reverse": (_reverse_only, _sin_twice)}
+
+
+def _require_mode(name, mode, run):
+    """``run(fn, plain_fn)`` must work where ``fn`` only ``mode`` can differentiate."""
+    other = "reverse" if mode == "forward" else "forward"
+    try:
+        run(*_MODE_PROBES[mode])
+    except AssertionError as error:
+        raise AssertionError(
+            f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
+            f"can differentiate; are you using {other} mode? ({error})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 01: forward and reverse mode
+
+
+def _normal(seed, shape, dtype=jnp.float32):
+    return jax.random.normal(jax.random.key(seed), shape, dtype)
+
+
+def _run(name, fn, args, jit):
+    """``fn(*args)`` called eagerly, or compiled with ``jax.jit`` (hidden tests)."""
+    if not jit:
+        return _call(name, fn, *args)
+    try:  # a fresh wrapper: jax's trace cache must not serve a compilation of an earlier case
+        return _call(name, jax.jit(lambda *args: fn(*args)), *args)
+    except AssertionError as error:
+        raise AssertionError(f"Under jax.jit, {error}") from None
+
+
+def _visible_function_cases():
+    x = jnp.array([0.5, -1.0, 2.0])
+    return [
+        Case("f(x) = 3 x**2, x of shape (3,)", lambda x: 3 * x**2, x),
+        Case("f(x) = sin(x) summed over axis 1, x of shape (2, 3)",
+             lambda x: jnp.sum(jnp.sin(x), axis=1), _normal(0, (2, 3))),
+    ]
+
+
+def check_vgrad(vgrad, cases=None, jit=False):
+    """``vgrad(f, x)`` is the gradient of ``sum(f(x))``, i.e. the VJP with a cotangent of ones."""
+    visible = cases is None
+    cases = _visible_function_cases() if visible else cases
+    _require_no_forbidden_reference("vgrad", vgrad)
+    hint = ["The cotangent must have the shape of f(x), not of x."]
+    for case in cases:
+        f, x = case.args
+        expected = jax.jit(jax.grad(lambda x: jnp.sum(f(x)).real))(x)
+        actual = _run("vgrad", lambda x: vgrad(f, x), (x,), jit)
+        _compare("vgrad", case, actual, expected, shape_hints=hint)
+    if visible:
+        _require_mode("vgrad", "reverse", lambda fn, _: _call("vgrad", vgrad, fn, jnp.ones(3)))
+    print(f"vgrad passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _product_cases(kind):
+    cases = []
+    for case in _visible_function_cases():
+        f, x = case.args
+        shape = jax.eval_shape(f, x).shape if kind == "mjp" else x.shape
+        cases.append(Case(case.label + ", 4 vectors", f, x, _normal(7, (4,) + shape)))
+    return cases
+
+
+def _check_products(kind, implementation, cases, jit):
+    name = f"vmap_{kind}"
+    visible = cases is None
+    cases = _product_cases(kind) if visible else cases
+    for case in cases:
+        f, x, M = case.args
+        y_shape = jax.eval_shape(f, x).shape
+        J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
+        rows = M.reshape(M.shape[0], -1)
+        if kind == "mjp":
+            expected = (rows @ J).reshape((M.shape[0],) + x.shape)
+        else:
+            expected = (rows @ J.T).reshape((M.shape[0],) + y_shape)
+        actual = _run(name, lambda x, M: implementation(f, x, M), (x, M), jit)
+        _compare(name, case, actual, expected)
+    mode = "reverse" if kind == "mjp" else "forward"
+    if visible:
+        f = lambda x: jnp.tanh(x) * x[::-1]
+        x = jnp.linspace(-1.0, 1.0, 5)
+        _require_vectorized(name, lambda M: implementation(f, x, M), (jnp.ones((2, 5)),),
+                            (jnp.ones((9, 5)),))
+        _require_mode(name, mode, lambda fn, _: _call(name, implementation, fn, jnp.ones(3),
+                                                      jnp.ones((2, 3))))
+    print(f"{name} passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          (f", is vectorized and uses {mode} mode." if visible else "."))
+
+
+def check_vmap_mjp(vmap_mjp, cases=None, jit=False):
+    """``vmap_mjp(f, x, M)``: pull back each row of ``M`` (a cotangent) through f at x."""
+    _check_products("mjp", vmap_mjp, cases, jit)
+
+
+def check_vmap_jmp(vmap_jmp, cases=None, jit=False):
+    """``vmap_jmp(f, x, M)``: push forward each row of ``M`` (a tangent) through f at x."""
+    _check_products("jmp", vmap_jmp, cases, jit)
+
+
+def _jacobian_cases():
+    return [
+        Case("f(x) = sin(x) * x[::-1], x of shape (3,)", lambda x: jnp.sin(x) * x[::-1],
+             jnp.array([0.3, -1.2, 2.0])),
+        Case("f(x) = x @ x.T, x of shape (2, 3)", lambda x: x @ x.T, _normal(1, (2, 3))),
+        Case("f(x) = sum(x**3), x of shape (4,)", lambda x: jnp.sum(x**3), _normal(2, (4,))),
+    ]
+
+
+def _check_jacobian(name, mode, builder, cases, jit):
+    reference = {"forward": jax.jacfwd, "reverse": jax.jacrev}[mode]
+    visible = cases is None
+    cases = _jacobian_cases() if visible else cases
+    _require_no_forbidden_reference(name, builder)
+    hint = ["The Jacobian of f at x has shape f(x).shape + x.shape."]
+    for case in cases:
+        f, x = case.args
+        expected = jax.jit(reference(f))(x)
+        jacobian_fn = _call(name, builder, f)
+        actual = _run(f"{name}(f)", jacobian_fn, (x,), jit)
+        _compare(f"{name}(f)", case, actual, expected, shape_hints=hint)
+    if visible:
+        _require_vectorized(name, lambda x: builder(jnp.sin)(x), (jnp.ones(2),),
+                            (jnp.ones(7),))
+        probe = Case(f"a function only {mode} mode can differentiate",
+                     jnp.linspace(0.0, 1.0, 3))
+
+        def run(fn, plain_fn):
+            jacobian = _call(f"{name}(f)", _call(name, builder, fn), *probe.args)
+            _compare(f"{name}(f)", probe, jacobian,
+                     jax.jit(jax.jacfwd(plain_fn))(*probe.args))
+
+        _require_mode(name, mode, run)
+    print(f"{name} passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          (f", is vectorized and uses {mode} mode." if visible else "."))
+
+
+def check_our_jacfwd(our_jacfwd, cases=None, jit=False):
+    """``our_jacfwd(f)(x)`` equals ``jax.jacfwd(f)(x)``, built on jvp and vmap."""
+    _check_jacobian("our_jacfwd", "forward", our_jacfwd, cases, jit)
+
+
+def check_our_jacrev(our_jacrev, cases=None, jit=False):
+    """``our_jacrev(f)(x)`` equals ``jax.jacrev(f)(x)``, built on vjp and vmap."""
+    _check_jacobian("our_jacrev", "reverse", our_jacrev, cases, jit)
+
+
+def _wirtinger_reference(f, z):
+    def as_real(a, b):
+        w = f(a + 1j * b)
+        return jnp.real(w), jnp.imag(w)
+
+    (ux, uy), (vx, vy) = jax.jacfwd(as_real, argnums=(0, 1))(jnp.real(z), jnp.imag(z))
+    df_dz = ((ux + vy) + 1j * (vx - uy)) / 2
+    df_dzbar = ((ux - vy) + 1j * (vx + uy)) / 2
+    return df_dz.astype(z.dtype), df_dzbar.astype(z.dtype)
+
+
+def _wirtinger_cases():
+    z = jnp.array(0.7 - 0.4j, dtype=jnp.complex64)
+    return [
+        Case("f(z) = sin(z)", jnp.sin, z),
+        Case("f(z) = conj(z)", jnp.conj, z),
+        Case("f(z) = z * conj(z)", lambda z: z * jnp.conj(z), z),
+    ]
+
+
+def check_wirtinger(wirtinger, cases=None, jit=False):
+    """``wirtinger(f, z)`` returns ``(df/dz, df/dzbar)`` of a complex function at a scalar z."""
+    visible = cases is None
+    cases = _wirtinger_cases() if visible else cases
+    _require_no_forbidden_reference("wirtinger", wirtinger)
+    for case in cases:
+        f, z = case.args
+        expected = jax.jit(lambda z: _wirtinger_reference(f, z))(z)
+        result = _run("wirtinger", lambda z: wirtinger(f, z), (z,), jit)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise AssertionError("wirtinger must return a tuple (df_dz, df_dzbar), got "
+                                 f"{_describe(result)}.")
+        swapped = all(np.allclose(np.asarray(r), np.asarray(e), atol=1e-5)
+                      for r, e in zip(result, expected[::-1]))
+        hint = ["You swapped df/dz and df/dzbar."] if swapped else []
+        _compare("wirtinger (df/dz)", case, result[0], expected[0], hint)
+        _compare("wirtinger (df/dzbar)", case, result[1], expected[1], hint)
+    print(f"wirtinger passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 02: higher-order derivatives and curvature
+
+
+def _compare_tree(name, case, actual, expected, **hints):
+    """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
+    if jax.tree.structure(actual) != jax.tree.structure(expected):
+        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                             f"the structure {_describe(expected)}.")
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
+    for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        _compare(name + path, case, a, e, **hints)
+
+
+def _cos_by_while(x):
+    return jax.lax.while_loop(lambda s: s[0] < 1, lambda s: (s[0] + 1, jnp.cos(s[1])), (0, x))[1]
+
+
+@jax.custom_vjp
+def _sum_sin_fwd_over_rev_only(x):
+    """sum(sin(x)), whose gradient is a while_loop: only forward-over-reverse gives its Hessian."""
+    return jnp.sum(jnp.sin(x))
+
+
+_sum_sin_fwd_over_rev_only.defvjp(lambda x: (jnp.sum(jnp.sin(x)), x),
+                                  lambda x, g: (g * _cos_by_while(x),))
+
+
+def _require_forward_over_reverse(name, run):
+    """``run(f)`` must work on a function whose second derivative only forward-over-reverse takes."""
+    try:
+        run(_sum_sin_fwd_over_rev_only)
+    except AssertionError as error:
+        raise AssertionError(
+            f"{name} must be forward-over-reverse (jax.jvp or jacfwd outside, jax.grad or jacrev "
+            "inside); it failed on a function that only that order can differentiate twice. "
+            f"({error})") from None
+
+
+def _largest_intermediate(fn, *args):
+    """Size of the largest array in ``fn``'s program, sub-programs included."""
+    largest, stack = 0, [jax.make_jaxpr(fn)(*args).jaxpr]
+    while stack:
+        jaxpr = stack.pop()
+        for eqn in jaxpr.eqns:
+            for var in eqn.outvars:
+                largest = max(largest, int(np.prod(getattr(var.aval, "shape", ()))))
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        stack.append(inner)
+    return largest
+
+
+def _require_no_dense_hessian(name, fn, n, *args):
+    largest = _call(name, lambda: _largest_intermediate(fn, *args))
+    if largest >= n * n:
+        raise AssertionError(f"{name} builds an array of {largest} entries for an input of "
+                             f"size {n}: it materializes the Hessian.")
+
+
+def _scalar_function_cases():
+    return [
+        Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), jnp.array([1.0, -2.0, 0.5])),
+        Case("f(x) = sum(tanh(x)**2), x of shape (2, 2)", lambda x: jnp.sum(jnp.tanh(x) ** 2),
+             _normal(3, (2, 2))),
+    ]
+
+
+def check_hessian(hessian, cases=None, jit=False):
+    """``hessian(f)(x)`` equals ``jax.hessian(f)(x)``: shape x.shape + x.shape."""
+    visible = cases is None
+    cases = _scalar_function_cases() if visible else cases
+    _require_no_forbidden_reference("hessian", hessian)
+    for case in cases:
+        f, x = case.args
+        expected = jax.jit(jax.hessian(f))(x)
+        actual = _run("hessian(f)", _call("hessian", hessian, f), (x,), jit)
+        _compare("hessian(f)", case, actual, expected,
+                 shape_hints=["The Hessian of f at x has shape x.shape + x.shape."])
+    if visible:
+        x = jnp.linspace(0.0, 1.0, 3)
+        _require_forward_over_reverse("hessian", lambda f: _compare(
+            "hessian(f)", Case("a probe function", x),
+            _call("hessian(f)", _call("hessian", hessian, f), x), jnp.diag(-jnp.sin(x))))
+    print(f"hessian passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          (" and is forward-over-reverse." if visible else "."))
+
+
+def check_hvp(hvp, cases=None, jit=False):
+    """``hvp(f, (x,), (v,))`` is the Hessian of f at x applied to v, for pytrees x and v."""
+    visible = cases is None
+    _require_no_forbidden_reference("hvp", hvp)
+    if visible:
+        x = jnp.array([0.5, -1.0, 2.0])
+        cases = [
+            Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), x,
+                 jnp.array([1.0, 0.0, -1.0])),
+            Case("a dict of parameters", lambda p: jnp.sum(jnp.tanh(p["w"]) * p["b"] ** 2),
+                 {"w": x, "b": jnp.array(1.5)}, {"w": jnp.ones(3), "b": jnp.array(-1.0)}),
+        ]
+    for case in cases:
+        f, x, v = case.args
+        expected = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v)
+        actual = _run("hvp", lambda x, v: hvp(f, (x,), (v,)), (x, v), jit)
+        _compare_tree("hvp", case, actual, expected)
+    if visible:
+        n = 300
+        x = jnp.linspace(-1.0, 1.0, n)
+        _require_no_dense_hessian("hvp", lambda x, v: hvp(lambda x: jnp.sum(jnp.sin(x) * x[::-1]),
+                                                         (x,), (v,)), n, x, x)
+        x = jnp.linspace(0.0, 1.0, 3)
+        _require_forward_over_reverse("hvp", lambda f: _compare(
+            "hvp", Case("a probe function", x), _call("hvp", hvp, f, (x,), (jnp.ones(3),)),
+            -jnp.sin(x)))
+    print(f"hvp passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          (", never builds the Hessian and is forward-over-reverse." if visible else "."))
+
+
+def _swap_global(fn, name, value):
+    """Context: ``fn``'s global ``name`` replaced by ``value``, put back afterwards."""
+    @contextlib.contextmanager
+    def swapped():
+        namespace = fn.__globals__
+        saved = namespace.get(name, _MISSING)
+        namespace[name] = value
+        try:
+            yield
+        finally:
+            if saved is _MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = saved
+    return swapped()
+
+
+def _linear_value(theta, state):
+    return jnp.dot(theta, state)
+
+
+def check_td_update(td_update, cases=None, jit=False):
+    """``td_update`` is the TD(0) update (r + v(s_t) - v(s_tm1)) grad v(s_tm1) for ``value_fn``.
+
+    Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is replaced
+    by the case's own while the case runs, so an answer must call ``value_fn``.
+    """
+    visible = cases is None
+    if visible:
+        cases = [Case("the linear value function of the notebook", _linear_value,
+                      jnp.array([0.1, -0.1, 0.0]), jnp.array([1.0, 2.0, -1.0]), jnp.array(1.0),
+                      jnp.array([2.0, 1.0, 0.0]))]
+    for case in cases:
+        value_fn, theta, s_tm1, r_t, s_t = case.args
+        error = r_t + value_fn(theta, s_t) - value_fn(theta, s_tm1)
+        expected = jax.jit(lambda t: error * jax.grad(value_fn)(t, s_tm1))(theta)
+        with _swap_global(td_update, "value_fn", value_fn):
+            actual = _run("td_update", td_update, (theta, s_tm1, r_t, s_t), jit)
+        _compare("td_update", case, actual, expected, hints=[
+            "The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's gradient "
+            "stopped, and does the answer call value_fn?"])
+    print(f"td_update passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def check_straight_through_round(straight_through_round, cases=None, jit=False):
+    """Rounds in the forward pass; its JVP and VJP are the identity."""
+    visible = cases is None
+    cases = [Case("x of shape (4,)", jnp.array([0.2, 1.7, -2.4, 3.5]))] if visible else cases
+    for case in cases:
+        (x,) = case.args
+        value = _run("straight_through_round", straight_through_round, (x,), jit)
+        _compare("straight_through_round", case, value, jnp.round(x))
+        gradient = _run("straight_through_round",
+                        jax.grad(lambda x: jnp.sum(straight_through_round(x) * jnp.cos(x))), (x,),
+                        jit)
+        _compare("the gradient of sum(straight_through_round(x) * cos(x))", case, gradient,
+                 jnp.cos(x) - jnp.round(x) * jnp.sin(x), hints=[
+                     "The backward pass must treat rounding as the identity."])
+        tangent = _run("straight_through_round",
+                       lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
+                       (x,), jit)
+        _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
+    print(f"straight_through_round passed {len(cases)} cases" +
+          (" under jax.jit." if jit else "."))
+
+
+def _logistic_loss(params, x, y):
+    logit = jnp.dot(params["w"], x) + params["b"]
+    return jnp.logaddexp(0.0, logit) - y * logit
+
+
+def check_perex_grads(perex_grads, cases=None, jit=False):
+    """``perex_grads(loss, params, xs, ys)``: one gradient per example, leading batch axis."""
+    visible = cases is None
+    if visible:
+        params = {"w": jnp.array([0.5, -0.25, 1.0]), "b": jnp.array(0.1)}
+        cases = [Case("logistic regression, 4 examples", _logistic_loss, params,
+                      _normal(4, (4, 3)), jnp.array([0.0, 1.0, 1.0, 0.0]))]
+    for case in cases:
+        loss, params, xs, ys = case.args
+        expected = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(params, xs, ys)
+        actual = _run("perex_grads", lambda p, xs, ys: perex_grads(loss, p, xs, ys),
+                      (params, xs, ys), jit)
+        _compare_tree("perex_grads", case, actual, expected, shape_hints=[
+            "Each leaf needs a leading batch axis: one gradient per example."])
+    if visible:
+        params = {"w": jnp.ones(3), "b": jnp.array(0.0)}
+        _require_vectorized("perex_grads", lambda xs, ys: perex_grads(_logistic_loss, params,
+                                                                       xs, ys),
+                            (jnp.ones((2, 3)), jnp.ones(2)), (jnp.ones((9, 3)), jnp.ones(9)))
+    print(f"perex_grads passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          (" and is vectorized." if visible else "."))
+
+
+def _quadratic_loss(params, batch):
+    A, b = batch
+    return 0.5 * params @ A @ params - b @ params
+
+
+def check_maml_grad(maml_grad, cases=None, jit=False):
+    """The gradient of loss(params - lr * grad loss(params, train), test), second order."""
+    visible = cases is None
+    if visible:
+        A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+        cases = [Case("a quadratic loss", _quadratic_loss, jnp.array([1.0, -1.0]),
+                      (A, jnp.array([1.0, 0.0])), (A * 1.5, jnp.array([0.0, 1.0])), 0.1)]
+    for case in cases:
+        loss, params, train, test, lr = case.args
+
+        def meta_loss(p):
+            g = jax.grad(loss)(p, train)
+            return loss(jax.tree.map(lambda p, g: p - lr * g, p, g), test)
+
+        expected = jax.jit(jax.grad(meta_loss))(params)
+        actual = _run("maml_grad", lambda p: maml_grad(loss, p, train, test, lr), (params,),
+                      jit)
+        _compare_tree("maml_grad", case, actual, expected, hints=[
+            "Differentiate through the inner step (no stop_gradient), evaluate the adapted "
+            "parameters on the test batch."])
+    print(f"maml_grad passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _hutchinson_reference(f, x, key, num_samples):
+    probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
+    hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+    return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
+
+
+def check_hutchinson_trace(hutchinson_trace, cases=None, jit=False):
+    """Hutchinson's estimate of tr(Hessian) with the probes the exercise prescribes."""
+    visible = cases is None
+    _require_no_forbidden_reference("hutchinson_trace", hutchinson_trace)
+    if visible:
+        cases = [Case("f(x) = sum(sin(x) * x[::-1]), 8 samples",
+                      lambda x: jnp.sum(jnp.sin(x) * x[::-1]), jnp.linspace(-1.0, 1.0, 5),
+                      jax.random.key(1), 8)]
+    for case in cases:
+        f, x, key, num_samples = case.args
+        expected = jax.jit(_hutchinson_reference, static_argnums=(0, 3))(f, x, key, num_samples)
+        actual = _run("hutchinson_trace", lambda x, key: hutchinson_trace(f, x, key, num_samples),
+                      (x, key), jit)
+        _compare("hutchinson_trace", case, actual, expected, hints=[
+            "Draw the probes exactly as the statement says, then average v . (H v)."])
+    if visible:
+        n = 300
+        x = jnp.linspace(-1.0, 1.0, n)
+        _require_no_dense_hessian(
+            "hutchinson_trace", lambda x, key: hutchinson_trace(
+                lambda x: jnp.sum(jnp.sin(x) * x[::-1]), x, key, 4), n, x, jax.random.key(0))
+        diagonal = Case("a diagonal Hessian, where every probe gives the exact trace",
+                        lambda x: jnp.sum(jnp.cos(x)), jnp.linspace(0.0, 1.0, 4),
+                        jax.random.key(2), 3)
+        f, x, key, num_samples = diagonal.args
+        _require_vectorized("hutchinson_trace", lambda probes: hutchinson_trace(
+            f, x, key, probes.shape[0]), (jnp.ones(2),), (jnp.ones(7),))
+        _compare("hutchinson_trace", diagonal,
+                 _call("hutchinson_trace", hutchinson_trace, f, x, key, num_samples),
+                 -jnp.sum(jnp.cos(x)))
+    print(f"hutchinson_trace passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          (" and never builds the Hessian." if visible else "."))
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 03: custom derivative rules
+
+
+def _require_custom_rule(name, fn, kind):
+    """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
+    cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
+    if not isinstance(fn, cls):
+        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+    if getattr(fn, rule, None) is None:
+        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+
+
+def _finite(name, case, value):
+    if not np.all(np.isfinite(np.asarray(value))):
+        raise AssertionError(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.")
+
+
+def _elementwise_derivatives(fn, x):
+    """Values, first and second derivatives of an elementwise ``fn`` at every entry of ``x``."""
+    first = jax.grad(lambda x: jnp.sum(fn(x)))
+    second = jax.grad(lambda x: jnp.sum(first(x)))
+    return fn(x), first(x), second(x)
+
+
+def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None):
+    """Compare an elementwise custom_jvp function and its derivatives with float64 formulas."""
+    for case in cases:
+        (x,) = case.args
+        x64 = np.asarray(x, np.float64)
+        results = _run(name, lambda x: _elementwise_derivatives(fn, x), (x,), jit)
+        expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
+        labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
+        for label, result, wanted in zip(labels, results, expected):
+            _finite(label, case, result)
+            _compare(label, case, result, wanted.astype(x.dtype))
+        tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
+        _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
+        flat = x.reshape(-1)
+        _compare(f"jax.vmap({name})", case, _run(name, jax.vmap(fn), (flat,), jit),
+                 value(np.asarray(flat, np.float64)).astype(x.dtype))
+
+
+def _sigmoid64(x):
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def check_log1pexp(log1pexp, cases=None, jit=False):
+    """A custom_jvp log(1 + e^x): accurate values, derivative sigmoid(x), never nan."""
+    _require_custom_rule("log1pexp", log1pexp, "jvp")
+    cases = cases or [Case("x from -100 to 100", jnp.array([-100.0, -3.0, 0.0, 2.0, 100.0]))]
+    _check_elementwise_rule(
+        "log1pexp", log1pexp, cases, jit, value=lambda x: np.logaddexp(0.0, x),
+        derivative=_sigmoid64, second=lambda x: _sigmoid64(x) * _sigmoid64(-x))
+    print(f"log1pexp passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _shrink_derivative(x):
+    root = np.sqrt(x)
+    return (1 + root / 2) / (1 + root) ** 2
+
+
+def check_shrink(shrink, cases=None, jit=False):
+    """A custom_jvp x / (1 + sqrt(x)) whose derivative at 0 is 1, without nan."""
+    _require_custom_rule("shrink", shrink, "jvp")
+    cases = cases or [Case("x = 0, 0.25, 1 and 4", jnp.array([0.0, 0.25, 1.0, 4.0]))]
+    _check_elementwise_rule("shrink", shrink, cases, jit, value=lambda x: x / (1 + np.sqrt(x)),
+                            derivative=_shrink_derivative)
+    print(f"shrink passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def check_clip_gradient(clip_gradient, cases=None, jit=False):
+    """Identity forward; the cotangent is clipped to [lo, hi]; lo and hi get no gradient."""
+    _require_custom_rule("clip_gradient", clip_gradient, "vjp")
+    if cases is None:
+        cases = [Case("lo = -1, hi = 1", jnp.array(-1.0), jnp.array(1.0),
+                      jnp.array([0.5, 2.0, -3.0]), jnp.array([3.0, -0.5, -2.0]))]
+    for case in cases:
+        lo, hi, x, g = case.args
+
+        def run(lo, hi, x, g):
+            y, pullback = jax.vjp(clip_gradient, lo, hi, x)
+            return y, pullback(g)
+
+        y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
+        _compare("clip_gradient (forward pass)", case, y, x)
+        _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
+        for label, value in (("lo", g_lo), ("hi", g_hi)):
+            _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+    print(f"clip_gradient passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _polar_reference(point):
+    x, y = point["x"], point["y"]
+    return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+
+def check_polar(polar, cases=None, jit=False):
+    """A custom_vjp from {"x", "y"} to {"r", "theta"}, pytrees in and out."""
+    _require_custom_rule("polar", polar, "vjp")
+    if cases is None:
+        point = {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])}
+        cases = [Case("two points", point, {"r": jnp.array([1.0, -1.0]),
+                                            "theta": jnp.array([0.5, 2.0])})]
+    for case in cases:
+        point, cotangent = case.args
+
+        def run(point, cotangent):
+            value, pullback = jax.vjp(polar, point)
+            return value, pullback(cotangent)
+
+        value, pulled = _run("polar", run, (point, cotangent), jit)
+        expected_value, pullback = jax.vjp(_polar_reference, point)
+        _compare_tree("polar", case, value, expected_value)
+        _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[
+            "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2."])
+    print(f"polar passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _clipped_norm64(g, max_norm):
+    norm = np.sqrt(np.sum(np.asarray(g, np.float64) ** 2))
+    return np.asarray(g, np.float64) * min(1.0, max_norm / norm if norm > 0 else 1.0)
+
+
+def check_clip_gradient_norm(clip_gradient_norm, cases=None, jit=False):
+    """Identity forward; the cotangent is rescaled to norm <= max_norm (nondiff_argnums=(0,))."""
+    _require_custom_rule("clip_gradient_norm", clip_gradient_norm, "vjp")
+    if tuple(getattr(clip_gradient_norm, "nondiff_argnums", ())) != (0,):
+        raise AssertionError("clip_gradient_norm must declare nondiff_argnums=(0,).")
+    if cases is None:
+        x = jnp.array([1.0, 2.0, 3.0])
+        cases = [Case("a long cotangent, max_norm = 1", 1.0, x, jnp.array([3.0, 0.0, -4.0])),
+                 Case("a short cotangent, max_norm = 10", 10.0, x, jnp.array([3.0, 0.0, -4.0])),
+                 Case("a zero cotangent", 1.0, x, jnp.zeros(3))]
+    for case in cases:
+        max_norm, x, g = case.args
+
+        def run(x, g):
+            y, pullback = jax.vjp(lambda x: clip_gradient_norm(max_norm, x), x)
+            return y, pullback(g)[0]
+
+        y, pulled = _run("clip_gradient_norm", run, (x, g), jit)
+        _compare("clip_gradient_norm (forward pass)", case, y, x)
+        _finite("the VJP of clip_gradient_norm", case, pulled)
+        _compare("the VJP of clip_gradient_norm", case, pulled,
+                 _clipped_norm64(g, max_norm).astype(g.dtype))
+    print(f"clip_gradient_norm passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+@contextlib.contextmanager
+def _swapped_rule(fn, bwd):
+    """Context: the custom_vjp ``fn`` with another backward rule, put back afterwards."""
+    fwd, saved = fn.fwd, fn.bwd
+    fn.defvjp(fwd, bwd)
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        fn.defvjp(fwd, saved)
+        jax.clear_caches()
+
+
+def check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad, cases=None, jit=False):
+    """Reference exercise 000: ``custom_sumsq`` with its rule, differentiated twice through it."""
+    namespace = getattr(custom_vjp_grad_of_grad, "__globals__", {})
+    custom_sumsq = namespace.get("custom_sumsq")
+    _require_custom_rule("custom_sumsq", custom_sumsq, "vjp")
+    for helper in ("_fwd", "_bwd"):
+        if helper not in namespace:
+            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
+                                 "says.")
+    cases = cases or [Case("x = [1, 2]", jnp.array([1.0, 2.0])),
+                      Case("x of length 4", jnp.array([0.5, -1.0, 3.0, 0.0]))]
+    for case in cases:
+        (x,) = case.args
+        value, residual = _call("_fwd", namespace["_fwd"], x)
+        _compare("custom_sumsq's _fwd (value)", case, value, jnp.sum(x**2))
+        _compare("custom_sumsq's _fwd (residual)", case, residual, x,
+                 hints=["The residual is x itself."])
+        returned = _call("_bwd", namespace["_bwd"], x, jnp.array(1.5, x.dtype))
+        if not (isinstance(returned, tuple) and len(returned) == 1):
+            raise AssertionError("custom_sumsq's _bwd must return a tuple holding one cotangent, "
+                                 "(g * 2 * x,): mind the trailing comma.")
+        _compare("custom_sumsq's _bwd", case, returned[0], 3.0 * x)
+        _compare("jax.grad(custom_sumsq)", case, _call("custom_sumsq", jax.grad(custom_sumsq), x),
+                 2 * x)
+        result = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
+        _compare("custom_vjp_grad_of_grad", case, result, jnp.full_like(x, 2.0),
+                 hints=["The answer is the gradient of sum(grad(custom_sumsq)(x))."])
+        with _swapped_rule(custom_sumsq, lambda x, g: (g * 3 * x**2,)):
+            swapped = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
+        _compare("custom_vjp_grad_of_grad with the rule swapped for g * 3 x**2", case, swapped,
+                 6 * x, hints=["The result must come from custom_sumsq's registered rule."])
+    print(f"custom_vjp_grad_of_grad passed {len(cases)} cases" +
+          (" under jax.jit" if jit else "") + " and uses the registered rule.")
+
+
+def check_safe_norm(safe_norm, cases=None, jit=False):
+    """A custom_jvp Euclidean norm whose derivative at 0 is 0 (no nan anywhere)."""
+    _require_custom_rule("safe_norm", safe_norm, "jvp")
+    cases = cases or [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
+                      Case("x = 0 of shape (3,)", jnp.zeros(3))]
+    for case in cases:
+        (x,) = case.args
+        x64 = np.asarray(x, np.float64)
+        norm = np.sqrt(np.sum(x64**2))
+        gradient = x64 / norm if norm > 0 else np.zeros_like(x64)
+        value, grad = _run("safe_norm", lambda x: jax.value_and_grad(safe_norm)(x), (x,), jit)
+        _compare("safe_norm", case, value, np.asarray(norm, x.dtype))
+        _finite("the gradient of safe_norm", case, grad)
+        _compare("the gradient of safe_norm", case, grad, gradient.astype(x.dtype))
+        direction = jnp.ones_like(x)
+        tangent = _run("safe_norm", lambda x: jax.jvp(safe_norm, (x,), (direction,))[1], (x,), jit)
+        _finite("the JVP of safe_norm", case, tangent)
+        _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
+    print(f"safe_norm passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 04: implicit differentiation
+
+
+def _close(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False
+    rtol, atol = _tolerances(expected.dtype)
+    return bool(np.allclose(actual, expected, rtol=rtol,
+                            atol=atol * float(np.max(np.abs(expected), initial=1.0))))
+
+
+def _suspects(actual, candidates):
+    """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
+    return [hint for value, hint in candidates if _close(actual, value)]
+
+
+def _student_globals(fn):
+    return getattr(getattr(fn, "fun", fn), "__globals__", {})
+
+
+def _newton_sqrt64(x, steps=10):
+    """y and dy/dx after ``steps`` Newton steps y <- (y + x / y) / 2 from y = 1, in float64."""
+    x = np.asarray(x, np.float64)
+    y, dy = np.ones_like(x), np.zeros_like(x)
+    for _ in range(steps):
+        y, dy = 0.5 * (y + x / y), 0.5 * (dy + 1 / y - x * dy / y**2)
+    return y, dy
+
+
+def check_fixed_point_sqrt(fixed_point_sqrt, cases=None, jit=False):
+    """Reference exercise 002: 10 Newton steps from ones, with the IFT rule g * 0.5 / y."""
+    _require_custom_rule("fixed_point_sqrt", fixed_point_sqrt, "vjp")
+    namespace = _student_globals(fixed_point_sqrt)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
+                                 "says.")
+    cases = cases or [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
+                           jnp.array([1.0, 2.0, -1.0, 0.5]))]
+    for case in cases:
+        x, g = case.args
+        y64, unrolled64 = _newton_sqrt64(x)
+        y, dtype = y64.astype(x.dtype), x.dtype
+        value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
+        _compare("fixed_point_sqrt", case, value, y, hints=_suspects(value, [
+            (np.sqrt(np.asarray(x, np.float64)).astype(dtype),
+             "These are exact square roots: the forward pass must be exactly 10 Newton steps "
+             "from ones, which has not converged yet for the largest entries.")]))
+        fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
+        _compare("the value returned by _fwd", case, fwd_value, y)
+        returned = _call("_bwd", namespace["_bwd"], residual, g)
+        if not (isinstance(returned, tuple) and len(returned) == 1):
+            raise AssertionError("_bwd must return a tuple holding one cotangent, "
+                                 "(g * 0.5 / y,): mind the trailing comma.")
+        expected = (np.asarray(g, np.float64) * 0.5 / y64).astype(dtype)
+        wrong_rules = [
+            ((np.asarray(g, np.float64) * unrolled64).astype(dtype),
+             "This is the derivative of the unrolled Newton steps, not the implicit rule."),
+            ((np.asarray(g, np.float64) * 0.5 / np.sqrt(np.asarray(x, np.float64))).astype(dtype),
+             "This is 0.5 / sqrt(x): the rule must use the saved y, the forward pass's output."),
+            ((np.asarray(g, np.float64) * 0.5 / np.asarray(x, np.float64)).astype(dtype),
+             "This is 0.5 / x: save y as the residual, not x."),
+        ]
+        _compare("_bwd(residual, g)", case, returned[0], expected,
+                 hints=_suspects(returned[0], wrong_rules))
+        pulled = _run("fixed_point_sqrt",
+                      lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
+        _compare("the VJP of fixed_point_sqrt", case, pulled, expected,
+                 hints=_suspects(pulled, wrong_rules))
+    print(f"fixed_point_sqrt passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _fixed_point64(f, a, x, steps=20_000):
+    """x = f(a, x) solved by plain iteration in float64 (the checks' own reference)."""
+    step = jax.jit(lambda a, x: jax.lax.fori_loop(0, steps, lambda _, x: f(a, x), x))
+    return step(a, x)
+
+
+def _implicit_vjps64(f, a, x_star, v):
+    """v^T dx*/da by the implicit function theorem, with a dense solve (small problems only),
+    and two wrong versions of it: without the solve, and with an untransposed solve."""
+    n = x_star.size
+    I_minus_A = np.eye(n) - np.asarray(jax.jacobian(lambda x: f(a, x))(x_star)).reshape(n, n)
+    _, pullback = jax.vjp(lambda a: f(a, x_star), a)
+
+    def pulled(w):
+        return pullback(jnp.asarray(w).reshape(x_star.shape))[0]
+
+    v = np.asarray(v).reshape(n)
+    return (pulled(np.linalg.solve(I_minus_A.T, v)), pulled(v),
+            pulled(np.linalg.solve(I_minus_A, v)))
+
+
+def _newton_update(a, x):
+    return 0.5 * (x + a / x)
+
+
+def _to64(tree):
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+
+
+def _visible_fixed_point_cases():
+    M = jnp.array([[0.3, -0.2, 0.1], [0.25, 0.1, -0.3], [0.0, 0.4, 0.2]])
+    a = jnp.array([2.0, 0.5, 9.0])
+    with jax.enable_x64(True):
+        solution = np.asarray(_fixed_point64(lambda a, x: M @ x + a, _to64(a), _to64(a)),
+                              np.float32)
+    return [
+        Case("Newton's square root, x_guess = a", _newton_update, a, a, jnp.array([1.0, -2.0, 3.0])),
+        Case("x = M x + a, M not symmetric", lambda a, x: M @ x + a, a, jnp.zeros(3),
+             jnp.array([1.0, 0.5, -1.0])),
+        Case("x = M x + a, started at the solution (unrolled differentiation fails here)",
+             lambda a, x: M @ x + a, a, jnp.asarray(solution), jnp.array([1.0, 0.5, -1.0])),
+        Case("a pytree a = {'scale', 'shift'} in x = scale * cos(x) + shift",
+             lambda a, x: a["scale"] * jnp.cos(x) + a["shift"],
+             {"scale": jnp.array(0.5), "shift": jnp.array([0.0, 1.0])}, jnp.zeros(2),
+             jnp.array([1.0, 2.0])),
+    ]
+
+
+def check_fixed_point(fixed_point, cases=None, jit=False):
+    """x* = f(a, x*) by lax.while_loop; a custom_vjp whose bwd solves the adjoint fixed point."""
+    _require_custom_rule("fixed_point", fixed_point, "vjp")
+    if tuple(getattr(fixed_point, "nondiff_argnums", ())) != (0,):
+        raise AssertionError("fixed_point must declare nondiff_argnums=(0,): f is a function, "
+                             "not an array to differentiate.")
+    visible = cases is None
+    cases = cases or _visible_fixed_point_cases()
+    for case in cases:
+        f, a, x_guess, v = case.args
+        if visible:
+            program = _call("fixed_point", lambda: _program(
+                lambda a, x: fixed_point(f, a, x), a, x_guess))
+            if "while" not in program:
+                raise AssertionError("fixed_point must iterate with jax.lax.while_loop until "
+                                     "converged(x_prev, x), not a fixed number of steps.")
+        with jax.enable_x64(True):
+            a64, v64 = _to64(a), _to64(v)
+            x64 = _fixed_point64(f, a64, _to64(x_guess))
+            a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
+        dtype = x_guess.dtype
+
+        def cast(tree):
+            return jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), tree)
+
+        value = _run("fixed_point", lambda a, x: fixed_point(f, a, x), (a, x_guess), jit)
+        _compare("fixed_point", case, value, cast(x64))
+        a_bar, x_bar = _run(
+            "fixed_point",
+            lambda a, x, v: jax.vjp(lambda a, x: fixed_point(f, a, x), a, x)[1](v),
+            (a, x_guess, v), jit)
+        hints = []
+        for wrong, hint in ((no_solve64, "This is v^T (df/da) alone: the backward pass must first "
+                             "solve the adjoint fixed point w = v + w^T (df/dx)."),
+                            (not_transposed64, "The Jacobian df/dx is applied untransposed: "
+                             "the adjoint iteration needs w -> v + vjp_x(w), a VJP, not a JVP.")):
+            if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
+                    _close(x, y) for x, y in zip(jax.tree.leaves(a_bar),
+                                                 jax.tree.leaves(cast(wrong)))):
+                hints.append(hint)
+        if not hints and "started at the solution" in case.label:
+            hints.append("With x_guess at the solution the loop stops at once, so only an "
+                         "implicit rule gets this right: do not differentiate the iterations.")
+        _compare_tree("the VJP of fixed_point (cotangent of a)", case, a_bar, cast(a_bar64),
+                      hints=hints)
+        _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
+                 np.zeros(x_guess.shape, dtype),
+                 hints=["The solution does not depend on the initial guess."])
+    _check_second_derivative(fixed_point, cases[0].args[2].dtype, jit)
+    print(f"fixed_point passed {len(cases)} cases and a second derivative" +
+          (" under jax.jit." if jit else "."))
+
+
+def _check_second_derivative(fixed_point, dtype, jit):
+    a = jnp.array([0.5, 2.0, 9.0], dtype)
+    case = Case(f"the second derivative of Newton's square root at a = {np.asarray(a)}", a)
+
+    def newton_sqrt(a):
+        return fixed_point(_newton_update, a, a)
+
+    hint = ("The backward pass is differentiated too: solve the adjoint fixed point by calling "
+            "fixed_point itself (lax.while_loop cannot be reverse-differentiated).")
+    try:
+        second = _run("fixed_point", jax.grad(lambda a: jnp.sum(jax.grad(
+            lambda a: jnp.sum(newton_sqrt(a)))(a))), (a,), jit)
+    except AssertionError as error:
+        raise AssertionError(f"grad(grad(newton_sqrt)) failed: {error} {hint}") from None
+    expected = (-0.25 * np.asarray(a, np.float64) ** -1.5).astype(dtype)
+    _compare("grad(grad(newton_sqrt))", case, second, expected, hints=[hint])
+
+
+def _custom_rule_sources(fn, *args):
+    """Where the functions with custom rules that ``fn``'s jaxpr calls were defined."""
+    names, stack = [], [jax.make_jaxpr(fn)(*args).jaxpr]
+    while stack:
+        for eqn in stack.pop().eqns:
+            if eqn.primitive.name in ("custom_jvp_call", "custom_vjp_call"):
+                call = eqn.params.get("call_jaxpr")
+                debug = getattr(getattr(call, "jaxpr", call), "debug_info", None)
+                names.append(str(getattr(debug, "func_src_info", "")))
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        stack.append(inner)
+    return names
+
+
+def _kepler64(M, e):
+    """E with E - e sin E = M, by bisection on [M - e, M + e] in float64."""
+    M, e = np.broadcast_arrays(np.asarray(M, np.float64), np.asarray(e, np.float64))
+    lo, hi = M - e, M + e
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        above = mid - e * np.sin(mid) - M > 0
+        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+    return 0.5 * (lo + hi)
+
+
+def check_kepler(kepler, cases=None, jit=False):
+    """E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in M and e."""
+    if cases is None:
+        cases = [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
+                      jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3]))]
+    for case in cases:
+        M, e = case.args
+        sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
+        if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s
+                   for s in sources):
+            raise AssertionError("kepler must solve the equation with jax.lax.custom_root.")
+        E64 = _kepler64(M, e)
+        slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
+        dM, de = 1.0 / slope, np.sin(E64) / slope
+        d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
+        dtype = M.dtype
+        value = _run("kepler", kepler, (M, e), jit)
+        _compare("kepler", case, value, E64.astype(dtype), hints=[
+            "Run Newton's method until it converges (check the number of steps and the sign "
+            "of the update)."])
+        grads = _run("kepler", jax.grad(lambda M, e: jnp.sum(kepler(M, e)), (0, 1)), (M, e), jit)
+        wrong_tangent_solve = [(np.asarray(slope).astype(dtype), "tangent_solve must divide by "
+                                "the derivative, y / g(1), not multiply by it.")]
+        _compare("dE/dM", case, grads[0], dM.astype(dtype),
+                 hints=_suspects(grads[0], wrong_tangent_solve))
+        _compare("dE/de", case, grads[1], de.astype(dtype))
+        t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
+        tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
+        _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
+        second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
+            jax.grad(lambda M: jnp.sum(kepler(M, e)))(M))), (M, e), jit)
+        _compare("d2E/dM2", case, second, d2M.astype(dtype))
+    print(f"kepler passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
+
+
+def _reference_fixed_point(rule_scale):
+    """A correct fixed_point whose backward pass is multiplied by ``rule_scale``."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+    def fixed_point(f, a, x_guess):
+        def keep_going(state):
+            k, x_prev, x = state
+            tol = 4 * jnp.finfo(x.dtype).eps * (1 + jnp.max(jnp.abs(x)))
+            return (k < 100_000) & (jnp.max(jnp.abs(x - x_prev)) > tol)
+
+        return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
+                                  (0, x_guess, f(a, x_guess)))[2]
+
+    def fwd(f, a, x_guess):
+        x_star = fixed_point(f, a, x_guess)
+        return x_star, (a, x_star)
+
+    def bwd(f, residuals, v):
+        a, x_star = residuals
+
+        def adjoint_map(params, w):
+            a, x_star, v = params
+            return v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
+
+        w = fixed_point(adjoint_map, (a, x_star, v), v)
+        a_bar = jax.vjp(lambda a: f(a, x_star), a)[1](w)[0]
+        return jax.tree.map(lambda t: rule_scale * t, a_bar), jnp.zeros_like(x_star)
+
+    fixed_point.defvjp(fwd, bwd)
+    return fixed_point
+
+
+def _ridge64(log_lam, X, y, X_val, y_val):
+    """Validation loss of the ridge solution and its derivative in log(lambda), in closed form."""
+    X, y, X_val, y_val = (np.asarray(t, np.float64) for t in (X, y, X_val, y_val))
+    lam, (n, d) = np.exp(np.float64(log_lam)), X.shape
+    H = X.T @ X / n + lam * np.eye(d)
+    w = np.linalg.solve(H, X.T @ y / n)
+    residual = X_val @ w - y_val
+    loss = residual @ residual / (2 * len(y_val))
+    dloss_dw = X_val.T @ residual / len(y_val)
+    return loss, lam * dloss_dw @ -np.linalg.solve(H, w)
+
+
+def _ridge_data(seed, n, d, n_val, dtype=jnp.float32):
+    keys = jax.random.split(jax.random.key(seed), 4)
+    w_true = jax.random.normal(keys[0], (d,), dtype)
+    X = jax.random.normal(keys[1], (n, d), dtype)
+    X_val = jax.random.normal(keys[2], (n_val, d), dtype)
+    noise = 0.5 * jax.random.normal(keys[3], (n + n_val,), dtype)
+    return X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]
+
+
+def check_ridge_hypergradient(ridge_hypergradient, cases=None, jit=False):
+    """(validation loss, its derivative in log lambda), with w* found by fixed_point.
+
+    The checks put their own correct fixed_point in the notebook while they run, so a mistake
+    in the fixed_point exercise does not cost points here too.
+    """
+    visible = cases is None
+    if visible:
+        cases = [Case("log lambda = -1, 20 training and 10 validation examples, 3 features",
+                      jnp.array(-1.0), *_ridge_data(0, 20, 3, 10))]
+    for case in cases:
+        log_lam = case.args[0]
+        loss64, hypergradient64 = _ridge64(*case.args)
+        dtype = log_lam.dtype
+        for scale in (1.0, 2.0) if visible else (1.0,):
+            with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(scale)):
+                loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient,
+                                           case.args, jit)
+            _compare("the validation loss of ridge_hypergradient", case, loss,
+                     np.asarray(loss64, dtype))
+            if scale == 1.0:
+                _compare("the hypergradient of ridge_hypergradient", case, hypergradient,
+                         np.asarray(hypergradient64, dtype), hints=_suspects(hypergradient, [
+                             (np.asarray(hypergradient64 / np.exp(np.float64(log_lam)), dtype),
+                              "This is the derivative in lambda: differentiate in log lambda."),
+                         ]))
+            elif not _close(hypergradient, np.asarray(2 * hypergradient64, dtype)):
+                raise AssertionError(
+                    "ridge_hypergradient's gradient does not come from fixed_point's implicit "
+                    "rule: when the checks double that rule, your hypergradient should double. "
+                    "Find w* with fixed_point (called by that name) and differentiate through "
+                    "it; no closed-form solve, no finite differences.")
+    print(f"ridge_hypergradient passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
+          ", and its gradient comes from fixed_point.")

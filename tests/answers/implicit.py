@@ -1,0 +1,475 @@
+"""Answers for source/04_implicit/implicit (implicit differentiation)."""
+
+from . import by_reason, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, Answer, Tampering, tampered
+
+_SQRT_FORWARD = """
+@jax.custom_vjp
+def fixed_point_sqrt(x):
+    y = jnp.ones_like(x)
+    for _ in range(10):
+        y = 0.5 * (y + x / y)
+    return y
+"""
+
+_FIXED_POINT_FORWARD = """
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def fixed_point(f, a, x_guess):
+    def keep_going(state):
+        k, x_prev, x = state
+        return jnp.logical_not(converged(x_prev, x)) & (k < MAX_ITERATIONS)
+
+    return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
+                              (1, x_guess, f(a, x_guess)))[2]
+
+
+def fixed_point_fwd(f, a, x_guess):
+    x_star = fixed_point(f, a, x_guess)
+    return x_star, (a, x_star)
+"""
+
+_FIXED_POINT_RULE = """
+def fixed_point_bwd(f, residuals, v):
+    a, x_star = residuals
+
+    def adjoint_map(params, w):
+        a, x_star, v = params
+        return v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
+
+    w = fixed_point(adjoint_map, (a, x_star, v), v)
+    return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
+"""
+
+_REGISTER = "\nfixed_point.defvjp(fixed_point_fwd, fixed_point_bwd)\n"
+
+_DESCENT_STEP = """
+def descent_step(params, w):
+    log_lam, X, y = params
+    lam, n = jnp.exp(log_lam), X.shape[0]
+    return w - (X.T @ (X @ w - y) / n + lam * w) / (jnp.sum(X**2) / n + lam)
+"""
+
+
+def _kepler(solve, tangent_solve="y / g(jnp.ones_like(y))", equation="E - e * jnp.sin(E) - M",
+            guess="M"):
+    return f"""
+        def kepler(M, e):
+            def equation(E):
+                return {equation}
+
+            def solve(f, E):
+                {solve}
+
+            return jax.lax.custom_root(equation, {guess}, solve,
+                                       lambda g, y: {tangent_solve})
+    """
+
+
+_NEWTON_30 = """def step(_, E):
+                    return E - f(E) / jax.jvp(f, (E,), (jnp.ones_like(E),))[1]
+                return jax.lax.fori_loop(0, 30, step, E)"""
+
+
+def _sqrt_rule(fwd_body, bwd_body):
+    return _SQRT_FORWARD + f"""
+
+def _fwd(x):
+    {fwd_body}
+
+
+def _bwd(res, g):
+    {bwd_body}
+
+
+fixed_point_sqrt.defvjp(_fwd, _bwd)
+"""
+
+
+WRONG = [
+    Answer("fixed_point_sqrt", "no custom_vjp: differentiates the unrolled Newton steps", """
+        def fixed_point_sqrt(x):
+            y = jnp.ones_like(x)
+            for _ in range(10):
+                y = 0.5 * (y + x / y)
+            return y
+
+        def _fwd(x):
+            return fixed_point_sqrt(x), x
+
+        def _bwd(x, g):
+            return (g * 0.5 / jnp.sqrt(x),)
+    """),
+    Answer("fixed_point_sqrt", "saves x and uses 0.5 / sqrt(x) instead of the saved y",
+           _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / jnp.sqrt(res),)")),
+    Answer("fixed_point_sqrt", "saves x as the residual and uses it as y (the named pitfall)",
+           _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / res,)")),
+    Answer("fixed_point_sqrt", "no trailing comma: _bwd returns an array, not a tuple",
+           _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y", "return g * 0.5 / res")),
+    Answer("fixed_point_sqrt", "unrolled differentiation hidden in the rule: vjp of the loop",
+           _sqrt_rule("return fixed_point_sqrt(x), x", """def loop(x):
+        y = jnp.ones_like(x)
+        for _ in range(10):
+            y = 0.5 * (y + x / y)
+        return y
+    return jax.vjp(loop, res)[1](g)""")),
+    Answer("fixed_point_sqrt", "jnp.sqrt in the forward pass with the implicit rule", """
+        @jax.custom_vjp
+        def fixed_point_sqrt(x):
+            return jnp.sqrt(x)
+
+        def _fwd(x):
+            y = fixed_point_sqrt(x)
+            return y, y
+
+        def _bwd(y, g):
+            return (g * 0.5 / y,)
+
+        fixed_point_sqrt.defvjp(_fwd, _bwd)
+    """),
+    Answer("fixed_point_sqrt", "20 Newton steps instead of 10", """
+        @jax.custom_vjp
+        def fixed_point_sqrt(x):
+            y = jnp.ones_like(x)
+            for _ in range(20):
+                y = 0.5 * (y + x / y)
+            return y
+
+        def _fwd(x):
+            y = fixed_point_sqrt(x)
+            return y, y
+
+        def _bwd(y, g):
+            return (g * 0.5 / y,)
+
+        fixed_point_sqrt.defvjp(_fwd, _bwd)
+    """),
+    Answer("fixed_point_sqrt", "9 Newton steps: off by one", """
+        @jax.custom_vjp
+        def fixed_point_sqrt(x):
+            y = jnp.ones_like(x)
+            for _ in range(9):
+                y = 0.5 * (y + x / y)
+            return y
+
+        def _fwd(x):
+            y = fixed_point_sqrt(x)
+            return y, y
+
+        def _bwd(y, g):
+            return (g * 0.5 / y,)
+
+        fixed_point_sqrt.defvjp(_fwd, _bwd)
+    """),
+    Answer("fixed_point_sqrt", "tuned to the visible inputs: a table of their derivatives",
+           _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y",
+                      "return (g * jnp.array([0.25, 1 / 6, 1.0, 0.5 / 1295.5])[:g.shape[0]],)")),
+    Answer("fixed_point", "unrolled: a Python loop of 200 steps, no custom rule", """
+        def fixed_point(f, a, x_guess):
+            x = x_guess
+            for _ in range(200):
+                x = f(a, x)
+            return x
+    """),
+    Answer("fixed_point", "no adjoint solve: w = v", (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+            return jax.vjp(lambda a: f(a, x_star), a)[1](v)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
+    Answer("fixed_point", "the adjoint map uses a JVP (A w) instead of a VJP (A^T w)",
+           (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+
+            def adjoint_map(params, w):
+                a, x_star, v = params
+                return v + jax.jvp(lambda x: f(a, x), (x_star,), (w,))[1]
+
+            w = fixed_point(adjoint_map, (a, x_star, v), v)
+            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
+    Answer("fixed_point", "the adjoint solved by a bare while_loop: no second derivative",
+           (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+            _, vjp_x = jax.vjp(lambda x: f(a, x), x_star)
+            w = jax.lax.while_loop(lambda s: jnp.logical_not(converged(s[0], s[1])),
+                                   lambda s: (s[1], v + vjp_x(s[1])[0]), (v, v + vjp_x(v)[0]))[1]
+            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
+    Answer("fixed_point", "the adjoint map closes over the VJP of x_star", (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+            _, vjp_x = jax.vjp(lambda x: f(a, x), x_star)
+            w = fixed_point(lambda v, w: v + vjp_x(w)[0], v, v)
+            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
+    Answer("fixed_point", "gives x_guess the cotangent w instead of zero", (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+
+            def adjoint_map(params, w):
+                a, x_star, v = params
+                return v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
+
+            w = fixed_point(adjoint_map, (a, x_star, v), v)
+            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], w
+    """, _REGISTER)),
+    Answer("fixed_point", "a fixed number of steps (fori_loop) instead of a while_loop", ("""
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def fixed_point(f, a, x_guess):
+            return jax.lax.fori_loop(0, 50, lambda _, x: f(a, x), x_guess)
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (a, x_star)
+    """, _FIXED_POINT_RULE, _REGISTER)),
+    Answer("fixed_point", "the reference's stopping rule abs(x_prev - x) > 1e-6: not for arrays",
+           ("""
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def fixed_point(f, a, x_guess):
+            return jax.lax.while_loop(lambda s: jnp.abs(s[0] - s[1]) > 1e-6,
+                                      lambda s: (s[1], f(a, s[1])),
+                                      (x_guess, f(a, x_guess)))[1]
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (a, x_star)
+    """, _FIXED_POINT_RULE, _REGISTER)),
+    Answer("fixed_point", "unrolled differentiation in the rule: vjp of 20 steps from x_star",
+           (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+
+            def twenty_steps(a):
+                x = x_star
+                for _ in range(20):
+                    x = f(a, x)
+                return x
+
+            return jax.vjp(twenty_steps, a)[1](v)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
+    Answer("fixed_point", "no nondiff_argnums: f is treated as an array argument", ("""
+        @jax.custom_vjp
+        def fixed_point(f, a, x_guess):
+            def keep_going(state):
+                k, x_prev, x = state
+                return jnp.logical_not(converged(x_prev, x)) & (k < MAX_ITERATIONS)
+
+            return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
+                                      (1, x_guess, f(a, x_guess)))[2]
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (f, a, x_star)
+
+        def fixed_point_bwd(residuals, v):
+            f, a, x_star = residuals
+            w = v
+            for _ in range(100):
+                w = v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
+            return None, jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
+    Answer("kepler", "Newton unrolled and differentiated: no custom_root", """
+        def kepler(M, e):
+            def step(_, E):
+                return E - (E - e * jnp.sin(E) - M) / (1 - e * jnp.cos(E))
+            return jax.lax.fori_loop(0, 30, step, M)
+    """),
+    Answer("kepler", "tangent_solve multiplies by the derivative instead of dividing",
+           _kepler(_NEWTON_30, tangent_solve="y * g(jnp.ones_like(y))")),
+    Answer("kepler", "tangent_solve returns y unchanged", _kepler(_NEWTON_30, tangent_solve="y")),
+    Answer("kepler", "only 3 Newton steps: unconverged for large e",
+           _kepler(_NEWTON_30.replace("0, 30,", "0, 3,"))),
+    Answer("kepler", "the wrong equation: E + e sin E = M",
+           _kepler(_NEWTON_30, equation="E + e * jnp.sin(E) - M")),
+    Answer("kepler", "Newton started at pi: diverges outside [0, 2 pi]",
+           _kepler(_NEWTON_30, guess="jnp.full_like(M, jnp.pi)")),
+    Answer("kepler", "30 steps of the slow iteration E <- M + e sin E instead of Newton",
+           _kepler("return jax.lax.fori_loop(0, 30, lambda _, E: E - f(E), E)")),
+    Answer("ridge_hypergradient", "the closed-form solve instead of fixed_point", """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(log_lam):
+                n, d = X.shape
+                H = X.T @ X / n + jnp.exp(log_lam) * jnp.eye(d, dtype=X.dtype)
+                w = jnp.linalg.solve(H, X.T @ y / n)
+                r = X_val @ w - y_val
+                return r @ r / (2 * y_val.shape[0])
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
+    Answer("ridge_hypergradient", "the derivative in lambda instead of log lambda",
+           (_DESCENT_STEP, """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(lam):
+                w = fixed_point(descent_step, (jnp.log(lam), X, y),
+                                jnp.zeros(X.shape[1], X.dtype))
+                r = X_val @ w - y_val
+                return r @ r / (2 * y_val.shape[0])
+            return jax.value_and_grad(validation_loss)(jnp.exp(log_lam))
+    """)),
+    Answer("ridge_hypergradient", "the map closes over log_lam instead of passing it in a", """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(log_lam):
+                lam, n = jnp.exp(log_lam), X.shape[0]
+
+                def descent_step(params, w):
+                    X, y = params
+                    return w - (X.T @ (X @ w - y) / n + lam * w) / (jnp.sum(X**2) / n + lam)
+
+                w = fixed_point(descent_step, (X, y), jnp.zeros(X.shape[1], X.dtype))
+                r = X_val @ w - y_val
+                return r @ r / (2 * y_val.shape[0])
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
+    Answer("ridge_hypergradient", "forgets the penalty's gradient lambda * w in the map", """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def descent_step(params, w):
+                log_lam, X, y = params
+                lam, n = jnp.exp(log_lam), X.shape[0]
+                return w - (X.T @ (X @ w - y) / n) / (jnp.sum(X**2) / n + lam)
+
+            def validation_loss(log_lam):
+                w = fixed_point(descent_step, (log_lam, X, y), jnp.zeros(X.shape[1], X.dtype))
+                r = X_val @ w - y_val
+                return r @ r / (2 * y_val.shape[0])
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
+    Answer("ridge_hypergradient", "a finite-difference hypergradient", (_DESCENT_STEP, """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(log_lam):
+                w = fixed_point(descent_step, (log_lam, X, y), jnp.zeros(X.shape[1], X.dtype))
+                r = X_val @ w - y_val
+                return r @ r / (2 * y_val.shape[0])
+            h = 1e-3
+            return validation_loss(log_lam), (validation_loss(log_lam + h)
+                                              - validation_loss(log_lam - h)) / (2 * h)
+    """)),
+    Answer("ridge_hypergradient", "the mean squared error without the factor 1/2",
+           (_DESCENT_STEP, """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(log_lam):
+                w = fixed_point(descent_step, (log_lam, X, y), jnp.zeros(X.shape[1], X.dtype))
+                return jnp.mean((X_val @ w - y_val) ** 2)
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """)),
+    Answer("ridge_hypergradient", "unrolled gradient descent, differentiated step by step", """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(log_lam):
+                lam, n = jnp.exp(log_lam), X.shape[0]
+                w = jnp.zeros(X.shape[1], X.dtype)
+                for _ in range(300):
+                    w = w - (X.T @ (X @ w - y) / n + lam * w) / (jnp.sum(X**2) / n + lam)
+                r = X_val @ w - y_val
+                return r @ r / (2 * y_val.shape[0])
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
+]
+
+ALTERNATIVES = [
+    Answer("fixed_point_sqrt", "a fori_loop forward and a residual wrapped in a tuple", """
+        @jax.custom_vjp
+        def fixed_point_sqrt(x):
+            return jax.lax.fori_loop(0, 10, lambda _, y: (y + x / y) / 2, jnp.ones_like(x))
+
+        def _fwd(x):
+            y = fixed_point_sqrt(x)
+            return y, (y,)
+
+        def _bwd(residuals, g):
+            (y,) = residuals
+            return (0.5 * g / y,)
+
+        fixed_point_sqrt.defvjp(_fwd, _bwd)
+    """),
+    Answer("fixed_point", "no iteration counter, one jax.vjp for both partials, None for x_guess",
+           """
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def fixed_point(f, a, x_guess):
+            return jax.lax.while_loop(lambda s: jnp.logical_not(converged(*s)),
+                                      lambda s: (s[1], f(a, s[1])), (x_guess, f(a, x_guess)))[1]
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (a, x_star)
+
+        def _adjoint_step(f, params, w):
+            a, x_star, v = params
+            return v + jax.vjp(f, a, x_star)[1](w)[1]
+
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+            w = fixed_point(functools.partial(_adjoint_step, f), (a, x_star, v), v)
+            a_bar, _ = jax.vjp(f, a, x_star)[1](w)
+            return a_bar, None
+
+        fixed_point.defvjp(fixed_point_fwd, fixed_point_bwd)
+    """),
+    Answer("kepler", "while_loop Newton from M + e sin M, with the slope written out", """
+        def kepler(M, e):
+            def equation(E):
+                return E - e * jnp.sin(E) - M
+
+            def solve(f, E):
+                def step(state):
+                    _, E = state
+                    return E, E - f(E) / (1 - e * jnp.cos(E))
+                return jax.lax.while_loop(lambda s: jnp.logical_not(converged(*s)), step,
+                                          (E, E - f(E) / (1 - e * jnp.cos(E))))[1]
+
+            return jax.lax.custom_root(equation, M + e * jnp.sin(M), solve,
+                                       lambda g, y: y / g(jnp.ones_like(y)))
+    """),
+    Answer("kepler", "a scalar custom_root, vectorized with jnp.vectorize", """
+        def _kepler_scalar(M, e):
+            def solve(f, E):
+                return jax.lax.fori_loop(0, 30, lambda _, E: E - f(E) / jax.grad(f)(E), E)
+
+            return jax.lax.custom_root(lambda E: E - e * jnp.sin(E) - M, M, solve,
+                                       lambda g, y: y / g(1.0))
+
+        kepler = jnp.vectorize(_kepler_scalar)
+    """),
+    Answer("ridge_hypergradient", "X and y closed over, lambda passed in a", """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            n = X.shape[0]
+
+            def descent_step(lam, w):
+                return w - (X.T @ (X @ w - y) / n + lam * w) / (jnp.sum(X**2) / n + lam)
+
+            def validation_loss(log_lam):
+                w = fixed_point(descent_step, jnp.exp(log_lam), jnp.zeros(X.shape[1], X.dtype))
+                return 0.5 * jnp.mean((X_val @ w - y_val) ** 2)
+
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
+    Answer("ridge_hypergradient", "the optimal step size from the spectrum of X^T X", """
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            n = X.shape[0]
+            eigenvalues = jnp.linalg.eigvalsh(X.T @ X / n)
+            largest, smallest = eigenvalues[-1], eigenvalues[0]
+
+            def descent_step(log_lam, w):
+                lam = jnp.exp(log_lam)
+                step = 2.0 / (largest + smallest + 2 * lam)
+                return w - step * (X.T @ (X @ w - y) / n + lam * w)
+
+            def validation_loss(log_lam):
+                w = fixed_point(descent_step, log_lam, jnp.zeros(X.shape[1], X.dtype))
+                r = X_val @ w - y_val
+                return 0.5 * (r @ r) / y_val.shape[0]
+
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
+]
+
+
+def _wrong(reason):
+    return by_reason(WRONG, reason)
+
+
+TAMPERING = [
+    Tampering("patches numpy's comparisons",
+              tampered("fixed_point_sqrt", PATCH_COMPARISONS,
+                       _wrong("saves x and uses 0.5 / sqrt(x) instead of the saved y"))),
+    Tampering("patches the builtins module",
+              tampered("kepler", PATCH_BUILTINS_MODULE,
+                       _wrong("tangent_solve multiplies by the derivative instead of dividing"))),
+]
