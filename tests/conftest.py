@@ -1,5 +1,6 @@
 """Shared fixtures: the course rebuilt from source/, and a class graded by real nbgrader."""
 
+import dataclasses
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,8 @@ class GradedClass:
         self.reasons = {}  # student -> what the submission does
         self.submissions = {}  # (assignment, student) -> {notebook: nb}
         self.scores = {}
+        self.tests_of = {}  # notebook -> {answer grade_id: test grade_id}
+        self.answers = []  # (notebook, kind, student, Answer): each library answer, where it went
 
     def add(self, assignment, student, nb_name, nb, losing=(), reason=""):
         self.submissions.setdefault((assignment, student), {})[nb_name] = nb
@@ -104,11 +107,32 @@ def _packed(library):
     return groups
 
 
+_graded_classes = []  # the graded_class fixture's value, for the report at the end of the run
+
+
 @pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
     """Every submission kind of the test suite, for every notebook, graded in one batch."""
-    graded = GradedClass(tmp_path_factory.mktemp("class"))
+    _graded_classes.append(grade_answer_libraries(tmp_path_factory.mktemp("class")))
+    return _graded_classes[-1]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the grader-quality report (see tests/report.py) when the class was graded."""
+    from tests import report
+
+    for graded in _graded_classes:
+        terminalreporter.write_sep("=", "grader-quality report")
+        terminalreporter.write_line(report.render(report.outcomes(graded)))
+
+
+def grade_answer_libraries(folder, names=None):
+    """Grade the model, the release, and every answer of the libraries of the notebooks
+    ``names`` (all by default) with real nbgrader, in ``folder``."""
+    graded = GradedClass(folder)
     for assignment, text_path in source_notebooks():
+        if names is not None and notebook_name(text_path) not in names:
+            continue
         name, model, release_nb = _model_and_release(assignment, text_path)
         library = answers.for_notebook(name)
         tests_of = answer_to_test_cell(release_nb)
@@ -124,12 +148,17 @@ def graded_class(tmp_path_factory):
         for k, group in enumerate(_packed(library.WRONG)):
             add(f"wrong{k}", {a.grade_id: a.code for a in group}, [a.grade_id for a in group],
                 "; ".join(a.reason for a in group))
+            graded.answers += [(name, "wrong", f"{name}-wrong{k}", a) for a in group]
         for k, group in enumerate(_packed(library.ALTERNATIVES)):
             add(f"alternative{k}", {a.grade_id: a.code for a in group},
                 reason="; ".join(a.reason for a in group))
+            graded.answers += [(name, "alternative", f"{name}-alternative{k}", a) for a in group]
         for k, tampering in enumerate(library.TAMPERING):
             add(f"tampering{k}", {a.grade_id: a.code for a in tampering.answers},
                 [a.grade_id for a in tampering.answers], tampering.reason)
+            graded.answers += [(name, "tampering", f"{name}-tampering{k}",
+                                dataclasses.replace(a, reason=tampering.reason))
+                               for a in tampering.answers]
         for how in ("deleted", "emptied"):
             wrong = library.WRONG[0]
             nb = grading.submission(release_nb, dict(model, **{wrong.grade_id: wrong.code}))
@@ -143,7 +172,6 @@ def graded_class(tmp_path_factory):
                         cell.source = ""
             add(f"{how}-tests", {}, [wrong.grade_id], f"{how} the test cell of a wrong answer",
                 nb=nb)
-        graded.tests_of = getattr(graded, "tests_of", {})
         graded.tests_of[name] = tests_of
     graded.grade()
     return graded

@@ -39,6 +39,15 @@ def test_each_submission_loses_exactly_its_wrong_exercises(graded_class):
     assert not problems, "\n".join(problems)
 
 
+def test_grader_quality_report_is_perfect(graded_class):
+    from tests import report
+
+    rows = report.outcomes(graded_class)
+    assert {exercise for _, exercise, *_ in rows} >= {
+        exercise for tests_of in graded_class.tests_of.values() for exercise in tests_of}
+    assert all(good for *_, good in rows), report.render(rows)
+
+
 def test_untouched_release_scores_zero(graded_class):
     for student in _students(graded_class):
         if student.endswith("-untouched"):
