@@ -1146,7 +1146,8 @@ def _visible_fixed_point_cases():
         solution = np.asarray(_fixed_point64(lambda a, x: M @ x + a, _to64(a), _to64(a)),
                               np.float32)
     return [
-        Case("Newton's square root, x_guess = a", _newton_update, a, a, jnp.array([1.0, -2.0, 3.0])),
+        Case("Newton's square root, x_guess = a", _newton_update, a, a,
+             jnp.array([1.0, -2.0, 3.0])),
         Case("x = M x + a, M not symmetric", lambda a, x: M @ x + a, a, jnp.zeros(3),
              jnp.array([1.0, 0.5, -1.0])),
         Case("x = M x + a, started at the solution (unrolled differentiation fails here)",

@@ -225,12 +225,13 @@ with jax.enable_x64(True):
     x_eq = equilibrium(a_eq)
     A = jax.jacobian(equilibrium_map, 1)(a_eq, x_eq)
     w = jnp.linalg.solve((jnp.eye(4) - A).T, v_eq)
-    (vjp_ift,) = jax.vjp(lambda a: equilibrium_map(a, x_eq), a_eq)[1](w)
+    _, pullback_a = jax.vjp(lambda a: equilibrium_map(a, x_eq), a_eq)
+    (vjp_ift,) = pullback_a(w)
     eps = 1e-6
-    fd = (v_eq @ equilibrium(a_eq + eps * delta) - v_eq @ equilibrium(a_eq - eps * delta)) / (2 * eps)
+    fd = (v_eq @ (equilibrium(a_eq + eps * delta) - equilibrium(a_eq - eps * delta))) / (2 * eps)
     print(f"v^T dx* delta by the theorem      : {vjp_ift @ delta:.10f}")
     print(f"v^T dx* delta by finite difference: {fd:.10f}")
-    print(f"the same without the solve (w = v): {jax.vjp(lambda a: equilibrium_map(a, x_eq), a_eq)[1](v_eq)[0] @ delta:.10f}")
+    print(f"the same without the solve (w = v): {pullback_a(v_eq)[0] @ delta:.10f}")
 
 # %% [markdown]
 # The last line shows the mistake of skipping the adjoint solve: using $v$ in place of $w$
@@ -318,7 +319,7 @@ print("0.5 / sqrt(x)   :", rounded(0.5 / jnp.sqrt(x_squares)))
 # %% [markdown]
 # Over which inputs do ten steps from one converge? The first step gives $(1 + x)/2$; for large
 # $x$ each following step roughly halves $y$ until it is near $\sqrt{x}$, and for tiny $x$ each
-# step halves $y$ from one. Either way about $\log_2 \sqrt{x}$ steps pass before the fast,
+# step halves $y$ from one. Either way about $|\log_2 \sqrt{x}|$ steps pass before the fast,
 # quadratic convergence starts, so ten steps leave a visible error outside roughly
 # $[10^{-4}, 10^{4}]$.
 
@@ -419,9 +420,9 @@ if not GRADING:
 # the single array `y`, whatever the number of steps. (The `fori_loop` also stores its step
 # counter and the constant `x`.) Tracing the Python loop also copies the step's backward pass
 # into the program once per iteration, seven equations each; the `fori_loop` and the implicit
-# rule keep a backward program of constant size. The implicit rule is the only one of the three whose
-# backward pass costs the same whether the solver ran 5 steps or 5000, and the only one that
-# would work with a `while_loop`.
+# rule keep a backward program of constant size. The implicit rule is the only one of the
+# three whose backward pass costs the same whether the solver ran 5 steps or 5000, and the
+# only one that would work with a `while_loop`.
 #
 # ### Accuracy when the forward pass has not converged
 #
@@ -523,7 +524,7 @@ print(f"stopped after {int(iterations)} iterations, alternating between {float(x
 
 # %% [markdown]
 # Third, a small step does not mean a small error. For a contraction with rate $\rho$, the
-# error after a step of size $s$ can be as large as $s \rho / (1 - \rho)$: ten times the step
+# error after a step of size $s$ can be as large as $s \rho / (1 - \rho)$: nine times the step
 # for $\rho = 0.9$.
 
 # %%
@@ -697,11 +698,11 @@ print("passing c as a instead:", jax.grad(lambda c: fixed_point(lambda c, x: 0.5
 #
 # * `solve(f, initial_guess)` is any solver you like; JAX never differentiates it.
 # * `tangent_solve(g, y)` solves the *linear* equation $g(x) = y$, where $g$ is the
-#   linearization $\partial f(x^*)$; the theorem needs exactly this solve (in forward mode; in
-#   reverse mode JAX transposes it). For a scalar or an elementwise $f$, $g$ is a
-#   multiplication by the derivative, so `y / g(jnp.ones_like(y))` solves it. For a general
-#   $f$ on vectors you can materialize `jax.jacobian(g)` for small problems or run an iterative
-#   linear solver such as `jax.scipy.sparse.linalg.cg`.
+#   linearization $\partial f(x^*)$: forward mode needs exactly this solve, and reverse mode
+#   transposes the computation, so it must be linear in `y` and made of operations JAX can
+#   transpose. For a scalar or an elementwise $f$, $g$ is a multiplication by the derivative,
+#   so `y / g(jnp.ones_like(y))` solves it. For a small system of equations, materialize the
+#   matrix with `jax.jacobian(g)(y)` and call `jnp.linalg.solve`.
 # * Unlike our `fixed_point`, `f` may close over the values you differentiate: `custom_root`
 #   traces `f` and finds them.
 #
@@ -910,9 +911,9 @@ if not GRADING:
 #   of the same size; a solver that diverges gives nonsense.
 # * **$\partial_x F$ must be invertible, and well conditioned.** For $x = \rho x + a$ the
 #   derivative is $1/(1 - \rho)$: as $\rho \to 1$, the forward iteration needs about
-#   $1/(1-\rho)$ steps per digit, the adjoint iteration just as many, and the derivative
-#   itself blows up. When $\partial_x F$ is singular the solution may not be a differentiable
-#   function of $a$ at all.
+#   $2.3/(1-\rho)$ steps per decimal digit, the adjoint iteration just as many, and the
+#   derivative itself blows up. When $\partial_x F$ is singular the solution may not be a
+#   differentiable function of $a$ at all.
 # * **The solution must be locally unique.** With several solutions the rule differentiates
 #   whichever one the solver found, and a tiny change of `a` or of `x_guess` can move the
 #   solver to another branch.
