@@ -656,12 +656,17 @@ def check_hvp(hvp, cases=None, jit=False):
 
 
 def _swap_global(fn, name, value):
-    """Context: ``fn``'s global ``name`` replaced by ``value``, put back afterwards."""
+    """Context: ``fn``'s global ``name`` replaced by ``value``, put back afterwards.
+
+    Compilation caches are cleared on the way in and out, so that a student function wrapped
+    in ``jax.jit`` is traced again with the swapped global.
+    """
     @contextlib.contextmanager
     def swapped():
-        namespace = fn.__globals__
+        namespace = _student_globals(fn)
         saved = namespace.get(name, _MISSING)
         namespace[name] = value
+        jax.clear_caches()
         try:
             yield
         finally:
@@ -669,7 +674,17 @@ def _swap_global(fn, name, value):
                 namespace.pop(name, None)
             else:
                 namespace[name] = saved
+            jax.clear_caches()
     return swapped()
+
+
+def _student_globals(fn):
+    """The notebook namespace of a student function, through jit and custom_vjp wrappers."""
+    for _ in range(5):
+        if hasattr(fn, "__globals__"):
+            return fn.__globals__
+        fn = getattr(fn, "__wrapped__", None) or getattr(fn, "fun", None)
+    return {}
 
 
 def _linear_value(theta, state):
@@ -1054,8 +1069,6 @@ def _suspects(actual, candidates):
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
-def _student_globals(fn):
-    return getattr(getattr(fn, "fun", fn), "__globals__", {})
 
 
 def _newton_sqrt64(x, steps=10):

@@ -440,6 +440,21 @@ ALTERNATIVES = [
 
             return jax.value_and_grad(validation_loss)(log_lam)
     """),
+    Answer("ridge_hypergradient", "wrapped in jax.jit, with a named map at module level", """
+        def ridge_descent_step(params, w):
+            log_lam, X, y = params
+            lam, n = jnp.exp(log_lam), X.shape[0]
+            return w - (X.T @ (X @ w - y) / n + lam * w) / (jnp.sum(X**2) / n + lam)
+
+        @jax.jit
+        def ridge_hypergradient(log_lam, X, y, X_val, y_val):
+            def validation_loss(log_lam):
+                w = fixed_point(ridge_descent_step, (log_lam, X, y),
+                                jnp.zeros(X.shape[1], X.dtype))
+                return jnp.sum((X_val @ w - y_val) ** 2) / (2 * y_val.shape[0])
+
+            return jax.value_and_grad(validation_loss)(log_lam)
+    """),
     Answer("ridge_hypergradient", "the optimal step size from the spectrum of X^T X", """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
             n = X.shape[0]
