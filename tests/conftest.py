@@ -2,6 +2,7 @@
 
 import dataclasses
 import shutil
+import time
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +79,7 @@ class GradedClass:
         self.reasons[student] = reason
 
     def grade(self):
+        start = time.perf_counter()
         for (assignment, student), nbs in self.submissions.items():
             if assignment not in self.courses:
                 self.courses[assignment] = grading.new_course(self.folder / assignment)
@@ -87,6 +89,7 @@ class GradedClass:
                           self.courses.items()))
         for assignment, course in self.courses.items():
             self.scores.update(grading.cell_scores(course, assignment))
+        self.seconds = time.perf_counter() - start
 
 
 def _model_and_release(assignment, text_path):
@@ -124,6 +127,7 @@ def pytest_terminal_summary(terminalreporter):
     for graded in _graded_classes:
         terminalreporter.write_sep("=", "grader-quality report")
         terminalreporter.write_line(report.render(report.outcomes(graded)))
+        terminalreporter.write_line(report.timing(graded))
 
 
 def grade_answer_libraries(folder, names=None):

@@ -12,13 +12,13 @@ Exit status 1 unless every wrong answer is caught and every alternative accepted
 import collections
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import grade_answer_libraries  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    grade_answer_libraries, notebook_name, source_notebooks)
 
 
 def outcomes(graded):
@@ -57,15 +57,23 @@ def render(rows):
     return "\n".join(lines)
 
 
+def timing(graded):
+    return (f"graded {len(graded.scores)} submissions of {len(graded.courses)} assignments with "
+            f"nbgrader autograde in {graded.seconds:.0f} s (one process per assignment, "
+            "in parallel)")
+
+
 def main(argv):
-    start = time.perf_counter()
+    known = {notebook_name(path) for _, path in source_notebooks()}
+    if set(argv) - known:
+        print(f"unknown notebook(s): {', '.join(sorted(set(argv) - known))}; "
+              f"choose from {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="grader-report-") as folder:
         graded = grade_answer_libraries(Path(folder), set(argv) or None)
         rows = outcomes(graded)
     print(render(rows))
-    students = len({s for s in graded.scores})
-    print(f"graded {students} submissions with nbgrader autograde in "
-          f"{time.perf_counter() - start:.0f} s")
+    print(timing(graded))
     return 0 if rows and all(good for *_, good in rows) else 1
 
 

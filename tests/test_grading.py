@@ -3,10 +3,11 @@
 import html
 import re
 
+import nbformat
 import pytest
 
 from course import grading
-from tests.conftest import ROOT, source_notebooks
+from tests.conftest import ROOT, notebook_name, source_notebooks
 
 EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
                           "deleted-tests", "emptied-tests")
@@ -71,15 +72,24 @@ def _visible_text(html_text):
     return re.sub(r"\s+", " ", text)
 
 
+def _normalized_lines(text):
+    return {re.sub(r"\s+", " ", line.strip()) for line in text.splitlines()
+            if len(line.strip()) > 12}
+
+
 def _hidden_lines():
-    lines = set()
+    """Lines of the hidden tests that students never see (not even elsewhere in a release)."""
+    hidden, released = set(), set()
     for assignment, text_path in source_notebooks():
         source = text_path.read_text()
         for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source,
                                  re.DOTALL):
-            lines.update(re.sub(r"\s+", " ", line.strip()) for line in region.splitlines()
-                         if len(line.strip()) > 12)
-    return lines
+            hidden |= _normalized_lines(region)
+        release_nb = nbformat.read(ROOT / "release" / assignment / f"{notebook_name(text_path)}"
+                                   ".ipynb", as_version=4)
+        for cell in release_nb.cells:
+            released |= _normalized_lines(cell.source)
+    return hidden - released
 
 
 def test_feedback_never_shows_hidden_tests(graded_class):
