@@ -463,7 +463,7 @@ if not GRADING:
 
 # %% [markdown]
 # The implicit rule's error is the forward error to first order (it is $1/(2y_N)$), and never
-# larger in this table. The unrolled derivative's error is two to twenty times the forward
+# larger in this table. The unrolled derivative's error is 2 to 22 times the forward
 # error at every unconverged step: the derivatives of the iterates converge more slowly than
 # the iterates. Once the forward pass has converged to
 # machine precision, all three agree. So the implicit gradient is never less accurate than the
