@@ -95,9 +95,15 @@ def ignores_output(cell):
 
 
 def comparable(nb):
-    """The notebook without the outputs that legitimately change between runs (timings)."""
+    """The notebook without what legitimately changes between runs or machines: the outputs
+    of timing cells, and the pixels of plots (last-bit float differences move anti-aliased
+    pixels; that a plot is there still counts)."""
     nb = nbformat.from_dict(nb)
     for cell in nb.cells:
         if ignores_output(cell):
             cell.outputs = []
+        for output in cell.get("outputs", []):
+            for mime in output.get("data", {}):
+                if mime.startswith("image/"):
+                    output.data[mime] = "<image>"
     return nb
