@@ -3,12 +3,15 @@
 import os
 import sys
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                    ClearOutput, GetGrades, IgnorePattern, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from course.nbgrader_ext import HideTestTracebacks  # noqa: E402
+from course.nbgrader_ext import (  # noqa: E402
+    DeduplicateIdsCompletely, ExecuteSurvivingCrashes, HideTestTracebacks, LimitOutputSize)
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -27,9 +30,28 @@ c.ClearSolutions.code_stub = {
 }
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE: replace this text with your answer."
 
+# The gradebook: this folder's SQLite file, or a shared database (PostgreSQL) for several
+# graders, e.g. NBGRADER_DB_URL=postgresql://grader@dbhost/jax_autodiff
+if os.environ.get("NBGRADER_DB_URL"):
+    c.CourseDirectory.db_url = os.environ["NBGRADER_DB_URL"]
+
 # Compiling JAX programs takes seconds; a stuck cell still ends and scores zero.
 c.Execute.timeout = 180
 c.Execute.interrupt_on_timeout = True
+c.Execute.error_on_timeout = {
+    "ename": "CellTimeoutError",
+    "evalue": "this cell ran for more than 180 s and was stopped (an endless loop?)",
+    "traceback": ["CellTimeoutError: this cell ran for more than 180 s and was stopped"],
+}
+
+# nbgrader's autograde steps, except that a cell pasted twice no longer stops grading, that a
+# dying kernel costs the cells from there on (not the whole submission), and that one huge
+# output is cut by size as well as by lines (see course/nbgrader_ext.py).
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIdsCompletely, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+c.Autograde.autograde_preprocessors = [
+    ExecuteSurvivingCrashes, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # A test cell deleted from a submission is put back (and so graded); an emptied or edited one is
 # overwritten with the original, since test cells are locked.
@@ -38,3 +60,10 @@ c.OverwriteCells.add_missing_cells = True
 # Feedback shows neither hidden tests nor the tracebacks that would quote them.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestTracebacks,
                                     CSSHTMLHeaderPreprocessor]
+
+# `nbgrader zip_collect`: files of an LMS download are named like Canvas's, e.g.
+# lovelaceada_12345_67890_forward_reverse.ipynb (student id, LMS ids, the file's own name).
+# nbgrader matches the pattern against the file's whole path. Other LMSs name files otherwise:
+# set the pattern to match.
+c.FileNameCollectorPlugin.named_regexp = (
+    r"(?i).*/(?P<student_id>[^_/]+)(?:_late)?_\d+_\d+_(?P<file_id>[^/]+)$")

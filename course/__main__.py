@@ -1,17 +1,29 @@
-"""Command line: ``python -m course build [ASSIGNMENT ...]`` or ``python -m course demo``."""
+"""Command line: ``python -m course build [ASSIGNMENT ...]``, ``python -m course demo``,
+``python -m course grade ASSIGNMENT [...]`` and ``python -m course benchmark-grading``."""
 
 import argparse
+import sys
 
 from . import build, demo
 
 
 def main():
+    if sys.argv[1:2] == ["grade"]:
+        from . import classgrade
+        sys.exit(classgrade.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["benchmark-grading"]:
+        from . import benchmark_grading
+        sys.exit(benchmark_grading.main(sys.argv[2:]))
     parser = argparse.ArgumentParser(prog="python -m course", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build_cmd = commands.add_parser("build", help="regenerate source notebooks, release/ and "
                                                   "solutions/ from the text sources")
     build_cmd.add_argument("assignments", nargs="*", help="default: all of source/")
     commands.add_parser("demo", help="build, then grade a demo class and print its grades")
+    commands.add_parser("grade", help="grade a class: collect, inspect, autograde in parallel, "
+                                      "feedback, export, plot (see `grade --help`)")
+    commands.add_parser("benchmark-grading", help="time serial nbgrader autograde against "
+                                                  "`grade` on a synthetic class")
     args = parser.parse_args()
     if args.command == "build":
         build.build(args.assignments)

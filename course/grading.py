@@ -69,10 +69,11 @@ def autograde(course, assignment):
     return result
 
 
-def cell_scores(course, assignment):
-    """``{student: {grade_id: (score, max_score)}}`` from the course's gradebook."""
+def cell_scores(course, assignment, db_url=None):
+    """``{student: {grade_id: (score, max_score)}}`` from the course's gradebook (its SQLite
+    file unless ``db_url`` names another)."""
     scores = {}
-    with Gradebook(f"sqlite:///{Path(course) / 'gradebook.db'}") as gradebook:
+    with Gradebook(db_url or f"sqlite:///{Path(course) / 'gradebook.db'}") as gradebook:
         for sub in gradebook.assignment_submissions(assignment):
             scores[sub.student.id] = {
                 grade.name: (grade.score, grade.max_score)
@@ -80,8 +81,12 @@ def cell_scores(course, assignment):
     return scores
 
 
+def read_grades(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def export_grades(course):
     """Run ``nbgrader export`` and return the rows of the grades CSV."""
     build.nbgrader("export", root=course)
-    with open(Path(course) / "grades.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+    return read_grades(Path(course) / "grades.csv")

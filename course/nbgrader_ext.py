@@ -1,7 +1,15 @@
-"""nbgrader preprocessors of the course, registered in nbgrader_config.py."""
+"""nbgrader preprocessors of the course, registered in nbgrader_config.py.
+
+They make a bad submission cost its author points, never the batch: a kernel that dies is
+recorded in the notebook instead of aborting the student's grading, and huge outputs are cut.
+"""
+
+from nbclient.exceptions import DeadKernelError
+from nbformat.v4 import new_output
+from traitlets import Integer
 
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
 
 
 class HideTestTracebacks(NbGraderPreprocessor):
@@ -16,4 +24,88 @@ class HideTestTracebacks(NbGraderPreprocessor):
             for output in cell.get("outputs", []):
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
+        return cell, resources
+
+
+class DeduplicateIdsCompletely(DeduplicateIds):
+    """nbgrader's DeduplicateIds, fixed: of a cell pasted twice, the last copy is graded and
+    the others become ordinary cells.
+
+    nbgrader 0.9.6 leaves ``"nbgrader": {}`` on the other copies, on which OverwriteCells (with
+    ``add_missing_cells``) fails with ``KeyError: 'grade_id'``, and the student is not graded.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if cell.metadata.get("nbgrader") == {}:
+            del cell.metadata["nbgrader"]
+        return cell, resources
+
+
+def _error(ename, evalue):
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class ExecuteSurvivingCrashes(Execute):
+    """nbgrader's Execute, except that a kernel dying (``os._exit``, a segfault, running out
+    of memory) does not abort the student's grading.
+
+    The cell that killed the kernel gets a ``KernelDied`` error; every later code cell gets a
+    ``NotRun`` error, so its tests score zero (a test cell without an error would score full
+    marks). Cells that ran before keep their results. The same notebook always grades the same.
+    """
+
+    def preprocess(self, nb, resources=None, km=None):
+        self.died_in_cell = None
+        return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self.died_in_cell is not None:
+            if cell.cell_type == "code":
+                cell.outputs = [_error("NotRun", f"not run: the kernel died in cell "
+                                                 f"{self.died_in_cell + 1}, before this one")]
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self.died_in_cell = index
+            cell.outputs.append(_error(
+                "KernelDied", "the kernel died while running this cell (os._exit, a crash, "
+                              "or running out of memory); the cells after it were not run"))
+            return cell, resources
+
+
+class LimitOutputSize(LimitOutput):
+    """nbgrader's LimitOutput (which counts lines), plus a cap on the characters of any one
+    output, so that a single huge line or a huge repr cannot bloat the graded notebook."""
+
+    max_chars = Integer(
+        50_000, help="maximum characters of one text output (-1: no limit)"
+    ).tag(config=True)
+    max_data_chars = Integer(
+        2_000_000, help="maximum characters of one image or other encoded output (-1: no limit)"
+    ).tag(config=True)
+
+    def _cut(self, text):
+        if self.max_chars < 0 or len(text) <= self.max_chars:
+            return text
+        return text[:self.max_chars] + f"\n... Output truncated: {len(text):,} characters ..."
+
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if cell.cell_type != "code":
+            return cell, resources
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                output.text = self._cut(output.text)
+            elif output.output_type == "error":
+                output.evalue = self._cut(output.evalue)
+            elif "data" in output:
+                for mime, value in list(output.data.items()):
+                    if mime.startswith("text/"):
+                        output.data[mime] = self._cut(value)
+                    elif 0 <= self.max_data_chars < len(str(value)):
+                        del output.data[mime]
+                if not output.data:
+                    output.data["text/plain"] = "... Output removed: it was too large ..."
         return cell, resources

@@ -1,6 +1,8 @@
 """Shared fixtures: the course rebuilt from source/, and a class graded by real nbgrader."""
 
 import dataclasses
+import html
+import re
 import shutil
 import time
 import sys
@@ -25,6 +27,12 @@ def source_notebooks():
 
 def notebook_name(text_path):
     return notebooks.notebook_path(text_path).stem
+
+
+def visible_text(html_text):
+    """What a reader of an HTML page sees: no tags, entities decoded, blanks folded."""
+    text = html.unescape(re.sub(r"<[^>]+>", "", html_text))
+    return re.sub(r"\s+", " ", text)
 
 
 def answer_to_test_cell(nb):

@@ -1,13 +1,12 @@
 """End to end with the real nbgrader commands: each submission loses exactly what it should."""
 
-import html
 import re
 
 import nbformat
 import pytest
 
 from course import grading
-from tests.conftest import ROOT, notebook_name, source_notebooks
+from tests.conftest import ROOT, notebook_name, source_notebooks, visible_text
 
 EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
                           "deleted-tests", "emptied-tests")
@@ -67,11 +66,6 @@ def test_export_writes_every_student(graded_class):
         assert float(row["max_score"]) == pytest.approx(sum(m for _, m in cells.values()))
 
 
-def _visible_text(html_text):
-    text = html.unescape(re.sub(r"<[^>]+>", "", html_text))
-    return re.sub(r"\s+", " ", text)
-
-
 def _normalized_lines(text):
     return {re.sub(r"\s+", " ", line.strip()) for line in text.splitlines()
             if len(line.strip()) > 12}
@@ -103,7 +97,7 @@ def test_feedback_never_shows_hidden_tests(graded_class):
     hidden = _hidden_lines()
     assert hidden, "no hidden tests found in source/"
     for page in pages:
-        text = _visible_text(page.read_text())
+        text = visible_text(page.read_text())
         assert "adcheck.check_" in text, f"{page}: visible tests missing (is the scan blind?)"
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"{page} shows hidden tests: {leaked}"
