@@ -11,83 +11,24 @@ import zipfile
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course import build, classgrade, grading
 from tests.conftest import ROOT, visible_text
-
-ASSIGNMENT = "00_tiny"
-EXERCISES = {"double": "2 * x", "square": "x * x", "halve": "x / 2"}
-CELL_TIMEOUT = 10  # seconds, instead of the course's 180, so that the endless loop ends soon
-
-
-def _cell(source, **nbgrader):
-    cell = new_code_cell(source)
-    if nbgrader:
-        cell.metadata["nbgrader"] = {"grade": False, "locked": False, "solution": False,
-                                     "schema_version": 3, "task": False, **nbgrader}
-        cell.id = nbgrader["grade_id"]
-    return cell
-
-
-def tiny_notebook():
-    cells = [_cell("import math", grade_id="setup", locked=True),
-             new_markdown_cell("Three small functions.")]
-    for name, body in EXERCISES.items():
-        cells.append(_cell(f"def {name}(x):\n    ### BEGIN SOLUTION\n    return {body}\n"
-                           "    ### END SOLUTION", grade_id=name, solution=True))
-        x = 3
-        cells.append(_cell(
-            f"assert {name}({x}) == {eval(body)}, '{name}({x}) should be {eval(body)}'\n"
-            f"### BEGIN HIDDEN TESTS\nassert {name}(-1.5) == {eval(body, {'x': -1.5})}\n"
-            "### END HIDDEN TESTS", grade_id=f"{name}_tests", grade=True, locked=True,
-            points=1))
-    return new_notebook(cells=cells, metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
-
-
-@pytest.fixture(scope="module")
-def tiny_course(tmp_path_factory):
-    course = tmp_path_factory.mktemp("tiny") / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "course", course / "course",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    with open(course / "nbgrader_config.py", "a") as config:
-        config.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
-    (course / "source" / ASSIGNMENT).mkdir(parents=True)
-    nbformat.write(tiny_notebook(), course / "source" / ASSIGNMENT / "tiny.ipynb")
-    build.build_release(ASSIGNMENT, root=course)
-    return course
-
-
-def _release(course):
-    return nbformat.read(course / "release" / ASSIGNMENT / "tiny.ipynb", as_version=4)
-
-
-def _answered(course, **answers):
-    """The release with every exercise answered correctly, except those given."""
-    code = {name: f"def {name}(x):\n    return {body}" for name, body in EXERCISES.items()}
-    code.update(answers)
-    return grading.submission(_release(course), code)
-
-
-def _cells_of(nb, grade_id):
-    return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
-
+from tests.tiny_assignment import (ASSIGNMENT, WRONG_SQUARE, answered, cells_of, release,
+                                   scores, submit)
 
 def _without(nb, grade_id):
-    nb.cells = [c for c in nb.cells if c not in _cells_of(nb, grade_id)]
+    nb.cells = [c for c in nb.cells if c not in cells_of(nb, grade_id)]
     return nb
 
 
 def _edit_locked(nb):
-    _cells_of(nb, "square_tests")[0].source = "pass  # no tests here"
+    cells_of(nb, "square_tests")[0].source = "pass  # no tests here"
     return nb
 
 
 def _duplicated(nb):
-    index = nb.cells.index(_cells_of(nb, "square")[0])
+    index = nb.cells.index(cells_of(nb, "square")[0])
     wrong = nbformat.from_dict(nb.cells[index])
     wrong.source, wrong.id = "def square(x):\n    return 0", "copy"
     nb.cells.insert(index, wrong)  # a wrong first copy; the last copy (right) is graded
@@ -95,72 +36,56 @@ def _duplicated(nb):
 
 
 def _reordered(nb):
-    answer, test = _cells_of(nb, "square")[0], _cells_of(nb, "square_tests")[0]
+    answer, test = cells_of(nb, "square")[0], cells_of(nb, "square_tests")[0]
     i, j = nb.cells.index(answer), nb.cells.index(test)
     nb.cells[i], nb.cells[j] = test, answer
     return nb
 
 
-WRONG_SQUARE = "def square(x):\n    return 2 * x"
-
 # name -> (files of the submission folder, expected (double, square, halve), words of the note
 # or of the error the student reads in the feedback)
 BAD = {
-    "endless-loop": (lambda c: {"tiny.ipynb": _answered(c, square="while True:\n    pass")},
+    "endless-loop": (lambda c: {"tiny.ipynb": answered(c, square="while True:\n    pass")},
                      (1, 0, 1), "CellTimeoutError"),
-    "os-exit": (lambda c: {"tiny.ipynb": _answered(c, square="import os\nos._exit(3)")},
+    "os-exit": (lambda c: {"tiny.ipynb": answered(c, square="import os\nos._exit(3)")},
                 (1, 0, 0), "KernelDied"),
-    "segfault": (lambda c: {"tiny.ipynb": _answered(
+    "segfault": (lambda c: {"tiny.ipynb": answered(
         c, square="import ctypes\nctypes.string_at(0)")}, (1, 0, 0), "KernelDied"),
-    "huge-output": (lambda c: {"tiny.ipynb": _answered(
+    "huge-output": (lambda c: {"tiny.ipynb": answered(
         c, square="print('x' * 5_000_000)\ndef square(x):\n    return x * x")},
         (1, 1, 1), "Output truncated"),
-    "deleted-test": (lambda c: {"tiny.ipynb": _without(_answered(c, square=WRONG_SQUARE),
+    "deleted-test": (lambda c: {"tiny.ipynb": _without(answered(c, square=WRONG_SQUARE),
                                                        "square_tests")},
                      (1, 0, 1), "test cell `square_tests` was deleted"),
-    "deleted-answer": (lambda c: {"tiny.ipynb": _without(_answered(c), "square")},
+    "deleted-answer": (lambda c: {"tiny.ipynb": _without(answered(c), "square")},
                        (1, 0, 1), "answer cell `square` was deleted"),
-    "duplicated": (lambda c: {"tiny.ipynb": _duplicated(_answered(c))}, (1, 1, 1),
+    "duplicated": (lambda c: {"tiny.ipynb": _duplicated(answered(c))}, (1, 1, 1),
                    "appears 2 times"),
-    "reordered": (lambda c: {"tiny.ipynb": _reordered(_answered(c))}, (1, 0, 1),
+    "reordered": (lambda c: {"tiny.ipynb": _reordered(answered(c))}, (1, 0, 1),
                   "not in their original order"),
-    "edited-locked": (lambda c: {"tiny.ipynb": _edit_locked(_answered(c, square=WRONG_SQUARE))},
+    "edited-locked": (lambda c: {"tiny.ipynb": _edit_locked(answered(c, square=WRONG_SQUARE))},
                       (1, 0, 1), "locked cell `square_tests` was edited"),
-    "corrupt-json": (lambda c: {"tiny.ipynb": nbformat.writes(_answered(c))[:-200]},
+    "corrupt-json": (lambda c: {"tiny.ipynb": nbformat.writes(answered(c))[:-200]},
                      (0, 0, 0), "is not a readable notebook"),
     "missing": (lambda c: {}, (0, 0, 0), "No notebook `tiny.ipynb` was found"),
-    "misnamed": (lambda c: {"tiny (1).ipynb": _answered(c)}, (1, 1, 1),
+    "misnamed": (lambda c: {"tiny (1).ipynb": answered(c)}, (1, 1, 1),
                  "was graded as `tiny.ipynb`"),
     "wrong-assignment": (lambda c: {"tiny.ipynb": nbformat.read(
         ROOT / "release" / "01_forward_reverse" / "forward_reverse.ipynb", as_version=4)},
         (0, 0, 0), "holds none of this assignment's exercises"),
 }
-GOOD = {"model": (lambda c: {"tiny.ipynb": _answered(c)}, (1, 1, 1), None),
-        "untouched": (lambda c: {"tiny.ipynb": _release(c)}, (0, 0, 0), None)}
-
-
-def _submit(course, student, files):
-    folder = course / "submitted" / student / ASSIGNMENT
-    folder.mkdir(parents=True)
-    for name, content in files.items():
-        text = content if isinstance(content, str) else nbformat.writes(content)
-        (folder / name).write_text(text)
-    (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
+GOOD = {"model": (lambda c: {"tiny.ipynb": answered(c)}, (1, 1, 1), None),
+        "untouched": (lambda c: {"tiny.ipynb": release(c)}, (0, 0, 0), None)}
 
 
 @pytest.fixture(scope="module")
 def graded_tiny_class(tiny_course):
     for case, (files, _, _) in {**BAD, **GOOD}.items():
         for copy in "ab":
-            _submit(tiny_course, f"{case}-{copy}", files(tiny_course))
+            submit(tiny_course, f"{case}-{copy}", files(tiny_course))
     result = classgrade.grade_class(tiny_course, ASSIGNMENT, workers=2, progress=False,
                                     log=lambda *_: None)
     return tiny_course, result
-
-
-def _scores(course, student):
-    cells = grading.cell_scores(course, ASSIGNMENT, db_url=classgrade.db_url(course))[student]
-    return tuple(cells[f"{name}_tests"][0] for name in EXERCISES)
 
 
 @pytest.mark.parametrize("case", sorted({**BAD, **GOOD}))
@@ -168,8 +93,8 @@ def test_each_submission_is_graded_as_expected_and_deterministically(graded_tiny
     course, result = graded_tiny_class
     assert not result.failed, f"nbgrader could not grade: {sorted(result.failed)}"
     expected = {**BAD, **GOOD}[case][1]
-    assert _scores(course, f"{case}-a") == expected
-    assert _scores(course, f"{case}-b") == expected, "the same submission graded differently"
+    assert scores(course, f"{case}-a") == expected
+    assert scores(course, f"{case}-b") == expected, "the same submission graded differently"
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -212,14 +137,14 @@ def test_zip_collect_from_an_lms_download(tiny_course, tmp_path):
     archive = course / "downloaded" / ASSIGNMENT / "archive"
     archive.mkdir(parents=True)
     with zipfile.ZipFile(archive / "submissions.zip", "w") as download:
-        download.writestr("lovelaceada_1001_5001_tiny.ipynb", nbformat.writes(_answered(course)))
+        download.writestr("lovelaceada_1001_5001_tiny.ipynb", nbformat.writes(answered(course)))
         download.writestr("turingalan_LATE_1002_5002_tiny-1.ipynb",
-                          nbformat.writes(_answered(course, halve="def halve(x):\n    return x")))
+                          nbformat.writes(answered(course, halve="def halve(x):\n    return x")))
     result = classgrade.grade_class(course, ASSIGNMENT, workers=1, collect="zip",
                                     progress=False, log=lambda *_: None)
     assert result.students == ["lovelaceada", "turingalan"]
-    assert _scores(course, "lovelaceada") == (1, 1, 1)
-    assert _scores(course, "turingalan") == (1, 1, 0)
+    assert scores(course, "lovelaceada") == (1, 1, 1)
+    assert scores(course, "turingalan") == (1, 1, 0)
     assert any("was graded as `tiny.ipynb`" in n for n in result.notes["turingalan"]["tiny"])
 
 
@@ -229,6 +154,6 @@ def test_corrupt_file_reason_is_quoted(tiny_course, tmp_path):
     folder = tmp_path / "sub"
     folder.mkdir()
     (folder / "tiny.ipynb").write_text(json.dumps({"cells": "not a list"}))
-    notes = intake.inspect(folder, {"tiny": _release(tiny_course)}, tmp_path / "kept")
+    notes = intake.inspect(folder, {"tiny": release(tiny_course)}, tmp_path / "kept")
     assert "not a readable notebook" in notes["tiny"][0]
     assert (tmp_path / "kept" / "tiny.ipynb").exists()
