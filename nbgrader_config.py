@@ -40,8 +40,8 @@ c.Execute.timeout = 180
 c.Execute.interrupt_on_timeout = True
 c.Execute.error_on_timeout = {
     "ename": "CellTimeoutError",
-    "evalue": "this cell ran for more than 180 s and was stopped (an endless loop?)",
-    "traceback": ["CellTimeoutError: this cell ran for more than 180 s and was stopped"],
+    "evalue": "this cell ran past the grader's time limit and was stopped (an endless loop?)",
+    "traceback": ["CellTimeoutError: this cell ran past the grader's time limit and was stopped"],
 }
 
 # nbgrader's autograde steps, except that a cell pasted twice no longer stops grading, that a

@@ -198,12 +198,12 @@ if not GRADING:
 
 # %% [markdown]
 # The two compositions with `jacfwd` inside fall further behind as $n$ grows, as the $n^2$
-# count predicts. The two with `jacrev` inside are much faster. Between those two, the
-# textbook favourite did **not** win on the CPU this notebook was written on: at the largest
-# $n$, reverse-over-reverse was the faster one in our runs, even though XLA counts the same
-# number of operations for both programs and reserves the same scratch memory for them. At
-# small $n$ the times are too short to rank. The rule that matters is *reverse inside*;
-# outside, either mode is reasonable, and only timing your own function can pick one.
+# count predicts. The two with `jacrev` inside are much faster, and close to each other: which
+# of them comes first changed from machine to machine and from run to run when we built this
+# notebook, so the table above may rank them either way. The textbook's preference for
+# forward-over-reverse is about memory (next section), not a promise of speed. The rule that
+# matters is *reverse inside*; outside, either mode is reasonable, and only timing your own
+# function can pick one.
 #
 # ### Exercise 1: `hessian` (2 points)
 #
@@ -459,11 +459,11 @@ if not GRADING:
 # %% [markdown]
 # The dense method is far slower than the others at every size, and its curve is much steeper:
 # it does the work of $n$ HVPs, so its time grows at least like $n^2$, and theirs far more
-# slowly. The three HVPs are hard to tell apart at small $n$, where a fixed cost per
-# call dominates. At the largest size, forward-over-reverse and reverse-over-forward were close
-# to each other in our runs, and reverse-over-reverse was the slowest, by roughly a factor of
-# two. Note that the ranking of the same two modes was different for dense Hessians above: none
-# of this is a law, and if HVPs dominate your running time, time the variants on your machine.
+# slowly. At small $n$ each call of the three HVPs takes tens of microseconds, so a fixed cost
+# per call and the noise of the machine decide their order, and it changes between runs. At the
+# largest size, forward-over-reverse and reverse-over-forward were close to each other in our
+# runs, and reverse-over-reverse was the slowest, by roughly a factor of two. None of this is a
+# law: if HVPs dominate your running time, time the variants on your machine.
 #
 # Running time is not the only cost. XLA reports how many floating-point operations a compiled
 # program performs and how much scratch memory it needs; here they are for $n = 1088$, with the
