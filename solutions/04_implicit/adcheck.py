@@ -1393,3 +1393,27 @@ def check_ridge_hypergradient(ridge_hypergradient, cases=None, jit=False):
                     "it; no closed-form solve, no finite differences.")
     print(f"ridge_hypergradient passed {len(cases)} cases" + (" under jax.jit" if jit else "") +
           ", and its gradient comes from fixed_point.")
+
+
+# ---------------------------------------------------------------------------------------------
+# What a student reads when a check fails
+
+
+def _student_facing(check):
+    """The check, except that its failure is raised afresh here: the student's traceback shows
+    the test line and the message, not every frame of the checker it passed through."""
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except AssertionError as failure:
+            raise AssertionError(*failure.args) from None
+
+    return run
+
+
+for _name, _check in list(globals().items()):
+    if _name.startswith("check_") and callable(_check):
+        globals()[_name] = _student_facing(_check)
+del _name, _check
