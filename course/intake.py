@@ -76,8 +76,7 @@ def _structure_notes(nb, release_nb):
 
 def _note_cell(notes):
     text = "**Grading notes** (written by the grader)\n\n" + "\n".join(f"- {n}" for n in notes)
-    cell = new_markdown_cell(text, id=NOTE_ID)
-    return cell
+    return new_markdown_cell(text, id=NOTE_ID)
 
 
 def _without_notes(nb):
@@ -128,8 +127,7 @@ def inspect(folder, release, originals):
         if path.stem != best:
             common.append(f"`{path.name}` was graded as `{best}.ipynb`, the name it should "
                           "have.")
-            keep(path)
-            path.unlink()
+            set_aside(path)  # the notebook itself is written under its right name below
         graded[best] = nb
 
     notes = {}

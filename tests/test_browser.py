@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from course import build, grading
@@ -205,9 +206,9 @@ def instructor_lab(tmp_path_factory):
     course = grading.new_course(tmp_path_factory.mktemp("instructor") / "course")
     for assignment in build.assignments(course):
         build.build_release(assignment, root=course)
-    source_nb = grading.nbformat.read(
+    source_nb = nbformat.read(
         course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
-    release_nb = grading.nbformat.read(
+    release_nb = nbformat.read(
         course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
     answers = grading.model_answers(source_nb)
     first_two = dict(list(answers.items())[:2])

@@ -6,7 +6,6 @@ names. Each case is submitted by two students: their grades must be equal (deter
 """
 
 import json
-import shutil
 import zipfile
 
 import nbformat
@@ -14,8 +13,8 @@ import pytest
 
 from course import build, classgrade, grading
 from tests.conftest import ROOT, visible_text
-from tests.tiny_assignment import (ASSIGNMENT, WRONG_SQUARE, answered, cells_of, release,
-                                   scores, submit)
+from tests.tiny_assignment import (ASSIGNMENT, WRONG_SQUARE, answered, cells_of, fresh_copy,
+                                   release, scores, submit)
 
 def _without(nb, grade_id):
     nb.cells = [c for c in nb.cells if c not in cells_of(nb, grade_id)]
@@ -130,10 +129,7 @@ def test_hidden_tests_stay_out_of_the_feedback(graded_tiny_class):
 
 
 def test_zip_collect_from_an_lms_download(tiny_course, tmp_path):
-    course = tmp_path / "course"
-    shutil.copytree(tiny_course, course, ignore=shutil.ignore_patterns(
-        "submitted", "autograded", "feedback", "originals", "gradebook.db*", "reports"))
-    build.build_release(ASSIGNMENT, root=course)
+    course = fresh_copy(tiny_course, tmp_path / "course")
     archive = course / "downloaded" / ASSIGNMENT / "archive"
     archive.mkdir(parents=True)
     with zipfile.ZipFile(archive / "submissions.zip", "w") as download:
@@ -164,10 +160,7 @@ def test_collect_from_the_nbgrader_exchange(tiny_course, tmp_path, monkeypatch):
     exchange.mkdir(mode=0o777)
     student_dir.mkdir()
     monkeypatch.setenv("NBGRADER_EXCHANGE_ROOT", str(exchange))
-    course = tmp_path / "course"
-    shutil.copytree(tiny_course, course, ignore=shutil.ignore_patterns(
-        "submitted", "autograded", "feedback", "originals", "gradebook.db*", "reports"))
-    build.build_release(ASSIGNMENT, root=course)
+    course = fresh_copy(tiny_course, tmp_path / "course")
     build.nbgrader("release_assignment", ASSIGNMENT, root=course)
     as_student = ("--course=jax-autodiff", f"--Exchange.root={exchange}")
     build.nbgrader("fetch_assignment", ASSIGNMENT, *as_student, root=student_dir)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from course import build, classgrade, grading
-from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, scores, submit
+from course import classgrade, grading
+from tests.tiny_assignment import (ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores,
+                                   submit)
 
 WORKERS = 3
 
@@ -64,11 +65,8 @@ def postgres_url():
 def test_parallel_workers_lose_no_grade_in_postgresql(tiny_course, tmp_path, postgres_url,
                                                       monkeypatch):
     monkeypatch.setenv("NBGRADER_DB_URL", postgres_url)
-    course = tmp_path / "course"
-    shutil.copytree(tiny_course, course, ignore=shutil.ignore_patterns(
-        "submitted", "autograded", "feedback", "originals", "gradebook.db*", "reports"))
+    course = fresh_copy(tiny_course, tmp_path / "course")  # registered in PostgreSQL
     assert classgrade.db_url(course) == postgres_url
-    build.build_release(ASSIGNMENT, root=course)  # registers the assignment in PostgreSQL
     expected = {}
     for k in range(4 * WORKERS):
         student = f"student{k:02d}"

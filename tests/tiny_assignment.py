@@ -1,10 +1,12 @@
 """A tiny assignment of three exercises (``double``, ``square``, ``halve``) for the tests of
 class grading: it grades in seconds, so that each bad submission can be tried for real."""
 
+import shutil
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course import grading
+from course import build, grading
 
 ASSIGNMENT = "00_tiny"
 EXERCISES = {"double": "2 * x", "square": "x * x", "halve": "x / 2"}
@@ -68,3 +70,12 @@ def scores(course, student, db_url=None):
     """A student's marks on the three exercises, in order."""
     cells = grading.cell_scores(course, ASSIGNMENT, db_url=db_url)[student]
     return tuple(cells[f"{name}_tests"][0] for name in EXERCISES)
+
+
+def fresh_copy(tiny_course, path):
+    """A copy of the tiny course without any submission or grade, its assignment registered
+    (again) in the gradebook that nbgrader_config.py names."""
+    shutil.copytree(tiny_course, path, ignore=shutil.ignore_patterns(
+        "submitted", "autograded", "feedback", "originals", "gradebook.db*", "reports"))
+    build.build_release(ASSIGNMENT, root=path)
+    return path
