@@ -26,8 +26,11 @@ SCREENSHOTS = ROOT / "reports" / "screenshots"
 ASSIGNMENT, NOTEBOOK = "01_forward_reverse", "forward_reverse"
 ANSWER = "def vgrad(f, x): return jax.vjp(f, x)[1](jnp.ones_like(f(x)))[0]"
 RUN_ALL_SECONDS = 600
+# Notebooks in background tabs stay in the page, hidden; look only at the one on screen.
+NOTEBOOK_ON_SCREEN = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -99,19 +102,31 @@ def screenshot(driver, name):
 
 
 def _wait(driver, seconds=60):
-    return WebDriverWait(driver, seconds, poll_frequency=0.5)
+    # JupyterLab re-renders cells while it works: an element found in one poll may be gone
+    # in the next, so a stale element means "not yet", never a failure.
+    return WebDriverWait(driver, seconds, poll_frequency=0.5,
+                         ignored_exceptions=(StaleElementReferenceException,))
 
 
 def _cell(driver, text):
-    """The notebook cell whose input contains ``text``."""
-    for cell in driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"):
-        if text in cell.find_element(By.CSS_SELECTOR, ".jp-InputArea").text:
-            return cell
-    raise AssertionError(f"no cell shows {text!r}")
+    """The notebook cell whose input contains ``text``, found afresh at each poll."""
+    def find(d):
+        for cell in d.find_elements(By.CSS_SELECTOR, f"{NOTEBOOK_ON_SCREEN} .jp-Cell"):
+            if text in cell.find_element(By.CSS_SELECTOR, ".jp-InputArea").text:
+                return cell
+        return False
+    return _wait(driver, 30).until(find, f"no cell shows {text!r}")
 
 
 def _outputs(cell):
     return cell.find_element(By.CSS_SELECTOR, ".jp-Cell-outputWrapper").text
+
+
+def _wait_for_output(driver, cell_text, expected, seconds=60):
+    """Wait until the cell showing ``cell_text`` prints ``expected``; return that output."""
+    return _wait(driver, seconds).until(
+        lambda d: (out := _outputs(_cell(d, cell_text))) and expected in out and out,
+        f"the cell {cell_text!r} never printed {expected!r}")
 
 
 def _menu(driver, menu, command):
@@ -122,9 +137,15 @@ def _menu(driver, menu, command):
 
 
 def _kernel_idle(driver):
-    busy = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-InputPrompt")
-    return not any("[*]" in prompt.text for prompt in busy) and driver.find_elements(
-        By.XPATH, "//*[contains(@class,'jp-StatusBar')]//*[contains(text(),'Idle')]")
+    """No cell waits to run and the status bar says Idle, read in one script so the DOM
+    cannot change between the two looks."""
+    return driver.execute_script("""
+        const prompts = document.querySelectorAll(arguments[0] + ' .jp-InputPrompt');
+        if ([...prompts].some(p => p.textContent.includes('[*]'))) return false;
+        return document.evaluate(
+            "boolean(//*[contains(@class,'jp-StatusBar')]//*[contains(text(),'Idle')])",
+            document, null, XPathResult.BOOLEAN_TYPE, null).booleanValue;
+    """, NOTEBOOK_ON_SCREEN)
 
 
 def _scroll_to(driver, element):
@@ -141,8 +162,9 @@ def student_lab(tmp_path_factory):
 
 
 def _open_notebook(driver, url, path):
-    driver.get(f"{url}/lab/tree/{path}")
-    _wait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"))
+    driver.get(f"{url}/lab/tree/{path}?reset")  # reset: no tabs left from earlier tests
+    _wait(driver, 120).until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, f"{NOTEBOOK_ON_SCREEN} .jp-Cell"))
     _wait(driver, 120).until(_kernel_idle)
 
 
@@ -155,9 +177,9 @@ def test_student_runs_fills_and_validates_a_release_notebook(browser, student_la
     _menu(driver, "Run", "runmenu:run-all")
     _wait(driver, 10).until_not(_kernel_idle)
     _wait(driver, RUN_ALL_SECONDS).until(_kernel_idle)
-    tests = _cell(driver, "adcheck.check_vgrad(vgrad)")
-    _scroll_to(driver, tests)
-    assert "AssertionError: vgrad is not implemented yet." in _outputs(tests)
+    _wait_for_output(driver, "adcheck.check_vgrad(vgrad)",
+                     "AssertionError: vgrad is not implemented yet.")
+    _scroll_to(driver, _cell(driver, "adcheck.check_vgrad(vgrad)"))
     screenshot(driver, "student-2-stub-fails")
 
     answer = _cell(driver, "def vgrad(f, x):")
@@ -170,10 +192,8 @@ def test_student_runs_fills_and_validates_a_release_notebook(browser, student_la
     editor.send_keys(Keys.SHIFT, Keys.ENTER)  # runs the answer, selects its test cell
     _wait(driver).until(_kernel_idle)
     driver.switch_to.active_element.send_keys(Keys.SHIFT, Keys.ENTER)
-    _wait(driver).until(lambda d: "passed" in _outputs(_cell(d, "adcheck.check_vgrad(vgrad)")))
-    tests = _cell(driver, "adcheck.check_vgrad(vgrad)")
-    assert "vgrad passed 2 cases." in _outputs(tests)
-    _scroll_to(driver, tests)
+    _wait_for_output(driver, "adcheck.check_vgrad(vgrad)", "vgrad passed 2 cases.")
+    _scroll_to(driver, _cell(driver, "adcheck.check_vgrad(vgrad)"))
     screenshot(driver, "student-3-answer-passes")
 
     _wait(driver).until(EC.element_to_be_clickable(
@@ -192,12 +212,14 @@ def test_math_and_plots_render_in_jupyterlab(browser, student_lab, assignment):
     driver = browser
     (name,) = [p.name for p in (ROOT / "solutions" / assignment).glob("*.ipynb")]
     _open_notebook(driver, student_lab, f"solutions/{assignment}/{name}")
-    _wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook mjx-container"))
-    plots = _wait(driver).until(lambda d: d.find_elements(
-        By.CSS_SELECTOR, ".jp-Notebook .jp-RenderedImage img"))
-    _scroll_to(driver, plots[0])
-    _wait(driver).until(lambda d: d.execute_script(
-        "return arguments[0].complete && arguments[0].naturalWidth > 0", plots[0]))
+    _wait(driver).until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, f"{NOTEBOOK_ON_SCREEN} mjx-container"), "no math was typeset")
+    _wait(driver).until(lambda d: d.execute_script("""
+        const plot = document.querySelector(arguments[0] + ' .jp-RenderedImage img');
+        if (!plot) return false;
+        plot.scrollIntoView({block: 'center'});
+        return plot.complete && plot.naturalWidth > 0;
+    """, NOTEBOOK_ON_SCREEN), "no plot appeared")
     screenshot(driver, f"notebook-{assignment}-plot")
 
 
