@@ -44,6 +44,11 @@ c.Execute.error_on_timeout = {
     "traceback": ["CellTimeoutError: this cell ran past the grader's time limit and was stopped"],
 }
 
+# A grading kernel may reserve this much memory (MiB). Past it, the allocation fails in that
+# cell (MemoryError), so one student cannot push the machine into its out-of-memory killer.
+# Allow for the workers: `python -m course grade --workers N` runs N kernels at once.
+c.ExecuteSurvivingCrashes.memory_limit_mb = 8192
+
 # nbgrader's autograde steps, except that a cell pasted twice no longer stops grading, that a
 # dying kernel costs the cells from there on (not the whole submission), and that one huge
 # output is cut by size as well as by lines (see course/nbgrader_ext.py).

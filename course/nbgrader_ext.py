@@ -1,8 +1,12 @@
 """nbgrader preprocessors of the course, registered in nbgrader_config.py.
 
 They make a bad submission cost its author points, never the batch: a kernel that dies is
-recorded in the notebook instead of aborting the student's grading, and huge outputs are cut.
+recorded in the notebook instead of aborting the student's grading, a kernel cannot take more
+than its share of memory, and huge outputs are cut.
 """
+
+import functools
+import os
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
@@ -46,14 +50,39 @@ def _error(ename, evalue):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
+def _limit_data_memory(limit_bytes):
+    """Runs in the kernel's process before it starts: cap its data memory (RLIMIT_DATA)."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit_bytes, limit_bytes))
+
+
 class ExecuteSurvivingCrashes(Execute):
-    """nbgrader's Execute, except that a kernel dying (``os._exit``, a segfault, running out
-    of memory) does not abort the student's grading.
+    """nbgrader's Execute, except that a kernel dying (``os._exit``, a segfault) does not abort
+    the student's grading, and that a kernel's memory is capped.
 
     The cell that killed the kernel gets a ``KernelDied`` error; every later code cell gets a
     ``NotRun`` error, so its tests score zero (a test cell without an error would score full
     marks). Cells that ran before keep their results. The same notebook always grades the same.
+
+    The cap is the kernel's RLIMIT_DATA, on POSIX systems: an allocation past it fails at once
+    with ``MemoryError`` (NumPy, Python) or ``RESOURCE_EXHAUSTED`` (JAX), in that cell only,
+    instead of pushing the grading machine into swap or its out-of-memory killer.
     """
+
+    memory_limit_mb = Integer(
+        8192, help="memory (RLIMIT_DATA) one grading kernel may reserve, in MiB; -1: no limit. "
+                   "Thread stacks count: allow about 10 MiB per core beyond what notebooks need."
+    ).tag(config=True)
+
+    def start_new_kernel(self, **kwargs):
+        if self.memory_limit_mb > 0 and os.name == "posix":
+            kwargs.setdefault("preexec_fn", functools.partial(
+                _limit_data_memory, self.memory_limit_mb * 2**20))
+        return super().start_new_kernel(**kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
         self.died_in_cell = None

@@ -50,6 +50,10 @@ BAD = {
                 (1, 0, 0), "KernelDied"),
     "segfault": (lambda c: {"tiny.ipynb": answered(
         c, square="import ctypes\nctypes.string_at(0)")}, (1, 0, 0), "KernelDied"),
+    # np.zeros reserves 15 GiB without touching it: without the cap it would succeed here.
+    "memory-hog": (lambda c: {"tiny.ipynb": answered(
+        c, square="import numpy as np\nbig = np.zeros(2 * 10**9)\ndef square(x):\n"
+                  "    return x * x")}, (1, 0, 1), "MemoryError"),
     "huge-output": (lambda c: {"tiny.ipynb": answered(
         c, square="print('x' * 5_000_000)\ndef square(x):\n    return x * x")},
         (1, 1, 1), "Output truncated"),
