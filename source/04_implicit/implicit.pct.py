@@ -961,14 +961,16 @@ def validation_loss_closed_form(log_lam, X, y, X_val, y_val):
 if not GRADING:
     with jax.enable_x64(True):
         data64 = [array.astype(jnp.float64) for array in data]
+        implicit_slope = jax.jit(lambda t: ridge_hypergradient(t, *data64)[1])
+        closed_form = jax.jit(lambda t: validation_loss_closed_form(t, *data64))
+        closed_form_slope = jax.jit(jax.grad(closed_form))
         step = 1e-5
         print(f"{'log lambda':>10}{'implicit rule':>18}{'closed form':>18}{'finite diff.':>18}")
         for t in [-4.0, -1.5, 1.5]:
             t = jnp.array(t)
-            implicit = ridge_hypergradient(t, *data64)[1]
-            closed = jax.grad(validation_loss_closed_form)(t, *data64)
-            finite = (validation_loss_closed_form(t + step, *data64)
-                      - validation_loss_closed_form(t - step, *data64)) / (2 * step)
+            implicit = implicit_slope(t)
+            closed = closed_form_slope(t)
+            finite = (closed_form(t + step) - closed_form(t - step)) / (2 * step)
             print(f"{float(t):>10}{float(implicit):>18.6f}{float(closed):>18.6f}"
                   f"{float(finite):>18.6f}")
 
