@@ -2,15 +2,18 @@
 
 They make a bad submission cost its author points, never the batch: a kernel that dies is
 recorded in the notebook instead of aborting the student's grading, a kernel cannot take more
-than its share of memory, and huge outputs are cut.
+than its share of memory, a kernel cannot fail to start because a parallel worker took its port,
+and huge outputs are cut.
 """
 
 import functools
 import os
+import shutil
+import tempfile
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
-from traitlets import Integer
+from traitlets import CaselessStrEnum, Integer
 
 from nbgrader import utils
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
@@ -62,7 +65,8 @@ def _limit_data_memory(limit_bytes):
 
 class ExecuteSurvivingCrashes(Execute):
     """nbgrader's Execute, except that a kernel dying (``os._exit``, a segfault) does not abort
-    the student's grading, and that a kernel's memory is capped.
+    the student's grading, that a kernel's memory is capped, and that on POSIX systems the
+    grader talks to its kernel over private Unix sockets.
 
     The cell that killed the kernel gets a ``KernelDied`` error; every later code cell gets a
     ``NotRun`` error, so its tests score zero (a test cell without an error would score full
@@ -71,12 +75,32 @@ class ExecuteSurvivingCrashes(Execute):
     The cap is the kernel's RLIMIT_DATA, on POSIX systems: an allocation past it fails at once
     with ``MemoryError`` (NumPy, Python) or ``RESOURCE_EXHAUSTED`` (JAX), in that cell only,
     instead of pushing the grading machine into swap or its out-of-memory killer.
+
+    Over TCP, jupyter_client picks free ports, closes them, and the kernel binds them a moment
+    later: a kernel started at the same time by another worker can take one in between, and the
+    student's grading fails with ``ZMQError: Address already in use``. Unix sockets in a folder
+    of the kernel's own have no such race.
     """
 
     memory_limit_mb = Integer(
         8192, help="memory (RLIMIT_DATA) one grading kernel may reserve, in MiB; -1: no limit. "
                    "Thread stacks count: allow about 10 MiB per core beyond what notebooks need."
     ).tag(config=True)
+
+    kernel_transport = CaselessStrEnum(
+        ["tcp", "ipc"], "ipc" if os.name == "posix" else "tcp",
+        help="how the grader talks to its kernel: ipc (Unix sockets) or tcp (localhost ports)"
+    ).tag(config=True)
+
+    _ipc_dir = None
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.kernel_transport == "ipc":
+            self._ipc_dir = tempfile.mkdtemp(prefix="nbgrader-kernel-")
+            km.transport = "ipc"
+            km.ip = os.path.join(self._ipc_dir, "socket")
+        return km
 
     def start_new_kernel(self, **kwargs):
         if self.memory_limit_mb > 0 and os.name == "posix":
@@ -86,7 +110,12 @@ class ExecuteSurvivingCrashes(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self.died_in_cell = None
-        return super().preprocess(nb, resources, km)
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._ipc_dir:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
+                self._ipc_dir = None
 
     def preprocess_cell(self, cell, resources, index):
         if self.died_in_cell is not None:
