@@ -976,7 +976,7 @@ if not GRADING:
 
 # %% [markdown]
 # They agree to every digit printed. Measured more finely, the implicit rule is within about
-# $10^{-13}$ of the closed form, relative, and the finite difference within about $10^{-10}$,
+# $10^{-13}$ of the closed form, relative, and the finite difference within a few times $10^{-10}$,
 # the price of its step $h = 10^{-5}$: a truncation error of order $h^2$ and a rounding error
 # of order $\varepsilon / h$.
 
