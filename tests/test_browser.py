@@ -67,7 +67,11 @@ def jupyter_lab(root, home):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    exchange = home / "exchange"  # formgrader warns about a missing exchange on every page
+    exchange.mkdir(exist_ok=True)
+    exchange.chmod(0o777)
     env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+               NBGRADER_EXCHANGE_ROOT=str(exchange),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
     env.pop("NBGRADER_EXECUTION", None)
     news = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
