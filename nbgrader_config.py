@@ -11,7 +11,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from course.nbgrader_ext import (  # noqa: E402
-    DeduplicateIdsCompletely, ExecuteSurvivingCrashes, HideTestTracebacks, LimitOutputSize)
+    DeduplicateIdsCompletely, ExecuteSurvivingCrashes, HideTestTracebacks, LimitOutputSize,
+    SetupCellFirst)
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -53,7 +54,8 @@ c.ExecuteSurvivingCrashes.memory_limit_mb = 8192
 # dying kernel costs the cells from there on (not the whole submission), and that one huge
 # output is cut by size as well as by lines (see course/nbgrader_ext.py).
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateIdsCompletely, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+    ClearOutput, DeduplicateIdsCompletely, OverwriteKernelspec, OverwriteCells, SetupCellFirst,
+    CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ExecuteSurvivingCrashes, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

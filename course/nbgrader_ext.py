@@ -1,9 +1,10 @@
 """nbgrader preprocessors of the course, registered in nbgrader_config.py.
 
-They make a bad submission cost its author points, never the batch: a kernel that dies is
-recorded in the notebook instead of aborting the student's grading, a kernel cannot take more
-than its share of memory, a kernel cannot fail to start because a parallel worker took its port,
-and huge outputs are cut.
+They make a bad submission cost its author points, never the batch or anyone else: every grading
+kernel runs in a sandbox (course/sandbox.py), a kernel that dies is recorded in the notebook
+instead of aborting the student's grading, a kernel cannot take more than its share of memory,
+processes, disk or CPU, a kernel cannot fail to start because a parallel worker took its port,
+the course's setup cell runs before any student code, and huge outputs are cut.
 """
 
 import functools
@@ -13,10 +14,12 @@ import tempfile
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
-from traitlets import CaselessStrEnum, Integer
+from traitlets import CaselessStrEnum, Integer, List, Unicode
 
 from nbgrader import utils
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
+
+from . import sandbox
 
 
 class HideTestTracebacks(NbGraderPreprocessor):
@@ -49,18 +52,31 @@ class DeduplicateIdsCompletely(DeduplicateIds):
         return cell, resources
 
 
+class SetupCellFirst(NbGraderPreprocessor):
+    """The notebook's setup cell (locked; it calls ``adcheck.setup()``, which guards the checks)
+    runs before any other code: code cells a submission moved above it are moved below it.
+
+    Student code that ran first could change what the setup cell snapshots as the trusted state.
+    """
+
+    setup_cell_id = Unicode("setup", help="grade_id of the cell that must run first").tag(
+        config=True)
+
+    def preprocess(self, nb, resources):
+        ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells]
+        if self.setup_cell_id in ids:
+            index = ids.index(self.setup_cell_id)
+            before, setup = nb.cells[:index], nb.cells[index]
+            code = [cell for cell in before if cell.cell_type == "code"]
+            if code:
+                self.log.warning("Moved %d code cell(s) below the setup cell", len(code))
+            nb.cells = ([c for c in before if c.cell_type != "code"] + [setup] + code
+                        + nb.cells[index + 1:])
+        return nb, resources
+
+
 def _error(ename, evalue):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-def _limit_data_memory(limit_bytes):
-    """Runs in the kernel's process before it starts: cap its data memory (RLIMIT_DATA)."""
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    if hard != resource.RLIM_INFINITY:
-        limit_bytes = min(limit_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit_bytes, limit_bytes))
 
 
 class ExecuteSurvivingCrashes(Execute):
@@ -79,12 +95,50 @@ class ExecuteSurvivingCrashes(Execute):
     Over TCP, jupyter_client picks free ports, closes them, and the kernel binds them a moment
     later: a kernel started at the same time by another worker can take one in between, and the
     student's grading fails with ``ZMQError: Address already in use``. Unix sockets in a folder
-    of the kernel's own have no such race.
+    of the kernel's own have no such race, and they are the sandbox's only way out.
     """
+
+    sandbox = CaselessStrEnum(
+        ["bwrap", "none"], "bwrap",
+        help="where grading kernels run: bwrap (a bubblewrap sandbox, see course/sandbox.py) or "
+             "none (with the grader's rights, in the course folder: only where every "
+             "submission is trusted, or where each grading worker is a container of its own)"
+    ).tag(config=True)
 
     memory_limit_mb = Integer(
         8192, help="memory (RLIMIT_DATA) one grading kernel may reserve, in MiB; -1: no limit. "
                    "Thread stacks count: allow about 10 MiB per core beyond what notebooks need."
+    ).tag(config=True)
+
+    max_processes = Integer(
+        256, help="processes and threads a sandboxed kernel may add (RLIMIT_NPROC, beyond what "
+                  "its user runs already): a fork bomb stops there"
+    ).tag(config=True)
+
+    file_size_limit_mb = Integer(
+        256, help="largest file a sandboxed kernel may write, in MiB (RLIMIT_FSIZE)"
+    ).tag(config=True)
+
+    open_files_limit = Integer(
+        1024, help="files and sockets a sandboxed kernel may hold open (RLIMIT_NOFILE)"
+    ).tag(config=True)
+
+    cpu_time_limit = Integer(
+        1800, help="CPU seconds a sandboxed kernel may use, all threads and cells together "
+                   "(RLIMIT_CPU); the per-cell wall-clock limit is Execute.timeout"
+    ).tag(config=True)
+
+    importable_files = List(
+        Unicode(), ["adcheck.py"],
+        help="the Python files of a submission folder that a sandboxed kernel may import (the "
+             "course's own, which nbgrader restores from source/); any other .py, .so or .pth "
+             "file and any folder a student submits is left out of the kernel's copy, since "
+             "it could stand in for a library such as numpy"
+    ).tag(config=True)
+
+    tmp_size_mb = Integer(
+        512, help="size of each of a sandboxed kernel's private tmpfs folders (/tmp, and the "
+                  "copy of its submission that is its working directory), in MiB"
     ).tag(config=True)
 
     kernel_transport = CaselessStrEnum(
@@ -93,6 +147,13 @@ class ExecuteSurvivingCrashes(Execute):
     ).tag(config=True)
 
     _ipc_dir = None
+    _warned = False
+
+    def limits(self):
+        return sandbox.Limits(
+            memory_mb=self.memory_limit_mb, processes=self.max_processes,
+            file_size_mb=self.file_size_limit_mb, open_files=self.open_files_limit,
+            cpu_seconds=self.cpu_time_limit, tmp_mb=self.tmp_size_mb)
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
@@ -100,12 +161,36 @@ class ExecuteSurvivingCrashes(Execute):
             self._ipc_dir = tempfile.mkdtemp(prefix="nbgrader-kernel-")
             km.transport = "ipc"
             km.ip = os.path.join(self._ipc_dir, "socket")
+            km.connection_file = os.path.join(self._ipc_dir, "kernel.json")
+            if self.sandbox == "bwrap" and os.geteuid() == 0:
+                os.chown(self._ipc_dir, sandbox.NOBODY, sandbox.NOBODY)
         return km
 
     def start_new_kernel(self, **kwargs):
-        if self.memory_limit_mb > 0 and os.name == "posix":
-            kwargs.setdefault("preexec_fn", functools.partial(
-                _limit_data_memory, self.memory_limit_mb * 2**20))
+        if self.sandbox == "bwrap":
+            if self.kernel_transport != "ipc":
+                raise sandbox.SandboxUnavailable(
+                    "the grading sandbox needs ExecuteSurvivingCrashes.kernel_transport = 'ipc'")
+            limits = self.limits()
+            # without a path (as outside nbgrader) the kernel starts in an empty folder
+            submission = kwargs.get("cwd") or self.resources.get("metadata", {}).get("path")
+            connection_dir, km = self._ipc_dir, self.km
+            kernel_cmd = km.format_kernel_cmd
+            importable = list(self.importable_files)
+            km.format_kernel_cmd = lambda extra_arguments=None: sandbox.command(
+                kernel_cmd(extra_arguments), submission, connection_dir, limits,
+                importable=importable)
+            kwargs["preexec_fn"] = functools.partial(
+                sandbox.prepare_child, limits, km.connection_file, sandbox.process_limit(limits))
+        else:
+            if not ExecuteSurvivingCrashes._warned:
+                self.log.warning("Grading kernels run WITHOUT a sandbox "
+                                 "(ExecuteSurvivingCrashes.sandbox = 'none'): a submission can "
+                                 "read the course folder and change other students' files.")
+                ExecuteSurvivingCrashes._warned = True
+            if self.memory_limit_mb > 0 and os.name == "posix":
+                kwargs.setdefault("preexec_fn", functools.partial(
+                    sandbox.cap_memory, self.memory_limit_mb))
         return super().start_new_kernel(**kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
@@ -127,10 +212,27 @@ class ExecuteSurvivingCrashes(Execute):
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self.died_in_cell = index
-            cell.outputs.append(_error(
+            verdict = self._verdict()
+            cell.outputs.append(_error(*verdict) if verdict else _error(
                 "KernelDied", "the kernel died while running this cell (os._exit, a crash, "
                               "or running out of memory); the cells after it were not run"))
             return cell, resources
+
+    def _verdict(self):
+        """Why the checks stopped the kernel, if they did (adcheck's guard leaves the reason in
+        the connection folder, the one place the sandbox shares with the grader)."""
+        if not self._ipc_dir:
+            return None
+        path = os.path.join(self._ipc_dir, "grading-verdict.txt")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read(2000)
+        except OSError:
+            return None
+        name, _, reason = text.partition(": ")
+        if name != "GradingStopped" or not reason:
+            return None
+        return "GradingStopped", reason + " (the cells after this one were not run)"
 
 
 class LimitOutputSize(LimitOutput):

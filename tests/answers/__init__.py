@@ -82,3 +82,114 @@ for _name in dir(adcheck):
 
 def for_notebook(name):
     return importlib.import_module(f"{__name__}.{name}")
+
+
+# An answer that uses whatever the shipped checks module holds: it tries every function of
+# adcheck (and what each one returns when called with no argument or with 1.0) on the visible
+# check of its exercise, and submits the first that passes. If any function of the module that
+# students receive solved an exercise, this would find it.
+_SEARCH_THE_CHECKS = """
+import contextlib, io
+import adcheck
+
+
+def _candidates():
+    for _name, _value in list(vars(adcheck).items()):
+        if _name.startswith("check_") or _name in ("setup", "restore") or not callable(_value):
+            continue
+        if isinstance(_value, type):
+            continue
+        yield _value
+        for _args in ((), (1.0,)):
+            try:
+                _made = _value(*_args)
+            except BaseException:
+                continue
+            if callable(_made):
+                yield _made
+
+
+def _search(check):
+    for _candidate in _candidates():
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                check(_candidate)
+            return _candidate
+        except BaseException:
+            pass
+    return None
+"""
+
+
+def search_the_checks(exercises):
+    """One answer per exercise: the search above, then the exercise bound to what it found."""
+    return tuple(Answer(exercise, "", _SEARCH_THE_CHECKS + f"""
+{exercise} = _search(adcheck.check_{exercise}) or (lambda *args, **kwargs: None)
+""") for exercise in exercises)
+
+
+# Tampering beyond monkeypatching, each put in front of a wrong answer of its own exercise.
+SWAP_CODE_THROUGH_GC = """
+import gc
+_noop = (lambda *args, **kwargs: None).__code__
+for _obj in gc.get_objects():
+    if callable(_obj) and getattr(_obj, "__name__", "").startswith(("check_", "_compare")):
+        try:
+            _obj.__code__ = _noop
+        except (AttributeError, TypeError, ValueError):
+            pass
+"""
+
+SWAP_CODE_DIRECTLY = """
+import adcheck
+adcheck._compare.__code__ = (lambda *args, **kwargs: None).__code__
+"""
+
+FAKE_CHECKS_MODULE = """
+import builtins, sys, types
+
+class _Anything(types.ModuleType):
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+_fake = _Anything("adcheck")
+sys.modules["adcheck"] = _fake
+_real_import = builtins.__import__
+builtins.__import__ = lambda name, *args, **kwargs: (
+    _fake if name == "adcheck" else _real_import(name, *args, **kwargs))
+adcheck = _fake
+"""
+
+DISABLE_JIT = """
+jax.config.update("jax_disable_jit", True)
+jax.disable_jit().__enter__()
+"""
+
+REPATCHING_THREAD = """
+import sys, threading, time
+
+def _repatch():
+    while True:
+        checks = sys.modules["adcheck"]
+        for _name in dir(checks):
+            if _name.startswith("check_"):
+                setattr(checks, _name, lambda *args, **kwargs: None)
+        time.sleep(0.001)
+
+threading.Thread(target=_repatch, daemon=True).start()
+"""
+
+_IN_PROCESS = (SWAP_CODE_THROUGH_GC, SWAP_CODE_DIRECTLY, FAKE_CHECKS_MODULE, DISABLE_JIT,
+               REPATCHING_THREAD)
+
+
+def in_process_attacks(wrong):
+    """One submission: the first wrong answer of every exercise, each behind one of the
+    tamperings above (in turn)."""
+    firsts = list({answer.grade_id: answer for answer in reversed(wrong)}.values())[::-1]
+    return tuple(Answer(answer.grade_id, "", _IN_PROCESS[k % len(_IN_PROCESS)] + "\n" + answer.code)
+                 for k, answer in enumerate(firsts))
+
+
+def exercises(wrong):
+    return list(dict.fromkeys(answer.grade_id for answer in wrong))

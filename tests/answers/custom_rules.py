@@ -1,6 +1,7 @@
 """Answers for source/03_custom_rules/custom_rules (custom_jvp and custom_vjp rules)."""
 
-from . import by_reason, PATCH_COMPARISONS, SHADOW_BUILTINS, Answer, Tampering, tampered
+from . import (by_reason, PATCH_COMPARISONS, SHADOW_BUILTINS, Answer, Tampering,
+               exercises, in_process_attacks, search_the_checks, tampered)
 
 _LOG1PEXP_RULE = """
 @log1pexp.defjvp
@@ -415,4 +416,11 @@ TAMPERING = [
                        _wrong("no custom rule: plain autodiff of log(1 + exp(x))"))),
     Tampering("shadows builtins in the notebook",
               tampered("custom_vjp_grad_of_grad", SHADOW_BUILTINS, _wrong("hard-coded twos"))),
+]
+
+TAMPERING += [
+    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
+              search_the_checks(exercises(WRONG))),
+    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
+              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
 ]

@@ -1,7 +1,9 @@
 """Answers for source/01_forward_reverse/forward_reverse (vgrad, products, Jacobians, Wirtinger)."""
 
-from . import (by_reason, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, REPLACE_CHECKS, SHADOW_BUILTINS,
-               SILENCE_ERRORS, Answer, Tampering, tampered)
+from . import (by_reason, DISABLE_JIT, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, REPLACE_CHECKS,
+               SHADOW_BUILTINS,
+               SILENCE_ERRORS, Answer, Tampering, exercises, in_process_attacks,
+               search_the_checks, tampered)
 
 WRONG = [
     Answer("vgrad", "cotangent shaped like the input, not the output", """
@@ -262,4 +264,75 @@ TAMPERING = [
                     return jnp.zeros(jax.eval_shape(f, x).shape + x.shape, x.dtype)
                 return jac
         """),)),
+]
+
+TAMPERING += [
+    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
+              search_the_checks(exercises(WRONG))),
+    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
+              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
+]
+
+_PEEK_AT_THE_CHECK = """
+def wirtinger(f, z):
+    import sys
+    frame = sys._getframe(1)
+    while frame is not None:
+        found = frame.f_locals.get("expected")
+        if isinstance(found, tuple) and len(found) == 2:
+            return found
+        frame = frame.f_back
+    return z, z
+"""
+
+_PEEK_THROUGH_A_TRACEBACK = """
+def vgrad(f, x):
+    try:
+        raise RuntimeError
+    except RuntimeError as error:
+        frame = error.__traceback__.tb_frame
+    while frame is not None:
+        found = frame.f_locals.get("expected")
+        if found is not None:
+            return found
+        frame = frame.f_back
+    return x
+"""
+
+_LYING_ARRAY = """
+import numpy as np
+
+class _Close(float):
+    def __sub__(self, other):
+        return _Close(0.0)
+    __rsub__ = __add__ = __radd__ = __sub__
+
+    def __abs__(self):
+        return _Close(0.0)
+
+    def __lt__(self, other):
+        return True
+    __le__ = __gt__ = __ge__ = __eq__ = __lt__
+
+
+def our_jacfwd(f):
+    def jacobian(x):
+        shape = jax.eval_shape(f, x).shape + x.shape
+        return np.full(shape, _Close(0.0), dtype=object)
+    return jacobian
+"""
+
+TAMPERING += [
+    Tampering("reads the expected values from the frames of the check, or returns objects that "
+              "compare equal to anything", (
+                  Answer("wirtinger", "", _PEEK_AT_THE_CHECK),
+                  Answer("vgrad", "", _PEEK_THROUGH_A_TRACEBACK),
+                  Answer("our_jacfwd", "", _LYING_ARRAY))),
+    Tampering("turns jit off for an answer that only works eagerly", (
+        Answer("vgrad", "", DISABLE_JIT + """
+def vgrad(f, x):
+    np.asarray(x)  # fails on a tracer: the hidden tests run under jax.jit
+    y, pullback = jax.vjp(f, x)
+    return pullback(jnp.ones_like(y))[0]
+"""),)),
 ]

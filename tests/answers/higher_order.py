@@ -1,6 +1,7 @@
 """Answers for source/02_higher_order/higher_order (Hessians, HVPs, stop_gradient, MAML, ...)."""
 
-from . import by_reason, PATCH_COMPARISONS, Answer, Tampering, tampered
+from . import (by_reason, PATCH_COMPARISONS, Answer, Tampering,
+               exercises, in_process_attacks, search_the_checks, tampered)
 
 WRONG = [
     Answer("hessian", "calls the built-in jax.hessian", """
@@ -230,4 +231,11 @@ TAMPERING = [
     Tampering("patches numpy's comparisons",
               tampered("maml_grad", PATCH_COMPARISONS,
                        _wrong("first-order MAML: stops the gradient of the inner step"))),
+]
+
+TAMPERING += [
+    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
+              search_the_checks(exercises(WRONG))),
+    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
+              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
 ]

@@ -1,6 +1,7 @@
 """Answers for source/04_implicit/implicit (implicit differentiation)."""
 
-from . import by_reason, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, Answer, Tampering, tampered
+from . import (by_reason, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, Answer, Tampering,
+               exercises, in_process_attacks, search_the_checks, tampered)
 
 _SQRT_FORWARD = """
 @jax.custom_vjp
@@ -487,4 +488,11 @@ TAMPERING = [
     Tampering("patches the builtins module",
               tampered("kepler", PATCH_BUILTINS_MODULE,
                        _wrong("tangent_solve multiplies by the derivative instead of dividing"))),
+]
+
+TAMPERING += [
+    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
+              search_the_checks(exercises(WRONG))),
+    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
+              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
 ]

@@ -1,0 +1,230 @@
+"""The sandbox of a grading kernel: a bubblewrap (``bwrap``) command line around the kernel's own.
+
+Inside it the kernel sees the system (``/usr``, ``/etc``, as an unprivileged user) and the
+Python environment read-only, a copy of its own submission folder on a small private tmpfs as its
+working directory, and a private ``/tmp``. It cannot see the course folder (``source/``, the
+gradebook, ``submitted/``, ``autograded/``, ``feedback/``, ``release/``, ``originals/``), the
+exchange, any home folder or ``/run``; it has no network (a namespace of its own, not even the
+host's loopback), its own PID namespace (it cannot see or signal the grader or other kernels, and
+every process it starts dies with it), no capabilities, and the limits of :class:`Limits`.
+
+The grader reaches the kernel over the Unix sockets of its connection folder, the one place the
+two share.
+"""
+
+import dataclasses
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+INSTALL_HINT = ("install bubblewrap (Debian or Ubuntu: `apt-get install bubblewrap`; Fedora: "
+                "`dnf install bubblewrap`)")
+SUBMISSION = "/submission"  # the kernel's working directory, a private copy of its submission
+ORIGINAL = "/grading/original"  # the submission folder, read-only, copied from at start
+MPL_CACHE = "/grading/matplotlib"  # the grader's matplotlib font cache, read-only
+NOBODY = 65534
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION",
+              "OMP_NUM_THREADS", "PYTHONHASHSEED")
+PASSED_ENV_PREFIXES = ("JAX_", "XLA_")
+
+# Runs first in the sandbox: copy the submission into the private tmpfs (as the grader's user, who
+# can read it), become nobody if that user is root, then start the kernel.
+LAUNCHER = f"""
+import os, runpy, shutil, sys
+
+
+def copy(source, target, keep=None):
+    for top, folders, names in os.walk(source):
+        folder = os.path.join(target, os.path.relpath(top, source))
+        os.makedirs(folder, exist_ok=True)
+        if keep is not None:  # the submission: no folder, no importable file but the course's
+            folders.clear()
+            names = [n for n in names if n in keep or not n.endswith(CODE_SUFFIXES)]
+        for name in names:
+            shutil.copyfile(os.path.join(top, name), os.path.join(folder, name))
+
+
+CODE_SUFFIXES = (".py", ".pyc", ".pyw", ".so", ".pyd", ".pth")
+if os.path.isdir({ORIGINAL!r}):
+    copy({ORIGINAL!r}, {SUBMISSION!r}, keep=set(sys.argv[1].split("/")))
+if os.getuid() == 0:  # a root grader's sandbox: become nobody, which drops every capability
+    os.setgroups([])
+    os.setgid({NOBODY})
+    os.setuid({NOBODY})
+for folder in ("/tmp/home", "/tmp/ipython", "/tmp/matplotlib"):
+    os.makedirs(folder, exist_ok=True)
+if os.path.isdir({MPL_CACHE!r}):
+    copy({MPL_CACHE!r}, "/tmp/matplotlib")
+os.chdir({SUBMISSION!r})
+module, sys.argv = sys.argv[2], sys.argv[2:]
+sys.path[0] = {SUBMISSION!r}
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces on this machine."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 8192  # RLIMIT_DATA of the kernel
+    processes: int = 256  # processes and threads beyond what the grader's user runs already
+    file_size_mb: int = 256  # largest file it may write (RLIMIT_FSIZE)
+    open_files: int = 1024  # RLIMIT_NOFILE
+    cpu_seconds: int = 1800  # CPU time of the whole kernel, all threads (RLIMIT_CPU)
+    tmp_mb: int = 512  # size of each private tmpfs (/tmp, the submission copy)
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_path():
+    """The bwrap executable, once it has shown that it can build a sandbox here."""
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
+    probe = subprocess.run([path, *_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc",
+                            "--dev", "/dev", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise SandboxUnavailable(
+            f"bubblewrap cannot create a sandbox on this machine ({probe.stderr.strip()}): "
+            "user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1), or "
+            "this is a container without them; see the README for the alternatives")
+    return path
+
+
+def _namespace_args():
+    """As root, the kernel keeps only the capabilities to become nobody (its first act), since
+    limits on processes never apply to root; otherwise it runs in a user namespace of its own."""
+    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname",
+            "grading", "--unshare-cgroup-try", "--die-with-parent"]
+    if os.geteuid() == 0:
+        return args + ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return args + ["--unshare-user", "--disable-userns"]
+
+
+def _python_dirs():
+    """Folders the kernel's Python needs: its prefixes (the virtualenv, the installation it was
+    made from) and the site-packages folders of ``sys.path``. Never the other entries of
+    ``sys.path``: the grader's may name the course folder."""
+    paths = {os.path.realpath(p) for p in (
+        sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)))}
+    for entry in sys.path:
+        real = os.path.realpath(entry or ".")
+        if os.path.basename(real) in ("site-packages", "dist-packages") and os.path.isdir(real):
+            paths.add(real)
+    return sorted(p for p in paths if p != "/" and not any(
+        _inside(p, q) and p != q for q in paths))  # parents cover their children
+
+
+def _inside(path, folder):
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _mpl_cache():
+    configured = os.environ.get("MPLCONFIGDIR")
+    if configured:
+        return configured
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                        "matplotlib")
+
+
+def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=None,
+            importable=("adcheck.py",)):
+    """The bwrap command that runs ``kernel_cmd`` (``python -m <module> ...``) in a sandbox whose
+    working directory is a private copy of ``submission_dir`` (empty if None), reachable by the
+    grader through ``connection_dir`` only. Of the submission's Python files, only those named
+    in ``importable`` are copied."""
+    if len(kernel_cmd) < 3 or kernel_cmd[1] != "-m":
+        raise SandboxUnavailable(f"cannot sandbox the kernel command {kernel_cmd!r}: expected "
+                                 "`python -m <module> ...`")
+    env = os.environ if env is None else env
+    args = [bwrap_path(), *_namespace_args(), "--clearenv"]
+    for name, value in sorted(env.items()):
+        if name in PASSED_ENV or name.startswith(PASSED_ENV_PREFIXES):
+            args += ["--setenv", name, value]
+    args += ["--setenv", "HOME", "/tmp/home", "--setenv", "IPYTHONDIR", "/tmp/ipython",
+             "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib", "--setenv", "PYTHONNOUSERSITE", "1",
+             # ipykernel watches no parent when it is pid 1 (its parent, bwrap, is pid 1 here)
+             "--setenv", "JPY_PARENT_PID", "1"]
+    for folder in SYSTEM_DIRS:
+        if os.path.islink(folder):
+            args += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            args += ["--ro-bind", folder, folder]
+    size = str(limits.tmp_mb * 2**20)
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", size, "--perms", "1777", "--tmpfs", "/tmp",
+             "--size", size, "--perms", "1777", "--tmpfs", SUBMISSION]
+    binds = [(folder, folder) for folder in _python_dirs()
+             if not any(_inside(folder, s) for s in SYSTEM_DIRS)]
+    if submission_dir is not None:
+        binds.append((str(submission_dir), ORIGINAL))
+    if os.path.isdir(_mpl_cache()):
+        binds.append((_mpl_cache(), MPL_CACHE))
+    made = {"/", "/tmp"}
+    for target in [t for _, t in binds] + [str(connection_dir)]:  # folders bwrap would otherwise make on the way, private (0700)
+        for parent in reversed(Path(target).parents):
+            if str(parent) not in made:
+                made.add(str(parent))
+                args += ["--perms", "0755", "--dir", str(parent)]
+    for source, target in binds:
+        args += ["--ro-bind", source, target]
+    args += ["--bind", str(connection_dir), str(connection_dir)]
+    args += ["--chdir", "/tmp", kernel_cmd[0], "-c", LAUNCHER, "/".join(importable),
+             *kernel_cmd[2:]]
+    return args
+
+
+def _count_tasks(uid):
+    """Processes and threads of ``uid`` (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.stat(entry.path).st_uid == uid:
+                    count += len(os.listdir(os.path.join(entry.path, "task")))
+            except OSError:
+                pass
+    return count
+
+
+def _cap(kind, value):
+    _, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def cap_memory(memory_mb):
+    """``preexec_fn`` of an unsandboxed kernel: cap its data memory (RLIMIT_DATA)."""
+    _cap(resource.RLIMIT_DATA, memory_mb * 2**20)
+
+
+def process_limit(limits):
+    """RLIMIT_NPROC for a sandboxed kernel: it counts every process and thread of the kernel's
+    user, so allow what that user runs already. (Root is exempt from it: a root grader's kernel
+    runs as nobody.)"""
+    return _count_tasks(NOBODY if os.geteuid() == 0 else os.getuid()) + limits.processes
+
+
+def prepare_child(limits, connection_file, nproc):
+    """Runs in the sandbox's first process before it starts (``preexec_fn``): set the limits,
+    and, for a root grader, give the connection file to the kernel's user. bwrap ignores the
+    interrupts meant for the kernel (it would die of them, and the kernel with it); ipykernel
+    installs its own handler."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.geteuid() == 0:
+        os.chown(connection_file, NOBODY, NOBODY)
+    if limits.memory_mb > 0:
+        cap_memory(limits.memory_mb)
+    _cap(resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20)
+    _cap(resource.RLIMIT_NOFILE, limits.open_files)
+    _cap(resource.RLIMIT_CPU, limits.cpu_seconds)
+    _cap(resource.RLIMIT_NPROC, nproc)

@@ -1,0 +1,123 @@
+"""The grading kernel's sandbox (course/sandbox.py) and the checks' guard, seen from inside a
+kernel started the way nbgrader starts it (course/nbgrader_ext.py)."""
+
+import json
+import os
+import shutil
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from course import nbgrader_ext, sandbox
+from course.nbgrader_ext import ExecuteSurvivingCrashes, SetupCellFirst
+from tests.conftest import ROOT
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+
+LOOK_AROUND = """
+import json, os, socket
+seen = {"cwd": os.getcwd(), "files": sorted(os.listdir(".")), "uid": os.getuid(),
+        "course": sorted(os.listdir(COURSE)) if os.path.isdir(COURSE) else [], "processes": [p for p in os.listdir("/proc") if p.isdigit()],
+        "env": sorted(os.environ), "home": os.environ.get("HOME")}
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=2)
+    seen["network"] = "connected"
+except OSError as error:
+    seen["network"] = type(error).__name__
+open("written-by-the-kernel.txt", "w").write("x")
+print(json.dumps(seen))
+"""
+
+
+def _run(cells, folder, **options):
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb, _ = ExecuteSurvivingCrashes(timeout=60, **options).preprocess(
+        nb, {"metadata": {"path": str(folder)}})
+    return nb
+
+
+@needs_bwrap
+def test_a_kernel_sees_a_copy_of_its_submission_and_nothing_of_the_course(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBGRADER_DB_URL", "postgresql://grader:secret@dbhost/course")
+    for name in ("adcheck.py", "notes.txt", "numpy.py"):
+        (tmp_path / name).write_text("# a file of the submission\n")
+    (tmp_path / "jax").mkdir()
+    (tmp_path / "jax" / "__init__.py").write_text("raise SystemExit('a fake jax')\n")
+    nb = _run([f"COURSE = {str(ROOT)!r}", LOOK_AROUND], tmp_path)
+    seen = json.loads(nb.cells[1].outputs[0].text)
+    assert seen["cwd"] == sandbox.SUBMISSION
+    assert seen["files"] == ["adcheck.py", "notes.txt"], "a submitted module or package got in"
+    # of the course folder, at most the virtualenv that it may hold (read-only)
+    assert set(seen["course"]) <= {".venv"}, f"the kernel sees the course folder: {seen['course']}"
+    assert len(seen["processes"]) <= 3, seen["processes"]
+    assert seen["uid"] != os.getuid() or os.getuid() != 0
+    assert seen["network"] in ("ConnectionRefusedError", "OSError"), seen["network"]
+    assert "NBGRADER_DB_URL" not in seen["env"] and seen["home"].startswith("/tmp")
+    assert not (tmp_path / "written-by-the-kernel.txt").exists(), "it wrote into the original"
+
+
+def _guarded_notebook():
+    return [
+        "import _thread, time\nstart = _thread.start_new_thread",
+        "import adcheck\nadcheck.setup()",
+        "start(lambda: time.sleep(60), ())",
+        "adcheck.check_vgrad(lambda f, x: x)",
+        "print('not reached')",
+    ]
+
+
+@needs_bwrap
+def test_a_thread_alive_when_a_test_cell_starts_stops_grading(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    shutil.copy(ROOT / "course" / "adcheck.py", tmp_path)
+    nb = _run(_guarded_notebook(), tmp_path)
+    [error] = [o for o in nb.cells[3].outputs if o.output_type == "error"]
+    assert error.ename == "GradingStopped" and "thread" in error.evalue, error
+    assert nb.cells[4].outputs[0].ename == "NotRun"
+
+
+def test_without_bubblewrap_grading_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    sandbox.bwrap_path.cache_clear()
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+            _run(["1"], ROOT / "source")
+    finally:
+        sandbox.bwrap_path.cache_clear()
+
+
+def test_opting_out_warns(tmp_path, caplog):
+    monkeypatched = ExecuteSurvivingCrashes._warned
+    ExecuteSurvivingCrashes._warned = False
+    try:
+        nb = _run(["print(1 + 1)"], tmp_path, sandbox="none")
+    finally:
+        ExecuteSurvivingCrashes._warned = monkeypatched
+    assert nb.cells[0].outputs[0].text == "2\n"
+    assert "WITHOUT a sandbox" in caplog.text
+
+
+def test_the_setup_cell_runs_before_any_code_moved_above_it():
+    release = nbformat.read(ROOT / "release" / "01_forward_reverse" / "forward_reverse.ipynb",
+                            as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in release.cells]
+    setup = ids.index("setup")
+    moved = nbformat.from_dict(release)
+    attack = new_code_cell("import numpy; numpy.allclose = lambda *a, **k: True")
+    moved.cells.insert(0, attack)
+    nb, _ = SetupCellFirst().preprocess(moved, {})
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].metadata["nbgrader"]["grade_id"] == "setup"
+    assert code[1].source == attack.source
+    assert len(nb.cells) == len(release.cells) + 1 and setup >= 0
+
+
+def test_nothing_but_the_connection_folder_is_shared_writable(tmp_path):
+    args = sandbox.command(["python", "-m", "ipykernel_launcher", "-f", "k.json"], tmp_path,
+                           tmp_path / "connection")
+    writable = [args[i + 2] for i, a in enumerate(args) if a == "--bind"]
+    assert writable == [str(tmp_path / "connection")]
+    assert str(ROOT) not in [args[i + 2] for i, a in enumerate(args) if a == "--ro-bind"]
+    assert "--unshare-net" in args and "--unshare-pid" in args and "--die-with-parent" in args
+    assert nbgrader_ext.ExecuteSurvivingCrashes().sandbox == "bwrap", "the sandbox is the default"
