@@ -2,8 +2,9 @@
 
     python -m course benchmark-grading [--students 40] [--workers N] [--assignment NAME]
 
-Both grade the same submissions (the demo class's kinds, repeated) in two fresh course folders;
-the grades must agree. Prints the seconds of each and their ratio.
+Both grade the same submissions (the demo class's kinds, repeated) in fresh course folders; the
+grades must agree. Prints the seconds of each and their ratio, and the cost of the sandbox: the
+same serial autograde with grading kernels outside it (``--no-sandbox-run`` skips that run).
 """
 
 import argparse
@@ -29,27 +30,34 @@ def main(argv=None):
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--assignment", default=build.assignments()[0])
+    parser.add_argument("--no-sandbox-run", action="store_true",
+                        help="skip the serial run with grading kernels outside the sandbox")
     args = parser.parse_args(argv)
     klass = synthetic_class(args.assignment, args.students)
+    names = ("serial", "parallel") + (() if args.no_sandbox_run else ("unsandboxed",))
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as folder:
-        serial, parallel = (grading.new_course(Path(folder) / name)
-                            for name in ("serial", "parallel"))
-        for course in (serial, parallel):
+        courses = {name: grading.new_course(Path(folder) / name) for name in names}
+        for course in courses.values():
             build.build_release(args.assignment, root=course)
             for student, notebooks in klass.items():
                 grading.submit(course, args.assignment, student, notebooks)
 
-        start = time.perf_counter()
-        result = build.nbgrader("autograde", args.assignment, "--force", root=serial,
-                                check=False)
-        serial_seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(f"nbgrader autograde failed:\n{result.stderr}")
+        def serial_autograde(course, *options):
+            start = time.perf_counter()
+            result = build.nbgrader("autograde", args.assignment, "--force", *options,
+                                    root=course, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"nbgrader autograde failed:\n{result.stderr}")
+            return time.perf_counter() - start
 
-        graded = classgrade.grade_class(parallel, args.assignment, args.workers,
+        serial_seconds = serial_autograde(courses["serial"])
+        unsandboxed_seconds = None if args.no_sandbox_run else serial_autograde(
+            courses["unsandboxed"], "--ExecuteSurvivingCrashes.sandbox=none")
+        graded = classgrade.grade_class(courses["parallel"], args.assignment, args.workers,
                                         log=lambda *_: None)
-        same = (grading.cell_scores(serial, args.assignment)
-                == grading.cell_scores(parallel, args.assignment))
+        scores = {name: grading.cell_scores(course, args.assignment)
+                  for name, course in courses.items()}
+        same = all(other == scores["serial"] for other in scores.values())
     steps = graded.seconds
     print(f"{args.assignment}: {args.students} submissions, {os.cpu_count()} cores")
     print(f"  nbgrader autograde (one process)        {serial_seconds:7.1f} s  "
@@ -57,7 +65,11 @@ def main(argv=None):
     print(f"  course grade, autograde ({args.workers} workers)    {steps['autograde']:7.1f} s  "
           f"({steps['autograde'] / args.students:.2f} s per submission)")
     print(f"  speed-up of autograding                 {serial_seconds / steps['autograde']:7.2f}x")
+    if unsandboxed_seconds is not None:
+        print(f"  nbgrader autograde without the sandbox  {unsandboxed_seconds:7.1f} s  "
+              f"({unsandboxed_seconds / args.students:.2f} s per submission; the sandbox adds "
+              f"{100 * (serial_seconds / unsandboxed_seconds - 1):+.1f}%)")
     print("  course grade, other steps               "
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items() if k != "autograde"))
-    print(f"  same grades from both: {'yes' if same else 'NO'}")
+    print(f"  same grades from every run: {'yes' if same else 'NO'}")
     return 0 if same else 1

@@ -71,6 +71,18 @@ class ClassResult:
     plot: Path
 
 
+def sandbox_setting(course):
+    """How grading kernels will run (``"bwrap"`` or ``"none"``); raises SandboxUnavailable, with
+    what to install, when the sandbox is configured but cannot run here."""
+    from . import sandbox
+
+    config = load_config(course)
+    setting = str(config.ExecuteSurvivingCrashes.get("sandbox", "bwrap")).lower()
+    if setting == "bwrap":
+        sandbox.bwrap_path()
+    return setting
+
+
 def students(course, assignment):
     return sorted(p.parent.name for p in (Path(course) / "submitted").glob(f"*/{assignment}")
                   if p.is_dir())
@@ -154,6 +166,9 @@ def grade_class(course, assignment, workers=None, collect=None, progress=True, l
     course = Path(course)
     seconds = {}
     workers = workers or os.cpu_count()
+    if sandbox_setting(course) == "none":
+        log("WARNING: grading kernels run WITHOUT a sandbox (ExecuteSurvivingCrashes.sandbox = "
+            "'none'): a submission can read the course folder and change other students' files.")
 
     def step(name, *nbgrader_args):
         start = time.perf_counter()
@@ -206,7 +221,15 @@ def main(argv=None):
                         help="parallel grading processes (default: the number of cores)")
     parser.add_argument("--course", default=str(build.ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    result = grade_class(args.course, args.assignment, args.workers, args.source)
+    from .sandbox import SandboxUnavailable
+
+    try:
+        result = grade_class(args.course, args.assignment, args.workers, args.source)
+    except SandboxUnavailable as error:
+        print(f"Cannot grade: {error}. To grade without isolation (only where every submission "
+              "is trusted), set c.ExecuteSurvivingCrashes.sandbox = 'none' in "
+              "nbgrader_config.py.", file=sys.stderr)
+        return 2
     for student in result.students:
         for notebook, notes in result.notes[student].items():
             for note in notes:

@@ -4,12 +4,20 @@ Every answer of the libraries in ``tests/answers/`` is graded with the real ``nb
 autograde``, as the test suite does. A wrong answer (or a tampering attempt) is caught when it
 loses points on its own exercise; an alternative is accepted when it keeps full marks.
 
-    python -m tests.report [NOTEBOOK ...]     e.g. python -m tests.report implicit
+    python -m tests.report [NOTEBOOK ...] [hostile] [--no-sandbox]
+                                    e.g. python -m tests.report implicit
 
-Exit status 1 unless every wrong answer is caught and every alternative accepted.
+With no name, or with ``hostile``, it also grades the hostile submissions of
+tests/answers/hostile.py with ``python -m course grade`` beside honest students, and lists each
+as ``blocked`` or ``ESCAPED``; ``--no-sandbox`` grades them with grading kernels outside the
+sandbox, to see what the sandbox stops (some attacks then harm the temporary course).
+
+Exit status 1 unless every wrong answer is caught, every alternative accepted and every hostile
+submission blocked.
 """
 
 import collections
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -63,18 +71,47 @@ def timing(graded):
             "in parallel)")
 
 
+def hostile_rows(folder, sandboxed=True):
+    from tests import hostile_class
+    from tests.tiny_assignment import make_tiny_course
+
+    tiny = make_tiny_course(folder / "tiny", ROOT)
+    stand_in = None
+    if not sandboxed:  # then the kill-grader attack gets a process of its own to kill
+        with open(tiny / "nbgrader_config.py", "a") as config:
+            config.write('\nc.ExecuteSurvivingCrashes.sandbox = "none"\n')
+        stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)"])
+    try:
+        graded = hostile_class.grade(tiny, folder, "course grade",
+                                     stand_in.pid if stand_in else None)
+    finally:
+        if stand_in:
+            stand_in.kill()
+    return hostile_class.outcomes(graded), hostile_class.render
+
+
 def main(argv):
     known = {notebook_name(path) for _, path in source_notebooks()}
-    if set(argv) - known:
-        print(f"unknown notebook(s): {', '.join(sorted(set(argv) - known))}; "
+    sandboxed = "--no-sandbox" not in argv
+    names = set(argv) - {"--no-sandbox", "hostile"}
+    if names - known:
+        print(f"unknown notebook(s): {', '.join(sorted(names - known))}; "
               f"choose from {', '.join(sorted(known))}", file=sys.stderr)
         return 2
+    good = True
     with tempfile.TemporaryDirectory(prefix="grader-report-") as folder:
-        graded = grade_answer_libraries(Path(folder), set(argv) or None)
-        rows = outcomes(graded)
-    print(render(rows))
-    print(timing(graded))
-    return 0 if rows and all(good for *_, good in rows) else 1
+        if names or "hostile" not in argv:
+            graded = grade_answer_libraries(Path(folder) / "class", names or None)
+            rows = outcomes(graded)
+            print(render(rows))
+            print(timing(graded))
+            good = bool(rows) and all(ok for *_, ok in rows)
+        if not names:
+            rows, render_hostile = hostile_rows(Path(folder), sandboxed)
+            print(render_hostile("course grade" + ("" if sandboxed else " WITHOUT the sandbox"),
+                                 rows))
+            good = good and all(blocked for *_, blocked in rows)
+    return 0 if good else 1
 
 
 if __name__ == "__main__":

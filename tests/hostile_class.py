@@ -1,0 +1,158 @@
+"""A class of honest students and the hostile submissions of tests/answers/hostile.py, graded
+for real (by ``nbgrader autograde`` or by ``python -m course grade``) in a tiny course of its
+own; shared by tests/test_hostile.py and the grader-quality report."""
+
+import hashlib
+import os
+import socket
+import threading
+
+from course import build, classgrade, grading
+from tests.answers.hostile import HOSTILE
+from tests.conftest import visible_text
+from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
+
+MARKER = "hostile-leftover-7f3a"
+HONEST = {"aaa-model": {}, "mmm-wrong": {"square": WRONG_SQUARE}, "zzz-model": {}}
+HONEST_SCORES = {"aaa-model": (1, 1, 1), "mmm-wrong": (1, 0, 1), "zzz-model": (1, 1, 1)}
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that counts the connections it accepts."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        self.server.close()
+
+
+def tree_digest(folder):
+    """``{relative path: sha256}`` of every file below ``folder``."""
+    digests = {}
+    for top, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(top, name)
+            with open(path, "rb") as handle:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+def leftover_processes():
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(os.path.join(entry.path, "cmdline"), "rb") as handle:
+                    if MARKER.encode() in handle.read():
+                        found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+class HostileClass:
+    def __init__(self, course, secret, exchange, listener, grader_pid):
+        self.course = course
+        facts = dict(course=str(course), secret=str(secret), exchange=str(exchange),
+                     port=listener.port, grader_pid=grader_pid, marker=MARKER)
+        for student, answers in HONEST.items():
+            submit(course, student, {"tiny.ipynb": answered(course, **answers)})
+        for hostile in HOSTILE:
+            submit(course, hostile.name,
+                   {"tiny.ipynb": answered(course, square=hostile.answer(**facts))})
+        self.submitted = tree_digest(course / "submitted")
+        self.course_files = {name: tree_digest(course / name)
+                             for name in ("source", "release", "course")}
+
+
+
+
+def grade(tiny_course, folder, how, grader_pid=None):
+    """Grade the hostile class in a copy of ``tiny_course`` under ``folder``; ``how`` is
+    ``"nbgrader autograde"`` or ``"course grade"``; ``grader_pid`` is the process the
+    kill-grader attack aims at (this one by default)."""
+    secret, exchange = folder / "secret.txt", folder / "exchange"
+    secret.write_text("the grader's own file")
+    secret.chmod(0o644)
+    exchange.mkdir()
+    listener = Listener()
+    course = fresh_copy(tiny_course, folder / "course")
+    graded = HostileClass(course, secret, exchange, listener, grader_pid or os.getpid())
+    try:
+        if how == "nbgrader autograde":
+            result = build.nbgrader("autograde", ASSIGNMENT, "--force", root=course, check=False)
+            graded.finished = result.returncode == 0
+            graded.log = result.stdout + result.stderr
+            build.nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course)
+        else:
+            result = classgrade.grade_class(course, ASSIGNMENT, workers=2, progress=False,
+                                            log=lambda *_: None)
+            graded.finished, graded.log = not result.failed, str(result.failed)
+    finally:
+        listener.stop()
+    graded.connections = listener.connections
+    graded.exchange_exists, graded.secret_text = exchange.exists(), secret.read_text()
+    return graded
+
+
+def feedback_text(graded, student):
+    page = graded.course / "feedback" / student / ASSIGNMENT / "tiny.html"
+    return visible_text(page.read_text()) if page.exists() else ""
+
+
+def honest_problems(graded):
+    """What went wrong for anyone but the attackers: [] when nothing did."""
+    course, problems = graded.course, []
+    for student, expected in HONEST_SCORES.items():
+        if scores(course, student) != expected:
+            problems.append(f"{student} scored {scores(course, student)}, not {expected}")
+        notebook = course / "autograded" / student / ASSIGNMENT / "tiny.ipynb"
+        text = notebook.read_text() if notebook.exists() else ""
+        if "return x * x" not in text and "return 2 * x" not in text:
+            problems.append(f"{student}'s graded notebook is not theirs")
+    if tree_digest(course / "submitted") != graded.submitted:
+        problems.append("a file under submitted/ changed")
+    for name, digest in graded.course_files.items():
+        if tree_digest(course / name) != digest:
+            problems.append(f"{name}/ changed")
+    if graded.connections:
+        problems.append("a kernel reached the grader's loopback")
+    if not graded.exchange_exists or graded.secret_text != "the grader's own file":
+        problems.append("a file outside the course was changed or deleted")
+    if leftover_processes():
+        problems.append("a process started by a submission outlived its kernel")
+    return problems
+
+
+def outcomes(graded):
+    """(name, reason, blocked) for every hostile submission: blocked when it scored no more
+    than its wrong answer and its feedback says what stopped it, and nobody else suffered."""
+    others_fine = graded.finished and not honest_problems(graded)
+    return [(h.name, h.reason, others_fine and scores(graded.course, h.name) == h.scores
+             and (h.says is None or h.says in feedback_text(graded, h.name)))
+            for h in HOSTILE]
+
+
+def render(how, rows):
+    lines = [f"hostile submissions graded by {how}: "
+             f"{sum(b for *_, b in rows)}/{len(rows)} blocked"]
+    lines += [f"    {'blocked' if b else 'ESCAPED':>8}  {name:<15} {reason}" for name, reason, b in rows]
+    return "\n".join(lines)
