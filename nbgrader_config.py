@@ -45,6 +45,13 @@ c.Execute.error_on_timeout = {
     "traceback": ["CellTimeoutError: this cell ran past the grader's time limit and was stopped"],
 }
 
+# Every grading kernel runs in a bubblewrap sandbox (course/sandbox.py): it sees a copy of its own
+# submission and nothing of the course, has no network and its own PID namespace. Without
+# bubblewrap grading stops and says what to install; "none" grades without isolation (only where
+# each grading worker is a container of its own). Its limits: max_processes, file_size_limit_mb,
+# open_files_limit, cpu_time_limit, tmp_size_mb (see `nbgrader autograde --help-all`).
+c.ExecuteSurvivingCrashes.sandbox = "bwrap"
+
 # A grading kernel may reserve this much memory (MiB). Past it, the allocation fails in that
 # cell (MemoryError), so one student cannot push the machine into its out-of-memory killer.
 # Allow for the workers: `python -m course grade --workers N` runs N kernels at once.
