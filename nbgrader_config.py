@@ -49,7 +49,7 @@ c.Execute.error_on_timeout = {
 # submission and nothing of the course, has no network and its own PID namespace. Without
 # bubblewrap grading stops and says what to install; "none" grades without isolation (only where
 # each grading worker is a container of its own). Its limits: max_processes, file_size_limit_mb,
-# open_files_limit, cpu_time_limit, tmp_size_mb (see `nbgrader autograde --help-all`).
+# open_files_limit, cpu_time_limit, tmp_size_mb, importable_files (help: course/nbgrader_ext.py).
 c.ExecuteSurvivingCrashes.sandbox = "bwrap"
 
 # A grading kernel may reserve this much memory (MiB). Past it, the allocation fails in that
