@@ -221,7 +221,7 @@ def _install_guard(snapshot, grading, shell):
     jax_config, signals = config_state(), _signal_state()
     restore_snapshot, restore_config, restore_signals, bind_trusted_names = (
         _restore_snapshot, _restore_jax_config, _restore_signals, _bind_trusted_names)
-    libraries, this_module = _trusted_folders(), __file__
+    libraries, this_module, checks_namespace = _trusted_folders(), __file__, globals()
     verdict_file = _verdict_file() if grading else None
     busy, config_stack = [False], []
 
@@ -294,7 +294,14 @@ def _install_guard(snapshot, grading, shell):
         if event in refused_events or event.startswith("ctypes."):
             raise refusal(f"grading does not allow {event} in a notebook.")
         if event == "object.__setattr__" and args[1] in function_attrs and is_callable(args[0]):
-            raise refusal(f"grading does not allow changing a function's {args[1]}.")
+            busy[0] = True
+            try:  # libraries may set defaults (jax does); the notebook, and code in it, not
+                setter = getframe(1).f_code.co_filename
+                ours = getattr(args[0], "__globals__", None) is checks_namespace
+            finally:
+                busy[0] = False
+            if ours or not setter.startswith(libraries):
+                raise refusal(f"grading does not allow changing a function's {args[1]}.")
         if event == "open" and is_instance(args[0], text_types):
             path = fsdecode(args[0])
             if path.startswith("/proc/") and path.endswith(("/mem", "/environ")):
