@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from traitlets import CaselessStrEnum, Integer, List, Unicode
 
@@ -194,7 +194,7 @@ class ExecuteSurvivingCrashes(Execute):
         return super().start_new_kernel(**kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
-        self.died_in_cell = None
+        self.died_in_cell, self.stopped_how = None, "died"
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -205,13 +205,21 @@ class ExecuteSurvivingCrashes(Execute):
     def preprocess_cell(self, cell, resources, index):
         if self.died_in_cell is not None:
             if cell.cell_type == "code":
-                cell.outputs = [_error("NotRun", f"not run: the kernel died in cell "
-                                                 f"{self.died_in_cell + 1}, before this one")]
+                cell.outputs = [_error("NotRun", f"not run: the kernel {self.stopped_how} in "
+                                                 f"cell {self.died_in_cell + 1}, before this one")]
             return cell, resources
         try:
             return super().preprocess_cell(cell, resources, index)
+        except CellTimeoutError:
+            # interrupted at the time limit, the kernel did not answer (stuck in compiled code):
+            # nbclient would fail the whole notebook; this cell and the later ones score zero
+            self.died_in_cell, self.stopped_how = index, "did not stop when interrupted"
+            cell.outputs.append(_error(
+                "CellTimeoutError", "this cell ran past the grader's time limit and did not stop "
+                                    "when interrupted; the cells after it were not run"))
+            return cell, resources
         except DeadKernelError:
-            self.died_in_cell = index
+            self.died_in_cell, self.stopped_how = index, "died"
             verdict = self._verdict()
             cell.outputs.append(_error(*verdict) if verdict else _error(
                 "KernelDied", "the kernel died while running this cell (os._exit, a crash, "

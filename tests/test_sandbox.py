@@ -32,7 +32,8 @@ print(json.dumps(seen))
 
 def _run(cells, folder, **options):
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb, _ = ExecuteSurvivingCrashes(timeout=60, **options).preprocess(
+    options.setdefault("timeout", 60)
+    nb, _ = ExecuteSurvivingCrashes(**options).preprocess(
         nb, {"metadata": {"path": str(folder)}})
     return nb
 
@@ -121,3 +122,13 @@ def test_nothing_but_the_connection_folder_is_shared_writable(tmp_path):
     assert str(ROOT) not in [args[i + 2] for i, a in enumerate(args) if a == "--ro-bind"]
     assert "--unshare-net" in args and "--unshare-pid" in args and "--die-with-parent" in args
     assert nbgrader_ext.ExecuteSurvivingCrashes().sandbox == "bwrap", "the sandbox is the default"
+
+
+@needs_bwrap
+def test_a_cell_that_ignores_the_interrupt_costs_its_points_not_the_notebook(tmp_path):
+    nb = _run(["import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n"
+               "    pass", "print('not reached')"], tmp_path, interrupt_on_timeout=True,
+              raise_on_iopub_timeout=True, timeout=3, error_on_timeout={
+                  "ename": "CellTimeoutError", "evalue": "time limit", "traceback": []})
+    assert any(o.get("ename") == "CellTimeoutError" for o in nb.cells[0].outputs)
+    assert nb.cells[1].outputs[0].ename == "NotRun"
