@@ -10,6 +10,7 @@ the course's setup cell runs before any student code, and huge outputs are cut.
 import functools
 import os
 import shutil
+import stat
 import tempfile
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -232,8 +233,11 @@ class ExecuteSurvivingCrashes(Execute):
         if not self._ipc_dir:
             return None
         path = os.path.join(self._ipc_dir, "grading-verdict.txt")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
+        try:  # the kernel wrote it: never follow a link it may have put there instead
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
                 text = handle.read(2000)
         except OSError:
             return None
