@@ -363,11 +363,46 @@ def _after_cell(result):
     _stashed_names.clear()
 
 
+def _keep_compiled_programs():
+    """JAX's persistent compilation cache, so that running a notebook again (or the build,
+    then nbval) reuses what XLA compiled before. Never while grading: a cache that kernels of
+    different students share is a way for one of them to change another's results."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    folder = os.environ.get("ADCOURSE_JAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jax-autodiff-course")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _traceback_without_checks(shell, etype, value, tb, tb_offset=None):
+    """IPython's traceback of an error, without the frames of this module: the student reads
+    their own code and the message, not the checks' or the guard's internals."""
+    own = os.path.realpath(__file__)
+    kept = []
+    while tb is not None:
+        if os.path.realpath(tb.tb_frame.f_code.co_filename) != own:
+            kept.append(tb)
+        tb = tb.tb_next
+    trimmed = None
+    for entry in reversed(kept):
+        trimmed = types.TracebackType(trimmed, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    shell.showtraceback((etype, value, trimmed), tb_offset=tb_offset)
+    return []
+
+
 def setup():
     """Snapshot the libraries' state and guard every later cell of the notebook."""
     sys.audit("adcheck.setup")  # the guard of an earlier setup() refuses a second one
-    jax.jit(jax.grad(jnp.sin))(1.0)  # load jax's lazily imported modules before the snapshot
     grading = os.environ.get("NBGRADER_EXECUTION") == "autograde"
+    if not grading:
+        _keep_compiled_programs()
+    jax.jit(jax.grad(jnp.sin))(1.0)  # load jax's lazily imported modules before the snapshot
     if grading:
         import _posixsubprocess
         import _thread
@@ -380,6 +415,7 @@ def setup():
     shell = _shell()
     _install_guard(_snapshot(), grading, shell)
     if shell is not None:
+        shell.set_custom_exc((Exception,), _traceback_without_checks)
         for registered in list(shell.events.callbacks["post_run_cell"]):
             if getattr(registered, "__name__", "") == _after_cell.__name__:
                 shell.events.unregister("post_run_cell", registered)
@@ -1401,7 +1437,8 @@ def _newton_update(a, x):
 
 
 def _to64(tree):
-    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+    with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
+        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
 
 
 def _visible_fixed_point_cases():
@@ -1563,6 +1600,8 @@ def _reference_fixed_point(rule_scale):
     ``rule_scale``. It is not an answer to the fixed_point exercise: lax.custom_root with a
     dense tangent solve, no custom_vjp."""
 
+    # Compiled whole: eagerly, custom_root compiles each of its operations apart, every call.
+    @functools.partial(jax.jit, static_argnums=0)
     def fixed_point(f, a, x_guess):
         def iterate(residual, x0):
             def keep_going(state):
@@ -1576,10 +1615,31 @@ def _reference_fixed_point(rule_scale):
         def dense_solve(linear, y):
             return jnp.linalg.solve(jax.jacfwd(linear)(y), y)
 
-        x = jax.lax.custom_root(lambda x: x - f(a, x), x_guess, iterate, dense_solve)
+        # Like a custom_vjp fixed_point (and unlike custom_root), refuse to differentiate a
+        # value that f closes over instead of taking it through a.
+        converted, hoisted = jax.closure_convert(f, a, x_guess)
+        hoisted = [_refuse_closure_tangent(value) for value in hoisted]
+        x = jax.lax.custom_root(lambda x: x - converted(a, x, *hoisted), x_guess, iterate,
+                                dense_solve)
         return jax.lax.stop_gradient(x) + rule_scale * (x - jax.lax.stop_gradient(x))
 
     return fixed_point
+
+
+@jax.custom_jvp
+def _refuse_closure_tangent(value):
+    return value
+
+
+@functools.partial(_refuse_closure_tangent.defjvp, symbolic_zeros=True)
+def _refuse_closure_tangent_jvp(primals, tangents):
+    if not isinstance(tangents[0], jax.custom_derivatives.SymbolicZero):
+        raise AssertionError(
+            "The function you hand to fixed_point closes over a value being differentiated "
+            "(log lambda, or lambda computed from it): fixed_point's rule differentiates only "
+            "its parameters a. Pass log lambda in a, e.g. fixed_point(step, (log_lam, X, y), "
+            "w0), and compute lambda inside the step.")
+    return primals[0], tangents[0]
 
 
 def _ridge64(log_lam, X, y, X_val, y_val):
