@@ -1,5 +1,6 @@
 """Command line: ``python -m course build [ASSIGNMENT ...]``, ``python -m course demo``,
-``python -m course grade ASSIGNMENT [...]`` and ``python -m course benchmark-grading``."""
+``python -m course grade ASSIGNMENT [...]``, ``python -m course benchmark`` and
+``python -m course benchmark-grading``."""
 
 import argparse
 import sys
@@ -11,6 +12,11 @@ def main():
     if sys.argv[1:2] == ["grade"]:
         from . import classgrade
         sys.exit(classgrade.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["demo"]:
+        sys.exit(demo.main(sys.argv[2:]))
+    if sys.argv[1:2] == ["benchmark"]:
+        from . import benchmark
+        sys.exit(benchmark.main(sys.argv[2:]))
     if sys.argv[1:2] == ["benchmark-grading"]:
         from . import benchmark_grading
         sys.exit(benchmark_grading.main(sys.argv[2:]))
@@ -22,6 +28,8 @@ def main():
     commands.add_parser("demo", help="build, then grade a demo class and print its grades")
     commands.add_parser("grade", help="grade a class: collect, inspect, autograde in parallel, "
                                       "feedback, export, plot (see `grade --help`)")
+    commands.add_parser("benchmark", help="time every notebook (cold and warm compilation "
+                                          "cache), grading against its floor, and the demo")
     commands.add_parser("benchmark-grading", help="time serial nbgrader autograde against "
                                                   "`grade` on a synthetic class")
     args = parser.parse_args()

@@ -1,12 +1,14 @@
 """The main job: build the course, then grade a small demo class and print its grade table."""
 
-import tempfile
+import argparse
+import os
+import shutil
 import time
 from pathlib import Path
 
 import nbformat
 
-from . import build, grading
+from . import build, classgrade, grading
 
 
 def demo_class(root, assignment):
@@ -36,25 +38,55 @@ def grade_table(scores):
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows)
 
 
-def main():
+DEMO_FOLDER = build.ROOT / "demo-class"
+MARK = ".made-by-course-demo"
+
+
+def fresh_folder(folder):
+    """An empty ``folder``; one the demo made before is replaced, anything else is refused."""
+    folder = Path(folder)
+    if folder.exists():
+        if not (folder / MARK).exists():
+            raise SystemExit(f"{folder} exists and was not made by the demo: give another "
+                             "--folder, or move it away.")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARK).write_text("python -m course demo replaces this folder when it runs.\n")
+    return folder
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m course demo", description=__doc__)
+    parser.add_argument("--folder", default=str(DEMO_FOLDER),
+                        help="where the demo class's course goes (default: demo-class/; a "
+                             "folder of an earlier demo is replaced)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="parallel grading processes (default: the number of cores)")
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    build.build()
-    print(f"Built the course in {time.perf_counter() - start:.0f} s.\n")
-    with tempfile.TemporaryDirectory(prefix="demo-class-") as folder:
-        course = grading.new_course(Path(folder) / "course")
-        for assignment in build.assignments():
-            for student, nbs in demo_class(build.ROOT, assignment).items():
-                grading.submit(course, assignment, student, nbs)
-            start = time.perf_counter()
-            grading.autograde(course, assignment)
-            seconds = time.perf_counter() - start
-            scores = grading.cell_scores(course, assignment)
-            print(f"{assignment}: autograded {len(scores)} submissions in {seconds:.0f} s "
-                  "(one nbgrader autograde process)")
-            print(grade_table(scores) + "\n")
-            build.nbgrader("generate_feedback", assignment, "--force", root=course)
-        rows = grading.export_grades(course)
-        print(f"nbgrader export wrote grades.csv with {len(rows)} rows:")
-        for row in rows:
-            print(f"  {row['student_id']:6} {row['assignment']:22} "
-                  f"{float(row['score']):g}/{float(row['max_score']):g}")
+    print("Building the course (a notebook is executed only when its source changed):",
+          flush=True)
+    build.build(log=lambda line: print("  " + line, flush=True))
+    print(f"Built in {time.perf_counter() - start:.0f} s.\n", flush=True)
+    folder = fresh_folder(args.folder)
+    course = grading.new_course(folder / "course")
+    plots = []
+    for assignment in build.assignments():
+        for student, nbs in demo_class(build.ROOT, assignment).items():
+            grading.submit(course, assignment, student, nbs)
+        build.build_release(assignment, root=course)  # registers it in the demo's gradebook
+        result = classgrade.grade_class(course, assignment, args.workers,
+                                        log=lambda line: print(line, flush=True))
+        print(grade_table(grading.cell_scores(course, assignment)) + "\n", flush=True)
+        plots.append(result.plot)
+    rows = grading.read_grades(course / "grades.csv")
+    print(f"nbgrader export wrote grades.csv with {len(rows)} rows:")
+    for row in rows:
+        print(f"  {row['student_id']:6} {row['assignment']:22} "
+              f"{float(row['score']):g}/{float(row['max_score']):g}")
+    print(f"\nDone in {time.perf_counter() - start:.0f} s. The demo class is in {folder}/:")
+    print(f"  gradebook   {course / 'gradebook.db'}")
+    print(f"  feedback    {course / 'feedback'}/<student>/<assignment>/*.html")
+    print(f"  grades      {course / 'grades.csv'}")
+    for plot in plots:
+        print(f"  plot        {plot}")

@@ -1,6 +1,8 @@
 """release/ and solutions/ are what the build command makes of source/, and nothing leaks."""
 
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -96,3 +98,24 @@ def test_solutions_keep_answers_and_drop_hidden_tests(assignment, text_path):
         if cell.cell_type == "code":
             assert cell.execution_count is not None, "solutions/ must be executed"
             assert not [o for o in cell.outputs if o.output_type == "error"]
+
+
+def test_build_executes_only_solutions_whose_inputs_changed(rebuilt, tmp_path, monkeypatch):
+    copy = tmp_path / "course"
+    shutil.copytree(rebuilt, copy, symlinks=True)
+    executed = []
+    monkeypatch.setattr(build, "execute", lambda nb, cwd, env=None: executed.append(cwd) or nb)
+    build.build(root=copy, log=lambda *_: None)
+    assert executed == [], "an up-to-date solution was executed again"
+    first = build.assignments(copy)[0]
+    text = notebooks.text_sources(copy / "source" / first)[0]
+    text.write_text(text.read_text() + "\n# %%\nprint('changed')\n")
+    build.build(root=copy, log=lambda *_: None)
+    assert [Path(cwd).name for cwd in executed] == [first], (
+        "a changed notebook must be executed again, and no other")
+    executed.clear()
+    (copy / "course" / "adcheck.py").write_text(
+        (copy / "course" / "adcheck.py").read_text() + "\n# changed\n")
+    build.build(root=copy, log=lambda *_: None)
+    assert sorted(Path(cwd).name for cwd in executed) == build.assignments(copy), (
+        "a changed checks module must execute every solution again")

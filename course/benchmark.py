@@ -1,0 +1,150 @@
+"""Where the time goes, measured side by side in one run.
+
+    python -m course benchmark [--skip-demo] [--notebooks NAME ...]
+
+1. Every solution notebook executed from a fresh kernel, first with an empty JAX compilation
+   cache (a first run on a new machine), then again with the cache that run left (every later
+   run); the slowest cells of the cold run.
+2. Grading one model submission of each notebook with a serial ``nbgrader autograde`` (sandbox
+   included), against its floor: a fresh kernel running only the graded path (the setup cell,
+   the answer cells and the test cells with their hidden tests) as the grader does, without
+   nbgrader and without the sandbox. The ratio is what nbgrader, the sandbox and the notebook's
+   other cells add.
+3. ``python -m course demo``, as the README runs it.
+
+Times are wall-clock seconds on this machine; no test asserts them.
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from . import build, grading, notebooks
+
+
+def _cell_seconds(cell):
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    parse = lambda stamp: datetime.datetime.fromisoformat(stamp.rstrip("Z"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def run_notebook(nb, cwd, env=None):
+    """Seconds to execute ``nb`` in a fresh kernel (kernel start included), and the notebook."""
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=build.CELL_TIMEOUT, kernel_name="python3", record_timing=True,
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+        return time.perf_counter() - start, nb
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def graded_path(source_nb):
+    """The cells grading cannot do without: setup, answers (the model's) and tests (hidden
+    parts included)."""
+    nb = nbformat.from_dict(source_nb)
+    nb.cells = [cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade_id")]
+    for cell in nb.cells:
+        cell.source = notebooks.SOLUTION_MARKERS.sub("", cell.source)
+    return nb
+
+
+def all_notebooks(selected):
+    found = []
+    for assignment in build.assignments():
+        for text_path in notebooks.text_sources(build.ROOT / "source" / assignment):
+            name = notebooks.notebook_path(text_path).stem
+            if not selected or name in selected:
+                found.append((assignment, name, notebooks.notebook_path(text_path)))
+    return found
+
+
+def bench_notebooks(found, log):
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="jax-cache-") as cache:
+        env = {"ADCOURSE_JAX_CACHE": cache}
+        for assignment, name, path in found:
+            solution = notebooks.solution_notebook(nbformat.read(path, as_version=4))
+            cwd = build.ROOT / "solutions" / assignment
+            cold, executed = run_notebook(nbformat.from_dict(solution), cwd, env)
+            warm, _ = run_notebook(nbformat.from_dict(solution), cwd, env)
+            slow = sorted(((_cell_seconds(c), i) for i, c in enumerate(executed.cells)
+                           if c.cell_type == "code"), reverse=True)[:3]
+            rows.append((name, cold, warm, slow))
+            log(f"  {name}: {cold:.1f} s cold, {warm:.1f} s warm")
+    return rows
+
+
+def bench_grading(found, log):
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="grading-floor-") as folder:
+        for assignment, name, path in found:
+            source_nb = nbformat.read(path, as_version=4)
+            course = grading.new_course(Path(folder) / name)
+            release_nb = nbformat.read(course / "release" / assignment / f"{name}.ipynb",
+                                       as_version=4)
+            grading.submit(course, assignment, "model",
+                           {name: grading.submission(release_nb, grading.model_answers(source_nb))})
+            build.build_release(assignment, root=course)
+            start = time.perf_counter()
+            build.nbgrader("autograde", assignment, "--force", root=course)
+            seconds = time.perf_counter() - start
+            scores = grading.cell_scores(course, assignment)["model"]
+            full = all(score >= top for score, top in scores.values())
+            floor, _ = run_notebook(graded_path(source_nb), path.parent,
+                                    {"NBGRADER_EXECUTION": "autograde"})
+            rows.append((name, seconds, floor, full))
+            log(f"  {name}: autograde {seconds:.1f} s, floor {floor:.1f} s")
+    return rows
+
+
+def bench_demo(log):
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "course", "demo"], cwd=build.ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    log(f"  demo: {seconds:.1f} s")
+    return seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m course benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--notebooks", nargs="*", help="notebook names (default: all)")
+    parser.add_argument("--skip-demo", action="store_true")
+    args = parser.parse_args(argv)
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    found = all_notebooks(args.notebooks)
+    log("notebooks:")
+    nb_rows = bench_notebooks(found, log)
+    log("grading:")
+    grade_rows = bench_grading(found, log)
+    demo_seconds = None if args.skip_demo else (log("demo:") or bench_demo(log))
+
+    print(f"{os.cpu_count()} cores, jax {__import__('jax').__version__}")
+    print(f"{'notebook':18} {'cold s':>7} {'warm s':>7}   slowest cells of the cold run (s)")
+    for name, cold, warm, slow in nb_rows:
+        print(f"{name:18} {cold:7.1f} {warm:7.1f}   "
+              + ", ".join(f"#{i} {s:.1f}" for s, i in slow))
+    print(f"{'all':18} {sum(r[1] for r in nb_rows):7.1f} {sum(r[2] for r in nb_rows):7.1f}")
+    print(f"\n{'notebook':18} {'autograde s':>11} {'floor s':>8} {'ratio':>6}  model full marks")
+    for name, seconds, floor, full in grade_rows:
+        print(f"{name:18} {seconds:11.1f} {floor:8.1f} {seconds / floor:6.2f}  "
+              f"{'yes' if full else 'NO'}")
+    if demo_seconds is not None:
+        print(f"\npython -m course demo: {demo_seconds:.1f} s")
+    return 0 if all(full for *_, full in grade_rows) else 1
