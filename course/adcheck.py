@@ -378,6 +378,9 @@ def _keep_compiled_programs():
     if os.access(folder, os.W_OK):
         jax.config.update("jax_compilation_cache_dir", folder)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        # A bounded cache takes a file lock around every read and write: two kernels running
+        # at once never read an entry half written.
+        jax.config.update("jax_compilation_cache_max_size", 512 * 2**20)
 
 
 def _traceback_without_checks(shell, etype, value, tb, tb_offset=None):
