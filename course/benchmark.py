@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 from . import build, grading, notebooks
 
@@ -41,16 +40,9 @@ def _cell_seconds(cell):
 
 def run_notebook(nb, cwd, env=None):
     """Seconds to execute ``nb`` in a fresh kernel (kernel start included), and the notebook."""
-    saved = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=build.CELL_TIMEOUT, kernel_name="python3", record_timing=True,
-                       resources={"metadata": {"path": str(cwd)}}).execute()
-        return time.perf_counter() - start, nb
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    start = time.perf_counter()
+    nb = build.execute(nb, cwd, env, record_timing=True)
+    return time.perf_counter() - start, nb
 
 
 def graded_path(source_nb):

@@ -43,12 +43,13 @@ def support_files(assignment_dir):
                       notebooks.TEXT_SUFFIX) and not p.name.startswith("."))
 
 
-def execute(nb, cwd, env=None):
+def execute(nb, cwd, env=None, record_timing=False):
     """Execute a notebook in ``cwd`` with a fresh kernel; raise on the first error."""
     saved = dict(os.environ)
     os.environ.update(env or {})
     try:
-        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
+        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                       record_timing=record_timing,
                        resources={"metadata": {"path": str(cwd)}}).execute()
     finally:
         os.environ.clear()
