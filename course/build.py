@@ -60,8 +60,15 @@ def execute(nb, cwd, env=None, record_timing=False):
 
 def build_source(assignment, root=ROOT):
     for text_path in notebooks.text_sources(Path(root) / "source" / assignment):
-        notebooks.write_if_changed(notebooks.to_notebook(text_path),
-                                   notebooks.notebook_path(text_path))
+        nb = notebooks.to_notebook(text_path)
+        problems = notebooks.demo_dependencies(nb)
+        if problems:
+            raise ValueError(f"{text_path}: grading skips the cells tagged demo, but cells it "
+                             "runs read what they define: " + "; ".join(
+                                 f"cell {index + 1} reads {name!r} from demo cell {demo + 1}"
+                                 for index, name, demo in problems)
+                             + ". Move the definition to an untagged cell, or untag the cell.")
+        notebooks.write_if_changed(nb, notebooks.notebook_path(text_path))
 
 
 def build_release(assignment, root=ROOT):

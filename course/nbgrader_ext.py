@@ -4,7 +4,8 @@ They make a bad submission cost its author points, never the batch or anyone els
 kernel runs in a sandbox (course/sandbox.py), a kernel that dies is recorded in the notebook
 instead of aborting the student's grading, a kernel cannot take more than its share of memory,
 processes, disk or CPU, a kernel cannot fail to start because a parallel worker took its port,
-the course's setup cell runs before any student code, and huge outputs are cut.
+the course's setup cell runs before any student code, huge outputs are cut, and the notebook's
+demo cells (benchmarks and plots, which nothing graded reads) are not run.
 """
 
 import functools
@@ -15,12 +16,14 @@ import tempfile
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
-from traitlets import CaselessStrEnum, Integer, List, Unicode
+import nbformat
+from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
 
 from nbgrader import utils
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
 
-from . import sandbox
+from . import notebooks, sandbox
 
 
 class HideTestTracebacks(NbGraderPreprocessor):
@@ -142,6 +145,13 @@ class ExecuteSurvivingCrashes(Execute):
                   "copy of its submission that is its working directory), in MiB"
     ).tag(config=True)
 
+    skip_demo_cells = Bool(
+        True, help="do not run the cells that the assignment's source notebook tags `demo` "
+                   "(benchmarks, plots, examples that nothing graded reads; the build checks "
+                   "that). A submission's cell is skipped only if its text is exactly that of a "
+                   "demo cell of the source, so editing a cell or tagging one changes nothing."
+    ).tag(config=True)
+
     kernel_transport = CaselessStrEnum(
         ["tcp", "ipc"], "ipc" if os.name == "posix" else "tcp",
         help="how the grader talks to its kernel: ipc (Unix sockets) or tcp (localhost ports)"
@@ -194,8 +204,24 @@ class ExecuteSurvivingCrashes(Execute):
                     sandbox.cap_memory, self.memory_limit_mb))
         return super().start_new_kernel(**kwargs)
 
+    def _demo_sources(self, resources):
+        """The text of the demo cells of the source notebook being graded."""
+        about = (resources or {}).get("nbgrader", {})
+        if not self.skip_demo_cells or "assignment" not in about:
+            return frozenset()
+        coursedir = CourseDirectory(config=self.config)
+        path = os.path.join(coursedir.format_path(coursedir.source_directory, ".",
+                                                  about["assignment"]),
+                            about["notebook"] + ".ipynb")
+        try:
+            source = nbformat.read(path, as_version=4)
+        except (OSError, ValueError):
+            return frozenset()
+        return frozenset(cell.source for cell in source.cells if notebooks.is_demo(cell))
+
     def preprocess(self, nb, resources=None, km=None):
         self.died_in_cell, self.stopped_how = None, "died"
+        self._demo = self._demo_sources(resources)
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -208,6 +234,10 @@ class ExecuteSurvivingCrashes(Execute):
             if cell.cell_type == "code":
                 cell.outputs = [_error("NotRun", f"not run: the kernel {self.stopped_how} in "
                                                  f"cell {self.died_in_cell + 1}, before this one")]
+            return cell, resources
+        if (cell.cell_type == "code" and cell.source in self._demo
+                and "nbgrader" not in cell.metadata):
+            cell.outputs, cell.execution_count = [], None
             return cell, resources
         try:
             return super().preprocess_cell(cell, resources, index)

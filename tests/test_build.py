@@ -119,3 +119,33 @@ def test_build_executes_only_solutions_whose_inputs_changed(rebuilt, tmp_path, m
     build.build(root=copy, log=lambda *_: None)
     assert sorted(Path(cwd).name for cwd in executed) == build.assignments(copy), (
         "a changed checks module must execute every solution again")
+
+
+def test_build_refuses_a_graded_cell_that_reads_a_demo_cell(tmp_path):
+    folder = tmp_path / "source" / "00_demo"
+    folder.mkdir(parents=True)
+    (folder / "demo.pct.py").write_text(
+        '# %% tags=["demo"]\n'
+        "import time\n\ndef best_time(fn):\n    return min(time.perf_counter() for _ in fn())\n\n"
+        "x = [1, 2]\nfor y in x:\n    print(y)\n\n"
+        '# %% nbgrader={"grade_id": "ex", "solution": true}\n'
+        "def answer(z):\n    return [v for v in z]\n\n"
+        '# %% nbgrader={"grade_id": "ex_tests", "points": 1}\n'
+        "y = 3\nassert answer([y]) == [3]\nprint(best_time(lambda: x))\n")
+    with pytest.raises(ValueError, match=r"cell 3 reads 'best_time' from demo cell 1; "
+                                         r"cell 3 reads 'x' from demo cell 1\."):
+        build.build_source("00_demo", root=tmp_path)
+    # rebinding a name before reading it, parameters and loop variables are no dependency
+    (folder / "demo.pct.py").write_text((folder / "demo.pct.py").read_text().replace(
+        "print(best_time(lambda: x))", "x = [y]\nprint(x)"))
+    build.build_source("00_demo", root=tmp_path)
+    nb = nbformat.read(folder / "demo.ipynb", as_version=4)
+    assert [notebooks.is_demo(c) for c in nb.cells] == [True, False, False]
+
+
+def test_every_notebook_has_demo_cells_and_none_that_graded_cells_need(rebuilt):
+    for assignment, text_path in source_notebooks():
+        nb = nbformat.read(rebuilt / "source" / assignment / notebooks.notebook_path(
+            text_path).name, as_version=4)
+        assert any(notebooks.is_demo(c) for c in nb.cells), f"{text_path.name}: no demo cell"
+        assert notebooks.demo_dependencies(nb) == []

@@ -13,8 +13,8 @@ import pytest
 
 from course import build, classgrade, grading
 from tests.conftest import ROOT, visible_text
-from tests.tiny_assignment import (ASSIGNMENT, WRONG_SQUARE, answered, cells_of, fresh_copy,
-                                   release, scores, submit)
+from tests.tiny_assignment import (ASSIGNMENT, DEMO_OUTPUT, WRONG_SQUARE, answered, cells_of,
+                                   demo_cell, fresh_copy, release, scores, submit)
 
 def _without(nb, grade_id):
     nb.cells = [c for c in nb.cells if c not in cells_of(nb, grade_id)]
@@ -38,6 +38,17 @@ def _reordered(nb):
     answer, test = cells_of(nb, "square")[0], cells_of(nb, "square_tests")[0]
     i, j = nb.cells.index(answer), nb.cells.index(test)
     nb.cells[i], nb.cells[j] = test, answer
+    return nb
+
+
+def _demo_edited(nb):
+    demo = next(c for c in nb.cells if "demo" in c.metadata.get("tags", ()))
+    demo.source = "print('an edited demo cell runs')"
+    return nb
+
+
+def _test_tagged_demo(nb):
+    cells_of(nb, "square_tests")[0].metadata["tags"] = ["demo"]
     return nb
 
 
@@ -68,6 +79,10 @@ BAD = {
                   "not in their original order"),
     "edited-locked": (lambda c: {"tiny.ipynb": _edit_locked(answered(c, square=WRONG_SQUARE))},
                       (1, 0, 1), "locked cell `square_tests` was edited"),
+    "test-tagged-demo": (lambda c: {"tiny.ipynb": _test_tagged_demo(
+        answered(c, square=WRONG_SQUARE))}, (1, 0, 1), "should be 9"),
+    "demo-edited": (lambda c: {"tiny.ipynb": _demo_edited(answered(c))}, (1, 1, 1),
+                    "an edited demo cell runs"),
     "corrupt-json": (lambda c: {"tiny.ipynb": nbformat.writes(answered(c))[:-200]},
                      (0, 0, 0), "is not a readable notebook"),
     "missing": (lambda c: {}, (0, 0, 0), "No notebook `tiny.ipynb` was found"),
@@ -108,6 +123,18 @@ def test_feedback_tells_the_student_what_happened(graded_tiny_class, case):
     text = page.read_text()
     assert words.replace("`", "") in visible_text(text), f"{page.name} does not say {words!r}"
     assert len(text) < 2_000_000, f"feedback of {len(text):,} bytes"
+
+
+def test_demo_cells_of_the_source_are_not_run(graded_tiny_class):
+    course, _ = graded_tiny_class
+    for student in ("model-a", "untouched-a", "test-tagged-demo-a"):
+        nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / "tiny.ipynb",
+                           as_version=4)
+        demo = [c for c in nb.cells if c.source == demo_cell().source]
+        assert len(demo) == 1 and demo[0].outputs == [], f"{student}: the demo cell ran"
+        page = visible_text((course / "feedback" / student / ASSIGNMENT / "tiny.html")
+                            .read_text())
+        assert page.count(DEMO_OUTPUT) == 1, f"{student}: feedback shows the demo's output"
 
 
 def test_originals_are_kept_before_anything_is_changed(graded_tiny_class):

@@ -24,7 +24,7 @@ def _cell(source, **nbgrader):
 
 def tiny_notebook():
     cells = [_cell("import math", grade_id="setup", locked=True),
-             new_markdown_cell("Three small functions.")]
+             new_markdown_cell("Three small functions."), demo_cell()]
     for name, body in EXERCISES.items():
         cells.append(_cell(f"def {name}(x):\n    ### BEGIN SOLUTION\n    return {body}\n"
                            "    ### END SOLUTION", grade_id=name, solution=True))
@@ -36,6 +36,16 @@ def tiny_notebook():
             points=1))
     return new_notebook(cells=cells, metadata={"kernelspec": {
         "name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+DEMO_OUTPUT = "the demo cell ran"
+
+
+def demo_cell():
+    """A cell tagged demo: grading does not run it (unless a submission changed it)."""
+    cell = new_code_cell(f"print({DEMO_OUTPUT!r})")
+    cell.metadata["tags"] = ["demo"]
+    return cell
 
 
 def release(course):

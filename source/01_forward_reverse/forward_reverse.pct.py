@@ -25,11 +25,10 @@
 # and dtypes, and also under `jax.jit`, so write code that works for any shape, not only for the
 # examples. Do not rename the functions or change their signatures.
 #
-# The benchmark cells time things on your machine. They are skipped when the notebook is graded
-# (`GRADING` is then true), so their results never affect your grade.
+# Cells that only show or time something carry the tag `demo`: grading does not run them, so
+# what they print never counts towards your grade, and nothing that is graded depends on them.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
-import os
 import time
 
 import jax
@@ -40,7 +39,6 @@ import numpy as np
 import adcheck
 
 adcheck.setup()
-GRADING = os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 # %% [markdown]
 # All randomness in this notebook comes from one key, split before every use so that no key is
@@ -94,7 +92,7 @@ def rounded(a, decimals=4):
 #
 # $$\partial f(x) = \begin{pmatrix} x_1 & x_0 & 0 \\ 0 & \cos x_1 & 2 x_2 \end{pmatrix}.$$
 
-# %%
+# %% tags=["demo"]
 def f(x):
     return jnp.stack([x[0] * x[1], jnp.sin(x[1]) + x[2] ** 2])
 
@@ -116,7 +114,7 @@ print("J(x) @ v     =", rounded(jacobian_by_hand(x) @ v))
 # A one-hot tangent $e_j$ picks out one **column** of the Jacobian: $\partial f(x)\, e_j$ is
 # column $j$. So $n$ JVPs give the whole matrix, one column each.
 
-# %%
+# %% tags=["demo"]
 columns = [jax.jvp(f, (x,), (e,))[1] for e in jnp.eye(3)]
 print(rounded(jnp.stack(columns, axis=1)))
 print(rounded(jacobian_by_hand(x)))
@@ -138,7 +136,7 @@ print(rounded(jacobian_by_hand(x)))
 # We ask XLA for its own count of floating-point operations and for the size of the temporary
 # buffers of the compiled programs.
 
-# %%
+# %% tags=["demo"]
 WIDTH = 128
 key, key_w, key_x = jax.random.split(key, 3)
 W = jax.random.normal(key_w, (WIDTH, WIDTH)) / np.sqrt(WIDTH)
@@ -183,7 +181,7 @@ for depth in DEPTHS:
 # linear map needs, so later calls only do the tangent arithmetic. The price is memory: it holds
 # on to intermediate values, just like reverse mode (next section).
 
-# %%
+# %% tags=["demo"]
 y, f_jvp = jax.linearize(f, x)
 print(rounded(f_jvp(v)))
 print(rounded(jax.jvp(f, (x,), (v,))[1]))
@@ -216,7 +214,7 @@ print(rounded(jax.jvp(f, (x,), (v,))[1]))
 # where `CT a` is the type of cotangents for `a`. `vjp_fun` returns a **tuple** with one
 # cotangent per positional argument of `f`, even when there is only one.
 
-# %%
+# %% tags=["demo"]
 w = jnp.array([1.0, -1.0])
 
 y, vjp_fun = jax.vjp(f, x)
@@ -229,7 +227,7 @@ print("<w, J v> =", rounded(jnp.dot(w, jv)), "  <J^T w, v> =", rounded(jnp.dot(w
 # A one-hot cotangent $e_i$ picks out one **row** of the Jacobian, so $m$ VJPs give the whole
 # matrix, one row each:
 
-# %%
+# %% tags=["demo"]
 rows = [vjp_fun(e)[0] for e in jnp.eye(2)]
 print(rounded(jnp.stack(rows)))
 
@@ -239,7 +237,7 @@ print(rounded(jnp.stack(rows)))
 # gradient. One VJP with the cotangent `1.0` returns it, whatever $n$ is. This is what
 # `jax.grad` does, and why gradients of losses with millions of parameters are cheap.
 
-# %%
+# %% tags=["demo"]
 def loss(x):
     return jnp.sum(jnp.tanh(x) ** 2)
 
@@ -264,7 +262,7 @@ print(rounded(jax.grad(loss)(x)))
 # arrays they hold on to, so we can count them. We also compile a JVP and a full VJP
 # (forward pass and pullback in one program) and compare XLA's temporary buffers.
 
-# %%
+# %% tags=["demo"]
 print(f"{'depth':>5} {'vjp arrays':>10} {'vjp bytes':>10} {'linearize arrays':>16} "
       f"{'FLOPs vjp/f':>11} {'jvp temp':>9} {'vjp temp':>9}")
 for depth in DEPTHS:
@@ -354,7 +352,7 @@ with jax.enable_x64(True):
 # Two examples: the elementwise derivative of `tanh`, and `cumsum`, where input $j$ appears in
 # the outputs $j, j+1, \dots, n-1$, so its gradient entry counts them.
 
-# %%
+# %% tags=["demo"]
 print(rounded(vgrad(jnp.tanh, x)))
 print(rounded(1 - jnp.tanh(x) ** 2))
 print(rounded(vgrad(jnp.cumsum, jnp.zeros(5))))
@@ -500,7 +498,7 @@ with jax.enable_x64(True):
 # %% [markdown]
 # Both versions agree with the loops:
 
-# %%
+# %% tags=["demo"]
 chain = tanh_chain(2)
 key, key_m = jax.random.split(key)
 M_all = jax.random.normal(key_m, (256, WIDTH))  # 256 vectors; also used by the benchmark
@@ -531,30 +529,29 @@ def best_time(fn, *args, repeats=7):
     return min(times)
 
 
-# %%
+# %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
-if not GRADING:
-    _, chain_vjp = jax.vjp(chain, x0)
-    pull_one = jax.jit(lambda c: chain_vjp(c)[0])
-    push_one = jax.jit(lambda t: jax.jvp(chain, (x0,), (t,))[1])
-    all_rows = [M_all[i] for i in range(len(M_all))]
-    ks = [1, 4, 16, 64, 256]
-    timings = {"loop mjp": [], "vmap mjp": [], "loop jmp": [], "vmap jmp": []}
-    for k in ks:
-        M, rows = M_all[:k], all_rows[:k]
-        timings["loop mjp"].append(best_time(lambda rows: [pull_one(r) for r in rows], rows))
-        timings["loop jmp"].append(best_time(lambda rows: [push_one(r) for r in rows], rows))
-        timings["vmap mjp"].append(best_time(jax.jit(lambda M: vmap_mjp(chain, x0, M)), M))
-        timings["vmap jmp"].append(best_time(jax.jit(lambda M: vmap_jmp(chain, x0, M)), M))
+_, chain_vjp = jax.vjp(chain, x0)
+pull_one = jax.jit(lambda c: chain_vjp(c)[0])
+push_one = jax.jit(lambda t: jax.jvp(chain, (x0,), (t,))[1])
+all_rows = [M_all[i] for i in range(len(M_all))]
+ks = [1, 4, 16, 64, 256]
+timings = {"loop mjp": [], "vmap mjp": [], "loop jmp": [], "vmap jmp": []}
+for k in ks:
+    M, rows = M_all[:k], all_rows[:k]
+    timings["loop mjp"].append(best_time(lambda rows: [pull_one(r) for r in rows], rows))
+    timings["loop jmp"].append(best_time(lambda rows: [push_one(r) for r in rows], rows))
+    timings["vmap mjp"].append(best_time(jax.jit(lambda M: vmap_mjp(chain, x0, M)), M))
+    timings["vmap jmp"].append(best_time(jax.jit(lambda M: vmap_jmp(chain, x0, M)), M))
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, seconds in timings.items():
-        ax.loglog(ks, np.array(seconds) * 1e6, "o-" if "vmap" in label else "s--", label=label)
-    ax.set_xlabel("number of vectors k")
-    ax.set_ylabel("best time (µs)")
-    ax.set_title("Python loop vs vmap")
-    ax.legend()
-    plt.show()
+fig, ax = plt.subplots(figsize=(5, 3.5))
+for label, seconds in timings.items():
+    ax.loglog(ks, np.array(seconds) * 1e6, "o-" if "vmap" in label else "s--", label=label)
+ax.set_xlabel("number of vectors k")
+ax.set_ylabel("best time (µs)")
+ax.set_title("Python loop vs vmap")
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # For one or a few vectors the loop can even win: the jitted `vmap_mjp` reruns the forward
@@ -577,7 +574,7 @@ if not GRADING:
 # x_{j\ldots}$. A standard basis of the input space is a stack of `x.size` one-hot arrays shaped
 # like `x`; you get it by reshaping an identity matrix:
 
-# %%
+# %% tags=["demo"]
 x_2d = jnp.zeros((2, 3))
 basis = jnp.eye(x_2d.size, dtype=x_2d.dtype).reshape((x_2d.size,) + x_2d.shape)
 print(basis.shape)
@@ -707,7 +704,7 @@ with jax.enable_x64(True):
 # A check on a function from $2 \times 3$ matrices to $2 \times 2$ matrices, whose Jacobian has
 # four axes:
 
-# %%
+# %% tags=["demo"]
 def gram_tanh(X):
     return jnp.tanh(X @ X.T)
 
@@ -740,44 +737,43 @@ print("jax.jacfwd", J_builtin.shape, J_builtin.dtype)
 # $256$ ($n = 1024, 256, 64, 16, 4$).
 # Both Jacobians are jitted and timed after compilation.
 
-# %%
+# %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
 key, key_bench = jax.random.split(key)
-if not GRADING:
-    HIDDEN, SIZE, N_MAX = 64, 4096, 1024
-    # One draw of four (N_MAX, HIDDEN) blocks; every network uses slices of them.
-    blocks = jax.random.normal(key_bench, (4, N_MAX, HIDDEN))
-    W_in_all = blocks[0].T  # (HIDDEN, N_MAX): the first n columns feed n inputs
-    W_hidden = [blocks[i, :HIDDEN] / np.sqrt(HIDDEN) for i in (1, 2)]
-    W_out_all = blocks[3] / np.sqrt(HIDDEN)  # (N_MAX, HIDDEN): the first m rows give m outputs
+HIDDEN, SIZE, N_MAX = 64, 4096, 1024
+# One draw of four (N_MAX, HIDDEN) blocks; every network uses slices of them.
+blocks = jax.random.normal(key_bench, (4, N_MAX, HIDDEN))
+W_in_all = blocks[0].T  # (HIDDEN, N_MAX): the first n columns feed n inputs
+W_hidden = [blocks[i, :HIDDEN] / np.sqrt(HIDDEN) for i in (1, 2)]
+W_out_all = blocks[3] / np.sqrt(HIDDEN)  # (N_MAX, HIDDEN): the first m rows give m outputs
 
-    def make_network(n, m):
-        """A network R^n -> R^m built from slices of the shared weights."""
-        layers = [W_in_all[:, :n] / np.sqrt(n)] + W_hidden
+def make_network(n, m):
+    """A network R^n -> R^m built from slices of the shared weights."""
+    layers = [W_in_all[:, :n] / np.sqrt(n)] + W_hidden
 
-        def network(x):
-            for layer in layers:
-                x = jnp.tanh(layer @ x)
-            return W_out_all[:m] @ x
-        return network
+    def network(x):
+        for layer in layers:
+            x = jnp.tanh(layer @ x)
+        return W_out_all[:m] @ x
+    return network
 
-    ratios, t_fwd, t_rev = [], [], []
-    for n in [1024, 256, 64, 16, 4]:
-        m = SIZE // n
-        network, x_in = make_network(n, m), jnp.linspace(-1.0, 1.0, n)
-        ratios.append(m / n)
-        t_fwd.append(best_time(jax.jit(jax.jacfwd(network)), x_in))
-        t_rev.append(best_time(jax.jit(jax.jacrev(network)), x_in))
+ratios, t_fwd, t_rev = [], [], []
+for n in [1024, 256, 64, 16, 4]:
+    m = SIZE // n
+    network, x_in = make_network(n, m), jnp.linspace(-1.0, 1.0, n)
+    ratios.append(m / n)
+    t_fwd.append(best_time(jax.jit(jax.jacfwd(network)), x_in))
+    t_rev.append(best_time(jax.jit(jax.jacrev(network)), x_in))
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.loglog(ratios, np.array(t_fwd) * 1e6, "o-", label="jax.jacfwd")
-    ax.loglog(ratios, np.array(t_rev) * 1e6, "s-", label="jax.jacrev")
-    ax.axvline(1.0, color="gray", lw=0.8)
-    ax.set_xlabel("m / n  (outputs per input), n·m = 4096")
-    ax.set_ylabel("best time (µs)")
-    ax.set_title("Jacobian of R^n -> R^m")
-    ax.legend()
-    plt.show()
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.loglog(ratios, np.array(t_fwd) * 1e6, "o-", label="jax.jacfwd")
+ax.loglog(ratios, np.array(t_rev) * 1e6, "s-", label="jax.jacrev")
+ax.axvline(1.0, color="gray", lw=0.8)
+ax.set_xlabel("m / n  (outputs per input), n·m = 4096")
+ax.set_ylabel("best time (µs)")
+ax.set_title("Jacobian of R^n -> R^m")
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # At the two ends the cost model holds: `jacrev` is many times faster for the widest Jacobian
@@ -795,7 +791,7 @@ if not GRADING:
 # returns something with the structure of the inputs. Here is a tiny logistic model whose
 # parameters are a dictionary.
 
-# %%
+# %% tags=["demo"]
 key, key_w, key_b = jax.random.split(key, 3)
 params = {"W": jax.random.normal(key_w, (3,)), "b": jax.random.normal(key_b, ())}
 inputs = jnp.array([[0.5, 1.1, 0.8],
@@ -859,7 +855,7 @@ except jax.errors.TracerBoolConversionError as error:
 # Python control flow on traced values, so it **can** be jitted. Like the pullback itself, the
 # jitted version returns a tuple.
 
-# %%
+# %% tags=["demo"]
 for point in [2.0, 4.0]:
     y, piecewise_vjp = jax.vjp(piecewise, point)
     fast_pull = jax.jit(piecewise_vjp)
@@ -1026,7 +1022,7 @@ print(f"{'':<9} 2|z|^2 = {rounded(2 * abs(z) ** 2)!s}, "
 # $(c\, u_x - d\, v_x) - i\,(c\, u_y - d\, v_y)$: conjugate $w$, apply $J_{\mathbb{R}}^\top$
 # to it as a real vector, and conjugate the result. We verify both forms numerically.
 
-# %%
+# %% tags=["demo"]
 A, B = wirtinger(f_complex, z)
 w = jnp.array(0.4 + 2.1j, dtype=jnp.complex64)
 _, f_complex_vjp = jax.vjp(f_complex, z)
@@ -1051,7 +1047,7 @@ print("(c ux - d vx) - i(c uy - d vy):",
 # $A + \bar B$, which is not a derivative of $f$ in any complex sense; it equals `jax.grad` of
 # the real part $\operatorname{Re} f$. For `conj` that is $0 + \bar 1 = 1$.
 
-# %%
+# %% tags=["demo"]
 for name, fn in [("sin", jnp.sin), ("conj", jnp.conj), ("z^2 conj", f_complex)]:
     A, B = wirtinger(fn, z)
     print(f"{name:<9} grad(holomorphic=True) = "
@@ -1073,7 +1069,7 @@ for name, fn in [("sin", jnp.sin), ("conj", jnp.conj), ("z^2 conj", f_complex)]:
 # `-jnp.conj(jax.grad(L)(z))`. For $L(z) = |z - z^\star|^2$ we get
 # `jax.grad(L)(z)` $= 2\,\overline{(z - z^\star)}$.
 
-# %%
+# %% tags=["demo"]
 target = jnp.array(1.0 + 2.0j, dtype=jnp.complex64)
 
 

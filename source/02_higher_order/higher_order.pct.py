@@ -29,11 +29,10 @@
 # on further inputs, shapes and dtypes, also inside `jax.jit`, and that check that you used the
 # tools the statement asks for. Keep the names and signatures as they are.
 #
-# Benchmarks and the slower plots only run when `GRADING` is false. During grading they are
-# skipped, so the times they print never count towards your grade.
+# Cells that only show or time something carry the tag `demo`: grading does not run them, so
+# what they print never counts towards your grade, and nothing that is graded depends on them.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
-import os
 import time
 
 import jax
@@ -45,7 +44,6 @@ from jax.flatten_util import ravel_pytree
 import adcheck
 
 adcheck.setup()
-GRADING = os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 # %% [markdown]
 # We draw every random number from one key, which we split before each use so that no key
@@ -69,7 +67,7 @@ def rounded(a, decimals=4):
 # too. Applied $k$ times to a function of one real variable, it returns the $k$-th derivative.
 # For $f(x) = x^3 - 2x$ the derivatives are $3x^2 - 2$, then $6x$, then $6$, then $0$.
 
-# %%
+# %% tags=["demo"]
 def cubic(x):
     return x ** 3 - 2 * x
 
@@ -101,7 +99,7 @@ print("by hand :", [x_scalar ** 3 - 2 * x_scalar, 3 * x_scalar ** 2 - 2, 6 * x_s
 # $f(x) = (x_0^2 x_1,\ x_1 \sin x_2)$, with $n = 3$ and $m = 2$. To get only the shapes,
 # `jax.eval_shape` traces the function without computing anything.
 
-# %%
+# %% tags=["demo"]
 def two_outputs(x):
     return jnp.stack([x[0] ** 2 * x[1], x[1] * jnp.sin(x[2])])
 
@@ -121,7 +119,7 @@ for order in range(4):
 # one operation at a time, and JAX compiles each new operation separately before running it;
 # for the small arrays of these examples, compiling the whole computation once is much faster.
 
-# %%
+# %% tags=["demo"]
 second = jax.jit(jax.jacfwd(jax.jacrev(two_outputs)))(x3)
 print(rounded(second[0]))
 print(rounded(jax.jit(jax.jacrev(jax.jacfwd(two_outputs)))(x3)[0]))
@@ -172,29 +170,28 @@ def best_time(fn, *args, repeats=7):
     return min(times)
 
 
-# %%
+# %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
 key, key_w = jax.random.split(key)
-if not GRADING:
-    W_wide = jax.random.normal(key_w, (32, 256))
+W_wide = jax.random.normal(key_w, (32, 256))
 
-    def tanh_squares(n):
-        """The scalar function x -> sum(tanh(W x)**2) of n inputs."""
-        W = W_wide[:, :n] / np.sqrt(n)
-        return lambda x: jnp.sum(jnp.tanh(W @ x) ** 2)
+def tanh_squares(n):
+    """The scalar function x -> sum(tanh(W x)**2) of n inputs."""
+    W = W_wide[:, :n] / np.sqrt(n)
+    return lambda x: jnp.sum(jnp.tanh(W @ x) ** 2)
 
-    compositions = {
-        "jacfwd(jacrev)": lambda f: jax.jacfwd(jax.jacrev(f)),
-        "jacrev(jacrev)": lambda f: jax.jacrev(jax.jacrev(f)),
-        "jacfwd(jacfwd)": lambda f: jax.jacfwd(jax.jacfwd(f)),
-        "jacrev(jacfwd)": lambda f: jax.jacrev(jax.jacfwd(f)),
-    }
-    print(f"{'n':>5}" + "".join(f"{name:>16}" for name in compositions) + "   (ms)")
-    for n in [32, 256]:
-        f_n, x_n = tanh_squares(n), jnp.linspace(-1.0, 1.0, n)
-        ms = [best_time(jax.jit(make(f_n)), x_n, repeats=3) * 1e3
-              for make in compositions.values()]
-        print(f"{n:>5}" + "".join(f"{t:>16.3f}" for t in ms))
+compositions = {
+    "jacfwd(jacrev)": lambda f: jax.jacfwd(jax.jacrev(f)),
+    "jacrev(jacrev)": lambda f: jax.jacrev(jax.jacrev(f)),
+    "jacfwd(jacfwd)": lambda f: jax.jacfwd(jax.jacfwd(f)),
+    "jacrev(jacfwd)": lambda f: jax.jacrev(jax.jacfwd(f)),
+}
+print(f"{'n':>5}" + "".join(f"{name:>16}" for name in compositions) + "   (ms)")
+for n in [32, 256]:
+    f_n, x_n = tanh_squares(n), jnp.linspace(-1.0, 1.0, n)
+    ms = [best_time(jax.jit(make(f_n)), x_n, repeats=3) * 1e3
+          for make in compositions.values()]
+    print(f"{n:>5}" + "".join(f"{t:>16.3f}" for t in ms))
 
 # %% [markdown]
 # The two compositions with `jacfwd` inside fall further behind as $n$ grows, as the $n^2$
@@ -255,7 +252,7 @@ with jax.enable_x64(True):
 # For a $2 \times 2$ matrix argument the Hessian has four axes. Flattened to a $4 \times 4$
 # matrix, it must be symmetric, and it must agree with `jax.hessian`.
 
-# %%
+# %% tags=["demo"]
 def sin_of_square(X):
     return jnp.sum(jnp.sin(X @ X))
 
@@ -383,7 +380,7 @@ def hvp_dense(f, x, v):
 # Its Hessian is dense, unlike that of an elementwise function such as
 # $\sum_i \tanh(x_i)^2$ whose Hessian is diagonal.
 
-# %%
+# %% tags=["demo"]
 D_IN, BATCH = 32, 256
 key, key_in, key_out = jax.random.split(key, 3)
 mlp_inputs = jax.random.normal(key_in, (BATCH, D_IN))
@@ -422,39 +419,38 @@ for name, product in zip(list(methods)[:3], products):
 # explicitly (`.lower(...).compile()`) so that we can also ask XLA, below, what each compiled
 # program costs.
 
-# %%
+# %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
 key, key_bench = jax.random.split(key)
-if not GRADING:
-    sizes, seconds, xla_costs = [], {name: [] for name in methods}, {}
-    for hidden in [8, 32, 512]:
-        loss_h, n = mlp_loss(hidden)
-        key_bench, key_x, key_v = jax.random.split(key_bench, 3)
-        w, v = 0.3 * jax.random.normal(key_x, (n,)), jax.random.normal(key_v, (n,))
-        sizes.append(n)
-        if n == 1088:
-            xla_costs[n, "loss"] = jax.jit(loss_h).lower(w).compile().cost_analysis()["flops"]
-        for name, method in methods.items():
-            if name == "dense Hessian" and n > 1100:
-                continue
-            product = jax.jit(lambda w, v, method=method: method(loss_h, w, v))
-            compiled = product.lower(w, v).compile()
-            xla_costs[n, name] = (compiled.cost_analysis()["flops"],
-                                  compiled.memory_analysis().temp_size_in_bytes)
-            seconds[name].append(best_time(compiled, w, v, repeats=3 if "dense" in name else 10))
+sizes, seconds, xla_costs = [], {name: [] for name in methods}, {}
+for hidden in [8, 32, 512]:
+    loss_h, n = mlp_loss(hidden)
+    key_bench, key_x, key_v = jax.random.split(key_bench, 3)
+    w, v = 0.3 * jax.random.normal(key_x, (n,)), jax.random.normal(key_v, (n,))
+    sizes.append(n)
+    if n == 1088:
+        xla_costs[n, "loss"] = jax.jit(loss_h).lower(w).compile().cost_analysis()["flops"]
+    for name, method in methods.items():
+        if name == "dense Hessian" and n > 1100:
+            continue
+        product = jax.jit(lambda w, v, method=method: method(loss_h, w, v))
+        compiled = product.lower(w, v).compile()
+        xla_costs[n, name] = (compiled.cost_analysis()["flops"],
+                              compiled.memory_analysis().temp_size_in_bytes)
+        seconds[name].append(best_time(compiled, w, v, repeats=3 if "dense" in name else 10))
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for (name, secs), marker in zip(seconds.items(), "os^D"):
-        ax.loglog(sizes[:len(secs)], np.array(secs) * 1e6, marker + "-", label=name)
-    ax.set_xlabel("number of parameters n")
-    ax.set_ylabel("best time (µs)")
-    ax.set_title("Hessian-vector product of an MLP loss")
-    ax.legend()
-    plt.show()
-    print(f"{'n':>6}" + "".join(f"{name:>22}" for name in methods) + "   (µs)")
-    for i, n in enumerate(sizes):
-        print(f"{n:>6}" + "".join(f"{secs[i] * 1e6:>22.1f}" if i < len(secs) else f"{'-':>22}"
-                                  for secs in seconds.values()))
+fig, ax = plt.subplots(figsize=(5.5, 3.8))
+for (name, secs), marker in zip(seconds.items(), "os^D"):
+    ax.loglog(sizes[:len(secs)], np.array(secs) * 1e6, marker + "-", label=name)
+ax.set_xlabel("number of parameters n")
+ax.set_ylabel("best time (µs)")
+ax.set_title("Hessian-vector product of an MLP loss")
+ax.legend()
+plt.show()
+print(f"{'n':>6}" + "".join(f"{name:>22}" for name in methods) + "   (µs)")
+for i, n in enumerate(sizes):
+    print(f"{n:>6}" + "".join(f"{secs[i] * 1e6:>22.1f}" if i < len(secs) else f"{'-':>22}"
+                              for secs in seconds.values()))
 
 # %% [markdown]
 # The dense method is far slower than the others at every size, and its curve is much steeper:
@@ -469,12 +465,11 @@ if not GRADING:
 # program performs and how much scratch memory it needs; here they are for $n = 1088$, with the
 # operation count divided by that of the loss itself.
 
-# %%
-if not GRADING:
-    print(f"{'method':<22}{'FLOPs / FLOPs of f':>20}{'temporary bytes':>17}")
-    for name in methods:
-        flops, temp = xla_costs[1088, name]
-        print(f"{name:<22}{flops / xla_costs[1088, 'loss']:>20.2f}{temp:>17}")
+# %% tags=["demo"]
+print(f"{'method':<22}{'FLOPs / FLOPs of f':>20}{'temporary bytes':>17}")
+for name in methods:
+    flops, temp = xla_costs[1088, name]
+    print(f"{name:<22}{flops / xla_costs[1088, 'loss']:>20.2f}{temp:>17}")
 
 # %% [markdown]
 # The three HVPs perform almost the same arithmetic, a bit over three times that of the
@@ -488,7 +483,7 @@ if not GRADING:
 # Because `hvp` only calls `jax.jvp` and `jax.grad`, it works on any pytree. Method 1 would
 # need a dot product between two pytrees: `jnp.vdot` only accepts arrays.
 
-# %%
+# %% tags=["demo"]
 def dict_fn(p):
     return jnp.sum(jnp.tanh(p["a"]) ** 2) * jnp.sum(p["b"] ** 3)
 
@@ -516,7 +511,7 @@ except TypeError as error:
 # full product, without the $y$ rows $H_{yx} u + H_{yy} w$. To get the full HVP of a function
 # of several arguments, pack them into one tuple (or pass `argnums=(0, 1)` to `jax.grad`).
 
-# %%
+# %% tags=["demo"]
 def two_args(x, y):
     return jnp.sum(jnp.sin(x) * y ** 2) + jnp.sum(x ** 2 * y)
 
@@ -595,7 +590,7 @@ print("delta * (s_tm1 - s_t)      :", rounded(delta * (s_tm1 - s_t)))
 # differentiation, not on the value. For example, $x \cdot \operatorname{sg}(x)$ evaluates to
 # $x^2$, but its derivative is $\operatorname{sg}(x) = x$, not $2x$:
 
-# %%
+# %% tags=["demo"]
 print(rounded(jax.grad(lambda x: x * jax.lax.stop_gradient(x))(3.0)))
 print(rounded(jax.grad(lambda x: x * x)(3.0)))
 
@@ -666,7 +661,7 @@ with jax.enable_x64(True):
 # %% [markdown]
 # Your update should match the closed form for the linear value function:
 
-# %%
+# %% tags=["demo"]
 print("td_update    :", rounded(td_update(theta, s_tm1, r_t, s_t)))
 print("delta * s_tm1:", rounded(delta * s_tm1))
 
@@ -682,7 +677,7 @@ print("delta * s_tm1:", rounded(delta * s_tm1))
 # with the target frozen, which is symmetric. To differentiate the update map itself, we write
 # it without `stop_gradient`.
 
-# %%
+# %% tags=["demo"]
 def td_update_map(theta):
     """The TD(0) update as a function of theta, written without stop_gradient."""
     delta = r_t + value_fn(theta, s_t) - value_fn(theta, s_tm1)
@@ -709,7 +704,7 @@ for name, jacobian in [
 # the jumps. JAX returns zero everywhere, so no gradient passes through a `jnp.round`. (Note
 # also that `jnp.round` rounds halves to the nearest even integer: 1.5 and 2.5 both become 2.)
 
-# %%
+# %% tags=["demo"]
 points = jnp.array([-1.7, -0.2, 0.4, 1.5, 2.5])
 print("round     :", rounded(jnp.round(points)))
 print("d round/dx:", rounded(jax.vmap(jax.grad(jnp.round))(points)))
@@ -787,7 +782,7 @@ with jax.enable_x64(True):
 # We check both forms, with `round` and with two other functions, on a million float32 numbers
 # spread over the whole range: every 4099th bit pattern.
 
-# %%
+# %% tags=["demo"]
 sg = jax.lax.stop_gradient
 
 
@@ -833,7 +828,7 @@ print("at infinity:", rounded(straight_through_round(jnp.array([jnp.inf, -jnp.in
 # With `jnp.round` the gradient is zero and $w$ never moves; with the straight-through version
 # it converges in a few steps to a $w$ that reproduces every label.
 
-# %%
+# %% tags=["demo"]
 xs_q = jnp.linspace(0.5, 3.0, 6)
 ys_q = jnp.round(1.7 * xs_q)
 
@@ -872,7 +867,7 @@ for name, rounder in [("jnp.round", jnp.round), ("straight-through", straight_th
 # leading batch axis. Our example is logistic regression with labels in $\{0, 1\}$ and
 # parameters in a dict.
 
-# %%
+# %% tags=["demo"]
 def logistic_loss(params, x, y):
     """Cross-entropy of one example: features x of shape (d,), label y in {0, 1}."""
     logit = jnp.dot(x, params["w"]) + params["b"]
@@ -943,7 +938,7 @@ with jax.enable_x64(True):
 # The shapes gain a batch axis, and the mean of the per-example gradients is the gradient of
 # the mean loss:
 
-# %%
+# %% tags=["demo"]
 def mean_loss(params, xs, ys):
     return jnp.mean(jax.vmap(logistic_loss, in_axes=(None, 0, 0))(params, xs, ys))
 
@@ -962,19 +957,18 @@ for name in params:
 # out in advance). We also time the vmapped function without `jax.jit`: it then runs operation
 # by operation, and each operation is dispatched from Python.
 
-# %%
+# %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
-if not GRADING:
-    grad_one = jax.jit(jax.grad(logistic_loss))
-    vmapped = jax.vmap(jax.grad(logistic_loss), in_axes=(None, 0, 0))
-    vmapped_jit = jax.jit(vmapped)
-    print(f"{'B':>5}{'loop (µs)':>12}{'vmap (µs)':>12}{'jit(vmap) (µs)':>16}")
-    for B in [32, 1024]:
-        examples = [(all_xs[i], all_ys[i]) for i in range(B)]
-        t_loop = best_time(lambda: [grad_one(params, x, y) for x, y in examples], repeats=3)
-        t_vmap = best_time(vmapped, params, all_xs[:B], all_ys[:B], repeats=5)
-        t_jit = best_time(vmapped_jit, params, all_xs[:B], all_ys[:B], repeats=20)
-        print(f"{B:>5}{t_loop * 1e6:>12.0f}{t_vmap * 1e6:>12.0f}{t_jit * 1e6:>16.1f}")
+grad_one = jax.jit(jax.grad(logistic_loss))
+vmapped = jax.vmap(jax.grad(logistic_loss), in_axes=(None, 0, 0))
+vmapped_jit = jax.jit(vmapped)
+print(f"{'B':>5}{'loop (µs)':>12}{'vmap (µs)':>12}{'jit(vmap) (µs)':>16}")
+for B in [32, 1024]:
+    examples = [(all_xs[i], all_ys[i]) for i in range(B)]
+    t_loop = best_time(lambda: [grad_one(params, x, y) for x, y in examples], repeats=3)
+    t_vmap = best_time(vmapped, params, all_xs[:B], all_ys[:B], repeats=5)
+    t_jit = best_time(vmapped_jit, params, all_xs[:B], all_ys[:B], repeats=20)
+    print(f"{B:>5}{t_loop * 1e6:>12.0f}{t_vmap * 1e6:>12.0f}{t_jit * 1e6:>16.1f}")
 
 # %% [markdown]
 # The loop's time grows in proportion to the batch, since every example pays a full dispatch.
@@ -988,7 +982,7 @@ if not GRADING:
 # gradients whose norm exceeds a threshold $C$, then average. (DP-SGD then adds Gaussian noise
 # proportional to $C$, which we leave out.)
 
-# %%
+# %% tags=["demo"]
 def clipped_mean(grads, max_norm):
     """Mean over the batch of the per-example gradients, each clipped to norm max_norm."""
     leaves = jax.tree.leaves(grads)
@@ -1105,7 +1099,7 @@ with jax.enable_x64(True):
 # We compare with the closed form on random quadratics, and with first-order MAML, written
 # with a `stop_gradient` on the inner gradient.
 
-# %%
+# %% tags=["demo"]
 def quadratic_loss(theta, batch):
     A, b = batch
     return 0.5 * theta @ A @ theta - b @ theta
@@ -1143,7 +1137,7 @@ print("A_te theta' - b_te:", rounded(A_te @ theta_adapted - b_te))
 # parameters `maml_grad` returns a dict, and flattening the parameters does not change the
 # answer:
 
-# %%
+# %% tags=["demo"]
 def linear_regression_loss(p, batch):
     inputs, targets = batch
     return jnp.mean((inputs @ p["w"] + p["b"] - targets) ** 2)
@@ -1245,7 +1239,7 @@ with jax.enable_x64(True):
 # whose Hessian is dense, and compare with the exact trace and with the predicted standard
 # deviation of a single probe, $\sigma = \sqrt{2 \sum_{i \ne j} H_{ij}^2}$.
 
-# %%
+# %% tags=["demo"]
 key, key_w, key_x = jax.random.split(key, 3)
 W_h = jax.random.normal(key_w, (16, 64)) / 4.0
 x_h = jax.random.normal(key_x, (64,))
@@ -1273,25 +1267,24 @@ print("sigma, one probe          :", rounded(sigma))
 # single-probe estimates of row $r$. Averaging $N$ independent single-probe estimates has the
 # same distribution as one call with $N$ probes.
 
-# %%
+# %% tags=["demo"]
 RUNS, MAX_PROBES = 64, 1024
 key, key_runs = jax.random.split(key)
-if not GRADING:
-    single_keys = jax.random.split(key_runs, RUNS * MAX_PROBES)
-    single = jax.jit(jax.vmap(lambda k: hutchinson_trace(tanh_features, x_h, k, 1)))(single_keys)
-    single = single.reshape(RUNS, MAX_PROBES)
-    probe_counts = [1, 4, 16, 64, 256, 1024]
-    errors = [jnp.mean(single[:, :N], axis=1) - exact_trace for N in probe_counts]
-    rms_errors = [float(jnp.sqrt(jnp.mean(e ** 2))) for e in errors]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.loglog(probe_counts, rms_errors, "o-", label=f"RMS error over {RUNS} repetitions")
-    ax.loglog(probe_counts, float(sigma) / np.sqrt(probe_counts), "k--", lw=1,
-              label=r"$\sigma / \sqrt{N}$")
-    ax.set_xlabel("number of probes N")
-    ax.set_ylabel("error of the trace estimate")
-    ax.set_title("Hutchinson's estimator")
-    ax.legend()
-    plt.show()
+single_keys = jax.random.split(key_runs, RUNS * MAX_PROBES)
+single = jax.jit(jax.vmap(lambda k: hutchinson_trace(tanh_features, x_h, k, 1)))(single_keys)
+single = single.reshape(RUNS, MAX_PROBES)
+probe_counts = [1, 4, 16, 64, 256, 1024]
+errors = [jnp.mean(single[:, :N], axis=1) - exact_trace for N in probe_counts]
+rms_errors = [float(jnp.sqrt(jnp.mean(e ** 2))) for e in errors]
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.loglog(probe_counts, rms_errors, "o-", label=f"RMS error over {RUNS} repetitions")
+ax.loglog(probe_counts, float(sigma) / np.sqrt(probe_counts), "k--", lw=1,
+          label=r"$\sigma / \sqrt{N}$")
+ax.set_xlabel("number of probes N")
+ax.set_ylabel("error of the trace estimate")
+ax.set_title("Hutchinson's estimator")
+ax.legend()
+plt.show()
 
 
 # %% [markdown]
@@ -1317,7 +1310,7 @@ if not GRADING:
 # compare $G v$ with the dense $J^\top J v$, and the Hessian-vector product with $G v$ plus the
 # second-order term, where $H_i$ is the Hessian of $r_i$.
 
-# %%
+# %% tags=["demo"]
 def gauss_newton_product(residuals, theta, v):
     """G v = J^T (J v) for the Jacobian J of residuals at theta, from one JVP and one VJP."""
     _, Jv = jax.jvp(residuals, (theta,), (v,))

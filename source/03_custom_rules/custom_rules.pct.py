@@ -33,12 +33,13 @@
 # the locked test cell below it: the visible tests try a few inputs and, if something is off,
 # say what they suspect. The grade comes from hidden tests that call your functions on more
 # shapes and dtypes, under `jax.jit`, and that check that the derivative really comes from your
-# registered rule. The plots only run when `GRADING` is false, so they are skipped at grading
-# time.
+# registered rule.
+#
+# Cells that only show or time something carry the tag `demo`: grading does not run them, so
+# what they print never counts towards your grade, and nothing that is graded depends on them.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 import functools
-import os
 import textwrap
 
 import jax
@@ -49,7 +50,6 @@ import numpy as np
 import adcheck
 
 adcheck.setup()
-GRADING = os.environ.get("NBGRADER_EXECUTION") == "autograde"
 
 # %% [markdown]
 # The few random numbers of this notebook come from one key, split before each use so that no
@@ -216,7 +216,7 @@ print(jax.make_jaxpr(jax.grad(log1pexp_naive))(100.0).pretty_print(use_color=Fal
 # $\sigma(x)$, whatever primitives the value is made of. A first attempt, with the derivative
 # written as $1 - \frac{1}{1 + e^x}$ (an expression you may find in other tutorials):
 
-# %%
+# %% tags=["demo"]
 @jax.custom_jvp
 def log1pexp_v1(x):
     return jnp.log(1.0 + jnp.exp(x))
@@ -314,7 +314,7 @@ with jax.enable_x64(True):
 # %% [markdown]
 # The same table as before, now with second derivatives, computed under `jit` and `vmap`:
 
-# %%
+# %% tags=["demo"]
 @jax.jit
 def log1pexp_table(xs):
     """Value, first and second derivative of log1pexp, and sigmoid(x)(1 - sigmoid(x))."""
@@ -341,7 +341,7 @@ for x, value, first, second, expected in zip(xs_wide, *log1pexp_table(xs_wide)):
 # On the whole real line $f$ is not even defined left of 0, and JAX differentiates as if it
 # were a function on $\mathbb{R}$:
 
-# %%
+# %% tags=["demo"]
 def shrink_naive(x):
     return x / (1 + jnp.sqrt(x))
 
@@ -359,7 +359,7 @@ print(jax.make_jaxpr(jax.grad(shrink_naive))(0.0).pretty_print(use_color=False))
 #
 # The obvious repair is a `jnp.where` that handles $x = 0$ separately. It does not work:
 
-# %%
+# %% tags=["demo"]
 def shrink_where(x):
     return jnp.where(x > 0, shrink_naive(x), 0.0)
 
@@ -404,7 +404,7 @@ for name, grad in zip(where_versions, grads):
 # it is not: the JVP is right, but `jax.grad`, which transposes the rule, meets the
 # untaken branch again.
 
-# %%
+# %% tags=["demo"]
 def quotient_slope(x):
     root = jnp.sqrt(x)
     return (1 + root - x / (2 * root)) / (1 + root) ** 2
@@ -514,7 +514,7 @@ with jax.enable_x64(True):
 # The slope at a few points, and the second derivative (not part of the exercise) next to
 # the exact $f''(x) = -\dfrac{3 + \sqrt x}{4 \sqrt x\, (1 + \sqrt x)^3}$ for $x > 0$:
 
-# %%
+# %% tags=["demo"]
 first, second = jax.jit(lambda xs: (jax.vmap(jax.grad(shrink))(xs),
                                      jax.vmap(jax.grad(jax.grad(shrink)))(xs)))(xs_shrink)
 roots = np.sqrt(np.asarray(xs_shrink, np.float64))
@@ -534,7 +534,7 @@ with np.errstate(divide="ignore"):
 # `None` in place of a rule declares that the output does not depend on that argument (its
 # derivative is zero). Here is `scaled_exp` again, and a variant that treats `a` as a constant:
 
-# %%
+# %% tags=["demo"]
 @jax.custom_jvp
 def scaled_exp_2(x, a):
     return jnp.exp(a * x)
@@ -645,7 +645,7 @@ print("grad:", jax.grad(square_affine)(3.0))
 #   derivative computation, for example the loss from `jax.value_and_grad` inside an outer
 #   gradient:
 
-# %%
+# %% tags=["demo"]
 def shrink_like(calls_itself):
     """x / (1 + sqrt(x)) with the custom slope; the rule's primal output comes from itself or
     from inline code."""
@@ -700,7 +700,7 @@ for calls_itself in [True, False]:
 # derivative $\sigma(x)(1 - \sigma(x))$ needs only the output, while autodiff of
 # $1/(1 + e^{-x})$ keeps several intermediate arrays.
 
-# %%
+# %% tags=["demo"]
 def logistic_naive(x):
     return 1 / (1 + jnp.exp(-x))
 
@@ -739,7 +739,7 @@ for name, fn in [("autodiff of 1/(1+exp(-x))", logistic_naive), ("custom_vjp", l
 # JAX checks the structure and the shapes of what `bwd` returns. Forgetting the tuple around a
 # single cotangent is the most common mistake:
 
-# %%
+# %% tags=["demo"]
 @jax.custom_vjp
 def logistic_no_tuple(x):
     return 1 / (1 + jnp.exp(-x))
@@ -832,22 +832,21 @@ with jax.enable_x64(True):
 # The derivative of $\sin(\operatorname{clip\_gradient}(-0.5, 0.5, x))$ is $\cos x$ clipped to
 # $[-0.5, 0.5]$, while the function itself is still $\sin x$:
 
-# %%
+# %% tags=["demo"]
 def clipped_sin(x):
     return jnp.sin(clip_gradient(-0.5, 0.5, x))
 
 
-if not GRADING:
-    ts = jnp.linspace(0.0, 10.0, 500)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(ts, jnp.sin(ts), color="gray", lw=1, label="sin x (both functions)")
-    ax.plot(ts, jnp.cos(ts), "--", label="derivative of sin x")
-    ax.plot(ts, jax.jit(jax.vmap(jax.grad(clipped_sin)))(ts),
-            label="derivative of sin(clip_gradient(-0.5, 0.5, x))")
-    ax.set_xlabel("x")
-    ax.set_ylim(-1.1, 1.9)
-    ax.legend(loc="upper right", fontsize=8)
-    plt.show()
+ts = jnp.linspace(0.0, 10.0, 500)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(ts, jnp.sin(ts), color="gray", lw=1, label="sin x (both functions)")
+ax.plot(ts, jnp.cos(ts), "--", label="derivative of sin x")
+ax.plot(ts, jax.jit(jax.vmap(jax.grad(clipped_sin)))(ts),
+        label="derivative of sin(clip_gradient(-0.5, 0.5, x))")
+ax.set_xlabel("x")
+ax.set_ylim(-1.1, 1.9)
+ax.legend(loc="upper right", fontsize=8)
+plt.show()
 
 
 # %% [markdown]
@@ -857,7 +856,7 @@ if not GRADING:
 # while the clipped version walks down in steps of 0.5 until the gradient is smaller than the
 # bound, and from there on continues as plain gradient descent towards the minimum at 0:
 
-# %%
+# %% tags=["demo"]
 def quartic(x):
     return x ** 4 / 4
 
@@ -882,7 +881,7 @@ for step in range(13):
 # tracing, and show abstract tracers, whereas `jax.debug.print` becomes part of the compiled
 # program and prints actual values every time it runs.
 
-# %%
+# %% tags=["demo"]
 @jax.custom_vjp
 def tap(x):
     """The identity; its backward pass prints the input and the cotangent."""
@@ -923,7 +922,7 @@ for point in [3.0, 1.0]:
 # A custom VJP only describes reverse mode, so every forward-mode transformation refuses it,
 # including `jax.hessian` (forward over reverse):
 
-# %%
+# %% tags=["demo"]
 for name, transform in [("jax.jvp", lambda f: jax.jvp(f, (0.5,), (1.0,))),
                         ("jax.jacfwd", lambda f: jax.jacfwd(f)(0.5)),
                         ("jax.hessian", lambda f: jax.hessian(f)(0.5))]:
@@ -942,7 +941,7 @@ print("jax.jacrev  :", rounded(jax.jacrev(logistic)(0.5)))
 # JVP as a `custom_jvp` rule instead and let JAX transpose it. For the logistic function the
 # JVP rule is "multiply by $y(1 - y)$", and then every transformation works:
 
-# %%
+# %% tags=["demo"]
 @jax.custom_jvp
 def logistic_jvp_version(x):
     return 1 / (1 + jnp.exp(-x))
@@ -1060,7 +1059,7 @@ with jax.enable_x64(True):
 # We compare with plain autodiff of the same formulas at a few random points, pulling back a
 # random cotangent dict, and look at the gradient of a loss that only uses $r$:
 
-# %%
+# %% tags=["demo"]
 def polar_by_autodiff(point):
     x, y = point["x"], point["y"]
     return {"r": jnp.sqrt(x ** 2 + y ** 2), "theta": jnp.arctan2(y, x)}
@@ -1214,7 +1213,7 @@ with jax.enable_x64(True):
 # Pulling back cotangents of different lengths through `clip_gradient_norm(1.0, ·)`: long ones
 # come back with norm 1 and the same direction, short ones and zero unchanged.
 
-# %%
+# %% tags=["demo"]
 key, key_g = jax.random.split(key)
 direction = jax.random.normal(key_g, (2, 3))
 direction = direction / jnp.sqrt(jnp.sum(direction ** 2))
@@ -1248,7 +1247,7 @@ for length in [10.0, 1.5, 0.3, 0.0]:
 # differentiated, we give $\sum_i x_i^2$ a deliberately wrong rule, $3 x^2$ instead of $2x$:
 # the second derivative is then $6x$, the derivative of the rule, not the true value 2.
 
-# %%
+# %% tags=["demo"]
 @jax.custom_vjp
 def sumsq_wrong_rule(x):
     return jnp.sum(x ** 2)
@@ -1301,7 +1300,7 @@ except TypeError as error:
 # * a NumPy function on the residual;
 # * a constant Python number stored as a residual (fwd returns `(2.0, x)`).
 
-# %%
+# %% tags=["demo"]
 def with_rule(fwd_residuals, bwd):
     """A custom_vjp x**2 with the given residuals and backward rule."""
     @jax.custom_vjp
@@ -1369,7 +1368,7 @@ for error in errors_seen.values():
 # error is silent even depends on the outer transformation: `jax.jacrev` batches the cotangent
 # with `vmap`, which turns the silent error into an exception.
 
-# %%
+# %% tags=["demo"]
 def composed_second_derivative(bwd, second_order):
     fn = with_rule(lambda x: x, bwd)
     try:
@@ -1468,7 +1467,7 @@ with jax.enable_x64(True):
 # %% [markdown]
 # The gradient through the custom rule next to $2x$, and the second-order gradient:
 
-# %%
+# %% tags=["demo"]
 x_four = jnp.array([1.0, 2.0, -0.5, 3.0])
 first, second = jax.jit(lambda x: (jax.grad(custom_sumsq)(x),
                                    custom_vjp_grad_of_grad(x)))(x_four)
@@ -1487,7 +1486,7 @@ print("custom_vjp_grad_of_grad:", rounded(second))
 # the same reason as for $\sqrt x$ before: the derivative of the square root at 0 is infinite,
 # and it is multiplied by $2x = 0$. A single `where` does not help; a double where does:
 
-# %%
+# %% tags=["demo"]
 def norm_where(x):
     squares = jnp.sum(x ** 2)
     return jnp.where(squares > 0, jnp.sqrt(squares), 0.0)
@@ -1576,7 +1575,7 @@ with jax.enable_x64(True):
 # would turn their coordinates into `nan`. With `safe_norm`, the coinciding pair simply
 # contributes nothing, and every other pair still pushes them apart.
 
-# %%
+# %% tags=["demo"]
 cloud = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
 pair_i, pair_j = jnp.triu_indices(len(cloud), k=1)
 
