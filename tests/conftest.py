@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from course import build, grading, notebooks  # noqa: E402
-from tests import answers  # noqa: E402
+from tests import answers, kernel_grading  # noqa: E402
 from tests.tiny_assignment import make_tiny_course  # noqa: E402
 
 
@@ -65,10 +65,12 @@ def rebuilt(tmp_path_factory):
 
 
 class GradedClass:
-    """Submissions made from the answer library, graded by real nbgrader autograde.
+    """Submissions made from the answer library, graded by real nbgrader autograde, and every
+    wrong answer and alternative also graded in one kernel per notebook (tests/kernel_grading.py).
 
     Each assignment gets a course folder of its own, so the assignments are graded by parallel
-    ``nbgrader autograde`` processes (one per assignment, each over its whole class).
+    ``nbgrader autograde`` processes (one per assignment, each over its whole class), beside
+    the notebooks' one-kernel runs.
     """
 
     def __init__(self, folder):
@@ -80,6 +82,9 @@ class GradedClass:
         self.scores = {}
         self.tests_of = {}  # notebook -> {answer grade_id: test grade_id}
         self.answers = []  # (notebook, kind, student, Answer): each library answer, where it went
+        self.kernel_jobs = []  # (notebook, source notebook, its folder, [(student, grade_id, code)])
+        self.kernel_scores = {}  # student -> {test grade_id: (score, max_score)}, one kernel
+        self.both = []  # (notebook, Answer, nbgrader student, kernel student): graded both ways
 
     def add(self, assignment, student, nb_name, nb, losing=(), reason=""):
         self.submissions.setdefault((assignment, student), {})[nb_name] = nb
@@ -93,12 +98,23 @@ class GradedClass:
             if assignment not in self.courses:
                 self.courses[assignment] = grading.new_course(self.folder / assignment)
             grading.submit(self.courses[assignment], assignment, student, nbs)
-        with ThreadPoolExecutor(max_workers=len(self.courses)) as pool:
-            list(pool.map(lambda item: grading.autograde(item[1], item[0]),
-                          self.courses.items()))
+        jobs = [lambda a=a, c=c: grading.autograde(c, a) for a, c in self.courses.items()]
+        jobs += [lambda job=job: self._grade_in_one_kernel(*job) for job in self.kernel_jobs]
+        with ThreadPoolExecutor(max_workers=len(self.courses) or 1) as pool:
+            list(pool.map(lambda job: job(), jobs))
         for assignment, course in self.courses.items():
             self.scores.update(grading.cell_scores(course, assignment))
         self.seconds = time.perf_counter() - start
+
+    def _grade_in_one_kernel(self, name, source_nb, folder, items):
+        for student, result in kernel_grading.grade_in_one_kernel(
+                source_nb, folder, items).items():
+            grade_id = next(g for s, g, _ in items if s == student)
+            self.kernel_scores[student] = {self.tests_of[name][grade_id]: result}
+
+    def all_scores(self):
+        """Scores of the nbgrader submissions and of the answers graded in one kernel."""
+        return {**self.scores, **self.kernel_scores}
 
 
 def _model_and_release(assignment, text_path):
@@ -165,14 +181,28 @@ def grade_answer_libraries(folder, names=None):
         add("model", {}, reason="the reference answers")
         graded.add(assignment, f"{name}-untouched", name, release_nb, losing=list(tests_of),
                    reason="the release as it was handed out")
-        for k, group in enumerate(_packed(library.WRONG)):
-            add(f"wrong{k}", {a.grade_id: a.code for a in group}, [a.grade_id for a in group],
-                "; ".join(a.reason for a in group))
-            graded.answers += [(name, "wrong", f"{name}-wrong{k}", a) for a in group]
-        for k, group in enumerate(_packed(library.ALTERNATIVES)):
-            add(f"alternative{k}", {a.grade_id: a.code for a in group},
-                reason="; ".join(a.reason for a in group))
-            graded.answers += [(name, "alternative", f"{name}-alternative{k}", a) for a in group]
+        # The first group of wrong answers and of alternatives goes through nbgrader; every
+        # answer of both kinds is graded in one kernel as well (the first groups both ways).
+        items = []
+        for kind, library_answers in (("wrong", library.WRONG),
+                                      ("alternative", library.ALTERNATIVES)):
+            first = _packed(library_answers)[0]
+            add(f"{kind}0", {a.grade_id: a.code for a in first},
+                [a.grade_id for a in first] if kind == "wrong" else [],
+                "; ".join(a.reason for a in first))
+            for k, answer in enumerate(library_answers):
+                student = f"{name}-kernel-{kind}{k}"
+                items.append((student, answer.grade_id, answer.code))
+                graded.expected_losses[student] = (
+                    {f"{name}:{answer.grade_id}"} if kind == "wrong" else set())
+                graded.reasons[student] = answer.reason
+                if answer in first:
+                    graded.answers.append((name, kind, f"{name}-{kind}0", answer))
+                    graded.both.append((name, answer, f"{name}-{kind}0", student))
+                else:
+                    graded.answers.append((name, kind, student, answer))
+        graded.kernel_jobs.append((name, nbformat.read(notebooks.notebook_path(text_path),
+                                                       as_version=4), text_path.parent, items))
         for k, tampering in enumerate(library.TAMPERING):
             add(f"tampering{k}", {a.grade_id: a.code for a in tampering.answers},
                 [a.grade_id for a in tampering.answers], tampering.reason)

@@ -1,7 +1,8 @@
 """The grader-quality report: per exercise, the wrong answers caught and the alternatives kept.
 
-Every answer of the libraries in ``tests/answers/`` is graded with the real ``nbgrader
-autograde``, as the test suite does. A wrong answer (or a tampering attempt) is caught when it
+Every answer of the libraries in ``tests/answers/`` is graded as the test suite grades it: the
+tampering ones and a representative set with the real ``nbgrader autograde``, every wrong
+answer and alternative in one kernel per notebook (tests/kernel_grading.py). A wrong answer (or a tampering attempt) is caught when it
 loses points on its own exercise; an alternative is accepted when it keeps full marks.
 
     python -m tests.report [NOTEBOOK ...] [hostile] [--no-sandbox]
@@ -32,9 +33,9 @@ from tests.conftest import (  # noqa: E402
 def outcomes(graded):
     """(notebook, exercise, kind, reason, good) for every library answer: ``good`` is True
     when a wrong answer or tampering lost points, or an alternative kept full marks."""
-    rows = []
+    rows, scores = [], graded.all_scores()
     for notebook, kind, student, answer in graded.answers:
-        score, max_score = graded.scores[student][graded.tests_of[notebook][answer.grade_id]]
+        score, max_score = scores[student][graded.tests_of[notebook][answer.grade_id]]
         good = score == max_score if kind == "alternative" else score < max_score
         rows.append((notebook, answer.grade_id, kind, answer.reason, good))
     return rows
@@ -67,8 +68,8 @@ def render(rows):
 
 def timing(graded):
     return (f"graded {len(graded.scores)} submissions of {len(graded.courses)} assignments with "
-            f"nbgrader autograde in {graded.seconds:.0f} s (one process per assignment, "
-            "in parallel)")
+            f"nbgrader autograde (one process per assignment) and {len(graded.kernel_scores)} "
+            f"answers in one kernel per notebook, in parallel, in {graded.seconds:.0f} s")
 
 
 def hostile_rows(folder, sandboxed=True):

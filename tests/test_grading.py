@@ -24,12 +24,12 @@ def test_every_kind_of_submission_was_graded(graded_class):
 
 
 def test_each_submission_loses_exactly_its_wrong_exercises(graded_class):
-    problems = []
+    problems, scores = [], graded_class.all_scores()
     for student in _students(graded_class):
         name = student.split("-")[0]
         tests_of = graded_class.tests_of[name]
         losing_tests = {tests_of[key.split(":")[1]] for key in graded_class.expected_losses[student]}
-        for grade_id, (score, max_score) in graded_class.scores[student].items():
+        for grade_id, (score, max_score) in scores[student].items():
             if grade_id in losing_tests and score >= max_score:
                 problems.append(f"{student} ({graded_class.reasons[student]}): full marks on "
                                 f"{grade_id}, expected a loss")
@@ -37,6 +37,19 @@ def test_each_submission_loses_exactly_its_wrong_exercises(graded_class):
                 problems.append(f"{student} ({graded_class.reasons[student]}): {score}/"
                                 f"{max_score} on {grade_id}, expected full marks")
     assert not problems, "\n".join(problems)
+
+
+def test_one_kernel_grades_as_nbgrader_does(graded_class):
+    """The answers graded both ways (a group of wrong answers and of alternatives per notebook)
+    get the same score on their exercise from nbgrader and from the one-kernel run."""
+    assert {name for name, *_ in graded_class.both} == set(graded_class.tests_of)
+    for name, answer, by_nbgrader, in_kernel in graded_class.both:
+        test_id = graded_class.tests_of[name][answer.grade_id]
+        assert (graded_class.scores[by_nbgrader][test_id]
+                == graded_class.kernel_scores[in_kernel][test_id]), (
+            f"{name}/{answer.grade_id} ({answer.reason}): nbgrader gave "
+            f"{graded_class.scores[by_nbgrader][test_id]}, one kernel "
+            f"{graded_class.kernel_scores[in_kernel][test_id]}")
 
 
 def test_grader_quality_report_is_perfect(graded_class):
@@ -49,7 +62,7 @@ def test_grader_quality_report_is_perfect(graded_class):
 
 
 def test_untouched_release_scores_zero(graded_class):
-    for student in _students(graded_class):
+    for student in graded_class.scores:
         if student.endswith("-untouched"):
             assert sum(s for s, _ in graded_class.scores[student].values()) == 0
 
