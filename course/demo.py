@@ -12,14 +12,14 @@ from . import build, classgrade, grading
 
 
 def demo_class(root, assignment):
-    """A model student, a student who submitted the untouched release, and two in between."""
-    submissions = {name: {} for name in ("ada", "blank", "half", "most")}
+    """A model student, a student who submitted the untouched release, and one in between."""
+    submissions = {name: {} for name in ("ada", "blank", "half")}
     for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
         release_nb = nbformat.read(path, as_version=4)
         source_nb = nbformat.read(Path(root) / "source" / assignment / path.name, as_version=4)
         answers = grading.model_answers(source_nb)
         ids = list(answers)
-        chosen = {"ada": ids, "blank": [], "half": ids[: len(ids) // 2], "most": ids[:-1]}
+        chosen = {"ada": ids, "blank": [], "half": ids[: len(ids) // 2]}
         for student, answered in chosen.items():
             submissions[student][path.stem] = grading.submission(
                 release_nb, {i: answers[i] for i in answered})
