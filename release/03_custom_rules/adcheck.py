@@ -433,6 +433,16 @@ def setup():
         import _thread
         import threading
 
+        # pyzmq sends a large output (a plot) without copying it, through a helper thread it
+        # starts on first use: start it now, before threads are refused, as the kernel's own.
+        try:
+            from zmq.utils.garbage import gc as zmq_garbage
+        except ImportError:
+            pass
+        else:
+            if not zmq_garbage.is_alive():
+                zmq_garbage.start()
+
         for module, name in ((_thread, "start_new_thread"), (threading, "_start_new_thread"),
                              (_posixsubprocess, "fork_exec")):
             _refuse_while_grading(module, name, f"grading does not allow {name} in a notebook.")
