@@ -434,14 +434,12 @@ def setup():
         import threading
 
         # pyzmq sends a large output (a plot) without copying it, through a helper thread it
-        # starts on first use: start it now, before threads are refused, as the kernel's own.
-        try:
-            from zmq.utils.garbage import gc as zmq_garbage
-        except ImportError:
-            pass
-        else:
-            if not zmq_garbage.is_alive():
-                zmq_garbage.start()
+        # starts on first use, which grading refuses: copy every output instead (no thread
+        # that notebook code could reach while a check runs).
+        kernel = getattr(_shell(), "kernel", None)
+        iopub = getattr(getattr(kernel, "iopub_thread", None), "socket", None)
+        if iopub is not None:
+            iopub.copy_threshold = 2 ** 31 - 1
 
         for module, name in ((_thread, "start_new_thread"), (threading, "_start_new_thread"),
                              (_posixsubprocess, "fork_exec")):
