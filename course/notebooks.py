@@ -91,6 +91,18 @@ def solution_notebook(source_nb):
     return nb
 
 
+def test_cells(nb):
+    """``{answer grade_id: the test cell that follows it}``."""
+    pairs, answer = {}, None
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            answer = meta["grade_id"]
+        elif meta.get("grade") and answer is not None:
+            pairs[answer], answer = cell, None
+    return pairs
+
+
 def ignores_output(cell):
     return cell.cell_type == "code" and cell.source.lstrip().startswith(IGNORE_OUTPUT_MARK)
 

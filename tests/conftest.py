@@ -38,15 +38,8 @@ def visible_text(html_text):
 
 def answer_to_test_cell(nb):
     """``{answer grade_id: grade_id of the test cell that follows it}``."""
-    pairs, answer = {}, None
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answer = meta["grade_id"]
-        elif meta.get("grade") and answer is not None:
-            pairs[answer] = meta["grade_id"]
-            answer = None
-    return pairs
+    return {answer: cell.metadata["nbgrader"]["grade_id"]
+            for answer, cell in notebooks.test_cells(nb).items()}
 
 
 @pytest.fixture(scope="session")

@@ -43,14 +43,7 @@ def grade_in_one_kernel(source_nb, assignment_dir, answers):
     by_exercise = {}
     for key, grade_id, code in answers:
         by_exercise.setdefault(grade_id, []).append((key, code))
-    test_after = {}
-    answer = None
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answer = meta["grade_id"]
-        elif meta.get("grade") and answer is not None:
-            test_after[answer], answer = cell, None
+    test_after = notebooks.test_cells(nb)
     missing = set(by_exercise) - set(test_after)
     if missing:
         raise ValueError(f"no answer cell followed by a test cell: {sorted(missing)}")
