@@ -41,12 +41,17 @@ import adcheck
 adcheck.setup()
 
 # %% [markdown]
-# All randomness in this notebook comes from one key, split before every use so that no key is
-# used twice. Printed numbers go through `rounded`, which turns JAX arrays into rounded NumPy
-# arrays.
+# All random numbers in this notebook come from one seeded NumPy generator: `normal(shape)`
+# returns standard normal samples as a JAX array. Printed numbers go through `rounded`, which
+# turns JAX arrays into rounded NumPy arrays.
 
 # %%
-key = jax.random.key(0)
+rng = np.random.default_rng(0)
+
+
+def normal(shape, dtype=np.float32):
+    """Standard normal samples of `shape`, drawn by NumPy, as a JAX array of `dtype`."""
+    return jnp.asarray(rng.standard_normal(shape).astype(dtype))
 
 
 def rounded(a, decimals=4):
@@ -138,9 +143,8 @@ print(rounded(jacobian_by_hand(x)))
 
 # %% tags=["demo"]
 WIDTH = 128
-key, key_w, key_x = jax.random.split(key, 3)
-W = jax.random.normal(key_w, (WIDTH, WIDTH)) / np.sqrt(WIDTH)
-x0 = jax.random.normal(key_x, (WIDTH,))
+W = normal((WIDTH, WIDTH)) / np.sqrt(WIDTH)
+x0 = normal((WIDTH,))
 
 
 def tanh_chain(depth):
@@ -500,8 +504,7 @@ with jax.enable_x64(True):
 
 # %% tags=["demo"]
 chain = tanh_chain(2)
-key, key_m = jax.random.split(key)
-M_all = jax.random.normal(key_m, (256, WIDTH))  # 256 vectors; also used by the benchmark
+M_all = normal((256, WIDTH))  # 256 vectors; also used by the benchmark
 M = M_all[:8]
 print(np.allclose(vmap_mjp(chain, x0, M), loop_mjp(chain, x0, M), atol=1e-5))
 print(np.allclose(vmap_jmp(chain, x0, M), loop_jmp(chain, x0, M), atol=1e-5))
@@ -739,10 +742,9 @@ print("jax.jacfwd", J_builtin.shape, J_builtin.dtype)
 
 # %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
-key, key_bench = jax.random.split(key)
 HIDDEN, SIZE, N_MAX = 64, 4096, 1024
 # One draw of four (N_MAX, HIDDEN) blocks; every network uses slices of them.
-blocks = jax.random.normal(key_bench, (4, N_MAX, HIDDEN))
+blocks = normal((4, N_MAX, HIDDEN))
 W_in_all = blocks[0].T  # (HIDDEN, N_MAX): the first n columns feed n inputs
 W_hidden = [blocks[i, :HIDDEN] / np.sqrt(HIDDEN) for i in (1, 2)]
 W_out_all = blocks[3] / np.sqrt(HIDDEN)  # (N_MAX, HIDDEN): the first m rows give m outputs
@@ -792,8 +794,7 @@ plt.show()
 # parameters are a dictionary.
 
 # %% tags=["demo"]
-key, key_w, key_b = jax.random.split(key, 3)
-params = {"W": jax.random.normal(key_w, (3,)), "b": jax.random.normal(key_b, ())}
+params = {"W": normal((3,)), "b": normal(())}
 inputs = jnp.array([[0.5, 1.1, 0.8],
                     [0.9, -1.1, 0.2],
                     [0.5, 0.1, -1.3],

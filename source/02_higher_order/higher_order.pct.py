@@ -46,11 +46,19 @@ import adcheck
 adcheck.setup()
 
 # %% [markdown]
-# We draw every random number from one key, which we split before each use so that no key
-# serves twice. `rounded` prepares JAX arrays for printing.
+# The demos draw their random numbers from one seeded NumPy generator: `normal(shape)` returns
+# standard normal samples as a JAX array. JAX's random keys appear where an exercise takes one
+# (section 7), and are split before each use so that no key serves twice. `rounded` prepares
+# JAX arrays for printing.
 
 # %%
 key = jax.random.key(2)
+rng = np.random.default_rng(2)
+
+
+def normal(shape, dtype=np.float32):
+    """Standard normal samples of `shape`, drawn by NumPy, as a JAX array of `dtype`."""
+    return jnp.asarray(rng.standard_normal(shape).astype(dtype))
 
 
 def rounded(a, decimals=4):
@@ -172,8 +180,7 @@ def best_time(fn, *args, repeats=7):
 
 # %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
-key, key_w = jax.random.split(key)
-W_wide = jax.random.normal(key_w, (32, 256))
+W_wide = normal((32, 256))
 
 def tanh_squares(n):
     """The scalar function x -> sum(tanh(W x)**2) of n inputs."""
@@ -382,9 +389,8 @@ def hvp_dense(f, x, v):
 
 # %% tags=["demo"]
 D_IN, BATCH = 32, 256
-key, key_in, key_out = jax.random.split(key, 3)
-mlp_inputs = jax.random.normal(key_in, (BATCH, D_IN))
-mlp_targets = jax.random.normal(key_out, (BATCH,))
+mlp_inputs = normal((BATCH, D_IN))
+mlp_targets = normal((BATCH,))
 
 
 def mlp_loss(hidden):
@@ -400,9 +406,8 @@ def mlp_loss(hidden):
 
 
 loss_small, n_small = mlp_loss(4)
-key, key_x, key_v = jax.random.split(key, 3)
-w_small = 0.3 * jax.random.normal(key_x, (n_small,))
-v_small = jax.random.normal(key_v, (n_small,))
+w_small = 0.3 * normal((n_small,))
+v_small = normal((n_small,))
 methods = {"reverse-over-reverse": hvp_revrev, "forward-over-reverse": hvp_fwdrev,
            "reverse-over-forward": hvp_revfwd, "dense Hessian": hvp_dense}
 products = jax.jit(lambda w, v: [m(loss_small, w, v) for m in methods.values()])(w_small, v_small)
@@ -421,12 +426,10 @@ for name, product in zip(list(methods)[:3], products):
 
 # %% tags=["demo"]
 # NBVAL_IGNORE_OUTPUT
-key, key_bench = jax.random.split(key)
 sizes, seconds, xla_costs = [], {name: [] for name in methods}, {}
 for hidden in [8, 32, 512]:
     loss_h, n = mlp_loss(hidden)
-    key_bench, key_x, key_v = jax.random.split(key_bench, 3)
-    w, v = 0.3 * jax.random.normal(key_x, (n,)), jax.random.normal(key_v, (n,))
+    w, v = 0.3 * normal((n,)), normal((n,))
     sizes.append(n)
     if n == 1088:
         xla_costs[n, "loss"] = jax.jit(loss_h).lower(w).compile().cost_analysis()["flops"]
@@ -875,11 +878,9 @@ def logistic_loss(params, x, y):
 
 
 D_FEATURES = 8
-key, key_w, key_b = jax.random.split(key, 3)
-params = {"w": jax.random.normal(key_w, (D_FEATURES,)), "b": jax.random.normal(key_b, ())}
-key, key_x, key_y = jax.random.split(key, 3)
-all_xs = jax.random.normal(key_x, (1024, D_FEATURES))
-all_ys = jax.random.bernoulli(key_y, 0.5, (1024,)).astype(jnp.float32)
+params = {"w": normal((D_FEATURES,)), "b": normal(())}
+all_xs = normal((1024, D_FEATURES))
+all_ys = jnp.asarray(rng.random(1024) < 0.5, jnp.float32)
 
 
 # %% [markdown]
@@ -964,7 +965,7 @@ vmapped = jax.vmap(jax.grad(logistic_loss), in_axes=(None, 0, 0))
 vmapped_jit = jax.jit(vmapped)
 print(f"{'B':>5}{'loop (µs)':>12}{'vmap (µs)':>12}{'jit(vmap) (µs)':>16}")
 for B in [32, 1024]:
-    examples = [(all_xs[i], all_ys[i]) for i in range(B)]
+    examples = list(zip(all_xs[:B], all_ys[:B]))
     t_loop = best_time(lambda: [grad_one(params, x, y) for x, y in examples], repeats=3)
     t_vmap = best_time(vmapped, params, all_xs[:B], all_ys[:B], repeats=5)
     t_jit = best_time(vmapped_jit, params, all_xs[:B], all_ys[:B], repeats=20)
@@ -1105,10 +1106,9 @@ def quadratic_loss(theta, batch):
     return 0.5 * theta @ A @ theta - b @ theta
 
 
-def random_quadratic(key, n):
-    key_m, key_b = jax.random.split(key)
-    M = jax.random.normal(key_m, (n, n))
-    return M @ M.T / n + 0.5 * jnp.eye(n), jax.random.normal(key_b, (n,))
+def random_quadratic(n):
+    M = normal((n, n))
+    return M @ M.T / n + 0.5 * jnp.eye(n), normal((n,))
 
 
 def first_order_maml_grad(loss, params, train_batch, test_batch, lr):
@@ -1118,10 +1118,8 @@ def first_order_maml_grad(loss, params, train_batch, test_batch, lr):
     return jax.grad(meta_loss)(params)
 
 
-key, key_train, key_test = jax.random.split(key, 3)
-key, key_theta = jax.random.split(key)
-train_q, test_q = random_quadratic(key_train, 4), random_quadratic(key_test, 4)
-theta_q, lr_q = jax.random.normal(key_theta, (4,)), 0.3
+train_q, test_q = random_quadratic(4), random_quadratic(4)
+theta_q, lr_q = normal((4,)), 0.3
 (A_tr, b_tr), (A_te, b_te) = train_q, test_q
 theta_adapted = theta_q - lr_q * (A_tr @ theta_q - b_tr)
 for name, meta_grad in [("maml_grad", maml_grad), ("first-order MAML", first_order_maml_grad)]:
@@ -1143,10 +1141,8 @@ def linear_regression_loss(p, batch):
     return jnp.mean((inputs @ p["w"] + p["b"] - targets) ** 2)
 
 
-key, key_1, key_2 = jax.random.split(key, 3)
-key, key_3, key_4 = jax.random.split(key, 3)
-train_lr = (jax.random.normal(key_1, (10, 3)), jax.random.normal(key_2, (10,)))
-test_lr = (jax.random.normal(key_3, (10, 3)), jax.random.normal(key_4, (10,)))
+train_lr = (normal((10, 3)), normal((10,)))
+test_lr = (normal((10, 3)), normal((10,)))
 p_lr = {"w": jnp.array([0.5, -1.0, 0.2]), "b": jnp.array(0.1)}
 flat, unflatten = ravel_pytree(p_lr)
 from_dict = jax.jit(lambda p: maml_grad(linear_regression_loss, p, train_lr, test_lr, 0.1))(p_lr)
@@ -1240,9 +1236,8 @@ with jax.enable_x64(True):
 # deviation of a single probe, $\sigma = \sqrt{2 \sum_{i \ne j} H_{ij}^2}$.
 
 # %% tags=["demo"]
-key, key_w, key_x = jax.random.split(key, 3)
-W_h = jax.random.normal(key_w, (16, 64)) / 4.0
-x_h = jax.random.normal(key_x, (64,))
+W_h = normal((16, 64)) / 4.0
+x_h = normal((64,))
 
 
 def tanh_features(x):
@@ -1318,9 +1313,8 @@ def gauss_newton_product(residuals, theta, v):
     return pullback(Jv)[0]
 
 
-key, key_noise = jax.random.split(key)
 t_fit = jnp.linspace(0.0, 3.0, 20)
-y_fit = 2.0 * jnp.exp(-1.3 * t_fit) + 0.5 + 0.05 * jax.random.normal(key_noise, (20,))
+y_fit = 2.0 * jnp.exp(-1.3 * t_fit) + 0.5 + 0.05 * normal((20,))
 
 
 def decay_residuals(theta):

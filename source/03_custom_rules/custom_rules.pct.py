@@ -52,13 +52,18 @@ import adcheck
 adcheck.setup()
 
 # %% [markdown]
-# The few random numbers of this notebook come from one key, split before each use so that no
-# key is consumed twice. `rounded` turns JAX arrays into rounded NumPy arrays for printing, and
+# The few random numbers of this notebook come from one seeded NumPy generator: `normal(shape)`
+# returns standard normal samples as a JAX array. `rounded` turns JAX arrays into rounded NumPy arrays for printing, and
 # `show_error` prints the type of an exception with the first line of its message, which is
 # all we need to see when we make JAX fail on purpose.
 
 # %%
-key = jax.random.key(3)
+rng = np.random.default_rng(3)
+
+
+def normal(shape, dtype=np.float32):
+    """Standard normal samples of `shape`, drawn by NumPy, as a JAX array of `dtype`."""
+    return jnp.asarray(rng.standard_normal(shape).astype(dtype))
 
 
 def rounded(a, decimals=4):
@@ -1065,9 +1070,8 @@ def polar_by_autodiff(point):
     return {"r": jnp.sqrt(x ** 2 + y ** 2), "theta": jnp.arctan2(y, x)}
 
 
-key, key_x, key_y, key_r, key_t = jax.random.split(key, 5)
-points = {"x": jax.random.normal(key_x, (5,)), "y": jax.random.normal(key_y, (5,))}
-cotangent = {"r": jax.random.normal(key_r, (5,)), "theta": jax.random.normal(key_t, (5,))}
+points = {"x": normal((5,)), "y": normal((5,))}
+cotangent = {"r": normal((5,)), "theta": normal((5,))}
 
 
 @jax.jit
@@ -1214,8 +1218,7 @@ with jax.enable_x64(True):
 # come back with norm 1 and the same direction, short ones and zero unchanged.
 
 # %% tags=["demo"]
-key, key_g = jax.random.split(key)
-direction = jax.random.normal(key_g, (2, 3))
+direction = normal((2, 3))
 direction = direction / jnp.sqrt(jnp.sum(direction ** 2))
 
 

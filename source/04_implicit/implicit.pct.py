@@ -51,11 +51,18 @@ import adcheck
 adcheck.setup()
 
 # %% [markdown]
-# `rounded` turns arrays into rounded NumPy arrays for printing, and `show_error` prints the
-# type and first line of an exception, for the places where we make JAX fail on purpose.
+# The random numbers of the demos come from one seeded NumPy generator: `normal(shape, dtype)`
+# returns standard normal samples as a JAX array. `rounded` turns arrays into rounded NumPy
+# arrays for printing, and `show_error` prints the type and first line of an exception, for the
+# places where we make JAX fail on purpose.
 
 # %% tags=["demo"]
-key = jax.random.key(4)
+rng = np.random.default_rng(4)
+
+
+def normal(shape, dtype=np.float32):
+    """Standard normal samples of `shape`, drawn by NumPy, as a JAX array of `dtype`."""
+    return jnp.asarray(rng.standard_normal(shape).astype(dtype))
 
 
 def rounded(a, decimals=4):
@@ -206,12 +213,11 @@ with jax.enable_x64(True):
 # x^*(a - \epsilon\delta)) / 2\epsilon$.
 
 # %% tags=["demo"]
-key, key_w, key_a, key_v, key_d = jax.random.split(key, 5)
 with jax.enable_x64(True):
-    W_eq = 0.5 * jax.random.orthogonal(key_w, 4, dtype=jnp.float64)
-    a_eq = jax.random.normal(key_a, (4,), jnp.float64)
-    v_eq = jax.random.normal(key_v, (4,), jnp.float64)
-    delta = jax.random.normal(key_d, (4,), jnp.float64)
+    W_eq = 0.5 * jnp.asarray(np.linalg.qr(rng.standard_normal((4, 4)))[0])
+    a_eq = normal((4,), np.float64)
+    v_eq = normal((4,), np.float64)
+    delta = normal((4,), np.float64)
 
     def equilibrium_map(a, x):
         return jnp.tanh(W_eq @ x + a)
@@ -369,16 +375,12 @@ def newton_sqrt_implicit(steps):
     return sqrt
 
 
-def residual_megabytes(fn, x):
-    """Megabytes stored by jax.vjp(fn, x) for the backward pass."""
+def backward_pass_cost(fn, x):
+    """Megabytes stored by jax.vjp(fn, x) for the backward pass, and the number of equations in
+    the jaxpr of that backward pass (top level only)."""
     _, pullback = jax.vjp(fn, x)
-    return sum(leaf.nbytes for leaf in jax.tree.leaves(pullback)) / 1e6
-
-
-def backward_equations(fn, x):
-    """Number of equations in the jaxpr of the backward pass of fn at x (top level only)."""
-    _, pullback = jax.vjp(fn, x)
-    return len(jax.make_jaxpr(pullback)(x).eqns)
+    stored = sum(leaf.nbytes for leaf in jax.tree.leaves(pullback)) / 1e6
+    return stored, len(jax.make_jaxpr(pullback)(x).eqns)
 
 
 # %% tags=["demo"]
@@ -389,10 +391,10 @@ methods = {
     "unrolled (fori_loop)": lambda n: lambda x: newton_sqrt_scan(x, n),
     "implicit rule": newton_sqrt_implicit,
 }
-megabytes = {name: [residual_megabytes(make(n), x_big) for n in step_counts]
-             for name, make in methods.items()}
-equations = {name: [backward_equations(make(n), x_big) for n in step_counts]
-             for name, make in methods.items()}
+costs = {name: [backward_pass_cost(make(n), x_big) for n in step_counts]
+         for name, make in methods.items()}
+megabytes = {name: [stored for stored, _ in cost] for name, cost in costs.items()}
+equations = {name: [count for _, count in cost] for name, cost in costs.items()}
 print(f"{'steps':>6}" + "".join(f"{name:>26}" for name in methods))
 for i, n in enumerate(step_counts):
     print(f"{n:>6}" + "".join(f"{megabytes[m][i]:>17.1f} MB {equations[m][i]:>4} eq"
@@ -619,7 +621,8 @@ fixed_point.defvjp(fixed_point_fwd, fixed_point_bwd)
 adcheck.check_fixed_point(fixed_point)
 ### BEGIN HIDDEN TESTS
 _Case = adcheck.Case
-_M5 = 0.45 * jax.random.orthogonal(jax.random.key(11), 5)
+_M5 = 0.45 * jnp.asarray(np.linalg.qr(np.random.default_rng(11).standard_normal((5, 5)))[0],
+                         jnp.float32)
 _slow = jnp.diag(jnp.array([0.95, 0.5, -0.9]))
 _layer = lambda a, x: jnp.tanh(a["W"] @ x + a["b"])
 _a_layer = {"W": 2.0 * _M5[:3, :3], "b": jnp.array([0.5, -1.0, 2.0])}
@@ -908,22 +911,20 @@ with jax.enable_x64(True):
 # twenty steps of gradient descent on $\log\lambda$:
 
 # %% tags=["demo"]
-key, *keys = jax.random.split(key, 6)
-w_true = jax.random.normal(keys[0], (12,))
-X_train, X_valid = (jax.random.normal(k, (n, 12)) for k, n in ((keys[1], 30), (keys[2], 40)))
-y_train, y_valid = (X @ w_true + 1.5 * jax.random.normal(k, X.shape[:1])
-                    for X, k in ((X_train, keys[3]), (X_valid, keys[4])))
+w_true = normal((12,))
+X_train, X_valid = normal((30, 12)), normal((40, 12))
+y_train, y_valid = (X @ w_true + 1.5 * normal(X.shape[:1]) for X in (X_train, X_valid))
 data = (X_train, y_train, X_valid, y_valid)
 hypergradient = jax.jit(ridge_hypergradient)
-log_lams = jnp.linspace(-5.0, 3.0, 60)
+log_lams = np.linspace(-5.0, 3.0, 60, dtype=np.float32)
 curve = [float(hypergradient(t, *data)[0]) for t in log_lams]
 fig, ax = plt.subplots(figsize=(5.5, 3.6))
 ax.plot(log_lams, curve, label="validation loss V")
-for t in [-4.0, -1.5, 1.5]:
-    value, slope = hypergradient(jnp.array(t), *data)
+for t in np.float32([-4.0, -1.5, 1.5]):
+    value, slope = hypergradient(t, *data)
     ax.plot([t - 0.6, t + 0.6], [value - 0.6 * slope, value + 0.6 * slope], "r-",
             label="slope from ridge_hypergradient" if t == -4.0 else None)
-log_lam = jnp.array(2.0)
+log_lam = jnp.float32(2.0)
 path = [log_lam]
 for _ in range(20):
     log_lam = log_lam - 2.0 * hypergradient(log_lam, *data)[1]
