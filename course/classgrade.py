@@ -1,11 +1,12 @@
 """Grade a whole class with nbgrader: collect, inspect, autograde in parallel, feedback, export.
 
-    python -m course grade ASSIGNMENT [--collect | --zip-collect] [--workers N]
+    python -m course grade ASSIGNMENT [ASSIGNMENT ...] [--collect | --zip-collect] [--workers N]
 
 Run it from the course folder's copy of the repository (where nbgrader_config.py lives). Every
-step is nbgrader's own: ``nbgrader collect`` or ``zip_collect``, ``NbGraderAPI.autograde``
-(what formgrader calls) in worker processes that share the gradebook, ``generate_feedback``
-and ``export``. Before grading, :mod:`course.intake` makes every submission gradable and writes
+step is nbgrader's own: ``nbgrader collect`` or ``zip_collect``, then ``NbGraderAPI.autograde``
+and ``NbGraderAPI.generate_feedback`` (what formgrader calls) in worker processes that share
+the gradebook, and ``nbgrader export``. The submissions of every assignment named share one
+pool of workers, which takes the submissions with the most answered cells first. Before grading, :mod:`course.intake` makes every submission gradable and writes
 what it found into the student's notebook. The gradebook is ``db_url`` of nbgrader_config.py:
 the course's SQLite file, or the database named by ``NBGRADER_DB_URL`` (PostgreSQL for several
 graders).
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
 from . import build, intake
@@ -57,7 +59,12 @@ def _start_worker(course):
 
 def _autograde(assignment, student):
     result = _api.autograde(assignment, student, force=True, create=True)
-    return student, result.get("success", False), result.get("error", "")
+    return (assignment, student), result.get("success", False), result.get("error", "")
+
+
+def _feedback(assignment, student):
+    result = _api.generate_feedback(assignment, student, force=True)
+    return (assignment, student), result.get("success", False), result.get("error", "")
 
 
 @dataclasses.dataclass
@@ -93,23 +100,57 @@ def release_notebooks(course, assignment):
             for p in sorted((Path(course) / "release" / assignment).glob("*.ipynb"))}
 
 
-def autograde_parallel(course, assignment, names, workers, progress=True):
-    """Autograde the students ``names`` in ``workers`` processes; ``{student: error}`` of those
-    nbgrader could not grade."""
+def answered_cells(course, assignment, student, release):
+    """How many answer cells of a submission differ from the release: a guess of how long it
+    takes to grade (an unanswered exercise fails at once)."""
+    count = 0
+    for name, release_nb in release.items():
+        path = Path(course) / "submitted" / student / assignment / f"{name}.ipynb"
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # unreadable: nbgrader will say so, quickly
+            continue
+        handed_out = {cell.metadata["nbgrader"]["grade_id"]: cell.source
+                      for cell in release_nb.cells if nbgrader_utils.is_solution(cell)}
+        count += sum(1 for cell in nb.cells if nbgrader_utils.is_solution(cell)
+                     and cell.source != handed_out.get(cell.metadata["nbgrader"]["grade_id"]))
+    return count
+
+
+def _in_pool(pool, task, jobs, description, progress):
+    """Run ``task(assignment, student)`` for every job in ``pool``, in order; ``{job: error}``
+    of those that failed."""
     failed = {}
+    futures = [pool.submit(task, *job) for job in jobs]
+    with tqdm(total=len(futures), desc=description, unit="submission",
+              disable=not progress, file=sys.stderr) as bar:
+        for future in concurrent.futures.as_completed(futures):
+            job, ok, error = future.result()
+            if not ok:
+                failed[job] = error
+            bar.update()
+    return failed
+
+
+def grade_parallel(course, jobs, workers, progress=True, feedback=True):
+    """Autograde the submissions ``jobs`` (``(assignment, student)`` pairs) in ``workers``
+    processes, then generate their feedback in the same processes. Returns the seconds of both
+    steps and ``{job: nbgrader's error}`` of those it could not autograde or give feedback."""
+    seconds = {}
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_start_worker,
             initargs=(str(course),)) as pool:
-        futures = [pool.submit(_autograde, assignment, name) for name in names]
-        with tqdm(total=len(futures), desc=f"autograde {assignment}", unit="student",
-                  disable=not progress, file=sys.stderr) as bar:
-            for future in concurrent.futures.as_completed(futures):
-                student, ok, error = future.result()
-                if not ok:
-                    failed[student] = error
-                bar.update()
-    return failed
+        start = time.perf_counter()
+        failed = _in_pool(pool, _autograde, jobs, "autograde", progress)
+        seconds["autograde"] = time.perf_counter() - start
+        if feedback:
+            start = time.perf_counter()
+            graded = [job for job in jobs if job not in failed]
+            for job, error in _in_pool(pool, _feedback, graded, "feedback", progress).items():
+                failed[job] = f"nbgrader generate_feedback failed: {error}"
+            seconds["feedback"] = time.perf_counter() - start
+    return seconds, failed
 
 
 def score_distribution(course, assignment, path):
@@ -160,9 +201,10 @@ def score_distribution(course, assignment, path):
     return path
 
 
-def grade_class(course, assignment, workers=None, collect=None, progress=True, log=print):
+def grade_classes(course, assignments, workers=None, collect=None, progress=True, log=print):
     """Collect (``"exchange"``, ``"zip"`` or None: already in submitted/), inspect, autograde
-    in parallel, generate feedback, export grades and plot them."""
+    and generate feedback in parallel, export grades and plot them: a :class:`ClassResult` per
+    assignment (they share their ``seconds``)."""
     course = Path(course)
     seconds = {}
     workers = workers or os.cpu_count()
@@ -173,36 +215,52 @@ def grade_class(course, assignment, workers=None, collect=None, progress=True, l
     def step(name, *nbgrader_args):
         start = time.perf_counter()
         result = build.nbgrader(*nbgrader_args, root=course, check=False)
-        seconds[name] = time.perf_counter() - start
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
         if result.returncode != 0:
             raise RuntimeError(f"nbgrader {' '.join(nbgrader_args)} failed:\n{result.stderr}")
 
-    if collect == "exchange":
-        step("collect", "collect", assignment, "--update")
-    elif collect == "zip":
-        step("collect", "zip_collect", assignment, "--force")
-    names = students(course, assignment)
-    if not names:
-        raise RuntimeError(f"no submissions of {assignment} in {course / 'submitted'}")
+    names, notes, cost = {}, {}, {}
+    for assignment in assignments:
+        if collect == "exchange":
+            step("collect", "collect", assignment, "--update")
+        elif collect == "zip":
+            step("collect", "zip_collect", assignment, "--force")
+        names[assignment] = students(course, assignment)
+        if not names[assignment]:
+            raise RuntimeError(f"no submissions of {assignment} in {course / 'submitted'}")
 
-    start = time.perf_counter()
-    release = release_notebooks(course, assignment)
-    notes = {name: intake.inspect(course / "submitted" / name / assignment, release,
-                                  course / "originals" / assignment / name) for name in names}
-    seconds["inspect"] = time.perf_counter() - start
-    noted = sum(any(n.values()) for n in notes.values())
-    log(f"{assignment}: {len(names)} submissions, {noted} with grading notes")
+        start = time.perf_counter()
+        release = release_notebooks(course, assignment)
+        notes[assignment] = {name: intake.inspect(
+            course / "submitted" / name / assignment, release,
+            course / "originals" / assignment / name) for name in names[assignment]}
+        for name in names[assignment]:
+            cost[assignment, name] = answered_cells(course, assignment, name, release)
+        seconds["inspect"] = seconds.get("inspect", 0.0) + time.perf_counter() - start
+        noted = sum(any(n.values()) for n in notes[assignment].values())
+        log(f"{assignment}: {len(names[assignment])} submissions, {noted} with grading notes")
 
-    start = time.perf_counter()
-    failed = autograde_parallel(course, assignment, names, workers, progress)
-    seconds["autograde"] = time.perf_counter() - start
-    log(f"{assignment}: autograded in {seconds['autograde']:.0f} s with {workers} workers"
-        + (f"; nbgrader could not grade {sorted(failed)}" if failed else ""))
-
-    step("feedback", "generate_feedback", assignment, "--force")
+    jobs = sorted(cost, key=lambda job: -cost[job])  # stable: ties keep their order
+    steps, failed = grade_parallel(course, jobs, workers, progress)
+    seconds.update(steps)
+    log(f"autograded {len(jobs)} submissions in {seconds['autograde']:.0f} s with {workers} "
+        f"workers, feedback in {seconds['feedback']:.0f} s"
+        + (f"; nbgrader failed on {sorted(f'{a}/{s}' for a, s in failed)}" if failed else ""))
     step("export", "export")
-    plot = score_distribution(course, assignment, course / "reports" / f"{assignment}-scores.png")
-    return ClassResult(assignment, names, notes, failed, seconds, course / "grades.csv", plot)
+    results = []
+    for assignment in assignments:
+        plot = score_distribution(course, assignment,
+                                  course / "reports" / f"{assignment}-scores.png")
+        results.append(ClassResult(
+            assignment, names[assignment], notes[assignment],
+            {s: e for (a, s), e in failed.items() if a == assignment}, seconds,
+            course / "grades.csv", plot))
+    return results
+
+
+def grade_class(course, assignment, workers=None, collect=None, progress=True, log=print):
+    """:func:`grade_classes` for one assignment."""
+    return grade_classes(course, [assignment], workers, collect, progress, log)[0]
 
 
 def main(argv=None):
@@ -210,7 +268,7 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(prog="python -m course grade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("assignment")
+    parser.add_argument("assignments", nargs="+", metavar="assignment")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--collect", action="store_const", const="exchange", dest="source",
                         help="first run `nbgrader collect` (the exchange)")
@@ -224,16 +282,19 @@ def main(argv=None):
     from .sandbox import SandboxUnavailable
 
     try:
-        result = grade_class(args.course, args.assignment, args.workers, args.source)
+        results = grade_classes(args.course, args.assignments, args.workers, args.source)
     except SandboxUnavailable as error:
         print(f"Cannot grade: {error}. To grade without isolation (only where every submission "
               "is trusted), set c.ExecuteSurvivingCrashes.sandbox = 'none' in "
               "nbgrader_config.py.", file=sys.stderr)
         return 2
-    for student in result.students:
-        for notebook, notes in result.notes[student].items():
-            for note in notes:
-                print(f"  {student}/{notebook}: {note}")
-    print(f"feedback: feedback/*/{args.assignment}/  grades: {result.grades_csv}  "
-          f"plot: {result.plot}")
-    return 1 if result.failed else 0
+    for result in results:
+        for student in result.students:
+            for notebook, notes in result.notes[student].items():
+                for note in notes:
+                    print(f"  {student}/{result.assignment}/{notebook}: {note}")
+    for result in results:
+        print(f"{result.assignment}: feedback in feedback/*/{result.assignment}/, "
+              f"plot {result.plot}")
+    print(f"grades: {results[0].grades_csv}")
+    return 1 if any(result.failed for result in results) else 0

@@ -70,15 +70,20 @@ def main(argv=None):
     print(f"Built in {time.perf_counter() - start:.0f} s.\n", flush=True)
     folder = fresh_folder(args.folder)
     course = grading.new_course(folder / "course")
-    plots = []
-    for assignment in build.assignments():
+    assignments = build.assignments()
+    print(f"Grading a class of three students in {folder}/ with {args.workers} workers:",
+          flush=True)
+    for assignment in assignments:
         for student, nbs in demo_class(build.ROOT, assignment).items():
             grading.submit(course, assignment, student, nbs)
         build.build_release(assignment, root=course)  # registers it in the demo's gradebook
-        result = classgrade.grade_class(course, assignment, args.workers,
-                                        log=lambda line: print(line, flush=True))
-        print(grade_table(grading.cell_scores(course, assignment)) + "\n", flush=True)
-        plots.append(result.plot)
+    results = classgrade.grade_classes(course, assignments, args.workers,
+                                       log=lambda line: print("  " + line, flush=True))
+    for assignment in assignments:
+        print(f"\n{assignment}:\n" + grade_table(grading.cell_scores(course, assignment)),
+              flush=True)
+    plots = [result.plot for result in results]
+    print()
     rows = grading.read_grades(course / "grades.csv")
     print(f"nbgrader export wrote grades.csv with {len(rows)} rows:")
     for row in rows:

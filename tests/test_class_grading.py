@@ -125,6 +125,14 @@ def test_feedback_tells_the_student_what_happened(graded_tiny_class, case):
     assert len(text) < 2_000_000, f"feedback of {len(text):,} bytes"
 
 
+def test_the_most_answered_submissions_are_graded_first(graded_tiny_class):
+    course, _ = graded_tiny_class
+    release_nbs = classgrade.release_notebooks(course, ASSIGNMENT)
+    answered = {case: classgrade.answered_cells(course, ASSIGNMENT, f"{case}-a", release_nbs)
+                for case in ("model", "untouched", "missing")}
+    assert answered == {"model": 3, "untouched": 0, "missing": 0}
+
+
 def test_demo_cells_of_the_source_are_not_run(graded_tiny_class):
     course, _ = graded_tiny_class
     for student in ("model-a", "untouched-a", "test-tagged-demo-a"):
