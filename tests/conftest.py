@@ -138,21 +138,47 @@ def graded_class(tmp_path_factory):
     return _graded_classes[-1]
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Print the grader-quality report (see tests/report.py) when the class was graded."""
+_summaries = []  # (title, text) sent by pytest-xdist's workers, printed by the controller
+
+
+def _own_summaries():
+    """The grader-quality report (see tests/report.py) of a class graded in this process, and
+    the hostile submissions' outcomes."""
     from tests import report
 
-    for graded in _graded_classes:
-        terminalreporter.write_sep("=", "grader-quality report")
-        terminalreporter.write_line(report.render(report.outcomes(graded)))
-        terminalreporter.write_line(report.timing(graded))
+    found = [("grader-quality report", report.render(report.outcomes(graded)) + "\n"
+              + report.timing(graded)) for graded in _graded_classes]
     hostile = sys.modules.get("tests.test_hostile")
     if hostile is not None and hostile.reports:
         from tests import hostile_class
 
-        terminalreporter.write_sep("=", "hostile submissions")
-        for how, rows in hostile.reports:
-            terminalreporter.write_line(hostile_class.render(how, rows))
+        found.append(("hostile submissions", "\n".join(
+            hostile_class.render(how, rows) for how, rows in hostile.reports)))
+    return found
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller prints the summaries
+        workeroutput["summaries"] = _own_summaries()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _summaries.extend(tuple(item) for item in getattr(node, "workeroutput", {}).get(
+        "summaries", []))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for title, text in _summaries + _own_summaries():
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write_line(text)
+
+
+def pytest_collection_modifyitems(items):
+    """The class graded by real nbgrader takes longest: its tests first, so that pytest-xdist
+    starts them at once and runs the other modules beside them."""
+    items.sort(key=lambda item: "graded_class" not in getattr(item, "fixturenames", ()))
 
 
 def grade_answer_libraries(folder, names=None):
