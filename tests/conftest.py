@@ -2,6 +2,7 @@
 
 import dataclasses
 import html
+import os
 import re
 import shutil
 import time
@@ -42,9 +43,24 @@ def answer_to_test_cell(nb):
             for answer, cell in notebooks.test_cells(nb).items()}
 
 
+# Kernels started with this shows every deprecation, whichever module it comes from (by default
+# Python shows those of the notebook's own code only).
+SHOW_DEPRECATIONS = {"PYTHONWARNINGS": "always::DeprecationWarning,always::FutureWarning,"
+                                       "always::PendingDeprecationWarning"}
+DEPRECATION = re.compile(r"\b(Pending)?DeprecationWarning\b|\bFutureWarning\b")
+
+
+def deprecations(nb):
+    """``[(cell index, text)]`` of the outputs of ``nb`` that report a deprecation."""
+    return [(index, output.get("text", "")) for index, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" for output in cell.get("outputs", [])
+            if DEPRECATION.search(output.get("text", "") or "")]
+
+
 @pytest.fixture(scope="session")
 def rebuilt(tmp_path_factory):
-    """A copy of the course's inputs, built from scratch with the build command."""
+    """A copy of the course's inputs, built from scratch with the build command (its kernels
+    showing every deprecation warning: see test_build)."""
     root = tmp_path_factory.mktemp("rebuilt")
     for name in ("nbgrader_config.py", "course", "source"):
         src = ROOT / name
@@ -53,7 +69,13 @@ def rebuilt(tmp_path_factory):
                             ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
         else:
             shutil.copy(src, root / name)
-    build.build(root=root, log=lambda *_: None)
+    saved = dict(os.environ)
+    os.environ.update(SHOW_DEPRECATIONS)
+    try:
+        build.build(root=root, log=lambda *_: None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return root
 
 

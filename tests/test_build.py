@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import build, notebooks
-from tests.conftest import ROOT, source_notebooks
+from course import adcheck, build, notebooks
+from tests.conftest import ROOT, deprecations, source_notebooks
 
 GENERATED = ("release", "solutions")
 
@@ -40,6 +40,13 @@ def test_generated_folders_match_a_fresh_build(rebuilt, folder):
                                 "run `python -m course build`")
         else:
             assert path.read_bytes() == fresh[relative].read_bytes(), f"{folder}/{relative}"
+
+
+def test_solutions_run_without_deprecated_jax_numpy_or_matplotlib(rebuilt):
+    for path in sorted((rebuilt / "solutions").glob("*/*.ipynb")):
+        found = deprecations(nbformat.read(path, as_version=4))
+        assert not found, f"{path.name} uses a deprecated API: " + "; ".join(
+            f"cell {index}: {text.strip()[:300]}" for index, text in found)
 
 
 def test_source_notebooks_match_their_text(rebuilt):
@@ -149,3 +156,17 @@ def test_every_notebook_has_demo_cells_and_none_that_graded_cells_need(rebuilt):
             text_path).name, as_version=4)
         assert any(notebooks.is_demo(c) for c in nb.cells), f"{text_path.name}: no demo cell"
         assert notebooks.demo_dependencies(nb) == []
+
+
+def test_the_checks_know_the_pinned_jax():
+    pinned = re.search(r"^jax==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
+    assert pinned and pinned.group(1) == adcheck.TESTED_JAX, (
+        "course/adcheck.py's TESTED_JAX must be the jax of requirements.txt")
+
+
+def test_the_first_cell_says_when_jax_is_not_the_tested_one():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import adcheck\nadcheck.TESTED_JAX = '0.0.1'\nadcheck.setup()")])
+    build.execute(nb, ROOT / "solutions" / build.assignments()[0])
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "tested with JAX 0.0.1" in text and len(text.strip().splitlines()) == 1, text
