@@ -1,12 +1,14 @@
 """Every source notebook is a valid nbgrader assignment that passes its own tests."""
 
+import re
 import shutil
 
 import nbformat
 import pytest
 
 from course import adcheck, build, notebooks
-from tests.conftest import source_notebooks, answer_to_test_cell
+from tests.conftest import (SHOW_DEPRECATIONS, answer_to_test_cell, deprecations,
+                            source_notebooks)
 
 NOTEBOOKS = source_notebooks()
 
@@ -60,7 +62,37 @@ def test_source_passes_its_own_tests_hidden_ones_included(assignment, text_path,
     for path in build.support_files(source_dir):
         shutil.copy(path, tmp_path / path.name)
     nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
-    build.execute(nb, tmp_path, env={"NBGRADER_EXECUTION": "autograde"})
+    build.execute(nb, tmp_path, env={"NBGRADER_EXECUTION": "autograde", **SHOW_DEPRECATIONS})
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+    found = deprecations(nb)
+    assert not found, "a deprecated API while grading: " + "; ".join(
+        f"cell {index}: {text.strip()[:300]}" for index, text in found)
+
+
+@pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
+def test_every_exercise_has_a_numbered_header_with_its_points(assignment, text_path):
+    nb, _ = _cells(text_path)
+    header = re.compile(r"^### Exercise (\d+): (.+) \((\d+) points?\)$", re.MULTILINE)
+    tests_of = answer_to_test_cell(nb)
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points")
+              for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    last, numbers = None, []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            last = header.findall(cell.source)[-1] if header.search(cell.source) else last
+            if re.search(r"^### Exercise\b", cell.source, re.MULTILINE):
+                assert header.search(cell.source), (
+                    f"an exercise header not of the form '### Exercise N: name (k points)' in "
+                    f"{cell.source[:80]!r}")
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in tests_of:
+            assert last is not None, f"{grade_id}: no '### Exercise N: ...' header before it"
+            number, name, stated = last
+            assert int(stated) == points[tests_of[grade_id]], (
+                f"{grade_id}: the header says {stated} points, its test cell gives "
+                f"{points[tests_of[grade_id]]}")
+            numbers.append(int(number))
+            last = None
+    assert numbers == list(range(1, len(numbers) + 1)), f"exercises numbered {numbers}"

@@ -36,6 +36,7 @@ _PROTECTED_PACKAGES = (
 )
 _MISSING = object()
 TEST_CELL_MARK = "adcheck.check_"  # every test cell calls a check, and is guarded for it
+TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
 _FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
@@ -427,6 +428,9 @@ def setup():
     grading = os.environ.get("NBGRADER_EXECUTION") == "autograde"
     if not grading:
         _keep_compiled_programs()
+        if jax.__version__ != TESTED_JAX:
+            print(f"Note: this course was tested with JAX {TESTED_JAX} and this kernel runs JAX "
+                  f"{jax.__version__}: some outputs and messages may differ from the text.")
     jax.jit(jax.grad(jnp.sin))(1.0)  # load jax's lazily imported modules before the snapshot
     if grading:
         import _posixsubprocess

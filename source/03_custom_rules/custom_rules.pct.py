@@ -107,7 +107,7 @@ def show_error(error):
 # | reverse mode (`grad`, `vjp`, `jacrev`) | yes: JAX transposes your rule, which must be linear in the tangents | yes: your `bwd` |
 # | higher derivatives | JAX differentiates the rule's code | reverse-over-reverse only: JAX differentiates `bwd`'s code |
 # | the backward pass may be non-linear | no | yes (clipping, rescaling) |
-# | you control what is stored for the backward pass | no | yes: the residuals |
+# | what reverse mode stores | what your rule's tangent expression uses, as JAX linearizes it | exactly the residuals `fwd` returns |
 # | use it for | stability, conventions, anything that is still a derivative | gradient surgery, memory, debugging, rules that exist only in reverse mode |
 #
 # Prefer `custom_jvp` whenever your rule is a genuine derivative: you get both modes and all
@@ -192,12 +192,26 @@ for x, *row in zip(xs_wide, *naive_table(xs_wide)):
 # %% [markdown]
 # Three different failures:
 #
-# * For $x \ge 88.73$, $e^x$ exceeds the largest float32 number (about $3.4 \cdot 10^{38}$,
-#   i.e. $e^{88.72}$), so the value is `inf`.
+# * For $x$ above about 88.72, $e^x$ exceeds the largest float32 number (about
+#   $3.4 \cdot 10^{38}$), so the value is `inf`.
 # * For very negative $x$, $1 + e^x$ rounds to exactly 1 and the value is 0: at $x = -20$
 #   the true value $2 \cdot 10^{-9}$ is lost entirely.
-# * The gradient is `nan` from $x \approx 88.73$ on and, worse, silently 0 for $x$ between
-#   about 87.4 and 88.7. The jaxpr of the gradient shows why:
+# * The gradient is `nan` from $x \approx 88.72$ on and, worse, silently 0 for $x$ between
+#   about 87.34 and 88.72.
+#
+# The thresholds, from float32's limits and from the gradient on a grid of step $10^{-4}$:
+
+# %% tags=["demo"]
+tiny, largest = np.finfo(np.float32).tiny, np.finfo(np.float32).max
+grid = jnp.linspace(87.0, 89.0, 20_001)
+grid_grads = jax.vmap(jax.grad(log1pexp_naive))(grid)
+print(f"e^x > largest float32 ({largest:.3g}) for x > {np.log(np.float64(largest)):.4f}")
+print(f"1/(1+e^x) < smallest normal float32 ({tiny:.3g}) for x > {-np.log(np.float64(tiny)):.4f}")
+print(f"on the grid, the gradient is first 0 at x = {float(grid[jnp.argmax(grid_grads == 0)]):.4f}"
+      f" and first nan at x = {float(grid[jnp.argmax(jnp.isnan(grid_grads))]):.4f}")
+
+# %% [markdown]
+# The jaxpr of the gradient shows why:
 
 # %%
 print(jax.make_jaxpr(jax.grad(log1pexp_naive))(100.0).pretty_print(use_color=False))
@@ -967,8 +981,32 @@ for name, value in zip(["jacfwd", "jacrev", "hessian"], all_modes):
 
 
 # %% [markdown]
-# (You cannot keep the custom residuals this way: the linearization decides what to store.
-# `clip_gradient` has no such alternative at all, since its backward pass is not linear.)
+# What reverse mode stores changes, though. With `custom_vjp` it is exactly the residuals
+# `fwd` returns (here $y$). With `custom_jvp`, JAX linearizes the rule and keeps what its
+# tangent expression multiplies `x_dot` by (here the product $y(1 - y)$), so what is stored
+# follows from how the rule is written, and you cannot name it.
+# `jax.ad_checkpoint.print_saved_residuals` lists what a gradient keeps:
+
+# %% tags=["demo"]
+import contextlib
+import io
+
+from jax.ad_checkpoint import print_saved_residuals
+
+
+def saved_for_backward(f, x):
+    """What print_saved_residuals lists for f at x, without the source locations."""
+    with contextlib.redirect_stdout(io.StringIO()) as listing:
+        print_saved_residuals(f, x)
+    return [line.split(" from ")[0] for line in listing.getvalue().splitlines()]
+
+
+print("custom_vjp, fwd returns y               :", saved_for_backward(logistic, 0.5))
+print("custom_jvp, the tangent is y(1 - y) x_dot:",
+      saved_for_backward(logistic_jvp_version, 0.5))
+
+# %% [markdown]
+# `clip_gradient` has no such alternative at all, since its backward pass is not linear.
 #
 # ### Pytrees in and out
 #
@@ -1157,9 +1195,16 @@ except jax.errors.UnexpectedTracerError as error:
 #   (the cell does this).
 # * The forward pass returns `x` unchanged. The backward pass returns (in a 1-tuple) the
 #   cotangent `g` rescaled as above, with the norm taken over all entries of `g`.
-# * A zero cotangent must come back as zeros: no division by zero, no `nan`. It must work
-#   under `jax.jit`.
-# * Hint: $\min(1, c/n) = c / \max(n, c)$ for $c > 0$, and that denominator is never zero.
+# * A zero cotangent must come back as zeros, not `nan`. It must work under `jax.jit`.
+# * Hint: in floating point $c / 0 = \infty$ and $\min(1, \infty) = 1$, so
+#   $g \cdot \min(1, c/\lVert g\rVert)$ already returns zeros for $g = 0$;
+#   $\min(1, c/n) = c / \max(n, c)$ gives the same factor without dividing by zero.
+
+# %% tags=["demo"]
+zero_cotangent = jnp.zeros(3)
+factor = jnp.minimum(1.0, 1.0 / jnp.linalg.norm(zero_cotangent))
+print("c / ||g|| =", 1.0 / jnp.linalg.norm(zero_cotangent), " min(1, c / ||g||) =", factor,
+      " g * min(1, c / ||g||) =", zero_cotangent * factor)
 
 # %% nbgrader={"grade_id": "clip_gradient_norm", "solution": true}
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -1454,7 +1499,7 @@ def custom_vjp_grad_of_grad(x):
 
 
 # %% nbgrader={"grade_id": "custom_vjp_grad_of_grad_tests", "points": 3}
-adcheck.check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad)
+adcheck.check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad, jit=True)
 ### BEGIN HIDDEN TESTS
 _Case = adcheck.Case
 adcheck.check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad, jit=True, cases=[
