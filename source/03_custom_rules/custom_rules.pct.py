@@ -267,9 +267,33 @@ for x, (v, g, h, s) in zip(xs_v1, zip(*v1_table(xs_v1))):
 # relative accuracy is lost for negative $x$. And the **second** derivative is `nan` at
 # $x = 100$: JAX obtains it by differentiating the rule's code, and the derivative of
 # $\frac{1}{1 + e^x}$, computed as $-(1 + e^x)^{-2} \cdot e^x$, is $0 \cdot \infty$ there.
-# `jax.nn.sigmoid` is a single primitive (`logistic`) whose own derivative,
-# $\sigma(x)(1 - \sigma(x))$, is computed from its output and stays finite, so a rule built on
-# it survives a second differentiation.
+#
+# `jax.nn.sigmoid` is a single primitive (`logistic`) with a finite derivative, but not an
+# accurate one: JAX computes it from the output as $\sigma(x)(1 - \sigma(x))$, and for large
+# $x$ the difference $1 - \sigma(x)$ is taken from a $\sigma(x)$ that has already rounded.
+# The exact derivative, $\sigma(x)\,\sigma(-x)$, has no such cancellation. Against it, in
+# float64:
+
+# %% tags=["demo"]
+def sigmoid64(x):
+    """sigma(x) = exp(-log(1 + e^-x)) in float64, accurate for every x."""
+    return np.exp(-np.logaddexp(0.0, -np.float64(x)))
+
+
+xs_slope = jnp.array([1.0, 5.0, 10.0, 15.0, 17.0, 20.0, 30.0])
+slopes = jax.jit(jax.vmap(jax.grad(jax.nn.sigmoid)))(xs_slope)
+print(f"{'x':>4} {'grad(jax.nn.sigmoid)':>21} {'s(x)s(-x), float64':>19} {'rel. error':>11}")
+for x, slope in zip(np.asarray(xs_slope), np.asarray(slopes)):
+    exact = sigmoid64(x) * sigmoid64(-x)
+    print(f"{x:>4.0f} {slope:>21.6g} {exact:>19.6g} {abs(slope - exact) / exact:>11.1e}")
+
+# %% [markdown]
+# From $x \approx 10$ on, fewer than four digits are right; from $x \approx 17$ on,
+# $\sigma(x)$ rounds to 1 and the slope is 0. A rule whose tangent is `jax.nn.sigmoid(x)` has
+# exactly these second derivatives. The way out is to write $\sigma$ with functions whose
+# derivatives are accurate, and the function we are building is one:
+# $\sigma(x) = e^{-\log(1 + e^{-x})}$, and differentiating it with the rule of $\log(1 + e^{u})$
+# gives $\sigma(x)\,\sigma(-x)$.
 #
 # ### Exercise 1: `log1pexp` (2 points)
 #
@@ -281,12 +305,13 @@ for x, (v, g, h, s) in zip(xs_v1, zip(*v1_table(xs_v1))):
 #   the tiny values for very negative `x`.
 # * Decorate `log1pexp` with `@jax.custom_jvp` and register the rule with
 #   `log1pexp.defjvp` (the cell below already does both). The rule returns `log1pexp(x)` and
-#   the tangent $\sigma(x)\, \dot x$, written with `jax.nn.sigmoid`.
+#   the tangent $\sigma(x)\, \dot x$.
 # * Neither the JVP nor the gradient may be `nan` or `inf` anywhere, in particular at
 #   $x = \pm 100$ and $\pm 1000$. Everything must work under `jax.jit` and `jax.vmap`.
-# * Second derivatives are tested too. JAX obtains them by differentiating your rule, so
-#   write the rule with JAX operations whose own derivatives are stable: the second derivative
-#   is $\sigma(x)(1 - \sigma(x))$, which is $0.25$ at $x = 0$.
+# * The second derivative, $\sigma(x)\,\sigma(-x)$, must be accurate to a relative $2 \cdot
+#   10^{-4}$ wherever float32 can hold it (it is $2.06 \cdot 10^{-9}$ at $x = 20$). JAX
+#   obtains it by differentiating your rule, so write $\sigma(x)$ in the rule as above, with
+#   `log1pexp` itself.
 # * Hint: `jnp.logaddexp(0.0, x)` is a stable value.
 
 # %% nbgrader={"grade_id": "log1pexp", "solution": true}
@@ -307,10 +332,11 @@ def log1pexp(x):
 
 @log1pexp.defjvp
 def log1pexp_jvp(primals, tangents):
-    """The JVP rule of log1pexp: returns (log1pexp(x), sigmoid(x) * x_dot)."""
+    """The JVP rule of log1pexp: returns (log1pexp(x), sigmoid(x) * x_dot), sigmoid written
+    so that its own derivative is accurate."""
     ### BEGIN SOLUTION
     (x,), (x_dot,) = primals, tangents
-    return log1pexp(x), jax.nn.sigmoid(x) * x_dot
+    return log1pexp(x), jnp.exp(-log1pexp(-x)) * x_dot
     ### END SOLUTION
 
 
@@ -331,24 +357,28 @@ with jax.enable_x64(True):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# The same table as before, now with second derivatives, computed under `jit` and `vmap`:
+# The same table as before, now with second derivatives, computed under `jit` and `vmap`, and
+# the exact second derivative in float64:
 
 # %% tags=["demo"]
 @jax.jit
 def log1pexp_table(xs):
-    """Value, first and second derivative of log1pexp, and sigmoid(x)(1 - sigmoid(x))."""
-    sigmoid = jax.nn.sigmoid(xs)
+    """Value, first and second derivative of log1pexp at every entry of xs."""
     return (log1pexp(xs), jax.vmap(jax.grad(log1pexp))(xs),
-            jax.vmap(jax.grad(jax.grad(log1pexp)))(xs), sigmoid * (1 - sigmoid))
+            jax.vmap(jax.grad(jax.grad(log1pexp)))(xs))
 
 
-print(f"{'x':>8} {'log1pexp':>12} {'grad':>12} {'2nd deriv.':>12} {'s(x)(1-s(x))':>13}")
-for x, value, first, second, expected in zip(xs_wide, *log1pexp_table(xs_wide)):
-    print(f"{float(x):>8.0f} {float(value):>12.6g} {float(first):>12.6g} "
-          f"{float(second):>12.6g} {float(expected):>13.6g}")
+print(f"{'x':>8} {'log1pexp':>12} {'grad':>12} {'2nd deriv.':>12} {'s(x)s(-x), f64':>15}")
+for x, value, first, second in zip(*map(np.asarray, (xs_wide, *log1pexp_table(xs_wide)))):
+    print(f"{x:>8.0f} {value:>12.6g} {first:>12.6g} {second:>12.6g} "
+          f"{sigmoid64(x) * sigmoid64(-x):>15.6g}")
 
 
 # %% [markdown]
+# The second derivatives agree with the exact ones to float32 precision up to $x = 87$, where
+# $1.6 \cdot 10^{-38}$ is still a normal float32 number. From $x \approx 87.34$ on, the exact
+# value is subnormal in float32, and XLA on CPU flushes it to 0, as it did for the gradient.
+
 # ### A convention at a boundary: $x / (1 + \sqrt{x})$
 #
 # Take $f(x) = \dfrac{x}{1 + \sqrt{x}}$ on $[0, \infty)$. At $x = 0$ the difference quotient
@@ -655,8 +685,10 @@ print("grad:", jax.grad(square_affine)(3.0))
 # consequences:
 #
 # * The rule itself must be differentiable in a stable way. That is why `log1pexp_v1` gave
-#   `nan` at second order while your `log1pexp` does not: $1 - 1/(1 + e^x)$ and
-#   `jax.nn.sigmoid` have the same value but different derivatives in floating point.
+#   `nan` at second order, and a tangent `jax.nn.sigmoid(x)` loses the second derivative's
+#   digits for large $x$, while your `log1pexp` does neither: $1 - 1/(1 + e^x)$,
+#   `jax.nn.sigmoid(x)` and $e^{-\log(1 + e^{-x})}$ have the same value but different
+#   derivatives in floating point.
 # * If the rule calls the decorated function for the primal output, as all our rules do, any
 #   later differentiation of that output goes through the custom rule again. If it recomputes
 #   the output with plain JAX code instead, that output is differentiated by the plain rules.

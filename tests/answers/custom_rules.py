@@ -48,6 +48,16 @@ WRONG = [
             (x,), (x_dot,) = primals, tangents
             return log1pexp(x), jax.nn.sigmoid(-x) * x_dot
     """),
+    Answer("log1pexp", "a rule with jax.nn.sigmoid: second derivatives lose their digits", """
+        @jax.custom_jvp
+        def log1pexp(x):
+            return jnp.logaddexp(0.0, x)
+
+        @log1pexp.defjvp
+        def _log1pexp_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            return log1pexp(x), jax.nn.sigmoid(x) * x_dot
+    """),
     Answer("shrink", "no custom rule: nan at 0", """
         def shrink(x):
             return x / (1 + jnp.sqrt(x))
@@ -307,13 +317,18 @@ WRONG = [
 ]
 
 ALTERNATIVES = [
-    Answer("log1pexp", "a where-based stable value and a defjvps rule", """
+    Answer("log1pexp", "a where-based stable value and a defjvps rule with a sigmoid of its own", """
         @jax.custom_jvp
         def log1pexp(x):
             return jnp.where(x > 0, x + jnp.log1p(jnp.exp(-jnp.abs(x))),
                              jnp.log1p(jnp.exp(-jnp.abs(x))))
 
-        log1pexp.defjvps(lambda x_dot, value, x: x_dot * jax.nn.sigmoid(x))
+        @jax.custom_jvp
+        def sigmoid(x):
+            return jax.nn.sigmoid(x)
+
+        sigmoid.defjvps(lambda x_dot, value, x: x_dot * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x))
+        log1pexp.defjvps(lambda x_dot, value, x: x_dot * sigmoid(x))
     """),
     Answer("shrink", "the derivative written as 1/(1+r) - r/(2(1+r)^2) with a safe root", """
         @jax.custom_jvp
