@@ -997,7 +997,7 @@ with jax.enable_x64(True):
 
 
 # %% [markdown]
-# `sin` is holomorphic, `conj` is the textbook non-holomorphic function, and $z^2 \bar z$ matches
+# `sin` is holomorphic, `conj` is the simplest function that is not, and $z^2 \bar z$ matches
 # the values predicted above:
 
 # %%

@@ -458,11 +458,10 @@ for i, n in enumerate(sizes):
 # %% [markdown]
 # The dense method is far slower than the others at every size, and its curve is much steeper:
 # it does the work of $n$ HVPs, so its time grows at least like $n^2$, and theirs far more
-# slowly. At small $n$ each call of the three HVPs takes tens of microseconds, so a fixed cost
-# per call and the noise of the machine decide their order, and it changes between runs. At the
-# largest size, forward-over-reverse and reverse-over-forward were close to each other in our
-# runs, and reverse-over-reverse was the slowest, by roughly a factor of two. None of this is a
-# law: if HVPs dominate your running time, time the variants on your machine.
+# slowly. The order of the three HVPs is another matter: at small $n$ a call takes tens of
+# microseconds, so a fixed cost per call and the noise of the machine decide it, and at every
+# size it depends on the compiler and the hardware. If HVPs dominate your running time, time
+# the variants where they will run.
 #
 # Running time is not the only cost. XLA reports how many floating-point operations a compiled
 # program performs and how much scratch memory it needs; here they are for $n = 1088$, with the
