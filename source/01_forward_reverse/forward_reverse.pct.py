@@ -308,7 +308,8 @@ for depth in DEPTHS:
 # * For a complex `f(x)`, "the gradient of `sum(f(x))`" means the gradient of its real part,
 #   $\mathrm{Re} \sum f(x)$, a real function of the real `x` (section 9 returns to complex
 #   functions).
-# * Use **one** call of `jax.vjp`. Do not use `jax.grad` or `jax.value_and_grad`.
+# * Use **one** call of `jax.vjp`, and never form the Jacobian. Do not use `jax.grad`,
+#   `jax.value_and_grad`, `jax.jacfwd`, `jax.jacrev`, `jax.jacobian` or `jax.hessian`.
 # * Hint: the cotangent must look like the *output* `f(x)` (shape and dtype), and the pullback
 #   returns a tuple.
 
@@ -409,7 +410,8 @@ def loop_jmp(f, x, M):
 #
 # * `M` has shape `(k,) + f(x).shape`; the result has shape `(k,) + x.shape`, and row `i` is the
 #   VJP of `M[i]`.
-# * Use `jax.vjp` once and `jax.vmap`; no Python loop over the rows.
+# * Use `jax.vjp` once and `jax.vmap`; no Python loop over the rows. Never form the Jacobian
+#   (no `jax.jacfwd`, `jax.jacrev`, `jax.jacobian` or `jax.hessian`).
 # * Hint: `jax.vmap` maps over the leading axis of its argument by default, and the pullback
 #   returns a tuple (so does its vmapped version).
 
@@ -460,7 +462,8 @@ with jax.enable_x64(True):
 #
 # * `M` has shape `(k,) + x.shape`; the result has shape `(k,) + f(x).shape`, and row `i` is the
 #   JVP of `M[i]`.
-# * Use `jax.jvp` and `jax.vmap`; no Python loop over the rows.
+# * Use `jax.jvp` and `jax.vmap`; no Python loop over the rows. Never form the Jacobian
+#   (no `jax.jacfwd`, `jax.jacrev`, `jax.jacobian` or `jax.hessian`).
 # * Hint: write a function of a single tangent that returns only the tangent output of
 #   `jax.jvp`, then vmap it.
 

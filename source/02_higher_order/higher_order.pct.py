@@ -312,8 +312,8 @@ print("symmetric:", np.allclose(H_flat, H_flat.T, atol=1e-6),
 # * Return $H(x)\, v$ as a bare pytree with the structure, shapes and dtypes of `x` (not
 #   wrapped in a tuple). For a dict `x`, the leaf under key `a` is
 #   $\sum_b \partial_a \partial_b f(x)\, v_b$, summed over all leaves `b`.
-# * Use `jax.jvp` and `jax.grad`. Never build the Hessian: no `jax.hessian`, `jax.jacfwd` or
-#   `jax.jacrev`.
+# * Use forward-over-reverse: `jax.jvp` of `jax.grad`. Never build the Hessian: no
+#   `jax.hessian`, `jax.jacfwd`, `jax.jacrev` or `jax.jacobian`.
 # * Hint: `jax.jvp` returns a pair; here its first element is the gradient itself, which you
 #   can drop.
 
@@ -608,9 +608,13 @@ print(rounded(jax.grad(lambda x: x * x)(3.0)))
 # * `theta` is a floating-point array, `s_tm1` and `s_t` are states that `value_fn` accepts
 #   (1-D arrays here), and `r_t` is a scalar. Return an array with the shape and dtype of
 #   `theta`.
-# * Compute it with `jax.grad` of a pseudo-loss of `theta` in which the target is wrapped in
-#   `jax.lax.stop_gradient`. Return the **update**, the direction in which TD(0) moves
-#   `theta`: mind the sign.
+# * Compute it with `jax.grad` of the pseudo-loss
+#   $\tfrac12 \big(\text{target} - v_\theta(s_{t-1})\big)^2$, in which the target
+#   $r_t + v_\theta(s_t)$, and only the target, is wrapped in `jax.lax.stop_gradient`.
+#   Return the **update**, the direction in which TD(0) moves `theta`: mind the sign.
+# * The tests also differentiate `td_update` with respect to `theta`, as the cells after this
+#   exercise do: the target must be a constant to that derivative, and the prediction
+#   $v_\theta(s_{t-1})$ a function of `theta`.
 # * Compute every value with the module-level `value_fn`. The hidden tests replace
 #   `value_fn` by non-linear value functions, whose gradient is not the state, so the linear
 #   closed form $\delta\, s_{t-1}$ fails them.
@@ -734,7 +738,7 @@ print("d round/dx:", rounded(jax.vmap(jax.grad(jnp.round))(points)))
 #   dtype of `x`.
 # * Its JVP is the identity: `jax.jvp(straight_through_round, (x,), (t,))[1]` equals `t`, and
 #   so `jax.grad(lambda x: jnp.sum(straight_through_round(x)))` returns ones.
-# * It must work under `jax.jit` and `jax.vmap`. Use `jax.lax.stop_gradient`.
+# * It must work under `jax.jit` and `jax.vmap`. `jax.lax.stop_gradient` is all you need.
 # * Hint: `x - jax.lax.stop_gradient(x)` is zero, and its derivative is one.
 
 # %% nbgrader={"grade_id": "straight_through_round", "solution": true}
@@ -894,7 +898,7 @@ all_ys = jnp.asarray(rng.random(1024) < 0.5, jnp.float32)
 #   the examples.
 # * Return a pytree with the structure of `params` whose leaves have shape
 #   `(B,) + leaf.shape`; entry `i` is the gradient of `loss(params, xs[i], ys[i])`.
-# * Use `jax.vmap` and `jax.grad`; no Python loop over the examples.
+# * Batch over the examples with `jax.vmap`; no Python loop over them.
 # * Hint: `in_axes` takes one entry per positional argument; `None` means "not mapped".
 
 # %% nbgrader={"grade_id": "perex_grads", "solution": true}

@@ -39,6 +39,47 @@ WRONG = [
             y, vjp_fn = jax.vjp(f, x)
             return vjp_fn(jnp.ones(y.shape, dtype=jnp.float32))[0]
     """),
+    Answer("vgrad", "sums the rows of the Jacobian built by jax.jacrev", """
+        def vgrad(f, x):
+            J = jax.jacrev(lambda x: f(x).real)(x)
+            return jnp.sum(J, axis=tuple(range(J.ndim - x.ndim)))
+    """),
+    Answer("vgrad", "pulls back every basis cotangent with vmap, then sums: forms the Jacobian", """
+        def vgrad(f, x):
+            y, vjp_fn = jax.vjp(f, x)
+            basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+            (rows,) = jax.vmap(vjp_fn)(basis)
+            return jnp.sum(rows, axis=0)
+    """),
+    Answer("vgrad", "a Python loop: one pullback per basis cotangent, summed", """
+        def vgrad(f, x):
+            y, vjp_fn = jax.vjp(f, x)
+            total = jnp.zeros_like(x)
+            for i in range(y.size):
+                basis = jnp.zeros(y.size, y.dtype).at[i].set(1).reshape(y.shape)
+                total = total + vjp_fn(basis)[0]
+            return total
+    """),
+    Answer("vmap_mjp", "M times the Jacobian from jax.jacrev", """
+        def vmap_mjp(f, x, M):
+            J = jax.jacrev(f)(x)
+            y_ndim = J.ndim - x.ndim
+            return jnp.tensordot(M, J, axes=y_ndim)
+    """),
+    Answer("vmap_mjp", "M times a Jacobian built from vmapped VJPs of the basis", """
+        def vmap_mjp(f, x, M):
+            y, vjp_fn = jax.vjp(f, x)
+            basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+            (J,) = jax.vmap(vjp_fn)(basis)
+            return jnp.tensordot(M.reshape(M.shape[0], -1), J, axes=1)
+    """),
+    Answer("vmap_jmp", "the Jacobian from jax.jacfwd applied to each row", """
+        def vmap_jmp(f, x, M):
+            J = jax.jacfwd(f)(x)
+            y_ndim = J.ndim - x.ndim
+            return jnp.moveaxis(jnp.tensordot(J, M, axes=(tuple(range(y_ndim, J.ndim)),
+                                                          tuple(range(1, M.ndim)))), -1, 0)
+    """),
     Answer("vmap_mjp", "Python loop over the covectors", """
         def vmap_mjp(f, x, M):
             y, vjp_fn = jax.vjp(f, x)
@@ -175,6 +216,13 @@ WRONG = [
             along_real = jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
             along_imag = jax.jvp(f, (z,), (1j * jnp.ones_like(z),))[1]
             return (along_real - along_imag) / 2, (along_real + along_imag) / 2
+    """),
+    Answer("wirtinger", "central finite differences along 1 and i", """
+        def wirtinger(f, z):
+            h = 1e-3
+            along_real = (f(z + h) - f(z - h)) / (2 * h)
+            along_imag = (f(z + 1j * h) - f(z - 1j * h)) / (2 * h)
+            return (along_real - 1j * along_imag) / 2, (along_real + 1j * along_imag) / 2
     """),
     Answer("wirtinger", "hard-coded to sin: (cos z, 0)", """
         def wirtinger(f, z):

@@ -76,6 +76,25 @@ WRONG = [
                 return -0.5 * (target - prediction) ** 2
             return jax.grad(pseudo_loss)(theta)
     """),
+    Answer("td_update", "the closed form delta * grad v, with no stop_gradient", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            delta = r_t + value_fn(theta, s_t) - value_fn(theta, s_tm1)
+            return delta * jax.grad(value_fn)(theta, s_tm1)
+    """),
+    Answer("td_update", "a surrogate that stops the whole error, prediction included", """
+        def td_update(theta, s_tm1, r_t, s_t):
+            def surrogate(theta):
+                target = jax.lax.stop_gradient(r_t + value_fn(theta, s_t))
+                error = jax.lax.stop_gradient(target - value_fn(theta, s_tm1))
+                return error * value_fn(theta, s_tm1)
+            return jax.grad(surrogate)(theta)
+    """),
+    Answer("straight_through_round", "rounds with a NumPy callback that has no vmap rule", """
+        def straight_through_round(x):
+            rounded = jax.pure_callback(np.round, jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                        jax.lax.stop_gradient(x))
+            return x + jax.lax.stop_gradient(rounded - x)
+    """),
     Answer("straight_through_round", "plain rounding: zero gradient", """
         def straight_through_round(x):
             return jnp.round(x)
@@ -152,6 +171,12 @@ WRONG = [
             hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
             return jnp.sum(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
     """),
+    Answer("hutchinson_trace", "reverse-over-reverse HVPs", """
+        def hutchinson_trace(f, x, key, num_samples):
+            probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
+            hvp = lambda v: jax.grad(lambda y: jnp.vdot(jax.grad(f)(y), v))(x)
+            return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
+    """),
     Answer("hutchinson_trace", "splits the key into one key per probe", """
         def hutchinson_trace(f, x, key, num_samples):
             keys = jax.random.split(key, num_samples)
@@ -171,13 +196,11 @@ ALTERNATIVES = [
             _, hessian_times = jax.linearize(jax.grad(f), *primals)
             return hessian_times(*tangents)
     """),
-    Answer("td_update", "a surrogate whose gradient is the update: stopped error times v", """
+    Answer("td_update", "the error with only the target stopped, times grad v", """
         def td_update(theta, s_tm1, r_t, s_t):
-            def surrogate(theta):
-                target = jax.lax.stop_gradient(r_t + value_fn(theta, s_t))
-                error = jax.lax.stop_gradient(target - value_fn(theta, s_tm1))
-                return error * value_fn(theta, s_tm1)
-            return jax.grad(surrogate)(theta)
+            target = jax.lax.stop_gradient(r_t + value_fn(theta, s_t))
+            prediction, grad_prediction = jax.value_and_grad(value_fn)(theta, s_tm1)
+            return (target - prediction) * grad_prediction
     """),
     Answer("straight_through_round", "x - stop_gradient(x) + stop_gradient(round(x))", """
         def straight_through_round(x):
