@@ -944,7 +944,8 @@ def check_wirtinger(wirtinger, cases=None, jit=False):
 
 
 # ---------------------------------------------------------------------------------------------
-# Assignment 02: higher-order derivatives and curvature
+# Assignment 02: composing transformations (curvature, per-example and meta-gradients,
+# stopped gradients)
 
 
 def _compare_tree(name, case, actual, expected, **hints):

@@ -7,20 +7,20 @@
 # ---
 
 # %% [markdown]
-# # Assignment 02 — Higher-order derivatives and curvature
+# # Assignment 02 — Composing transformations: curvature, per-example and meta-gradients, stopped gradients
 #
 # A derivative computed by JAX is again a JAX function, so it can be differentiated, batched
-# and compiled like any other. This notebook builds on that fact. You will learn
+# and compiled like any other. This notebook composes transformations. You will learn
 #
 # * how to take second and higher derivatives, and how to build Hessians efficiently;
 # * four ways to multiply a Hessian by a vector without forming the Hessian, and what each
 #   one costs;
-# * how `jax.lax.stop_gradient` lets you differentiate *part* of a computation: the TD(0)
-#   update of reinforcement learning and straight-through estimators;
 # * how to get one gradient per example of a batch, and what that is good for;
 # * how to differentiate through a step of gradient descent (meta-gradients, MAML);
 # * how to estimate the trace of a Hessian from Hessian-vector products, and how to multiply
-#   by the Gauss–Newton matrix.
+#   by the Gauss–Newton matrix;
+# * how `jax.lax.stop_gradient` removes *part* of a computation from its derivative: the TD(0)
+#   update of reinforcement learning and straight-through estimators.
 #
 # **Exercises.** Each exercise asks you to write one function. Its answer cell contains the
 # signature and the docstring: put your code where the placeholder is and run the cell, then run
@@ -48,7 +48,7 @@ adcheck.setup()
 # %% [markdown]
 # The demos draw their random numbers from one seeded NumPy generator: `normal(shape)` returns
 # standard normal samples as a JAX array. JAX's random keys appear where an exercise takes one
-# (section 7), and are split before each use so that no key serves twice. `rounded` prepares
+# (section 5), and are split before each use so that no key serves twice. `rounded` prepares
 # JAX arrays for printing.
 
 # %%
@@ -143,7 +143,8 @@ print(rounded(jax.jit(jax.jacrev(jax.jacfwd(two_outputs)))(x3)[0]))
 #
 # the Hessian is the Jacobian of the gradient map $\nabla f : \mathbb{R}^n \to \mathbb{R}^n$.
 # When $f$ has continuous second derivatives, $H$ is symmetric.
-#
+
+# %% [markdown]
 # ### Which composition?
 #
 # Four nestings of `jacfwd` and `jacrev` compute $H$. The cost model of assignment 01 tells
@@ -278,10 +279,11 @@ print("symmetric:", np.allclose(H_flat, H_flat.T, atol=1e-6),
 # Many algorithms need the Hessian only through its action on vectors: truncated Newton and
 # Newton–CG methods solve $H d = -\nabla f$ with conjugate gradients, power iteration and
 # Lanczos find extreme eigenvalues of $H$ (how sharp a minimum is), and trace estimators
-# (section 7) average $v^\top H v$. For a network with $n = 10^7$ parameters, $H$ would have
+# (section 5) average $v^\top H v$. For a network with $n = 10^7$ parameters, $H$ would have
 # $10^{14}$ entries; a **Hessian-vector product** (HVP) $v \mapsto H(x)\, v$ costs a small
 # multiple of one evaluation of $f$ and never stores $H$.
-#
+
+# %% [markdown]
 # ### Four ways
 #
 # Let $g = \nabla f$, so that $H(x) = \partial g(x)$.
@@ -300,7 +302,8 @@ print("symmetric:", np.allclose(H_flat, H_flat.T, atol=1e-6),
 #
 # Methods 1 to 3 compute the same vector, up to rounding, each at a small constant multiple of
 # the cost of $f$.
-#
+
+# %% [markdown]
 # ### Exercise 2: `hvp` (3 points)
 #
 # Write `hvp(f, primals, tangents)`, a forward-over-reverse HVP with the calling convention of
@@ -527,7 +530,499 @@ full = jax.jit(lambda xy, uw: hvp(lambda z: two_args(*z), (xy,), (uw,)))((x_a, y
 print("hvp of the packed function :", rounded(full[0]), rounded(full[1]))
 
 # %% [markdown]
-# ## 3. Stopping gradients: the TD(0) update
+# ## 3. Per-example gradients
+#
+# `jax.grad` of a batch loss returns one gradient: the sum (or mean) of the gradients of the
+# individual examples. Some methods need the individual gradients:
+#
+# * **differential privacy** (DP-SGD) clips each example's gradient to a maximum norm before
+#   averaging and adds noise, so that no single example can move the parameters much;
+# * **importance sampling** and prioritized replay pick examples according to the size of
+#   their gradients;
+# * **diagnostics** such as the variance of the gradient across examples.
+#
+# Write the loss of a *single* example, `loss(params, x, y)`. Its gradient with respect to
+# `params` is that example's gradient. `jax.vmap` with `in_axes=(None, 0, 0)` maps it over the
+# leading axis of the data while sharing the parameters, and returns gradients with a new
+# leading batch axis. Our example is logistic regression with labels in $\{0, 1\}$ and
+# parameters in a dict.
+
+# %% tags=["demo"]
+def logistic_loss(params, x, y):
+    """Cross-entropy of one example: features x of shape (d,), label y in {0, 1}."""
+    logit = jnp.dot(x, params["w"]) + params["b"]
+    return jax.nn.softplus(logit) - y * logit
+
+
+D_FEATURES = 8
+params = {"w": normal((D_FEATURES,)), "b": normal(())}
+all_xs = normal((1024, D_FEATURES))
+all_ys = jnp.asarray(rng.random(1024) < 0.5, jnp.float32)
+
+
+# %% [markdown]
+# ### Exercise 3: `perex_grads` (2 points)
+#
+# Write `perex_grads(loss, params, xs, ys)` that returns the gradient of `loss` with respect
+# to `params` for every example of a batch.
+#
+# * `loss(params, x, y)` returns a scalar for one example; `params` is a pytree of
+#   floating-point arrays; `xs` and `ys` are arrays whose leading axis (of length `B`) indexes
+#   the examples.
+# * Return a pytree with the structure of `params` whose leaves have shape
+#   `(B,) + leaf.shape`; entry `i` is the gradient of `loss(params, xs[i], ys[i])`.
+# * Batch over the examples with `jax.vmap`; no Python loop over them.
+# * Hint: `in_axes` takes one entry per positional argument; `None` means "not mapped".
+
+# %% nbgrader={"grade_id": "perex_grads", "solution": true}
+def perex_grads(loss, params, xs, ys):
+    """Per-example gradients of loss(params, x, y) with respect to params.
+
+    Args:
+      loss: a function (params, x, y) -> scalar, the loss of one example.
+      params: a pytree of arrays.
+      xs: inputs with a leading batch axis of length B.
+      ys: targets with a leading batch axis of length B.
+
+    Returns:
+      A pytree like params whose leaves have a leading axis of length B.
+    """
+    ### BEGIN SOLUTION
+    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(params, xs, ys)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "perex_grads_tests", "points": 2}
+adcheck.check_perex_grads(perex_grads, jit=True)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_perex_grads(perex_grads, jit=True, cases=[
+    _Case("one example", lambda p, x, y: (p["w"] @ x - y) ** 2, {"w": jnp.array([1.0, -1.0])},
+          jnp.array([[0.5, 2.0]]), jnp.array([1.0])),
+    _Case("a tuple of parameters and matrix inputs",
+          lambda p, x, y: jnp.sum((jnp.tanh(p[0] @ x) + p[1] - y) ** 2),
+          (jnp.arange(6.0).reshape(2, 3) / 6, jnp.array([0.1, -0.1])),
+          jnp.linspace(-1.0, 1.0, 5 * 3 * 2).reshape(5, 3, 2), jnp.ones((5, 2, 2))),
+])
+with jax.enable_x64(True):
+    adcheck.check_perex_grads(perex_grads, jit=True, cases=[
+        _Case("float64, a nested dict", lambda p, x, y: jnp.log1p((p["a"]["w"] @ x + p["b"] - y) ** 2),
+              {"a": {"w": jnp.array([0.5, -0.5, 1.0])}, "b": jnp.array(0.2)},
+              jnp.arange(12.0).reshape(4, 3) / 12, jnp.array([0.0, 1.0, -1.0, 0.5])),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The shapes gain a batch axis, and the mean of the per-example gradients is the gradient of
+# the mean loss:
+
+# %% tags=["demo"]
+def mean_loss(params, xs, ys):
+    return jnp.mean(jax.vmap(logistic_loss, in_axes=(None, 0, 0))(params, xs, ys))
+
+
+xs, ys = all_xs[:4], all_ys[:4]
+grads = jax.jit(lambda p, x, y: perex_grads(logistic_loss, p, x, y))(params, xs, ys)
+batch_grad = jax.jit(jax.grad(mean_loss))(params, xs, ys)
+for name in params:
+    print(f"{name}: per-example shape {grads[name].shape}; mean equals the batch gradient:",
+          np.allclose(jnp.mean(grads[name], axis=0), batch_grad[name], atol=1e-6))
+
+# %% [markdown]
+# ### Benchmark: `vmap` versus a loop
+#
+# The loop calls a compiled single-example gradient once per example (the examples are sliced
+# out in advance). We also time the vmapped function without `jax.jit`: it then runs operation
+# by operation, and each operation is dispatched from Python.
+
+# %% tags=["demo"]
+# NBVAL_IGNORE_OUTPUT
+grad_one = jax.jit(jax.grad(logistic_loss))
+vmapped = jax.vmap(jax.grad(logistic_loss), in_axes=(None, 0, 0))
+vmapped_jit = jax.jit(vmapped)
+print(f"{'B':>5}{'loop (µs)':>12}{'vmap (µs)':>12}{'jit(vmap) (µs)':>16}")
+for B in [32, 1024]:
+    examples = [(all_xs[i], all_ys[i]) for i in range(B)]
+    t_loop = best_time(lambda: [grad_one(params, x, y) for x, y in examples], repeats=3)
+    t_vmap = best_time(vmapped, params, all_xs[:B], all_ys[:B], repeats=5)
+    t_jit = best_time(vmapped_jit, params, all_xs[:B], all_ys[:B], repeats=20)
+    print(f"{B:>5}{t_loop * 1e6:>12.0f}{t_vmap * 1e6:>12.0f}{t_jit * 1e6:>16.1f}")
+
+# %% [markdown]
+# The loop's time grows in proportion to the batch, since every example pays a full dispatch.
+# The vmapped gradient without `jit` pays a dispatch per operation instead of per example, so
+# its time barely depends on the batch here but stays far above the compiled version, which
+# is the fastest of the three at every size.
+#
+# ### Clipping per-example gradients
+#
+# The core of DP-SGD: compute every example's gradient norm over all leaves, scale down the
+# gradients whose norm exceeds a threshold $C$, then average. (DP-SGD then adds Gaussian noise
+# proportional to $C$, which we leave out.)
+
+# %% tags=["demo"]
+def clipped_mean(grads, max_norm):
+    """Mean over the batch of the per-example gradients, each clipped to norm max_norm."""
+    leaves = jax.tree.leaves(grads)
+    norms = jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in leaves))
+    scale = jnp.minimum(1.0, max_norm / norms)
+    clipped = jax.tree.map(lambda g: g * scale.reshape((-1,) + (1,) * (g.ndim - 1)), grads)
+    mean = jax.tree.map(lambda g: jnp.mean(g, axis=0), clipped)
+    return mean, norms
+
+
+logistic_perex = jax.jit(lambda p, x, y: perex_grads(logistic_loss, p, x, y))
+grads = logistic_perex(params, all_xs[:8], all_ys[:8])
+mean, norms = jax.jit(clipped_mean)(grads, 1.0)
+print("per-example norms:", rounded(norms, 3))
+for name, g in mean.items():
+    print(f"clipped mean, {name}:", rounded(g, 3))
+
+
+# %% [markdown]
+# ## 4. Meta-gradients
+#
+# Some methods optimise a quantity that itself involves a gradient step. In model-agnostic
+# meta-learning (MAML), the parameters $\theta$ are an initialisation; each task adapts them
+# with one step of gradient descent on its training data, and $\theta$ is judged by the loss
+# of the adapted parameters on the task's test data:
+#
+# $$\theta' = \theta - \alpha\, \nabla L_{\text{train}}(\theta), \qquad
+# M(\theta) = L_{\text{test}}(\theta').$$
+#
+# By the chain rule, with $\partial\theta'/\partial\theta = I - \alpha\, \nabla^2
+# L_{\text{train}}(\theta)$ (a symmetric matrix),
+#
+# $$\nabla M(\theta) = \big(I - \alpha\, \nabla^2 L_{\text{train}}(\theta)\big)\,
+# \nabla L_{\text{test}}(\theta').$$
+#
+# The Hessian of the training loss appears, but `jax.grad` of $M$ never forms it: reverse
+# mode through the inner `jax.grad` applies it to a vector, a reverse-over-reverse HVP.
+# **First-order MAML** ignores that term, keeping only $\nabla L_{\text{test}}(\theta')$; it is
+# cheaper, but it is not the gradient of $M$.
+#
+# For a quadratic $L(\theta) = \frac12 \theta^\top A \theta - b^\top \theta$ with symmetric
+# $A$, we have $\nabla L = A\theta - b$ and $\nabla^2 L = A$, so
+#
+# $$\nabla M(\theta) = (I - \alpha A_{\text{train}})\,(A_{\text{test}}\, \theta' -
+# b_{\text{test}}), \qquad \theta' = \theta - \alpha\,(A_{\text{train}}\, \theta -
+# b_{\text{train}}).$$
+
+# %% [markdown]
+# ### Exercise 4: `maml_grad` (3 points)
+#
+# Write `maml_grad(loss, params, train_batch, test_batch, lr)` that returns $\nabla M$ at
+# `params`.
+#
+# * `loss(params, batch)` returns a scalar; `params` is a pytree of floating-point arrays;
+#   the batches are whatever `loss` accepts; `lr` is a Python float.
+# * The inner step is $\theta' = \theta - \text{lr} \cdot g$, where $g$ is the gradient of
+#   `loss(params, train_batch)` with respect to `params`, applied leaf by leaf
+#   (`jax.tree.map`).
+# * Return the gradient of the test loss at $\theta'$, `loss(θ', test_batch)`, with respect to
+#   `params`, **through** the inner step (the second-order term included), as a pytree like
+#   `params`.
+# * Hint: write the meta-loss as a function of the parameters alone and apply `jax.grad`
+#   to it; do not stop any gradient.
+
+# %% nbgrader={"grade_id": "maml_grad", "solution": true}
+def maml_grad(loss, params, train_batch, test_batch, lr):
+    """Gradient of the loss after one inner SGD step, differentiated through the step.
+
+    Args:
+      loss: a function (params, batch) -> scalar.
+      params: a pytree of arrays, the initial parameters.
+      train_batch: the batch of the inner step.
+      test_batch: the batch on which the adapted parameters are evaluated.
+      lr: the inner learning rate.
+
+    Returns:
+      The gradient of loss(params - lr * grad loss(params, train_batch), test_batch) with
+      respect to params, a pytree like params.
+    """
+    ### BEGIN SOLUTION
+    def meta_loss(p):
+        inner_grad = jax.grad(loss)(p, train_batch)
+        adapted = jax.tree.map(lambda leaf, g: leaf - lr * g, p, inner_grad)
+        return loss(adapted, test_batch)
+    return jax.grad(meta_loss)(params)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "maml_grad_tests", "points": 3}
+adcheck.check_maml_grad(maml_grad, jit=True)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_quadratic = lambda p, batch: 0.5 * p @ batch[0] @ p - batch[1] @ p
+_A = jnp.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
+adcheck.check_maml_grad(maml_grad, jit=True, cases=[
+    _Case("a quadratic loss, lr = 0.05", _quadratic, jnp.array([1.0, 0.0, -1.0]),
+          (_A, jnp.array([1.0, 1.0, 0.0])), (2 * _A, jnp.array([0.0, -1.0, 1.0])), 0.05),
+    _Case("lr = 0: the plain test gradient", _quadratic, jnp.array([0.5, 0.5, 0.5]),
+          (_A, jnp.zeros(3)), (_A, jnp.ones(3)), 0.0),
+    _Case("a dict of parameters and a non-quadratic loss",
+          lambda p, batch: jnp.mean((jnp.tanh(batch[0] @ p["w"]) + p["b"] - batch[1]) ** 2),
+          {"w": jnp.array([0.5, -0.3]), "b": jnp.array(0.1)},
+          (jnp.arange(8.0).reshape(4, 2) / 8, jnp.array([0.0, 1.0, 0.0, 1.0])),
+          (jnp.arange(8.0).reshape(4, 2)[::-1] / 8, jnp.array([1.0, 1.0, 0.0, 0.0])), 0.3),
+])
+with jax.enable_x64(True):
+    adcheck.check_maml_grad(maml_grad, jit=True, cases=[
+        _Case("float64, a quadratic loss", _quadratic, jnp.array([1.0, 2.0, 3.0]),
+              (jnp.eye(3), jnp.ones(3)), (jnp.diag(jnp.array([1.0, 2.0, 3.0])), jnp.zeros(3)), 0.1),
+    ])
+### END HIDDEN TESTS
+
+
+# %% [markdown]
+# We compare with the closed form on random quadratics, and with first-order MAML, written
+# with a `stop_gradient` on the inner gradient.
+
+# %% tags=["demo"]
+def quadratic_loss(theta, batch):
+    A, b = batch
+    return 0.5 * theta @ A @ theta - b @ theta
+
+
+def random_quadratic(n):
+    M = normal((n, n))
+    return M @ M.T / n + 0.5 * jnp.eye(n), normal((n,))
+
+
+def first_order_maml_grad(loss, params, train_batch, test_batch, lr):
+    def meta_loss(p):
+        inner_grad = jax.lax.stop_gradient(jax.grad(loss)(p, train_batch))
+        return loss(jax.tree.map(lambda leaf, g: leaf - lr * g, p, inner_grad), test_batch)
+    return jax.grad(meta_loss)(params)
+
+
+train_q, test_q = random_quadratic(4), random_quadratic(4)
+theta_q, lr_q = normal((4,)), 0.3
+(A_tr, b_tr), (A_te, b_te) = train_q, test_q
+theta_adapted = theta_q - lr_q * (A_tr @ theta_q - b_tr)
+for name, meta_grad in [("maml_grad", maml_grad), ("first-order MAML", first_order_maml_grad)]:
+    value = jax.jit(lambda th: meta_grad(quadratic_loss, th, train_q, test_q, lr_q))(theta_q)
+    print(f"{name:<18}:", rounded(value))
+print("closed form       :", rounded((jnp.eye(4) - lr_q * A_tr) @ (A_te @ theta_adapted - b_te)))
+print("A_te theta' - b_te:", rounded(A_te @ theta_adapted - b_te))
+
+
+# %% [markdown]
+# The first-order version differs by $\alpha A_{\text{train}} (A_{\text{test}} \theta' -
+# b_{\text{test}})$, which is not small unless $\alpha \|A_{\text{train}}\|$ is. With dict
+# parameters `maml_grad` returns a dict, and flattening the parameters does not change the
+# answer:
+
+# %% tags=["demo"]
+def linear_regression_loss(p, batch):
+    inputs, targets = batch
+    return jnp.mean((inputs @ p["w"] + p["b"] - targets) ** 2)
+
+
+train_lr = (normal((10, 3)), normal((10,)))
+test_lr = (normal((10, 3)), normal((10,)))
+p_lr = {"w": jnp.array([0.5, -1.0, 0.2]), "b": jnp.array(0.1)}
+flat, unflatten = ravel_pytree(p_lr)
+from_dict = jax.jit(lambda p: maml_grad(linear_regression_loss, p, train_lr, test_lr, 0.1))(p_lr)
+flat_loss = lambda g, batch: linear_regression_loss(unflatten(g), batch)
+from_flat = jax.jit(lambda f: maml_grad(flat_loss, f, train_lr, test_lr, 0.1))(flat)
+for name, g in from_dict.items():
+    print(f"maml_grad, {name}:", rounded(g))
+print("same as with flat parameters:",
+      np.allclose(ravel_pytree(from_dict)[0], from_flat, atol=1e-6))
+
+# %% [markdown]
+# ## 5. Hutchinson's trace estimator
+#
+# The trace of the Hessian, $\operatorname{tr} H = \sum_i \partial^2 f / \partial x_i^2$,
+# measures the average curvature (for a loss, it is used as a sharpness measure and in
+# second-order methods). Building $H$ to read its diagonal is out of the question for large
+# $n$. Hutchinson's estimator uses HVPs instead. If $v$ is random with
+# $\mathbb{E}[v v^\top] = I$, then
+#
+# $$\mathbb{E}[v^\top H v] = \mathbb{E}[\operatorname{tr}(H v v^\top)] =
+# \operatorname{tr}(H\, \mathbb{E}[v v^\top]) = \operatorname{tr} H .$$
+#
+# **Rademacher** vectors, whose entries are $\pm 1$ with probability one half each, have
+# $\mathbb{E}[v v^\top] = I$ and $\operatorname{Var}(v^\top H v) = 2 \sum_{i \ne j}
+# H_{ij}^2$: the diagonal contributes no noise at all, since $v_i^2 = 1$. Among probes with
+# independent entries of mean 0 and variance 1 this is the smallest possible variance
+# (Gaussian probes give $2 \sum_{i, j} H_{ij}^2$, diagonal included). Averaging over $N$
+# independent probes divides the variance by $N$, so the error shrinks like $1/\sqrt{N}$.
+
+# %% [markdown]
+# ### Exercise 5: `hutchinson_trace` (3 points)
+#
+# Write `hutchinson_trace(f, x, key, num_samples)` that estimates the trace of the Hessian of
+# `f` at `x`.
+#
+# * `f` maps a 1-D floating-point array `x` of length $n$ to a scalar; `key` is a JAX random
+#   key; `num_samples` is a positive Python int. Return a scalar with the dtype of `x`.
+# * Draw all probes at once with
+#   `jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)`, exactly this call
+#   (the tests compare with this draw). Return the mean over the probes $v$ of $v^\top H v$.
+# * Compute each $H v$ with a forward-over-reverse HVP, batched over the probes with
+#   `jax.vmap`. Never build the Hessian (no `jax.hessian`, `jax.jacfwd`, `jax.jacrev`), and no
+#   Python loop over the probes.
+# * Hint: one HVP is one `jax.jvp` of `jax.grad(f)`, as in exercise 2 (write it again here, so
+#   that this exercise stands on its own); the dot product of each probe with its product is a
+#   sum over the last axis.
+
+# %% nbgrader={"grade_id": "hutchinson_trace", "solution": true}
+def hutchinson_trace(f, x, key, num_samples):
+    """Hutchinson estimate of the trace of the Hessian of f at x, from Rademacher probes.
+
+    Args:
+      f: a function from a 1-D array to a scalar.
+      x: the point, a 1-D array.
+      key: a JAX random key.
+      num_samples: the number of probe vectors.
+
+    Returns:
+      The mean over the probes v of v @ H(x) @ v, a scalar.
+    """
+    ### BEGIN SOLUTION
+    probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
+    products = jax.vmap(lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1])(probes)
+    return jnp.mean(jnp.sum(probes * products, axis=-1))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "hutchinson_trace_tests", "points": 3}
+adcheck.check_hutchinson_trace(hutchinson_trace, jit=True)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_hutchinson_trace(hutchinson_trace, jit=True, cases=[
+    _Case("f(x) = sum(tanh(W x)**2), 16 samples",
+          lambda x: jnp.sum(jnp.tanh(jnp.outer(jnp.arange(1.0, 4.0), x).sum(axis=1)) ** 2)
+          + jnp.sum(jnp.sin(x) * x[::-1]), jnp.linspace(-1.0, 1.0, 6), jax.random.key(11), 16),
+    _Case("a single sample", lambda x: jnp.sum(jnp.exp(x) * jnp.roll(x, 1)),
+          jnp.linspace(0.0, 0.5, 4), jax.random.key(12), 1),
+    _Case("f(x) = logsumexp(x), 5 samples", jax.nn.logsumexp, jnp.linspace(-2.0, 2.0, 7),
+          jax.random.key(13), 5),
+])
+with jax.enable_x64(True):
+    adcheck.check_hutchinson_trace(hutchinson_trace, jit=True, cases=[
+        _Case("float64, f(x) = sum(x**3 * x[::-1]), 9 samples", lambda x: jnp.sum(x**3 * x[::-1]),
+              jnp.linspace(-1.0, 1.0, 5), jax.random.key(14), 9),
+    ])
+### END HIDDEN TESTS
+
+
+# %% [markdown]
+# We try it on $f(x) = \sum_i \tanh\big((Wx)_i\big)^2$ with $W \in \mathbb{R}^{16 \times 64}$,
+# whose Hessian is dense, and compare with the exact trace and with the predicted standard
+# deviation of a single probe, $\sigma = \sqrt{2 \sum_{i \ne j} H_{ij}^2}$.
+
+# %% tags=["demo"]
+W_h = normal((16, 64)) / 4.0
+x_h = normal((64,))
+
+
+def tanh_features(x):
+    return jnp.sum(jnp.tanh(W_h @ x) ** 2)
+
+
+H_h = jax.jit(jax.hessian(tanh_features))(x_h)
+exact_trace = jnp.trace(H_h)
+sigma = jnp.sqrt(2 * (jnp.sum(H_h ** 2) - jnp.sum(jnp.diag(H_h) ** 2)))
+key, key_probe = jax.random.split(key)
+print("exact trace               :", rounded(exact_trace))
+estimate = jax.jit(lambda k: hutchinson_trace(tanh_features, x_h, k, 1000))(key_probe)
+print("estimate with 1000 probes :", rounded(estimate))
+print("sigma, one probe          :", rounded(sigma))
+
+# %% [markdown]
+# To see the $1/\sqrt{N}$ law, we repeat the estimate 64 times for each number of probes $N$
+# and plot the root-mean-square error over the repetitions against $N$, together with the
+# prediction $\sigma / \sqrt{N}$. Compiling `hutchinson_trace` once for every $N$ would take
+# longer than the computation itself, so we compile it once, for single probes, and run it
+# with $64 \times 1024$ different keys: repetition $r$ with $N$ probes averages the first $N$
+# single-probe estimates of row $r$. Averaging $N$ independent single-probe estimates has the
+# same distribution as one call with $N$ probes.
+
+# %% tags=["demo"]
+RUNS, MAX_PROBES = 64, 1024
+key, key_runs = jax.random.split(key)
+single_keys = jax.random.split(key_runs, RUNS * MAX_PROBES)
+single = jax.jit(jax.vmap(lambda k: hutchinson_trace(tanh_features, x_h, k, 1)))(single_keys)
+single = single.reshape(RUNS, MAX_PROBES)
+probe_counts = [1, 4, 16, 64, 256, 1024]
+errors = [jnp.mean(single[:, :N], axis=1) - exact_trace for N in probe_counts]
+rms_errors = [float(jnp.sqrt(jnp.mean(e ** 2))) for e in errors]
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.loglog(probe_counts, rms_errors, "o-", label=f"RMS error over {RUNS} repetitions")
+ax.loglog(probe_counts, float(sigma) / np.sqrt(probe_counts), "k--", lw=1,
+          label=r"$\sigma / \sqrt{N}$")
+ax.set_xlabel("number of probes N")
+ax.set_ylabel("error of the trace estimate")
+ax.set_title("Hutchinson's estimator")
+ax.legend()
+plt.show()
+
+
+# %% [markdown]
+# The measured errors follow the predicted line: every factor of 4 in the number of probes
+# halves the error. Accuracy is expensive (one more digit costs 100 times more probes), which
+# is why the estimator is used when a rough value of the trace suffices.
+
+# %% [markdown]
+# ## 6. Gauss–Newton products
+#
+# For a least-squares loss $L(\theta) = \frac12 \|r(\theta)\|^2$ with residuals
+# $r : \mathbb{R}^n \to \mathbb{R}^m$ and Jacobian $J = \partial r(\theta)$, the chain rule
+# gives $\nabla L = J^\top r$ and
+#
+# $$\nabla^2 L = J^\top J + \sum_{i=1}^m r_i\, \nabla^2 r_i .$$
+#
+# The **Gauss–Newton matrix** $G = J^\top J$ keeps the first term. It is positive
+# semi-definite ($v^\top G v = \|J v\|^2 \ge 0$) even where the Hessian is not, which makes it
+# a safer matrix for conjugate-gradient and trust-region steps, and it equals the Hessian when
+# the residuals vanish. A product $G v$ is a JVP followed by a VJP: push $v$ forward to
+# $u = J v$, then pull $u$ back to $J^\top u$.
+#
+# Our residuals compare $a e^{-k t} + c$, with $\theta = (a, k, c)$, to 20 noisy samples. We
+# compare $G v$ with the dense $J^\top J v$, and the Hessian-vector product with $G v$ plus the
+# second-order term, where $H_i$ is the Hessian of $r_i$.
+
+# %% tags=["demo"]
+def gauss_newton_product(residuals, theta, v):
+    """G v = J^T (J v) for the Jacobian J of residuals at theta, from one JVP and one VJP."""
+    _, Jv = jax.jvp(residuals, (theta,), (v,))
+    _, pullback = jax.vjp(residuals, theta)
+    return pullback(Jv)[0]
+
+
+t_fit = jnp.linspace(0.0, 3.0, 20)
+y_fit = 2.0 * jnp.exp(-1.3 * t_fit) + 0.5 + 0.05 * normal((20,))
+
+
+def decay_residuals(theta):
+    a, k, c = theta
+    return a * jnp.exp(-k * t_fit) + c - y_fit
+
+
+def half_squares(theta):
+    return 0.5 * jnp.sum(decay_residuals(theta) ** 2)
+
+
+@jax.jit
+def curvature_products(theta, v):
+    J, r = jax.jacfwd(decay_residuals)(theta), decay_residuals(theta)
+    residual_term = jnp.einsum("i,ijk,k->j", r, jax.hessian(decay_residuals)(theta), v)
+    return [gauss_newton_product(decay_residuals, theta, v), J.T @ (J @ v),
+            hvp(half_squares, (theta,), (v,)), J.T @ (J @ v) + residual_term]
+
+
+theta_fit = jnp.array([1.5, 1.0, 0.3])
+v_fit = jnp.array([1.0, -2.0, 0.5])
+names = ["G v, one JVP and one VJP", "J^T J v, dense J", "H v, hvp",
+         "J^T J v + sum_i r_i H_i v"]
+for name, product in zip(names, curvature_products(theta_fit, v_fit)):
+    print(f"{name:<26}:", rounded(product))
+
+# %% [markdown]
+# ## 7. Stopping gradients: the TD(0) update
 #
 # ### Temporal-difference learning
 #
@@ -599,7 +1094,7 @@ print(rounded(jax.grad(lambda x: x * x)(3.0)))
 
 
 # %% [markdown]
-# ### Exercise 3: `td_update` (2 points)
+# ### Exercise 6: `td_update` (2 points)
 #
 # Write `td_update(theta, s_tm1, r_t, s_t)` that returns the TD(0) update
 # $\Delta\theta = \big(r_t + v_\theta(s_t) - v_\theta(s_{t-1})\big)\, \nabla_\theta
@@ -705,7 +1200,7 @@ for name, jacobian in [
 # as a constant.
 
 # %% [markdown]
-# ## 4. Straight-through estimators
+# ## 8. Straight-through estimators
 #
 # Rounding is piecewise constant: its derivative is zero wherever it exists, and undefined at
 # the jumps. JAX returns zero everywhere, so no gradient passes through a `jnp.round`. (Note
@@ -729,7 +1224,7 @@ print("d round/dx:", rounded(jax.vmap(jax.grad(jnp.round))(points)))
 # contributes to either the value or the derivative: a term that evaluates to zero but has
 # derivative one, plus a term that evaluates to `round(x)` but has derivative zero.
 #
-# ### Exercise 4: `straight_through_round` (2 points)
+# ### Exercise 7: `straight_through_round` (2 points)
 #
 # Write `straight_through_round(x)`.
 #
@@ -857,495 +1352,6 @@ for name, rounder in [("jnp.round", jnp.round), ("straight-through", straight_th
     print("\n".join("    " + line for line in history))
 
 # %% [markdown]
-# ## 5. Per-example gradients
-#
-# `jax.grad` of a batch loss returns one gradient: the sum (or mean) of the gradients of the
-# individual examples. Some methods need the individual gradients:
-#
-# * **differential privacy** (DP-SGD) clips each example's gradient to a maximum norm before
-#   averaging and adds noise, so that no single example can move the parameters much;
-# * **importance sampling** and prioritized replay pick examples according to the size of
-#   their gradients;
-# * **diagnostics** such as the variance of the gradient across examples.
-#
-# Write the loss of a *single* example, `loss(params, x, y)`. Its gradient with respect to
-# `params` is that example's gradient. `jax.vmap` with `in_axes=(None, 0, 0)` maps it over the
-# leading axis of the data while sharing the parameters, and returns gradients with a new
-# leading batch axis. Our example is logistic regression with labels in $\{0, 1\}$ and
-# parameters in a dict.
-
-# %% tags=["demo"]
-def logistic_loss(params, x, y):
-    """Cross-entropy of one example: features x of shape (d,), label y in {0, 1}."""
-    logit = jnp.dot(x, params["w"]) + params["b"]
-    return jax.nn.softplus(logit) - y * logit
-
-
-D_FEATURES = 8
-params = {"w": normal((D_FEATURES,)), "b": normal(())}
-all_xs = normal((1024, D_FEATURES))
-all_ys = jnp.asarray(rng.random(1024) < 0.5, jnp.float32)
-
-
-# %% [markdown]
-# ### Exercise 5: `perex_grads` (2 points)
-#
-# Write `perex_grads(loss, params, xs, ys)` that returns the gradient of `loss` with respect
-# to `params` for every example of a batch.
-#
-# * `loss(params, x, y)` returns a scalar for one example; `params` is a pytree of
-#   floating-point arrays; `xs` and `ys` are arrays whose leading axis (of length `B`) indexes
-#   the examples.
-# * Return a pytree with the structure of `params` whose leaves have shape
-#   `(B,) + leaf.shape`; entry `i` is the gradient of `loss(params, xs[i], ys[i])`.
-# * Batch over the examples with `jax.vmap`; no Python loop over them.
-# * Hint: `in_axes` takes one entry per positional argument; `None` means "not mapped".
-
-# %% nbgrader={"grade_id": "perex_grads", "solution": true}
-def perex_grads(loss, params, xs, ys):
-    """Per-example gradients of loss(params, x, y) with respect to params.
-
-    Args:
-      loss: a function (params, x, y) -> scalar, the loss of one example.
-      params: a pytree of arrays.
-      xs: inputs with a leading batch axis of length B.
-      ys: targets with a leading batch axis of length B.
-
-    Returns:
-      A pytree like params whose leaves have a leading axis of length B.
-    """
-    ### BEGIN SOLUTION
-    return jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(params, xs, ys)
-    ### END SOLUTION
-
-
-# %% nbgrader={"grade_id": "perex_grads_tests", "points": 2}
-adcheck.check_perex_grads(perex_grads, jit=True)
-### BEGIN HIDDEN TESTS
-_Case = adcheck.Case
-adcheck.check_perex_grads(perex_grads, jit=True, cases=[
-    _Case("one example", lambda p, x, y: (p["w"] @ x - y) ** 2, {"w": jnp.array([1.0, -1.0])},
-          jnp.array([[0.5, 2.0]]), jnp.array([1.0])),
-    _Case("a tuple of parameters and matrix inputs",
-          lambda p, x, y: jnp.sum((jnp.tanh(p[0] @ x) + p[1] - y) ** 2),
-          (jnp.arange(6.0).reshape(2, 3) / 6, jnp.array([0.1, -0.1])),
-          jnp.linspace(-1.0, 1.0, 5 * 3 * 2).reshape(5, 3, 2), jnp.ones((5, 2, 2))),
-])
-with jax.enable_x64(True):
-    adcheck.check_perex_grads(perex_grads, jit=True, cases=[
-        _Case("float64, a nested dict", lambda p, x, y: jnp.log1p((p["a"]["w"] @ x + p["b"] - y) ** 2),
-              {"a": {"w": jnp.array([0.5, -0.5, 1.0])}, "b": jnp.array(0.2)},
-              jnp.arange(12.0).reshape(4, 3) / 12, jnp.array([0.0, 1.0, -1.0, 0.5])),
-    ])
-### END HIDDEN TESTS
-
-# %% [markdown]
-# The shapes gain a batch axis, and the mean of the per-example gradients is the gradient of
-# the mean loss:
-
-# %% tags=["demo"]
-def mean_loss(params, xs, ys):
-    return jnp.mean(jax.vmap(logistic_loss, in_axes=(None, 0, 0))(params, xs, ys))
-
-
-xs, ys = all_xs[:4], all_ys[:4]
-grads = jax.jit(lambda p, x, y: perex_grads(logistic_loss, p, x, y))(params, xs, ys)
-batch_grad = jax.jit(jax.grad(mean_loss))(params, xs, ys)
-for name in params:
-    print(f"{name}: per-example shape {grads[name].shape}; mean equals the batch gradient:",
-          np.allclose(jnp.mean(grads[name], axis=0), batch_grad[name], atol=1e-6))
-
-# %% [markdown]
-# ### Benchmark: `vmap` versus a loop
-#
-# The loop calls a compiled single-example gradient once per example (the examples are sliced
-# out in advance). We also time the vmapped function without `jax.jit`: it then runs operation
-# by operation, and each operation is dispatched from Python.
-
-# %% tags=["demo"]
-# NBVAL_IGNORE_OUTPUT
-grad_one = jax.jit(jax.grad(logistic_loss))
-vmapped = jax.vmap(jax.grad(logistic_loss), in_axes=(None, 0, 0))
-vmapped_jit = jax.jit(vmapped)
-print(f"{'B':>5}{'loop (µs)':>12}{'vmap (µs)':>12}{'jit(vmap) (µs)':>16}")
-for B in [32, 1024]:
-    examples = [(all_xs[i], all_ys[i]) for i in range(B)]
-    t_loop = best_time(lambda: [grad_one(params, x, y) for x, y in examples], repeats=3)
-    t_vmap = best_time(vmapped, params, all_xs[:B], all_ys[:B], repeats=5)
-    t_jit = best_time(vmapped_jit, params, all_xs[:B], all_ys[:B], repeats=20)
-    print(f"{B:>5}{t_loop * 1e6:>12.0f}{t_vmap * 1e6:>12.0f}{t_jit * 1e6:>16.1f}")
-
-# %% [markdown]
-# The loop's time grows in proportion to the batch, since every example pays a full dispatch.
-# The vmapped gradient without `jit` pays a dispatch per operation instead of per example, so
-# its time barely depends on the batch here but stays far above the compiled version, which
-# is the fastest of the three at every size.
-#
-# ### Clipping per-example gradients
-#
-# The core of DP-SGD: compute every example's gradient norm over all leaves, scale down the
-# gradients whose norm exceeds a threshold $C$, then average. (DP-SGD then adds Gaussian noise
-# proportional to $C$, which we leave out.)
-
-# %% tags=["demo"]
-def clipped_mean(grads, max_norm):
-    """Mean over the batch of the per-example gradients, each clipped to norm max_norm."""
-    leaves = jax.tree.leaves(grads)
-    norms = jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in leaves))
-    scale = jnp.minimum(1.0, max_norm / norms)
-    clipped = jax.tree.map(lambda g: g * scale.reshape((-1,) + (1,) * (g.ndim - 1)), grads)
-    mean = jax.tree.map(lambda g: jnp.mean(g, axis=0), clipped)
-    return mean, norms
-
-
-logistic_perex = jax.jit(lambda p, x, y: perex_grads(logistic_loss, p, x, y))
-grads = logistic_perex(params, all_xs[:8], all_ys[:8])
-mean, norms = jax.jit(clipped_mean)(grads, 1.0)
-print("per-example norms:", rounded(norms, 3))
-for name, g in mean.items():
-    print(f"clipped mean, {name}:", rounded(g, 3))
-
-
-# %% [markdown]
-# ## 6. Meta-gradients
-#
-# Some methods optimise a quantity that itself involves a gradient step. In model-agnostic
-# meta-learning (MAML), the parameters $\theta$ are an initialisation; each task adapts them
-# with one step of gradient descent on its training data, and $\theta$ is judged by the loss
-# of the adapted parameters on the task's test data:
-#
-# $$\theta' = \theta - \alpha\, \nabla L_{\text{train}}(\theta), \qquad
-# M(\theta) = L_{\text{test}}(\theta').$$
-#
-# By the chain rule, with $\partial\theta'/\partial\theta = I - \alpha\, \nabla^2
-# L_{\text{train}}(\theta)$ (a symmetric matrix),
-#
-# $$\nabla M(\theta) = \big(I - \alpha\, \nabla^2 L_{\text{train}}(\theta)\big)\,
-# \nabla L_{\text{test}}(\theta').$$
-#
-# The Hessian of the training loss appears, but `jax.grad` of $M$ never forms it: reverse
-# mode through the inner `jax.grad` applies it to a vector, a reverse-over-reverse HVP.
-# **First-order MAML** ignores that term, keeping only $\nabla L_{\text{test}}(\theta')$; it is
-# cheaper, but it is not the gradient of $M$.
-#
-# For a quadratic $L(\theta) = \frac12 \theta^\top A \theta - b^\top \theta$ with symmetric
-# $A$, we have $\nabla L = A\theta - b$ and $\nabla^2 L = A$, so
-#
-# $$\nabla M(\theta) = (I - \alpha A_{\text{train}})\,(A_{\text{test}}\, \theta' -
-# b_{\text{test}}), \qquad \theta' = \theta - \alpha\,(A_{\text{train}}\, \theta -
-# b_{\text{train}}).$$
-#
-# ### Exercise 6: `maml_grad` (3 points)
-#
-# Write `maml_grad(loss, params, train_batch, test_batch, lr)` that returns $\nabla M$ at
-# `params`.
-#
-# * `loss(params, batch)` returns a scalar; `params` is a pytree of floating-point arrays;
-#   the batches are whatever `loss` accepts; `lr` is a Python float.
-# * The inner step is $\theta' = \theta - \text{lr} \cdot g$, where $g$ is the gradient of
-#   `loss(params, train_batch)` with respect to `params`, applied leaf by leaf
-#   (`jax.tree.map`).
-# * Return the gradient of the test loss at $\theta'$, `loss(θ', test_batch)`, with respect to
-#   `params`, **through** the inner step (the second-order term included), as a pytree like
-#   `params`.
-# * Hint: write the meta-loss as a function of the parameters alone and apply `jax.grad`
-#   to it; do not stop any gradient.
-
-# %% nbgrader={"grade_id": "maml_grad", "solution": true}
-def maml_grad(loss, params, train_batch, test_batch, lr):
-    """Gradient of the loss after one inner SGD step, differentiated through the step.
-
-    Args:
-      loss: a function (params, batch) -> scalar.
-      params: a pytree of arrays, the initial parameters.
-      train_batch: the batch of the inner step.
-      test_batch: the batch on which the adapted parameters are evaluated.
-      lr: the inner learning rate.
-
-    Returns:
-      The gradient of loss(params - lr * grad loss(params, train_batch), test_batch) with
-      respect to params, a pytree like params.
-    """
-    ### BEGIN SOLUTION
-    def meta_loss(p):
-        inner_grad = jax.grad(loss)(p, train_batch)
-        adapted = jax.tree.map(lambda leaf, g: leaf - lr * g, p, inner_grad)
-        return loss(adapted, test_batch)
-    return jax.grad(meta_loss)(params)
-    ### END SOLUTION
-
-
-# %% nbgrader={"grade_id": "maml_grad_tests", "points": 3}
-adcheck.check_maml_grad(maml_grad, jit=True)
-### BEGIN HIDDEN TESTS
-_Case = adcheck.Case
-_quadratic = lambda p, batch: 0.5 * p @ batch[0] @ p - batch[1] @ p
-_A = jnp.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
-adcheck.check_maml_grad(maml_grad, jit=True, cases=[
-    _Case("a quadratic loss, lr = 0.05", _quadratic, jnp.array([1.0, 0.0, -1.0]),
-          (_A, jnp.array([1.0, 1.0, 0.0])), (2 * _A, jnp.array([0.0, -1.0, 1.0])), 0.05),
-    _Case("lr = 0: the plain test gradient", _quadratic, jnp.array([0.5, 0.5, 0.5]),
-          (_A, jnp.zeros(3)), (_A, jnp.ones(3)), 0.0),
-    _Case("a dict of parameters and a non-quadratic loss",
-          lambda p, batch: jnp.mean((jnp.tanh(batch[0] @ p["w"]) + p["b"] - batch[1]) ** 2),
-          {"w": jnp.array([0.5, -0.3]), "b": jnp.array(0.1)},
-          (jnp.arange(8.0).reshape(4, 2) / 8, jnp.array([0.0, 1.0, 0.0, 1.0])),
-          (jnp.arange(8.0).reshape(4, 2)[::-1] / 8, jnp.array([1.0, 1.0, 0.0, 0.0])), 0.3),
-])
-with jax.enable_x64(True):
-    adcheck.check_maml_grad(maml_grad, jit=True, cases=[
-        _Case("float64, a quadratic loss", _quadratic, jnp.array([1.0, 2.0, 3.0]),
-              (jnp.eye(3), jnp.ones(3)), (jnp.diag(jnp.array([1.0, 2.0, 3.0])), jnp.zeros(3)), 0.1),
-    ])
-### END HIDDEN TESTS
-
-
-# %% [markdown]
-# We compare with the closed form on random quadratics, and with first-order MAML, written
-# with a `stop_gradient` on the inner gradient.
-
-# %% tags=["demo"]
-def quadratic_loss(theta, batch):
-    A, b = batch
-    return 0.5 * theta @ A @ theta - b @ theta
-
-
-def random_quadratic(n):
-    M = normal((n, n))
-    return M @ M.T / n + 0.5 * jnp.eye(n), normal((n,))
-
-
-def first_order_maml_grad(loss, params, train_batch, test_batch, lr):
-    def meta_loss(p):
-        inner_grad = jax.lax.stop_gradient(jax.grad(loss)(p, train_batch))
-        return loss(jax.tree.map(lambda leaf, g: leaf - lr * g, p, inner_grad), test_batch)
-    return jax.grad(meta_loss)(params)
-
-
-train_q, test_q = random_quadratic(4), random_quadratic(4)
-theta_q, lr_q = normal((4,)), 0.3
-(A_tr, b_tr), (A_te, b_te) = train_q, test_q
-theta_adapted = theta_q - lr_q * (A_tr @ theta_q - b_tr)
-for name, meta_grad in [("maml_grad", maml_grad), ("first-order MAML", first_order_maml_grad)]:
-    value = jax.jit(lambda th: meta_grad(quadratic_loss, th, train_q, test_q, lr_q))(theta_q)
-    print(f"{name:<18}:", rounded(value))
-print("closed form       :", rounded((jnp.eye(4) - lr_q * A_tr) @ (A_te @ theta_adapted - b_te)))
-print("A_te theta' - b_te:", rounded(A_te @ theta_adapted - b_te))
-
-
-# %% [markdown]
-# The first-order version differs by $\alpha A_{\text{train}} (A_{\text{test}} \theta' -
-# b_{\text{test}})$, which is not small unless $\alpha \|A_{\text{train}}\|$ is. With dict
-# parameters `maml_grad` returns a dict, and flattening the parameters does not change the
-# answer:
-
-# %% tags=["demo"]
-def linear_regression_loss(p, batch):
-    inputs, targets = batch
-    return jnp.mean((inputs @ p["w"] + p["b"] - targets) ** 2)
-
-
-train_lr = (normal((10, 3)), normal((10,)))
-test_lr = (normal((10, 3)), normal((10,)))
-p_lr = {"w": jnp.array([0.5, -1.0, 0.2]), "b": jnp.array(0.1)}
-flat, unflatten = ravel_pytree(p_lr)
-from_dict = jax.jit(lambda p: maml_grad(linear_regression_loss, p, train_lr, test_lr, 0.1))(p_lr)
-flat_loss = lambda g, batch: linear_regression_loss(unflatten(g), batch)
-from_flat = jax.jit(lambda f: maml_grad(flat_loss, f, train_lr, test_lr, 0.1))(flat)
-for name, g in from_dict.items():
-    print(f"maml_grad, {name}:", rounded(g))
-print("same as with flat parameters:",
-      np.allclose(ravel_pytree(from_dict)[0], from_flat, atol=1e-6))
-
-# %% [markdown]
-# ## 7. Hutchinson's trace estimator
-#
-# The trace of the Hessian, $\operatorname{tr} H = \sum_i \partial^2 f / \partial x_i^2$,
-# measures the average curvature (for a loss, it is used as a sharpness measure and in
-# second-order methods). Building $H$ to read its diagonal is out of the question for large
-# $n$. Hutchinson's estimator uses HVPs instead. If $v$ is random with
-# $\mathbb{E}[v v^\top] = I$, then
-#
-# $$\mathbb{E}[v^\top H v] = \mathbb{E}[\operatorname{tr}(H v v^\top)] =
-# \operatorname{tr}(H\, \mathbb{E}[v v^\top]) = \operatorname{tr} H .$$
-#
-# **Rademacher** vectors, whose entries are $\pm 1$ with probability one half each, have
-# $\mathbb{E}[v v^\top] = I$ and $\operatorname{Var}(v^\top H v) = 2 \sum_{i \ne j}
-# H_{ij}^2$: the diagonal contributes no noise at all, since $v_i^2 = 1$. Among probes with
-# independent entries of mean 0 and variance 1 this is the smallest possible variance
-# (Gaussian probes give $2 \sum_{i, j} H_{ij}^2$, diagonal included). Averaging over $N$
-# independent probes divides the variance by $N$, so the error shrinks like $1/\sqrt{N}$.
-#
-# ### Exercise 7: `hutchinson_trace` (3 points)
-#
-# Write `hutchinson_trace(f, x, key, num_samples)` that estimates the trace of the Hessian of
-# `f` at `x`.
-#
-# * `f` maps a 1-D floating-point array `x` of length $n$ to a scalar; `key` is a JAX random
-#   key; `num_samples` is a positive Python int. Return a scalar with the dtype of `x`.
-# * Draw all probes at once with
-#   `jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)`, exactly this call
-#   (the tests compare with this draw). Return the mean over the probes $v$ of $v^\top H v$.
-# * Compute each $H v$ with a forward-over-reverse HVP, batched over the probes with
-#   `jax.vmap`. Never build the Hessian (no `jax.hessian`, `jax.jacfwd`, `jax.jacrev`), and no
-#   Python loop over the probes.
-# * Hint: one HVP is one `jax.jvp` of `jax.grad(f)`, as in exercise 2 (write it again here, so
-#   that this exercise stands on its own); the dot product of each probe with its product is a
-#   sum over the last axis.
-
-# %% nbgrader={"grade_id": "hutchinson_trace", "solution": true}
-def hutchinson_trace(f, x, key, num_samples):
-    """Hutchinson estimate of the trace of the Hessian of f at x, from Rademacher probes.
-
-    Args:
-      f: a function from a 1-D array to a scalar.
-      x: the point, a 1-D array.
-      key: a JAX random key.
-      num_samples: the number of probe vectors.
-
-    Returns:
-      The mean over the probes v of v @ H(x) @ v, a scalar.
-    """
-    ### BEGIN SOLUTION
-    probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
-    products = jax.vmap(lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1])(probes)
-    return jnp.mean(jnp.sum(probes * products, axis=-1))
-    ### END SOLUTION
-
-
-# %% nbgrader={"grade_id": "hutchinson_trace_tests", "points": 3}
-adcheck.check_hutchinson_trace(hutchinson_trace, jit=True)
-### BEGIN HIDDEN TESTS
-_Case = adcheck.Case
-adcheck.check_hutchinson_trace(hutchinson_trace, jit=True, cases=[
-    _Case("f(x) = sum(tanh(W x)**2), 16 samples",
-          lambda x: jnp.sum(jnp.tanh(jnp.outer(jnp.arange(1.0, 4.0), x).sum(axis=1)) ** 2)
-          + jnp.sum(jnp.sin(x) * x[::-1]), jnp.linspace(-1.0, 1.0, 6), jax.random.key(11), 16),
-    _Case("a single sample", lambda x: jnp.sum(jnp.exp(x) * jnp.roll(x, 1)),
-          jnp.linspace(0.0, 0.5, 4), jax.random.key(12), 1),
-    _Case("f(x) = logsumexp(x), 5 samples", jax.nn.logsumexp, jnp.linspace(-2.0, 2.0, 7),
-          jax.random.key(13), 5),
-])
-with jax.enable_x64(True):
-    adcheck.check_hutchinson_trace(hutchinson_trace, jit=True, cases=[
-        _Case("float64, f(x) = sum(x**3 * x[::-1]), 9 samples", lambda x: jnp.sum(x**3 * x[::-1]),
-              jnp.linspace(-1.0, 1.0, 5), jax.random.key(14), 9),
-    ])
-### END HIDDEN TESTS
-
-
-# %% [markdown]
-# We try it on $f(x) = \sum_i \tanh\big((Wx)_i\big)^2$ with $W \in \mathbb{R}^{16 \times 64}$,
-# whose Hessian is dense, and compare with the exact trace and with the predicted standard
-# deviation of a single probe, $\sigma = \sqrt{2 \sum_{i \ne j} H_{ij}^2}$.
-
-# %% tags=["demo"]
-W_h = normal((16, 64)) / 4.0
-x_h = normal((64,))
-
-
-def tanh_features(x):
-    return jnp.sum(jnp.tanh(W_h @ x) ** 2)
-
-
-H_h = jax.jit(jax.hessian(tanh_features))(x_h)
-exact_trace = jnp.trace(H_h)
-sigma = jnp.sqrt(2 * (jnp.sum(H_h ** 2) - jnp.sum(jnp.diag(H_h) ** 2)))
-key, key_probe = jax.random.split(key)
-print("exact trace               :", rounded(exact_trace))
-estimate = jax.jit(lambda k: hutchinson_trace(tanh_features, x_h, k, 1000))(key_probe)
-print("estimate with 1000 probes :", rounded(estimate))
-print("sigma, one probe          :", rounded(sigma))
-
-# %% [markdown]
-# To see the $1/\sqrt{N}$ law, we repeat the estimate 64 times for each number of probes $N$
-# and plot the root-mean-square error over the repetitions against $N$, together with the
-# prediction $\sigma / \sqrt{N}$. Compiling `hutchinson_trace` once for every $N$ would take
-# longer than the computation itself, so we compile it once, for single probes, and run it
-# with $64 \times 1024$ different keys: repetition $r$ with $N$ probes averages the first $N$
-# single-probe estimates of row $r$. Averaging $N$ independent single-probe estimates has the
-# same distribution as one call with $N$ probes.
-
-# %% tags=["demo"]
-RUNS, MAX_PROBES = 64, 1024
-key, key_runs = jax.random.split(key)
-single_keys = jax.random.split(key_runs, RUNS * MAX_PROBES)
-single = jax.jit(jax.vmap(lambda k: hutchinson_trace(tanh_features, x_h, k, 1)))(single_keys)
-single = single.reshape(RUNS, MAX_PROBES)
-probe_counts = [1, 4, 16, 64, 256, 1024]
-errors = [jnp.mean(single[:, :N], axis=1) - exact_trace for N in probe_counts]
-rms_errors = [float(jnp.sqrt(jnp.mean(e ** 2))) for e in errors]
-fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.loglog(probe_counts, rms_errors, "o-", label=f"RMS error over {RUNS} repetitions")
-ax.loglog(probe_counts, float(sigma) / np.sqrt(probe_counts), "k--", lw=1,
-          label=r"$\sigma / \sqrt{N}$")
-ax.set_xlabel("number of probes N")
-ax.set_ylabel("error of the trace estimate")
-ax.set_title("Hutchinson's estimator")
-ax.legend()
-plt.show()
-
-
-# %% [markdown]
-# The measured errors follow the predicted line: every factor of 4 in the number of probes
-# halves the error. Accuracy is expensive (one more digit costs 100 times more probes), which
-# is why the estimator is used when a rough value of the trace suffices.
-#
-# ## 8. Gauss–Newton products
-#
-# For a least-squares loss $L(\theta) = \frac12 \|r(\theta)\|^2$ with residuals
-# $r : \mathbb{R}^n \to \mathbb{R}^m$ and Jacobian $J = \partial r(\theta)$, the chain rule
-# gives $\nabla L = J^\top r$ and
-#
-# $$\nabla^2 L = J^\top J + \sum_{i=1}^m r_i\, \nabla^2 r_i .$$
-#
-# The **Gauss–Newton matrix** $G = J^\top J$ keeps the first term. It is positive
-# semi-definite ($v^\top G v = \|J v\|^2 \ge 0$) even where the Hessian is not, which makes it
-# a safer matrix for conjugate-gradient and trust-region steps, and it equals the Hessian when
-# the residuals vanish. A product $G v$ is a JVP followed by a VJP: push $v$ forward to
-# $u = J v$, then pull $u$ back to $J^\top u$.
-#
-# Our residuals compare $a e^{-k t} + c$, with $\theta = (a, k, c)$, to 20 noisy samples. We
-# compare $G v$ with the dense $J^\top J v$, and the Hessian-vector product with $G v$ plus the
-# second-order term, where $H_i$ is the Hessian of $r_i$.
-
-# %% tags=["demo"]
-def gauss_newton_product(residuals, theta, v):
-    """G v = J^T (J v) for the Jacobian J of residuals at theta, from one JVP and one VJP."""
-    _, Jv = jax.jvp(residuals, (theta,), (v,))
-    _, pullback = jax.vjp(residuals, theta)
-    return pullback(Jv)[0]
-
-
-t_fit = jnp.linspace(0.0, 3.0, 20)
-y_fit = 2.0 * jnp.exp(-1.3 * t_fit) + 0.5 + 0.05 * normal((20,))
-
-
-def decay_residuals(theta):
-    a, k, c = theta
-    return a * jnp.exp(-k * t_fit) + c - y_fit
-
-
-def half_squares(theta):
-    return 0.5 * jnp.sum(decay_residuals(theta) ** 2)
-
-
-@jax.jit
-def curvature_products(theta, v):
-    J, r = jax.jacfwd(decay_residuals)(theta), decay_residuals(theta)
-    residual_term = jnp.einsum("i,ijk,k->j", r, jax.hessian(decay_residuals)(theta), v)
-    return [gauss_newton_product(decay_residuals, theta, v), J.T @ (J @ v),
-            hvp(half_squares, (theta,), (v,)), J.T @ (J @ v) + residual_term]
-
-
-theta_fit = jnp.array([1.5, 1.0, 0.3])
-v_fit = jnp.array([1.0, -2.0, 0.5])
-names = ["G v, one JVP and one VJP", "J^T J v, dense J", "H v, hvp",
-         "J^T J v + sum_i r_i H_i v"]
-for name, product in zip(names, curvature_products(theta_fit, v_fit)):
-    print(f"{name:<26}:", rounded(product))
-
-# %% [markdown]
 # ## 9. Summary
 #
 # | goal | JAX | cost |
@@ -1353,10 +1359,10 @@ for name, product in zip(names, curvature_products(theta_fit, v_fit)):
 # | $k$-th derivative of a scalar function | `jax.grad` applied $k$ times | each `grad` multiplies the cost by a small factor |
 # | Hessian of $f : \mathbb{R}^n \to \mathbb{R}$ | `jax.jacfwd(jax.jacrev(f))` (= `jax.hessian`); keep `jacrev` inside | about $n$ gradients, $n^2$ memory |
 # | Hessian-vector product | `jax.jvp(jax.grad(f), (x,), (v,))[1]`; or reverse-over-reverse, reverse-over-forward | a few times $f$; measure which variant is fastest |
-# | treat a value as a constant | `jax.lax.stop_gradient` | free |
-# | TD(0) update | $-\nabla$ of $\frac12(\operatorname{sg}(\text{target}) - v_\theta(s))^2$ | one gradient |
-# | straight-through estimator | `x - sg(x) + sg(round(x))` | free |
 # | per-example gradients | `jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))` under `jit` | one batched program |
 # | meta-gradient through an SGD step | `jax.grad` of the loss after the step | includes an HVP |
 # | trace of the Hessian | mean of $v^\top H v$ over Rademacher $v$, vmapped HVPs | $N$ HVPs, error $\propto 1/\sqrt{N}$ |
 # | Gauss–Newton product $J^\top J v$ | `jax.jvp` of $r$, then `jax.vjp` of $r$ | one JVP and one VJP of $r$ |
+# | treat a value as a constant | `jax.lax.stop_gradient` | free |
+# | TD(0) update | $-\nabla$ of $\frac12(\operatorname{sg}(\text{target}) - v_\theta(s))^2$ | one gradient |
+# | straight-through estimator | `x - sg(x) + sg(round(x))` | free |
