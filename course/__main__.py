@@ -1,6 +1,6 @@
 """Command line: ``python -m course build [ASSIGNMENT ...]``, ``python -m course demo``,
-``python -m course grade ASSIGNMENT [...]``, ``python -m course benchmark`` and
-``python -m course benchmark-grading``."""
+``python -m course start [ASSIGNMENT ...]``, ``python -m course grade ASSIGNMENT [...]``,
+``python -m course benchmark`` and ``python -m course benchmark-grading``."""
 
 import argparse
 import sys
@@ -9,6 +9,17 @@ from . import build, demo
 
 
 def main():
+    try:
+        return _dispatch()
+    except build.ReleaseHoldsWork as error:
+        print(f"python -m course: {error}", file=sys.stderr)
+        return 1
+
+
+def _dispatch():
+    if sys.argv[1:2] == ["start"]:
+        from . import start
+        sys.exit(start.main(sys.argv[2:]))
     if sys.argv[1:2] == ["grade"]:
         from . import classgrade
         sys.exit(classgrade.main(sys.argv[2:]))
@@ -26,6 +37,8 @@ def main():
                                                   "solutions/ from the text sources")
     build_cmd.add_argument("assignments", nargs="*", help="default: all of source/")
     commands.add_parser("demo", help="build, then grade a demo class and print its grades")
+    commands.add_parser("start", help="copy assignments from release/ into work/, the "
+                                      "student's own folder (see `start --help`)")
     commands.add_parser("grade", help="grade a class: collect, inspect, autograde in parallel, "
                                       "feedback, export, plot (see `grade --help`)")
     commands.add_parser("benchmark", help="time every notebook (cold and warm compilation "
@@ -37,6 +50,7 @@ def main():
         build.build(args.assignments)
     else:
         demo.main()
+    return 0
 
 
-main()
+sys.exit(main())

@@ -71,10 +71,71 @@ def build_source(assignment, root=ROOT):
         notebooks.write_if_changed(nb, notebooks.notebook_path(text_path))
 
 
+class ReleaseHoldsWork(RuntimeError):
+    """release/<assignment>/ holds something the build did not write: regenerating it (which
+    ``nbgrader generate_assignment --force`` does by deleting the folder) would destroy it."""
+
+
+def cells_digest(nb):
+    """A digest of what a student writes into a notebook: the type and text of every cell
+    (outputs come back by running it again)."""
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        digest.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0\0")
+    return digest.hexdigest()
+
+
+def _release_changes(assignment, root):
+    """Paths under release/<assignment>/ that the last build did not leave as they are."""
+    release_dir = Path(root) / "release" / assignment
+    if not release_dir.is_dir():
+        return []
+    written = {p.name for p in support_files(Path(root) / "source" / assignment)}
+    changed = []
+    for path in sorted(release_dir.iterdir()):
+        if path.name in ("__pycache__", ".ipynb_checkpoints"):  # what running a notebook leaves
+            continue
+        if path.suffix == ".ipynb" and path.is_file():
+            try:
+                nb = nbformat.read(path, as_version=4)
+            except (OSError, ValueError):
+                changed.append(path)
+                continue
+            stamp = nb.metadata.get("course", {}).get("release_cells")
+            if stamp is not None and stamp != cells_digest(nb):
+                changed.append(path)
+        elif path.name not in written:
+            changed.append(path)
+    return changed
+
+
+def _what_to_do(assignment, path, root):
+    relative = path.relative_to(root)
+    kept = Path(root) / "work" / assignment / path.name
+    if path.suffix == ".ipynb" and not kept.exists():
+        return (f"{relative} was changed since the build wrote it (it may hold your answers). "
+                f"Copy it into your own folder with `python -m course start {assignment}` "
+                f"(it goes to work/{assignment}/, which the build never touches), then "
+                f"`git checkout -- release/{assignment}` and build again.")
+    return (f"{relative} is not what the build wrote (it may hold your work). Move it out of "
+            f"release/, e.g. `mv {relative} work/{assignment}/{path.stem}-from-release"
+            f"{path.suffix}`, then build again.")
+
+
 def build_release(assignment, root=ROOT):
+    changes = _release_changes(assignment, root)
+    if changes:
+        raise ReleaseHoldsWork(
+            f"The build regenerates release/{assignment}/ from source/ and would delete what is "
+            "there. Nothing was changed.\n" + "\n".join(
+                _what_to_do(assignment, path, Path(root)) for path in changes))
     result = nbgrader("generate_assignment", assignment, "--force", root=root, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.stderr}")
+    for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
+        nbformat.write(nb, path)
 
 
 def build_solutions(assignment, root=ROOT):

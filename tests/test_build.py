@@ -2,6 +2,8 @@
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -170,3 +172,58 @@ def test_the_first_cell_says_when_jax_is_not_the_tested_one():
     build.execute(nb, ROOT / "solutions" / build.assignments()[0])
     text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
     assert "tested with JAX 0.0.1" in text and len(text.strip().splitlines()) == 1, text
+
+
+def _write_answer(path, marker):
+    """Put ``marker`` into the first answer cell of the notebook at ``path``, as a student's
+    JupyterLab would save it."""
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    cell.source = cell.source.replace("raise NotImplementedError()", f"return {marker!r}")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _course_command(root, *args):
+    return subprocess.run([sys.executable, "-m", "course", *args], cwd=root, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_students_answers_are_never_overwritten(rebuilt, tmp_path):
+    copy = tmp_path / "course"
+    shutil.copytree(rebuilt, copy, symlinks=True)
+    first = build.assignments(copy)[0]
+    name = notebooks.notebook_path(notebooks.text_sources(copy / "source" / first)[0]).name
+    release_nb, work_nb = copy / "release" / first / name, copy / "work" / first / name
+
+    assert _course_command(copy, "start", first).returncode == 0
+    _write_answer(work_nb, "answer in work/")
+    for command in (("build", first), ("start", first)):
+        result = _course_command(copy, *command)
+        assert result.returncode == 0, result.stderr
+    assert "answer in work/" in work_nb.read_text(), "the build or start replaced work/"
+    assert f"kept   work/{first}/{name}" in result.stdout
+
+    _write_answer(release_nb, "answer in release/")
+    for command in (("build",), ("demo", "--folder", str(tmp_path / "demo"))):
+        result = _course_command(copy, *command)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert (f"release/{first}/{name} is not what the build wrote" in result.stderr
+                and f"mv release/{first}/{name} work/{first}/" in result.stderr
+                and "Nothing was changed" in result.stderr), result.stderr
+        assert "answer in release/" in release_nb.read_text()
+    assert not (tmp_path / "demo").exists()
+
+    work_nb.unlink()  # with no copy in work/ yet, `start` rescues the answers
+    result = _course_command(copy, "build", first)
+    assert f"release/{first}/{name} was changed since the build wrote it" in result.stderr
+    assert f"python -m course start {first}" in result.stderr
+    assert _course_command(copy, "start", first).returncode == 0
+    assert "answer in release/" in work_nb.read_text()
+
+    release_nb.unlink()
+    (copy / "release" / first / "notes.txt").write_text("my notes")
+    result = _course_command(copy, "build", first)
+    assert result.returncode == 1 and f"release/{first}/notes.txt is not what the build" in (
+        result.stderr)
+    assert (copy / "release" / first / "notes.txt").read_text() == "my notes"
