@@ -25,7 +25,8 @@
 # * how to debug a backward pass;
 # * what a backward rule may contain if you want to differentiate through it a second time,
 #   and what silently goes wrong when it contains the wrong things.
-#
+
+# %% [markdown]
 # **Exercises.** In this notebook an answer cell usually holds more than one function: the
 # decorated function and its rule (or its forward and backward passes), followed by the line
 # that registers the rule. Each function body has a placeholder; replace all of them, keep the
@@ -97,7 +98,8 @@ def show_error(error):
 # * **Gradient surgery.** Sometimes the "derivative" you want is not a derivative: clipping
 #   the gradient, rescaling it, or printing it as it flows backwards (`clip_gradient`,
 #   `clip_gradient_norm`, debugging).
-#
+
+# %% [markdown]
 # JAX offers two decorators:
 #
 # | | `jax.custom_jvp` | `jax.custom_vjp` |

@@ -25,7 +25,8 @@
 # * how `jax.lax.custom_root` does the same for roots, and differentiates closed-over values;
 # * how to differentiate the solution of an optimization problem (a hyperparameter gradient);
 # * what the theorem assumes, and what happens when those assumptions fail.
-#
+
+# %% [markdown]
 # **Exercises.** An answer cell holds the functions of one exercise and, where a rule is
 # registered, the registration line. Replace every placeholder, keep the names, the signatures,
 # the decorators and the registration line, and run the cell; then run the locked test cell
@@ -194,7 +195,8 @@ with jax.enable_x64(True):
 # So one VJP of the solution costs one linear solve with the *transposed* Jacobian
 # $\partial_x F$ (done with VJPs of $F$ in $x$, never forming the matrix, when $n$ is large)
 # and one VJP of $F$ in $a$. Nothing from the solver's iterations is needed.
-#
+
+# %% [markdown]
 # ### Fixed points
 #
 # Solvers are often written as fixed-point iterations $x \leftarrow f(a, x)$. With
@@ -861,7 +863,8 @@ plt.show()
 # the gradient vanishes, and with the step size $\eta = 1 / (\lVert X\rVert_F^2 / n +
 # \lambda)$ it is a contraction (the Frobenius norm bounds the largest eigenvalue of
 # $X^\top X$), so our `fixed_point` converges, and its rule differentiates the argmin.
-#
+
+# %% [markdown]
 # ### Exercise 4: `ridge_hypergradient(log_lam, X, y, X_val, y_val)` (3 points)
 #
 # * Return `(V, dV)`: the validation loss $V$ at $w^*(e^{\log\lambda})$ and its derivative in
