@@ -20,6 +20,7 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 from . import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
+WORK = "work"  # the students' own folder (python -m course start), which the build never touches
 CELL_TIMEOUT = 600
 
 
@@ -111,14 +112,14 @@ def _release_changes(assignment, root):
 
 def _what_to_do(assignment, path, root):
     relative = path.relative_to(root)
-    kept = Path(root) / "work" / assignment / path.name
+    kept = Path(root) / WORK / assignment / path.name
     if path.suffix == ".ipynb" and not kept.exists():
         return (f"{relative} was changed since the build wrote it (it may hold your answers). "
                 f"Copy it into your own folder with `python -m course start {assignment}` "
-                f"(it goes to work/{assignment}/, which the build never touches), then "
+                f"(it goes to {WORK}/{assignment}/, which the build never touches), then "
                 f"`git checkout -- release/{assignment}` and build again.")
     return (f"{relative} is not what the build wrote (it may hold your work). Move it out of "
-            f"release/, e.g. `mv {relative} work/{assignment}/{path.stem}-from-release"
+            f"release/, e.g. `mv {relative} {WORK}/{assignment}/{path.stem}-from-release"
             f"{path.suffix}`, then build again.")
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from . import build
 
-WORK = "work"
-
 
 def start(assignments=None, root=build.ROOT, log=print):
     root = Path(root)
@@ -22,7 +20,7 @@ def start(assignments=None, root=build.ROOT, log=print):
         if not release_dir.is_dir():
             raise SystemExit(f"There is no release/{assignment}/: the assignments are "
                              f"{', '.join(build.assignments(root))}.")
-        work_dir = root / WORK / assignment
+        work_dir = root / build.WORK / assignment
         work_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in release_dir.iterdir() if p.is_file()):
             target = work_dir / path.name
@@ -34,8 +32,8 @@ def start(assignments=None, root=build.ROOT, log=print):
                 log(f"copied {target.relative_to(root)}")
             elif not target.exists() or target.read_bytes() != path.read_bytes():
                 shutil.copyfile(path, target)
-    log(f"Open your notebooks with `.venv/bin/jupyter lab {WORK}/`; answers you write there "
-        "stay yours.")
+    log(f"Open your notebooks with `.venv/bin/jupyter lab {build.WORK}/`; answers you write "
+        "there stay yours.")
 
 
 def main(argv=None):

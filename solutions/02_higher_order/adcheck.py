@@ -780,13 +780,13 @@ def check_vgrad(vgrad, cases=None, jit=False):
         actual = _run("vgrad", lambda x: vgrad(f, x), (x,), jit)
         _compare("vgrad", case, actual, expected, shape_hints=hint)
     if visible:
+        probe = lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x)
         n = 300
         _require_small_intermediates(
-            "vgrad", lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x), (jnp.ones(n),), n * n,
+            "vgrad", probe, (jnp.ones(n),), n * n,
             f"for an input and an output of size {n}: it forms the whole Jacobian, where one "
             "VJP with a cotangent of ones is enough.")
-        sizes = {m: len(_call("vgrad", lambda: _program(
-            lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x), jnp.ones(m)))) for m in (3, 8)}
+        sizes = {m: len(_call("vgrad", lambda: _program(probe, jnp.ones(m)))) for m in (3, 8)}
         if sizes[3] != sizes[8]:
             raise AssertionError(
                 f"vgrad builds a program whose size grows with the size of f(x) ({sizes[3]} "
