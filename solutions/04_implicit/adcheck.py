@@ -51,6 +51,8 @@ _FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not c
     "hessian": ("hessian",),
     "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
     "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
+    "polar": ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+             + _JACOBIANS,
 })
 _ORIGINALS = types.MappingProxyType(
     {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
@@ -1283,11 +1285,14 @@ def _finite(name, case, value):
         raise AssertionError(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.")
 
 
-def _elementwise_derivatives(fn, x):
-    """Values, first and second derivatives of an elementwise ``fn`` at every entry of ``x``."""
-    first = jax.grad(lambda x: jnp.sum(fn(x)))
-    second = jax.grad(lambda x: jnp.sum(first(x)))
-    return fn(x), first(x), second(x)
+def _elementwise_derivatives(fn, x, order):
+    """Values and derivatives up to ``order`` of an elementwise ``fn`` at every entry of ``x``."""
+    results = [fn(x)]
+    derivative = fn
+    for _ in range(order):
+        derivative = jax.grad(lambda x, d=derivative: jnp.sum(d(x)))
+        results.append(derivative(x))
+    return tuple(results)
 
 
 def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None,
@@ -1299,7 +1304,8 @@ def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None
     for case in cases:
         (x,) = case.args
         x64 = np.asarray(x, np.float64)
-        results = _run(name, lambda x: _elementwise_derivatives(fn, x), (x,), jit)
+        depth = 2 if second else 1
+        results = _run(name, lambda x: _elementwise_derivatives(fn, x, depth), (x,), jit)
         expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
         labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
         for order, (label, result, wanted) in enumerate(zip(labels, results, expected)):
@@ -1315,9 +1321,11 @@ def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None
                      hints=second_hints if lost_precision else ())
         tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
         _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
-        flat = x.reshape(-1)
-        _compare(f"jax.vmap({name})", case, _run(name, jax.vmap(fn), (flat,), jit),
-                 value(np.asarray(flat, np.float64)).astype(x.dtype))
+        flat, flat64 = x.reshape(-1), x64.reshape(-1)
+        batched = _run(f"{name} under jax.vmap", jax.vmap(jax.value_and_grad(fn)), (flat,), jit)
+        for label, result, wanted in zip((f"jax.vmap({name})", f"jax.vmap(jax.grad({name}))"),
+                                         batched, (value(flat64), derivative(flat64))):
+            _compare(label, case, result, wanted.astype(x.dtype))
 
 
 def _sigmoid64(x):
@@ -1371,6 +1379,11 @@ def check_clip_gradient(clip_gradient, cases=None, jit=False):
         _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
         for label, value in (("lo", g_lo), ("hi", g_hi)):
             _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+        xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
+        batched = jax.vmap(run, in_axes=(None, None, 0, 0))
+        _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
+        _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs,
+                 jnp.clip(gs, lo, hi))
     print(f"clip_gradient passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
 
 
@@ -1386,18 +1399,29 @@ def check_polar(polar, cases=None, jit=False):
         point = {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])}
         cases = [Case("two points", point, {"r": jnp.array([1.0, -1.0]),
                                             "theta": jnp.array([0.5, 2.0])})]
+    for rule in (polar.fwd, polar.bwd):
+        _require_no_forbidden_reference("polar", rule)
+    jacobian = "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2."
     for case in cases:
         point, cotangent = case.args
+        expected_value, pullback = jax.vjp(_polar_reference, point)
+
+        def by_hand(point, cotangent):  # the rule called directly: JAX's autodiff is forbidden
+            value, residuals = polar.fwd(point)
+            return value, polar.bwd(residuals, cotangent)
+
+        value, pulled = _run("polar", by_hand, (point, cotangent), jit)
+        _compare_tree("polar_fwd's output", case, value, expected_value)
+        _compare_tree("polar_bwd's cotangents", case, pulled, pullback(cotangent),
+                      hints=[jacobian])
 
         def run(point, cotangent):
             value, pullback = jax.vjp(polar, point)
             return value, pullback(cotangent)
 
-        value, pulled = _run("polar", run, (point, cotangent), jit)
-        expected_value, pullback = jax.vjp(_polar_reference, point)
+        value, pulled = _run("the VJP of polar", run, (point, cotangent), jit)
         _compare_tree("polar", case, value, expected_value)
-        _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[
-            "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2."])
+        _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[jacobian])
     print(f"polar passed {len(cases)} cases" + (" under jax.jit." if jit else "."))
 
 
@@ -1633,11 +1657,7 @@ def check_fixed_point(fixed_point, cases=None, jit=False):
     for case in cases:
         f, a, x_guess, v = case.args
         if visible:
-            program = _call("fixed_point", lambda: _program(
-                lambda a, x: fixed_point(f, a, x), a, x_guess))
-            if "while" not in program:
-                raise AssertionError("fixed_point must iterate with jax.lax.while_loop until "
-                                     "converged(x_prev, x), not a fixed number of steps.")
+            _require_while_loops(fixed_point, f, a, x_guess, v)
         with jax.enable_x64(True):
             a64, v64 = _to64(a), _to64(v)
             x64 = _fixed_point64(f, a64, _to64(x_guess))
@@ -1670,9 +1690,61 @@ def check_fixed_point(fixed_point, cases=None, jit=False):
         _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
                  np.zeros(x_guess.shape, dtype),
                  hints=["The solution does not depend on the initial guess."])
+    if visible:
+        _check_stopping_rule(fixed_point, jit)
     _check_second_derivative(fixed_point, cases[0].args[2].dtype, jit)
     print(f"fixed_point passed {len(cases)} cases and a second derivative" +
           (" under jax.jit." if jit else "."))
+
+
+def _require_while_loops(fixed_point, f, a, x_guess, v):
+    """A while_loop in the forward pass, and another in the backward pass (the adjoint solve)."""
+    forward = _call("fixed_point", lambda: _program(lambda a: fixed_point(f, a, x_guess), a))
+    if "while" not in forward:
+        raise AssertionError("fixed_point must iterate with jax.lax.while_loop until "
+                             "converged(x_prev, x), not a fixed number of steps.")
+    both = _call("fixed_point", lambda: _program(
+        lambda a: jax.vjp(lambda a: fixed_point(f, a, x_guess), a)[1](v), a))
+    if both.count("while") < 2:
+        raise AssertionError(
+            "fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point itself: its "
+            "backward pass runs no loop, so it solves the adjoint equation some other way (a "
+            "dense solve forms the Jacobian A, which implicit layers exist to avoid).")
+
+
+def _check_stopping_rule(fixed_point, jit):
+    """The loop stops when ``converged`` says so, or after ``MAX_ITERATIONS`` evaluations of f."""
+    a, x_guess = jnp.array([1.0, 2.0]), jnp.zeros(2)
+
+    def halfway(a, x):  # converges slowly: x_k = 2 a (1 - 2**-k) from zeros
+        return 0.5 * x + a
+
+    def after(steps):
+        return np.asarray(2 * a * (1 - 0.5 ** steps), np.float32)
+
+    limit = 5
+    with _swap_global(fixed_point, "MAX_ITERATIONS", limit):
+        capped = _run("fixed_point", lambda a, x: fixed_point(halfway, a, x), (a, x_guess), jit)
+    case = Case(f"x = x / 2 + a with MAX_ITERATIONS = {limit}", halfway, a, x_guess)
+    _compare("fixed_point", case, capped, after(limit), hints=_suspects(capped, [
+        (after(60), "It ran until converged: the loop must also stop once the iteration count "
+                    "reaches MAX_ITERATIONS (a diverging iteration never converges)."),
+        (after(limit + 1), "One evaluation of f too many: the loop starts from "
+                           "(1, x_guess, f(a, x_guess)) and continues while iteration < "
+                           "MAX_ITERATIONS."),
+        (after(limit - 1), "One evaluation of f too few: the loop starts from "
+                           "(1, x_guess, f(a, x_guess)) and continues while iteration < "
+                           "MAX_ITERATIONS.")]))
+
+    def at_once(x_prev, x):
+        return jnp.array(True)
+
+    with _swap_global(fixed_point, "converged", at_once):
+        stopped = _run("fixed_point", lambda a, x: fixed_point(halfway, a, x), (a, x_guess), jit)
+    case = Case("x = x / 2 + a with a converged(x_prev, x) that is always True", halfway, a,
+                x_guess)
+    _compare("fixed_point", case, stopped, after(1), hints=[
+        "Stop with the notebook's converged(x_prev, x), not a test of your own."])
 
 
 def _check_second_derivative(fixed_point, dtype, jit):

@@ -312,8 +312,8 @@ for x, slope in zip(np.asarray(xs_slope), np.asarray(slopes)):
 #   $x = \pm 100$ and $\pm 1000$. Everything must work under `jax.jit` and `jax.vmap`.
 # * The second derivative, $\sigma(x)\,\sigma(-x)$, must be accurate to a relative $2 \cdot
 #   10^{-4}$ wherever float32 can hold it (it is $2.06 \cdot 10^{-9}$ at $x = 20$). JAX
-#   obtains it by differentiating your rule, so write $\sigma(x)$ in the rule as above, with
-#   `log1pexp` itself.
+#   obtains it by differentiating your rule, so write $\sigma(x)$ in a form whose derivative
+#   stays accurate, for instance as above, with `log1pexp` itself.
 # * Hint: `jnp.logaddexp(0.0, x)` is a stable value.
 
 # %% nbgrader={"grade_id": "log1pexp", "solution": true}
@@ -820,7 +820,7 @@ except TypeError as error:
 #   under `jit`); `x` is a floating-point array of any shape.
 # * The forward pass returns `x` unchanged. The backward pass clips the cotangent elementwise
 #   to `[lo, hi]` (`jnp.clip`) and returns it as the cotangent of `x`.
-# * `lo` and `hi` receive no gradient: return `None` for them.
+# * `lo` and `hi` receive no gradient: return `None` (or zeros) for them.
 # * Decorate `clip_gradient` with `@jax.custom_vjp` and register `clip_gradient_fwd` and
 #   `clip_gradient_bwd` (the cell does both). It must work under `jax.jit` and `jax.vmap`.
 # * Hint: since `lo` and `hi` may be traced values, pass them to the backward pass as
@@ -1067,6 +1067,9 @@ print("custom_jvp, the tangent is y(1 - y) x_dot:",
 # \frac{\partial \theta}{\partial x} = -\frac{y}{r^2}, \quad
 # \frac{\partial \theta}{\partial y} = \frac{x}{r^2}.$$
 #
+# * By hand means that `polar_fwd` and `polar_bwd` call none of JAX's differentiation
+#   functions (`jax.vjp`, `jax.jvp`, `jax.grad`, `jax.jacfwd`, ...): the tests call them
+#   directly with those functions disabled.
 # * Only points away from the origin are tested. It must work under `jax.jit`.
 # * Hint: a VJP multiplies by the *transposed* Jacobian, so `x_bar` collects the $x$ column:
 #   $\bar x = \bar r\, \partial r / \partial x + \bar\theta\, \partial \theta / \partial x$.

@@ -262,7 +262,7 @@ with jax.enable_x64(True):
 #
 # * `x` is a 1-D array of positive values; the result has the same shape.
 # * The forward pass starts from `y = jnp.ones_like(x)` and runs exactly **10** Newton steps
-#   `y = 0.5 * (y + x / y)`, as a Python loop.
+#   `y = 0.5 * (y + x / y)` (a Python loop, or `jax.lax.fori_loop`).
 # * `fixed_point_sqrt` is decorated with `@jax.custom_vjp`. Its forward rule `_fwd(x)` returns
 #   the output and, as the residual, the converged `y` (not `x`). Its backward rule
 #   `_bwd(y, g)` returns the tuple `(g * 0.5 / y,)`: a VJP rule returns one cotangent per
@@ -562,7 +562,9 @@ def converged(x_prev, x):
 #   returns an array shaped like `x`. `x_guess` is an array.
 # * **Forward:** carry `(iteration, x_prev, x)` through `jax.lax.while_loop`, starting from
 #   `(1, x_guess, f(a, x_guess))`, and continue while `x` has not `converged(x_prev, x)` and
-#   the iteration count is below `MAX_ITERATIONS`. Return the last `x`.
+#   the iteration count is below `MAX_ITERATIONS`. Return the last `x`. (The tests set
+#   `MAX_ITERATIONS` and `converged` to values of their own and count the steps, so use
+#   both as they are.)
 # * **Rule:** `fixed_point` is a `jax.custom_vjp` with `nondiff_argnums=(0,)`, since `f` is a
 #   function, not an array. `fixed_point_fwd(f, a, x_guess)` saves `a` and the solution
 #   `x_star` as residuals. `fixed_point_bwd(f, residuals, v)` returns the cotangents of
@@ -571,6 +573,8 @@ def converged(x_prev, x):
 #     $A = \partial_x f(a, x^*)$. Solve for `w` by calling **`fixed_point` itself**, with
 #     initial guess `v` and the adjoint map $w \mapsto v + A^\top w$, whose $A^\top w$ comes
 #     from `jax.vjp` of `f` in `x` at `x_star`. Then apply the VJP of `f` in `a` to `w`.
+#     (The tests look for this second loop in the backward pass: a dense solve, which forms
+#     $A$, does not pass.)
 #   * A function handed to `fixed_point` must not close over values that are being
 #     differentiated (the end of this section shows what happens), and for a second
 #     derivative `a`, `x_star` and `v` are such values. So pass them to the adjoint map as its
@@ -772,10 +776,10 @@ with jax.enable_x64(True):
 #   $0 \le e \le 0.95$ and any real `M`; solve elementwise and return `E` of that shape and
 #   dtype.
 # * Use `jax.lax.custom_root`, with `f` closing over `M` and `e`.
-# * `solve`: Newton's method, $E \leftarrow E - f(E)/f'(E)$, started at $E_0 = M$, with the
-#   elementwise derivative $f'(E)$ from `jax.jvp(f, (E,), (jnp.ones_like(E),))`. Use enough
-#   steps to converge in float64 (a `lax.fori_loop` of 30 steps does; a `while_loop` with
-#   `converged` does too).
+# * `solve`: Newton's method, $E \leftarrow E - f(E)/f'(E)$, started at $E_0 = M$ (or another
+#   start from which it converges), with the elementwise derivative $f'(E)$ from
+#   `jax.jvp(f, (E,), (jnp.ones_like(E),))` (or written out). Use enough steps to converge in
+#   float64 (a `lax.fori_loop` of 30 steps does; a `while_loop` with `converged` does too).
 # * `tangent_solve(g, y)`: `y / g(jnp.ones_like(y))`.
 #
 # The tests check values and first derivatives in `M` and `e` in both modes, and
@@ -870,8 +874,8 @@ plt.show()
 # * Return `(V, dV)`: the validation loss $V$ at $w^*(e^{\log\lambda})$ and its derivative in
 #   `log_lam`, for a scalar array `log_lam`, training data `X` of shape `(n, d)` and `y` of shape
 #   `(n,)`, and validation data likewise.
-# * Find $w^*$ with `fixed_point` (call it by that name), from `jnp.zeros(d)` in the data's
-#   dtype, with the gradient-descent map above. Pass `log_lam` to the map through `a`, not by
+# * Find $w^*$ with `fixed_point` (call it by that name), from an initial guess in the data's
+#   dtype such as `jnp.zeros(d, X.dtype)`, with the gradient-descent map above. Pass `log_lam` to the map through `a`, not by
 #   closure (section 5 shows why).
 # * Get the derivative with `jax.value_and_grad`: no closed-form solve, no finite differences.
 #

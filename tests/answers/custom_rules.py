@@ -155,6 +155,89 @@ WRONG = [
             return ({"x": g["r"] * x / r - g["theta"] * y / r,
                      "y": g["r"] * y / r + g["theta"] * x / r},)
     """, _POLAR_RULE)),
+    Answer("polar", "the backward pass pulls back through jax.vjp of the formulas", ("""
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _formulas(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _polar_bwd(res, g):
+            x, y, r = res
+            return jax.vjp(_formulas, {"x": x, "y": y})[1](g)
+    """, _POLAR_RULE)),
+    Answer("polar", "the forward pass saves JAX's own pullback as the residual", """
+        from jax import vjp as _pullback_of
+
+        def _formulas(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        @jax.custom_vjp
+        def polar(point):
+            return _formulas(point)
+
+        def _polar_fwd(point):
+            return _pullback_of(_formulas, point)
+
+        def _polar_bwd(pullback, g):
+            return pullback(g)
+
+        polar.defvjp(_polar_fwd, _polar_bwd)
+    """),
+    Answer("polar", "the Jacobian by jax.jacfwd, contracted with the cotangent", ("""
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _one(x, y):
+            return jnp.stack([jnp.sqrt(x**2 + y**2), jnp.arctan2(y, x)])
+
+        def _polar_bwd(res, g):
+            x, y, r = res
+            J = jnp.vectorize(jax.jacfwd(_one, argnums=(0, 1)), signature="(),()->(2),(2)")
+            dx, dy = J(x, y)
+            return ({"x": g["r"] * dx[..., 0] + g["theta"] * dx[..., 1],
+                     "y": g["r"] * dy[..., 0] + g["theta"] * dy[..., 1]},)
+    """, _POLAR_RULE)),
+    Answer("clip_gradient", "a NumPy clip through pure_callback: breaks under vmap", """
+        def _numpy_clip(g, lo, hi):
+            return np.clip(g, lo, hi).astype(g.dtype)
+
+        @jax.custom_vjp
+        def clip_gradient(lo, hi, x):
+            return x
+
+        def clip_gradient_fwd(lo, hi, x):
+            return x, (lo, hi)
+
+        def clip_gradient_bwd(res, g):
+            lo, hi = res
+            clipped = jax.pure_callback(_numpy_clip, jax.ShapeDtypeStruct(g.shape, g.dtype),
+                                        g, lo, hi)
+            return None, None, clipped
+
+        clip_gradient.defvjp(clip_gradient_fwd, clip_gradient_bwd)
+    """),
+    Answer("shrink", "the slope from NumPy through pure_callback: breaks under vmap", """
+        def _numpy_slope(x):
+            root = np.sqrt(x)
+            return np.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 1.0).astype(x.dtype)
+
+        @jax.custom_jvp
+        def shrink(x):
+            return x / (1 + jnp.sqrt(x))
+
+        @shrink.defjvp
+        def _shrink_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            slope = jax.pure_callback(_numpy_slope, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+            return shrink(x), slope * x_dot
+    """),
     Answer("clip_gradient_norm", "no nondiff_argnums: max_norm treated as an input", """
         @jax.custom_vjp
         def clip_gradient_norm(max_norm, x):

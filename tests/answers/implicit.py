@@ -248,6 +248,54 @@ WRONG = [
 
             return jax.vjp(twenty_steps, a)[1](v)[0], jnp.zeros_like(x_star)
     """, _REGISTER)),
+    Answer("fixed_point", "no iteration counter: never stops when the iteration diverges", ("""
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def fixed_point(f, a, x_guess):
+            return jax.lax.while_loop(lambda s: jnp.logical_not(converged(*s)),
+                                      lambda s: (s[1], f(a, s[1])), (x_guess, f(a, x_guess)))[1]
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (a, x_star)
+    """, _FIXED_POINT_RULE, _REGISTER)),
+    Answer("fixed_point", "the counter starts at 0: one evaluation of f too many", ("""
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def fixed_point(f, a, x_guess):
+            def keep_going(state):
+                k, x_prev, x = state
+                return jnp.logical_not(converged(x_prev, x)) & (k < MAX_ITERATIONS)
+
+            return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
+                                      (0, x_guess, f(a, x_guess)))[2]
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (a, x_star)
+    """, _FIXED_POINT_RULE, _REGISTER)),
+    Answer("fixed_point", "a tolerance of its own instead of converged(x_prev, x)", ("""
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+        def fixed_point(f, a, x_guess):
+            def keep_going(state):
+                k, x_prev, x = state
+                return (jnp.max(jnp.abs(x - x_prev)) > 1e-7) & (k < MAX_ITERATIONS)
+
+            return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
+                                      (1, x_guess, f(a, x_guess)))[2]
+
+        def fixed_point_fwd(f, a, x_guess):
+            x_star = fixed_point(f, a, x_guess)
+            return x_star, (a, x_star)
+    """, _FIXED_POINT_RULE, _REGISTER)),
+    Answer("fixed_point", "the adjoint by a dense solve with the Jacobian of f",
+           (_FIXED_POINT_FORWARD, """
+        def fixed_point_bwd(f, residuals, v):
+            a, x_star = residuals
+            n = x_star.size
+            A = jax.jacobian(f, argnums=1)(a, x_star).reshape(n, n)
+            w = jnp.linalg.solve(jnp.eye(n, dtype=A.dtype) - A.T, v.reshape(n))
+            w = w.reshape(x_star.shape)
+            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
+    """, _REGISTER)),
     Answer("fixed_point", "no nondiff_argnums: f is treated as an array argument", ("""
         @jax.custom_vjp
         def fixed_point(f, a, x_guess):
@@ -380,12 +428,18 @@ ALTERNATIVES = [
 
         fixed_point_sqrt.defvjp(_fwd, _bwd)
     """),
-    Answer("fixed_point", "no iteration counter, one jax.vjp for both partials, None for x_guess",
-           """
+    Answer("fixed_point", "the loop state as a dict, one jax.vjp for both partials, None for "
+           "x_guess", """
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
         def fixed_point(f, a, x_guess):
-            return jax.lax.while_loop(lambda s: jnp.logical_not(converged(*s)),
-                                      lambda s: (s[1], f(a, s[1])), (x_guess, f(a, x_guess)))[1]
+            def keep_going(s):
+                return ~converged(s["prev"], s["x"]) & (s["count"] < MAX_ITERATIONS)
+
+            def step(s):
+                return {"count": s["count"] + 1, "prev": s["x"], "x": f(a, s["x"])}
+
+            start = {"count": 1, "prev": x_guess, "x": f(a, x_guess)}
+            return jax.lax.while_loop(keep_going, step, start)["x"]
 
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
