@@ -2,6 +2,7 @@
 
 import os
 import sys
+import warnings
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
@@ -16,14 +17,30 @@ from course.nbgrader_ext import (  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
+# nbgrader's Gradebook.add_submission links a new submission to its student and assignment
+# before adding it to the session; SQLAlchemy 2 warns about that on autoflush, and the objects
+# are added right after. Hide that warning only, in every command run from this folder.
+warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
+
 c.CourseDirectory.course_id = "jax-autodiff"
 c.CourseDirectory.root = HERE
 # The notebooks' text sources (*.pct.py) hold the solutions: never copy them to students.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
                             "*.pct.py"]
 
-# Where students fetch and submit: a shared folder on a JupyterHub, set by the deployment.
-c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
+# Where students fetch and submit: NBGRADER_EXCHANGE_ROOT if set; on a JupyterHub (its servers
+# and services have a hub API token), the shared /srv/nbgrader/exchange; elsewhere exchange/ in
+# this folder, so that the whole cycle can be tried on a laptop, without root.
+if os.environ.get("NBGRADER_EXCHANGE_ROOT"):
+    c.Exchange.root = os.environ["NBGRADER_EXCHANGE_ROOT"]
+elif os.environ.get("JUPYTERHUB_API_TOKEN"):
+    c.Exchange.root = "/srv/nbgrader/exchange"
+else:
+    c.Exchange.root = os.path.join(HERE, "exchange")
+# Feedback of submissions placed in submitted/ by hand is named, not a crash of the whole class.
+c.ExchangeFactory.release_feedback = "course.exchange.ReleaseFeedbackExplained"
+# grades.csv leaves the scores empty where a student submitted nothing (nbgrader writes 0.0).
+c.ExportApp.plugin_class = "course.export.CsvExportBlankWhenUnsubmitted"
 
 c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE: replace this line and the next with your solution.\n"

@@ -153,13 +153,39 @@ def grade_parallel(course, jobs, workers, progress=True, feedback=True):
     return seconds, failed
 
 
-def score_distribution(course, assignment, path):
-    """Draw, per exercise (in notebook order), how many students scored zero, partial and full
-    marks, and the histogram of total scores."""
+def grade_table(course, assignment):
+    """The marks of every student of the gradebook per exercise, in notebook order, as text:
+    ``-`` where a student submitted nothing."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    order = [cell.metadata["nbgrader"]["grade_id"]
+             for nb in release_notebooks(course, assignment).values() for cell in nb.cells
+             if nbgrader_utils.is_grade(cell)]
+    rows = [["student", *(name.removesuffix("_tests") for name in order), "total"]]
+    with Gradebook(db_url(course)) as gradebook:
+        for student in sorted(gradebook.students, key=lambda student: student.id):
+            try:
+                submission = gradebook.find_submission(assignment, student.id)
+            except MissingEntry:
+                rows.append([student.id, *("-" for _ in order), "-"])
+                continue
+            marks = {grade.name: grade for nb in submission.notebooks for grade in nb.grades}
+            rows.append([student.id,
+                         *(f"{marks[name].score:g}/{marks[name].max_score:g}" for name in order),
+                         f"{submission.score:g}/{submission.max_score:g}"])
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def score_figure(course, assignment):
+    """A figure of, per exercise (in notebook order), how many students scored zero, partial and
+    full marks, and of the histogram of total scores."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
     from nbgrader.api import Gradebook
 
@@ -182,7 +208,8 @@ def score_distribution(course, assignment, path):
     start = np.zeros(len(order))
     for outcome, color in (("full", "tab:green"), ("partial", "tab:orange"), ("zero", "tab:red")):
         values = np.array([counts[e][outcome] for e in order])
-        left.barh(order, values, left=start, color=color, label=f"{outcome} marks")
+        left.barh([e.removesuffix("_tests") for e in order], values, left=start, color=color,
+                  label=f"{outcome} marks")
         start += values
     left.invert_yaxis()
     left.set_xlabel("students")
@@ -193,12 +220,32 @@ def score_distribution(course, assignment, path):
                color="tab:blue", edgecolor="white")
     right.set_xlabel(f"total score (of {max_total:g})")
     right.set_ylabel("students")
+    for axis in (left.xaxis, right.yaxis):  # counts of students: whole numbers only
+        axis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     right.set_title(f"{len(totals)} submissions")
     figure.tight_layout()
+    return figure
+
+
+def score_distribution(course, assignment, path):
+    """Save :func:`score_figure` as ``path``."""
+    import matplotlib.pyplot as plt
+
+    figure = score_figure(course, assignment)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def register_students(course, names):
+    """Add the students to the gradebook before the workers start: two workers that both
+    created the same new student would collide, and one of the submissions would fail."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url(course)) as gradebook:
+        for name in sorted(names):
+            gradebook.update_or_create_student(name)
 
 
 def grade_classes(course, assignments, workers=None, collect=None, progress=True, log=print):
@@ -241,6 +288,7 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
         log(f"{assignment}: {len(names[assignment])} submissions, {noted} with grading notes")
 
     jobs = sorted(cost, key=lambda job: -cost[job])  # stable: ties keep their order
+    register_students(course, {student for _, student in jobs})
     steps, failed = grade_parallel(course, jobs, workers, progress)
     seconds.update(steps)
     log(f"autograded {len(jobs)} submissions in {seconds['autograde']:.0f} s with {workers} "
@@ -294,7 +342,11 @@ def main(argv=None):
                 for note in notes:
                     print(f"  {student}/{result.assignment}/{notebook}: {note}")
     for result in results:
-        print(f"{result.assignment}: feedback in feedback/*/{result.assignment}/, "
-              f"plot {result.plot}")
-    print(f"grades: {results[0].grades_csv}")
+        print(f"\n{result.assignment}:\n{grade_table(args.course, result.assignment)}\n"
+              f"feedback in feedback/*/{result.assignment}/, plot {result.plot}")
+    print(f"\ngrades: {results[0].grades_csv} (empty scores: not submitted)")
+    for result in results:
+        for student, error in result.failed.items():
+            print(f"\nnbgrader could not grade {student}/{result.assignment} (its marks above "
+                  f"are not real):\n{error.strip()}", file=sys.stderr)
     return 1 if any(result.failed for result in results) else 0

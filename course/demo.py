@@ -26,18 +26,6 @@ def demo_class(root, assignment):
     return submissions
 
 
-def grade_table(scores):
-    ids = sorted({grade_id for cells in scores.values() for grade_id in cells})
-    rows = [["student", *ids, "total"]]
-    for student in sorted(scores):
-        cells = scores[student]
-        total = sum(cells[i][0] for i in ids)
-        rows.append([student, *(f"{cells[i][0]:g}/{cells[i][1]:g}" for i in ids),
-                     f"{total:g}/{sum(cells[i][1] for i in ids):g}"])
-    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows)
-
-
 DEMO_FOLDER = build.ROOT / "demo-class"
 MARK = ".made-by-course-demo"
 
@@ -80,18 +68,23 @@ def main(argv=None):
     results = classgrade.grade_classes(course, assignments, args.workers,
                                        log=lambda line: print("  " + line, flush=True))
     for assignment in assignments:
-        print(f"\n{assignment}:\n" + grade_table(grading.cell_scores(course, assignment)),
-              flush=True)
+        print(f"\n{assignment}:\n" + classgrade.grade_table(course, assignment), flush=True)
     plots = [result.plot for result in results]
     print()
     rows = grading.read_grades(course / "grades.csv")
     print(f"nbgrader export wrote grades.csv with {len(rows)} rows:")
     for row in rows:
-        print(f"  {row['student_id']:6} {row['assignment']:22} "
-              f"{float(row['score']):g}/{float(row['max_score']):g}")
+        score = f"{float(row['score']):g}" if row["score"] else "-"
+        print(f"  {row['student_id']:6} {row['assignment']:22} {score}/"
+              f"{float(row['max_score']):g}")
     print(f"\nDone in {time.perf_counter() - start:.0f} s. The demo class is in {folder}/:")
     print(f"  gradebook   {course / 'gradebook.db'}")
     print(f"  feedback    {course / 'feedback'}/<student>/<assignment>/*.html")
     print(f"  grades      {course / 'grades.csv'}")
     for plot in plots:
         print(f"  plot        {plot}")
+    failed = sorted(f"{r.assignment}/{student}" for r in results for student in r.failed)
+    if failed:
+        print(f"nbgrader could not grade {', '.join(failed)}: see the messages above.")
+        return 1
+    return 0

@@ -11,7 +11,7 @@ import zipfile
 import nbformat
 import pytest
 
-from course import build, classgrade, grading
+from course import classgrade, grading
 from tests.conftest import ROOT, visible_text
 from tests.tiny_assignment import (ASSIGNMENT, DEMO_OUTPUT, WRONG_SQUARE, answered, cells_of,
                                    demo_cell, fresh_copy, release, scores, submit)
@@ -192,24 +192,3 @@ def test_corrupt_file_reason_is_quoted(tiny_course, tmp_path):
     notes = intake.inspect(folder, {"tiny": release(tiny_course)}, tmp_path / "kept")
     assert "not a readable notebook" in notes["tiny"][0]
     assert (tmp_path / "kept" / "tiny.ipynb").exists()
-
-
-def test_collect_from_the_nbgrader_exchange(tiny_course, tmp_path, monkeypatch):
-    exchange, student_dir = tmp_path / "exchange", tmp_path / "student"
-    exchange.mkdir(mode=0o777)
-    student_dir.mkdir()
-    monkeypatch.setenv("NBGRADER_EXCHANGE_ROOT", str(exchange))
-    course = fresh_copy(tiny_course, tmp_path / "course")
-    build.nbgrader("release_assignment", ASSIGNMENT, root=course)
-    as_student = ("--course=jax-autodiff", f"--Exchange.root={exchange}")
-    build.nbgrader("fetch_assignment", ASSIGNMENT, *as_student, root=student_dir)
-    fetched = student_dir / ASSIGNMENT / "tiny.ipynb"
-    nbformat.write(answered(course, halve=WRONG_SQUARE.replace("square", "halve")), fetched)
-    build.nbgrader("submit", ASSIGNMENT, *as_student, root=student_dir)
-
-    result = classgrade.grade_class(course, ASSIGNMENT, workers=1, collect="exchange",
-                                    progress=False, log=lambda *_: None)
-
-    (student,) = result.students  # nbgrader names a submission after the OS account
-    assert scores(course, student) == (1, 1, 0)
-    assert (course / "feedback" / student / ASSIGNMENT / "tiny.html").exists()
