@@ -91,6 +91,9 @@ c.OverwriteCells.add_missing_cells = True
 # Feedback shows neither hidden tests nor the tracebacks that would quote them.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestTracebacks,
                                     CSSHTMLHeaderPreprocessor]
+# The feedback page renders its math without a CDN (MathML), wraps long error messages, and names
+# its table of contents' entries after the exercises (course/feedback.py).
+c.GenerateFeedback.exporter_class = "course.feedback.FeedbackExporter"
 
 # `nbgrader zip_collect`: files of an LMS download are named like Canvas's, e.g.
 # lovelaceada_12345_67890_forward_reverse.ipynb (student id, LMS ids, the file's own name).

@@ -25,6 +25,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "reports" / "screenshots"
 ASSIGNMENT, NOTEBOOK = "01_forward_reverse", "forward_reverse"
 ANSWER = "def vgrad(f, x): return jax.vjp(f, x)[1](jnp.ones_like(f(x)))[0]"
+WRONG_VGRAD = "def vgrad(f, x):\n    return jax.vjp(f, x)[1](jnp.ones_like(x))[0]"
 RUN_ALL_SECONDS = 600
 # Notebooks in background tabs stay in the page, hidden; look only at the one on screen.
 NOTEBOOK_ON_SCREEN = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
@@ -239,9 +240,11 @@ def instructor_lab(tmp_path_factory):
         course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
     answers = grading.model_answers(source_nb)
     first_two = dict(list(answers.items())[:2])
+    first_two["vgrad"] = WRONG_VGRAD  # its message is longer than the page is wide
     grading.submit(course, ASSIGNMENT, "ada", {NOTEBOOK: grading.submission(
         release_nb, first_two)})
     grading.autograde(course, ASSIGNMENT)
+    build.nbgrader("generate_feedback", ASSIGNMENT, root=course)
     home = tmp_path_factory.mktemp("instructor-home")
     with jupyter_lab(course, home) as url:
         yield url, course
@@ -267,3 +270,33 @@ def test_instructor_sees_assignments_and_a_graded_submission(browser, instructor
     assert 0 < score < top
     row = driver.find_element(By.XPATH, "//tr[.//*[contains(text(),'ada')]]")
     assert f"{score:g} / {top:g}" in row.text, row.text
+
+
+def test_student_reads_the_feedback_offline(browser, instructor_lab):
+    """The feedback page, opened from disk in a browser with no network: its math is drawn
+    (MathML), the long error message wraps inside the page, and the table of contents names
+    the exercises."""
+    driver, (_, course) = browser, instructor_lab
+    page = course / "feedback" / "ada" / ASSIGNMENT / f"{NOTEBOOK}.html"
+    driver.get(page.as_uri())
+    _wait(driver).until(lambda d: d.find_elements(By.ID, "toc"))
+    screenshot(driver, "feedback-1-top")
+    toc = driver.find_element(By.ID, "toc").text
+    assert "Exercise 1: vgrad (Score: 0.0 / 2.0)" in toc, toc
+    assert "Test cell" not in toc and "Comment" not in toc, toc
+    fetched = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(r => r.name)")
+    assert all(url.startswith("file:") for url in fetched), fetched
+    drawn = driver.execute_script("""
+        return [...document.querySelectorAll('math')]
+            .filter(m => m.getBoundingClientRect().width > 0).length""")
+    assert drawn > 50, f"only {drawn} formulas drawn"
+
+    message = driver.find_element(
+        By.XPATH, "//pre[contains(., 'AssertionError: vgrad raised ValueError')]")
+    _scroll_to(driver, message)
+    screenshot(driver, "feedback-2-error-wraps")
+    width, shown = driver.execute_script(
+        "return [arguments[0].scrollWidth, arguments[0].clientWidth]", message)
+    assert width <= shown, f"the message needs {width} px and the page shows {shown}"
+    assert "expected float32[2]" in message.text

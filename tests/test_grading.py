@@ -99,7 +99,9 @@ def _hidden_lines():
     return hidden - released
 
 
-def test_feedback_never_shows_hidden_tests(graded_class):
+@pytest.fixture(scope="module")
+def feedback_pages(graded_class):
+    """The feedback page of every graded submission, made by ``nbgrader generate_feedback``."""
     from course import build
 
     pages = []
@@ -107,9 +109,27 @@ def test_feedback_never_shows_hidden_tests(graded_class):
         build.nbgrader("generate_feedback", assignment, "--force", root=course)
         pages += sorted((course / "feedback").glob("*/*/*.html"))
     assert len(pages) == len(graded_class.scores)
+    return pages
+
+
+def test_feedback_reads_offline_and_names_its_exercises(feedback_pages):
+    for page in feedback_pages:
+        text = page.read_text()
+        # Math is MathML, written when the page is: nothing to fetch, no TeX left to typeset.
+        assert "<script" not in text and "cdnjs" not in text, f"{page} loads a script"
+        assert text.count("<math") > 20, f"{page}: its math is not MathML"
+        assert "$" not in visible_text(text), f"{page} shows TeX"
+        assert "div.output_area pre { white-space: pre-wrap;" in text, f"{page}: unwrapped"
+        toc = text[text.index('<div id="toc">'):text.index("</ol>")]
+        entries = re.findall(r'<li><a href="#([^"]+)">([^<]*)</a>', toc)
+        assert entries and all(re.fullmatch(r"Exercise \d+: .+", label) for _, label in entries), (
+            f"{page}: table of contents {entries}")
+
+
+def test_feedback_never_shows_hidden_tests(feedback_pages):
     hidden = _hidden_lines()
     assert hidden, "no hidden tests found in source/"
-    for page in pages:
+    for page in feedback_pages:
         text = visible_text(page.read_text())
         assert "adcheck.check_" in text, f"{page}: visible tests missing (is the scan blind?)"
         leaked = [line for line in hidden if line in text]
