@@ -99,6 +99,8 @@ class GradedClass:
         self.answers = []  # (notebook, kind, student, Answer): each library answer, where it went
         self.kernel_jobs = []  # (notebook, source notebook, its folder, [(student, grade_id, code)])
         self.kernel_scores = {}  # student -> {test grade_id: (score, max_score)}, one kernel
+        self.kernel_messages = {}  # student -> what its test cell said (empty: no error)
+        self.kernel_answers = {}  # student -> (kind, Answer) of the answers graded in one kernel
         self.both = []  # (notebook, Answer, nbgrader student, kernel student): graded both ways
 
     def add(self, assignment, student, nb_name, nb, losing=(), reason=""):
@@ -122,10 +124,11 @@ class GradedClass:
         self.seconds = time.perf_counter() - start
 
     def _grade_in_one_kernel(self, name, source_nb, folder, items):
-        for student, result in kernel_grading.grade_in_one_kernel(
+        for student, (score, max_score, message) in kernel_grading.grade_in_one_kernel(
                 source_nb, folder, items).items():
             grade_id = next(g for s, g, _ in items if s == student)
-            self.kernel_scores[student] = {self.tests_of[name][grade_id]: result}
+            self.kernel_scores[student] = {self.tests_of[name][grade_id]: (score, max_score)}
+            self.kernel_messages[student] = message
 
     def all_scores(self):
         """Scores of the nbgrader submissions and of the answers graded in one kernel."""
@@ -237,6 +240,7 @@ def grade_answer_libraries(folder, names=None):
                 graded.expected_losses[student] = (
                     {f"{name}:{answer.grade_id}"} if kind == "wrong" else set())
                 graded.reasons[student] = answer.reason
+                graded.kernel_answers[student] = (kind, answer)
                 if answer in first:
                     graded.answers.append((name, kind, f"{name}-{kind}0", answer))
                     graded.both.append((name, answer, f"{name}-{kind}0", student))

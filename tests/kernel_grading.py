@@ -35,8 +35,9 @@ _FORGET_SHOWN_WARNINGS = "import warnings as _w\n_w._filters_mutated()\ndel _w"
 
 
 def grade_in_one_kernel(source_nb, assignment_dir, answers):
-    """``{key: (score, max_score)}`` of each answer in ``answers``, a list of
-    ``(key, exercise grade_id, code)``, on the test cell that follows its exercise."""
+    """``{key: (score, max_score, message)}`` of each answer in ``answers``, a list of
+    ``(key, exercise grade_id, code)``, on the test cell that follows its exercise; the message
+    is the last line of the test cell's error (what the feedback shows), or empty."""
     nb = nbformat.from_dict(source_nb)
     for cell in nb.cells:
         cell.source = notebooks.SOLUTION_MARKERS.sub("", cell.source)
@@ -65,7 +66,9 @@ def grade_in_one_kernel(source_nb, assignment_dir, answers):
                     client.execute_cell(new_code_cell(code), index)
                     test = nbformat.from_dict(test_after[grade_id])
                     client.execute_cell(test, index)
-                    results[key] = utils.determine_grade(test)
+                    errors = [o for o in test.outputs if o.output_type == "error"]
+                    message = f"{errors[0].ename}: {errors[0].evalue}" if errors else ""
+                    results[key] = (*utils.determine_grade(test), message)
                 client.execute_cell(cell, index)
     return results
 

@@ -28,6 +28,8 @@ def test_answers_parse_and_target_answer_cells(text_path):
             ast.parse(answer.code)
         except SyntaxError as error:
             pytest.fail(f"{answer.grade_id}: {answer.reason!r} is not valid Python: {error}")
+    for answer in library.WRONG:
+        assert answer.says, f"{answer.grade_id}: {answer.reason!r} names no expected message"
     for exercise in exercises:
         assert any(a.grade_id == exercise for a in library.WRONG), f"{exercise}: no wrong answer"
         assert any(a.grade_id == exercise for a in library.ALTERNATIVES), (

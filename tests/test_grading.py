@@ -52,6 +52,26 @@ def test_one_kernel_grades_as_nbgrader_does(graded_class):
             f"{graded_class.kernel_scores[in_kernel][test_id]}")
 
 
+def test_each_wrong_answer_is_told_its_mistake(graded_class):
+    """The test cell of every wrong answer fails with the words its library entry expects
+    (``Answer.says``), in whole sentences and the student's terms; alternatives fail nothing."""
+    problems = []
+    for student, (kind, answer) in graded_class.kernel_answers.items():
+        message = graded_class.kernel_messages[student]
+        text = message.removeprefix("AssertionError: ")
+        where = f"{answer.grade_id} ({answer.reason}): {message!r}"
+        if kind != "wrong":
+            if message:
+                problems.append(f"alternative {where}")
+        elif not answer.says or answer.says not in text:
+            problems.append(f"expected {answer.says!r} in {where}")
+        elif not text.endswith((".", "?")):
+            problems.append(f"not a whole sentence: {where}")
+        elif re.search(r"\b(float|int|complex|bool|uint)\d*\[|\binputs \(", text):
+            problems.append(f"JAX's notation instead of words: {where}")
+    assert not problems, "\n".join(problems)
+
+
 def test_grader_quality_report_is_perfect(graded_class):
     from tests import report
 

@@ -15,6 +15,7 @@ class Answer:
     grade_id: str  # the answer cell it replaces
     reason: str  # what is wrong, or how it differs from the reference
     code: str  # or a tuple of code blocks, each dedented on its own and then joined
+    says: str = ""  # for a wrong answer: words the message of its test cell must contain
 
     def __post_init__(self):
         blocks = (self.code,) if isinstance(self.code, str) else self.code

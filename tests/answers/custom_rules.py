@@ -22,12 +22,14 @@ WRONG = [
     Answer("log1pexp", "no custom rule: plain autodiff of log(1 + exp(x))", """
         def log1pexp(x):
             return jnp.log(1.0 + jnp.exp(x))
-    """),
+    """,
+        says='log1pexp must be a function decorated with @jax.custom_jvp.'),
     Answer("log1pexp", "a stable rule but an overflowing value", ("""
         @jax.custom_jvp
         def log1pexp(x):
             return jnp.log(1.0 + jnp.exp(x))
-    """, _LOG1PEXP_RULE)),
+    """, _LOG1PEXP_RULE),
+        says='log1pexp gives nan or inf for x from -100 to 100'),
     Answer("log1pexp", "a rule that writes the sigmoid as exp(x) / (1 + exp(x))", """
         @jax.custom_jvp
         def log1pexp(x):
@@ -37,7 +39,8 @@ WRONG = [
         def _log1pexp_jvp(primals, tangents):
             (x,), (x_dot,) = primals, tangents
             return log1pexp(x), jnp.exp(x) / (1.0 + jnp.exp(x)) * x_dot
-    """),
+    """,
+        says='the derivative of log1pexp gives nan or inf for x from -100 to 100'),
     Answer("log1pexp", "a rule with the wrong derivative, sigmoid(-x)", """
         @jax.custom_jvp
         def log1pexp(x):
@@ -47,7 +50,8 @@ WRONG = [
         def _log1pexp_jvp(primals, tangents):
             (x,), (x_dot,) = primals, tangents
             return log1pexp(x), jax.nn.sigmoid(-x) * x_dot
-    """),
+    """,
+        says='the derivative of log1pexp is wrong for x from -100 to 100'),
     Answer("log1pexp", "a rule with jax.nn.sigmoid: second derivatives lose their digits", """
         @jax.custom_jvp
         def log1pexp(x):
@@ -57,15 +61,18 @@ WRONG = [
         def _log1pexp_jvp(primals, tangents):
             (x,), (x_dot,) = primals, tangents
             return log1pexp(x), jax.nn.sigmoid(x) * x_dot
-    """),
+    """,
+        says="JAX differentiates your rule's tangent"),
     Answer("shrink", "no custom rule: nan at 0", """
         def shrink(x):
             return x / (1 + jnp.sqrt(x))
-    """),
+    """,
+        says='shrink must be a function decorated with @jax.custom_jvp.'),
     Answer("shrink", "a where in the function instead of a custom rule", """
         def shrink(x):
             return jnp.where(x > 0, x / (1 + jnp.sqrt(x)), 0.0)
-    """),
+    """,
+        says='shrink must be a function decorated with @jax.custom_jvp.'),
     Answer("shrink", "derivative 0 at the boundary instead of 1", """
         @jax.custom_jvp
         def shrink(x):
@@ -77,7 +84,8 @@ WRONG = [
             root = jnp.sqrt(jnp.where(x > 0, x, 1.0))
             slope = jnp.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 0.0)
             return shrink(x), slope * x_dot
-    """),
+    """,
+        says='the derivative of shrink is wrong for x = 0, 0.25, 1 and 4'),
     Answer("shrink", "forgets the tangent: returns the derivative itself", """
         @jax.custom_jvp
         def shrink(x):
@@ -88,11 +96,13 @@ WRONG = [
             (x,), (x_dot,) = primals, tangents
             root = jnp.sqrt(jnp.where(x > 0, x, 1.0))
             return shrink(x), jnp.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 1.0)
-    """),
+    """,
+        says='the derivative of shrink is wrong for x = 0, 0.25, 1 and 4'),
     Answer("clip_gradient", "clips the value in the forward pass instead", """
         def clip_gradient(lo, hi, x):
             return jnp.clip(x, lo, hi)
-    """),
+    """,
+        says='clip_gradient must be a function decorated with @jax.custom_vjp.'),
     Answer("clip_gradient", "the bwd returns only the cotangent of x", """
         @jax.custom_vjp
         def clip_gradient(lo, hi, x):
@@ -100,7 +110,8 @@ WRONG = [
 
         clip_gradient.defvjp(lambda lo, hi, x: (x, (lo, hi)),
                              lambda res, g: (jnp.clip(g, res[0], res[1]),))
-    """),
+    """,
+        says="clip_gradient's bwd rule must return a tuple with one cotangent for each"),
     Answer("clip_gradient", "hard-coded bounds -1 and 1", """
         @jax.custom_vjp
         def clip_gradient(lo, hi, x):
@@ -108,7 +119,8 @@ WRONG = [
 
         clip_gradient.defvjp(lambda lo, hi, x: (x, None),
                              lambda res, g: (None, None, jnp.clip(g, -1.0, 1.0)))
-    """),
+    """,
+        says='clip_gradient (cotangent of x) is wrong for a scalar x, lo = -0.5, hi = 0.5'),
     Answer("clip_gradient", "clips the residual x instead of the cotangent", """
         @jax.custom_vjp
         def clip_gradient(lo, hi, x):
@@ -116,12 +128,14 @@ WRONG = [
 
         clip_gradient.defvjp(lambda lo, hi, x: (x, (lo, hi, x)),
                              lambda res, g: (None, None, g * jnp.clip(res[2], res[0], res[1])))
-    """),
+    """,
+        says='clip_gradient (cotangent of x) is wrong for lo = -1, hi = 1'),
     Answer("polar", "no custom rule", """
         def polar(point):
             x, y = point["x"], point["y"]
             return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-    """),
+    """,
+        says='polar must be a function decorated with @jax.custom_vjp.'),
     Answer("polar", "the bwd returns the dict without the 1-tuple", ("""
         @jax.custom_vjp
         def polar(point):
@@ -132,7 +146,8 @@ WRONG = [
             x, y, r = res
             return {"x": g["r"] * x / r - g["theta"] * y / r**2,
                     "y": g["r"] * y / r + g["theta"] * x / r**2}
-    """, _POLAR_RULE)),
+    """, _POLAR_RULE),
+        says="polar_bwd's cotangents returned a dict {'x'"),
     Answer("polar", "transposed Jacobian: the theta terms swapped between x and y", ("""
         @jax.custom_vjp
         def polar(point):
@@ -143,7 +158,20 @@ WRONG = [
             x, y, r = res
             return ({"x": g["r"] * x / r + g["theta"] * x / r**2,
                      "y": g["r"] * y / r - g["theta"] * y / r**2},)
-    """, _POLAR_RULE)),
+    """, _POLAR_RULE),
+        says='dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2.'),
+    Answer("polar", "multiplies the cotangent by the Jacobian J instead of its transpose", ("""
+        @jax.custom_vjp
+        def polar(point):
+            x, y = point["x"], point["y"]
+            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+
+        def _polar_bwd(res, g):
+            x, y, r = res
+            return ({"x": g["r"] * x / r + g["theta"] * y / r,
+                     "y": -g["r"] * y / r**2 + g["theta"] * x / r**2},)
+    """, _POLAR_RULE),
+        says='it multiplies the cotangent by the Jacobian J instead of its transpose.'),
     Answer("polar", "dtheta with 1/r instead of 1/r**2", ("""
         @jax.custom_vjp
         def polar(point):
@@ -154,7 +182,8 @@ WRONG = [
             x, y, r = res
             return ({"x": g["r"] * x / r - g["theta"] * y / r,
                      "y": g["r"] * y / r + g["theta"] * x / r},)
-    """, _POLAR_RULE)),
+    """, _POLAR_RULE),
+        says='dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2.'),
     Answer("polar", "the backward pass pulls back through jax.vjp of the formulas", ("""
         @jax.custom_vjp
         def polar(point):
@@ -168,7 +197,8 @@ WRONG = [
         def _polar_bwd(res, g):
             x, y, r = res
             return jax.vjp(_formulas, {"x": x, "y": y})[1](g)
-    """, _POLAR_RULE)),
+    """, _POLAR_RULE),
+        says='polar must not call jax.vjp.'),
     Answer("polar", "the forward pass saves JAX's own pullback as the residual", """
         from jax import vjp as _pullback_of
 
@@ -187,7 +217,8 @@ WRONG = [
             return pullback(g)
 
         polar.defvjp(_polar_fwd, _polar_bwd)
-    """),
+    """,
+        says='polar uses jax.vjp, which this exercise forbids.'),
     Answer("polar", "the Jacobian by jax.jacfwd, contracted with the cotangent", ("""
         @jax.custom_vjp
         def polar(point):
@@ -203,7 +234,8 @@ WRONG = [
             dx, dy = J(x, y)
             return ({"x": g["r"] * dx[..., 0] + g["theta"] * dx[..., 1],
                      "y": g["r"] * dy[..., 0] + g["theta"] * dy[..., 1]},)
-    """, _POLAR_RULE)),
+    """, _POLAR_RULE),
+        says='polar must not call jax.jacfwd.'),
     Answer("clip_gradient", "a NumPy clip through pure_callback: breaks under vmap", """
         def _numpy_clip(g, lo, hi):
             return np.clip(g, lo, hi).astype(g.dtype)
@@ -222,7 +254,8 @@ WRONG = [
             return None, None, clipped
 
         clip_gradient.defvjp(clip_gradient_fwd, clip_gradient_bwd)
-    """),
+    """,
+        says='clip_gradient under jax.vmap calls jax.pure_callback (NumPy code), which'),
     Answer("shrink", "the slope from NumPy through pure_callback: breaks under vmap", """
         def _numpy_slope(x):
             root = np.sqrt(x)
@@ -237,7 +270,8 @@ WRONG = [
             (x,), (x_dot,) = primals, tangents
             slope = jax.pure_callback(_numpy_slope, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
             return shrink(x), slope * x_dot
-    """),
+    """,
+        says='shrink under jax.vmap calls jax.pure_callback (NumPy code), which has no'),
     Answer("clip_gradient_norm", "no nondiff_argnums: max_norm treated as an input", """
         @jax.custom_vjp
         def clip_gradient_norm(max_norm, x):
@@ -252,7 +286,8 @@ WRONG = [
             return (None, g * scale)
 
         clip_gradient_norm.defvjp(_clip_fwd, _clip_bwd)
-    """),
+    """,
+        says='clip_gradient_norm must declare nondiff_argnums=(0,).'),
     Answer("clip_gradient_norm", "nan for a zero cotangent", """
         import functools
 
@@ -265,7 +300,8 @@ WRONG = [
             return (g / norm * jnp.minimum(norm, max_norm),)
 
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
-    """),
+    """,
+        says='the VJP of clip_gradient_norm gives nan or inf for a zero cotangent'),
     Answer("clip_gradient_norm", "clips each entry instead of the norm", """
         import functools
 
@@ -277,7 +313,8 @@ WRONG = [
             return (jnp.clip(g, -max_norm, max_norm),)
 
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
-    """),
+    """,
+        says='the VJP of clip_gradient_norm is wrong for a long cotangent, max_norm = 1'),
     Answer("clip_gradient_norm", "always rescales to max_norm, even short cotangents", """
         import functools
 
@@ -290,7 +327,8 @@ WRONG = [
             return (g * max_norm / jnp.where(norm > 0, norm, 1.0),)
 
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
-    """),
+    """,
+        says='the VJP of clip_gradient_norm is wrong for a short cotangent, max_norm = 10'),
     Answer("custom_vjp_grad_of_grad", "hard-coded twos", """
         @jax.custom_vjp
         def custom_sumsq(x):
@@ -306,7 +344,8 @@ WRONG = [
 
         def custom_vjp_grad_of_grad(x):
             return jnp.full_like(x, 2.0)
-    """),
+    """,
+        says="The result must come from custom_sumsq's registered rule."),
     Answer("custom_vjp_grad_of_grad", "differentiates a plain sum of squares, not the rule", """
         @jax.custom_vjp
         def custom_sumsq(x):
@@ -322,7 +361,8 @@ WRONG = [
 
         def custom_vjp_grad_of_grad(x):
             return jax.grad(lambda x: jnp.sum(jax.grad(lambda x: jnp.sum(x**2))(x)))(x)
-    """),
+    """,
+        says="The result must come from custom_sumsq's registered rule."),
     Answer("custom_vjp_grad_of_grad", "the residual is the value, not x", """
         @jax.custom_vjp
         def custom_sumsq(x):
@@ -339,7 +379,8 @@ WRONG = [
 
         def custom_vjp_grad_of_grad(x):
             return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
-    """),
+    """,
+        says='shape (), expected (2,).'),
     Answer("custom_vjp_grad_of_grad", "_bwd without the trailing comma", """
         @jax.custom_vjp
         def custom_sumsq(x):
@@ -355,7 +396,8 @@ WRONG = [
 
         def custom_vjp_grad_of_grad(x):
             return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
-    """),
+    """,
+        says="custom_sumsq's _bwd must return a tuple holding one cotangent, (g * 2 * x,)"),
     Answer("custom_vjp_grad_of_grad", "the first derivative instead of the second", """
         @jax.custom_vjp
         def custom_sumsq(x):
@@ -371,11 +413,13 @@ WRONG = [
 
         def custom_vjp_grad_of_grad(x):
             return jax.grad(custom_sumsq)(x)
-    """),
+    """,
+        says='The answer is the gradient of sum(grad(custom_sumsq)(x)).'),
     Answer("safe_norm", "plain norm: nan gradient at zero", """
         def safe_norm(x):
             return jnp.sqrt(jnp.sum(x**2))
-    """),
+    """,
+        says='safe_norm must be a function decorated with @jax.custom_jvp.'),
     Answer("safe_norm", "a rule with a single where: nan at zero", """
         @jax.custom_jvp
         def safe_norm(x):
@@ -386,7 +430,8 @@ WRONG = [
             (x,), (x_dot,) = primals, tangents
             norm = safe_norm(x)
             return norm, jnp.where(norm > 0, jnp.sum(x * x_dot) / norm, 0.0)
-    """),
+    """,
+        says='the gradient of safe_norm gives nan or inf for x = 0 of shape (3,)'),
     Answer("safe_norm", "a rule with the derivative of the squared norm", """
         @jax.custom_jvp
         def safe_norm(x):
@@ -396,7 +441,8 @@ WRONG = [
         def _safe_norm_jvp(primals, tangents):
             (x,), (x_dot,) = primals, tangents
             return safe_norm(x), jnp.sum(2 * x * x_dot)
-    """),
+    """,
+        says='the gradient of safe_norm is wrong for x = [3, 4]'),
 ]
 
 ALTERNATIVES = [

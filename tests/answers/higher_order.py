@@ -7,67 +7,80 @@ WRONG = [
     Answer("hessian", "calls the built-in jax.hessian", """
         def hessian(f):
             return jax.hessian(f)
-    """),
+    """,
+        says='hessian must not call jax.hessian.'),
     Answer("hessian", "reverse-over-reverse instead of forward-over-reverse", """
         def hessian(f):
             return jax.jacrev(jax.jacrev(f))
-    """),
+    """,
+        says='hessian must be forward-over-reverse (jax.jvp or jacfwd outside, jax.grad'),
     Answer("hessian", "reverse-over-forward", """
         def hessian(f):
             return jax.jacrev(jax.jacfwd(f))
-    """),
+    """,
+        says='hessian must be forward-over-reverse (jax.jvp or jacfwd outside, jax.grad'),
     Answer("hessian", "the first derivative instead of the second", """
         def hessian(f):
             return jax.jacfwd(f)
-    """),
+    """,
+        says='shape (3,), expected (3, 3).'),
     Answer("hessian", "hard-coded: twice the identity, right only for sum(x**2)", """
         def hessian(f):
             return lambda x: 2 * jnp.eye(x.size).reshape(x.shape + x.shape)
-    """),
+    """,
+        says='hessian(f) is wrong for f(x) = sum(x**3), x of shape (3,)'),
     Answer("hvp", "reverse-over-reverse with a dot product: single arrays only", """
         def hvp(f, primals, tangents):
             (x,), (v,) = primals, tangents
             return jax.grad(lambda x: jnp.vdot(jax.grad(f)(x), v))(x)
-    """),
+    """,
+        says='vdot requires ndarray or scalar arguments'),
     Answer("hvp", "materializes the dense Hessian", """
         def hvp(f, primals, tangents):
             (x,), (v,) = primals, tangents
             H = jax.hessian(f)(x)
             return jnp.tensordot(H, v, axes=v.ndim)
-    """),
+    """,
+        says='hvp must not call jax.hessian.'),
     Answer("hvp", "returns the (gradient, HVP) pair of jax.jvp", """
         def hvp(f, primals, tangents):
             return jax.jvp(jax.grad(f), primals, tangents)
-    """),
+    """,
+        says='hvp returned a tuple of 2 (a float32 array of shape (3,), a float32 array'),
     Answer("hvp", "returns the gradient instead of the HVP", """
         def hvp(f, primals, tangents):
             return jax.jvp(jax.grad(f), primals, tangents)[0]
-    """),
+    """,
+        says='hvp is wrong for f(x) = sum(x**3), x of shape (3,)'),
     Answer("hvp", "finite differences of the gradient", """
         def hvp(f, primals, tangents):
             (x,), (v,) = primals, tangents
             eps = 1e-3
             shifted = jax.tree.map(lambda a, b: a + eps * b, x, v)
             return jax.tree.map(lambda a, b: (a - b) / eps, jax.grad(f)(shifted), jax.grad(f)(x))
-    """),
+    """,
+        says='hvp is wrong for f(x) = sum(x**3), x of shape (3,)'),
     Answer("td_update", "no stop_gradient: differentiates through the target", """
         def td_update(theta, s_tm1, r_t, s_t):
             def pseudo_loss(theta):
                 target = r_t + value_fn(theta, s_t)
                 return -0.5 * (target - value_fn(theta, s_tm1)) ** 2
             return jax.grad(pseudo_loss)(theta)
-    """),
+    """,
+        says="The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's"),
     Answer("td_update", "hard-coded closed form of the linear value function", """
         def td_update(theta, s_tm1, r_t, s_t):
             return (r_t + jnp.dot(theta, s_t) - jnp.dot(theta, s_tm1)) * s_tm1
-    """),
+    """,
+        says='td_update differentiates through the target: wrap the target r_t + v(s_t)'),
     Answer("td_update", "the gradient of the squared error, not the update (sign)", """
         def td_update(theta, s_tm1, r_t, s_t):
             def loss(theta):
                 target = jax.lax.stop_gradient(r_t + value_fn(theta, s_t))
                 return 0.5 * (target - value_fn(theta, s_tm1)) ** 2
             return jax.grad(loss)(theta)
-    """),
+    """,
+        says='The sign is flipped.'),
     Answer("td_update", "stops the gradient of the prediction instead of the target", """
         def td_update(theta, s_tm1, r_t, s_t):
             def pseudo_loss(theta):
@@ -75,12 +88,14 @@ WRONG = [
                 prediction = jax.lax.stop_gradient(value_fn(theta, s_tm1))
                 return -0.5 * (target - prediction) ** 2
             return jax.grad(pseudo_loss)(theta)
-    """),
+    """,
+        says="The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's"),
     Answer("td_update", "the closed form delta * grad v, with no stop_gradient", """
         def td_update(theta, s_tm1, r_t, s_t):
             delta = r_t + value_fn(theta, s_t) - value_fn(theta, s_tm1)
             return delta * jax.grad(value_fn)(theta, s_tm1)
-    """),
+    """,
+        says='td_update differentiates through the target: wrap the target r_t + v(s_t)'),
     Answer("td_update", "a surrogate that stops the whole error, prediction included", """
         def td_update(theta, s_tm1, r_t, s_t):
             def surrogate(theta):
@@ -88,102 +103,120 @@ WRONG = [
                 error = jax.lax.stop_gradient(target - value_fn(theta, s_tm1))
                 return error * value_fn(theta, s_tm1)
             return jax.grad(surrogate)(theta)
-    """),
+    """,
+        says='td_update stops the prediction v(s_tm1) too: only the target r_t + v(s_t)'),
     Answer("straight_through_round", "rounds with a NumPy callback that has no vmap rule", """
         def straight_through_round(x):
             rounded = jax.pure_callback(np.round, jax.ShapeDtypeStruct(x.shape, x.dtype),
                                         jax.lax.stop_gradient(x))
             return x + jax.lax.stop_gradient(rounded - x)
-    """),
+    """,
+        says='jax.vmap(straight_through_round) calls jax.pure_callback (NumPy code)'),
     Answer("straight_through_round", "plain rounding: zero gradient", """
         def straight_through_round(x):
             return jnp.round(x)
-    """),
+    """,
+        says='The backward pass must treat rounding as the identity.'),
     Answer("straight_through_round", "adds the rounded value to x instead of the difference", """
         def straight_through_round(x):
             return x + jax.lax.stop_gradient(jnp.round(x))
-    """),
+    """,
+        says='straight_through_round is wrong for x of shape (4,)'),
     Answer("straight_through_round", "a custom_vjp: the gradient is right but JVPs raise", """
         @jax.custom_vjp
         def straight_through_round(x):
             return jnp.round(x)
 
         straight_through_round.defvjp(lambda x: (jnp.round(x), None), lambda _, g: (g,))
-    """),
+    """,
+        says='straight_through_round was differentiated in forward mode (jax.jvp'),
     Answer("straight_through_round", "stops the gradient of the wrong term", """
         def straight_through_round(x):
             return jnp.round(x) + jax.lax.stop_gradient(x - jnp.round(x))
-    """),
+    """,
+        says='straight_through_round is wrong for x of shape (4,)'),
     Answer("perex_grads", "the gradient of the mean loss, not one per example", """
         def perex_grads(loss, params, xs, ys):
             mean_loss = lambda p: jnp.mean(jax.vmap(loss, in_axes=(None, 0, 0))(p, xs, ys))
             return jax.grad(mean_loss)(params)
-    """),
+    """,
+        says='shape (), expected (4,).'),
     Answer("perex_grads", "Python loop over the examples", """
         def perex_grads(loss, params, xs, ys):
             grads = [jax.grad(loss)(params, x, y) for x, y in zip(xs, ys)]
             return jax.tree.map(lambda *g: jnp.stack(g), *grads)
-    """),
+    """,
+        says='perex_grads builds a program whose size grows with the number of vectors'),
     Answer("perex_grads", "maps over the parameters too (in_axes=0)", """
         def perex_grads(loss, params, xs, ys):
             return jax.vmap(jax.grad(loss))(params, xs, ys)
-    """),
+    """,
+        says='perex_grads asks jax.vmap to map an argument of rank 0 along axis 0'),
     Answer("maml_grad", "first-order MAML: stops the gradient of the inner step", """
         def maml_grad(loss, params, train_batch, test_batch, lr):
             def meta_loss(p):
                 g = jax.lax.stop_gradient(jax.grad(loss)(p, train_batch))
                 return loss(jax.tree.map(lambda a, b: a - lr * b, p, g), test_batch)
             return jax.grad(meta_loss)(params)
-    """),
+    """,
+        says='Differentiate through the inner step (no stop_gradient), evaluate the'),
     Answer("maml_grad", "evaluates the adapted parameters on the training batch", """
         def maml_grad(loss, params, train_batch, test_batch, lr):
             def meta_loss(p):
                 g = jax.grad(loss)(p, train_batch)
                 return loss(jax.tree.map(lambda a, b: a - lr * b, p, g), train_batch)
             return jax.grad(meta_loss)(params)
-    """),
+    """,
+        says='Differentiate through the inner step (no stop_gradient), evaluate the'),
     Answer("maml_grad", "the plain test gradient at the adapted parameters", """
         def maml_grad(loss, params, train_batch, test_batch, lr):
             g = jax.grad(loss)(params, train_batch)
             adapted = jax.tree.map(lambda a, b: a - lr * b, params, g)
             return jax.grad(loss)(adapted, test_batch)
-    """),
+    """,
+        says='Differentiate through the inner step (no stop_gradient), evaluate the'),
     Answer("maml_grad", "steps up the gradient in the inner update", """
         def maml_grad(loss, params, train_batch, test_batch, lr):
             def meta_loss(p):
                 g = jax.grad(loss)(p, train_batch)
                 return loss(jax.tree.map(lambda a, b: a + lr * b, p, g), test_batch)
             return jax.grad(meta_loss)(params)
-    """),
+    """,
+        says='Differentiate through the inner step (no stop_gradient), evaluate the'),
     Answer("hutchinson_trace", "the exact trace of the dense Hessian", """
         def hutchinson_trace(f, x, key, num_samples):
             return jnp.trace(jax.hessian(f)(x))
-    """),
+    """,
+        says='hutchinson_trace must not call jax.hessian.'),
     Answer("hutchinson_trace", "Gaussian probes instead of Rademacher ones", """
         def hutchinson_trace(f, x, key, num_samples):
             probes = jax.random.normal(key, (num_samples,) + x.shape, dtype=x.dtype)
             hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
             return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """),
+    """,
+        says='Draw the probes exactly as the statement says, then average v . (H v).'),
     Answer("hutchinson_trace", "sums the samples instead of averaging them", """
         def hutchinson_trace(f, x, key, num_samples):
             probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
             hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
             return jnp.sum(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """),
+    """,
+        says='Every value is 8 times the expected one: a factor is missing or extra.'),
     Answer("hutchinson_trace", "reverse-over-reverse HVPs", """
         def hutchinson_trace(f, x, key, num_samples):
             probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
             hvp = lambda v: jax.grad(lambda y: jnp.vdot(jax.grad(f)(y), v))(x)
             return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """),
+    """,
+        says='hutchinson_trace must be forward-over-reverse (jax.jvp or jacfwd outside'),
     Answer("hutchinson_trace", "splits the key into one key per probe", """
         def hutchinson_trace(f, x, key, num_samples):
             keys = jax.random.split(key, num_samples)
             probes = jax.vmap(lambda k: jax.random.rademacher(k, x.shape, dtype=x.dtype))(keys)
             hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
             return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """),
+    """,
+        says='Draw the probes exactly as the statement says, then average v . (H v).'),
 ]
 
 ALTERNATIVES = [

@@ -98,20 +98,25 @@ WRONG = [
 
         def _bwd(x, g):
             return (g * 0.5 / jnp.sqrt(x),)
-    """),
+    """,
+        says='fixed_point_sqrt must be a function decorated with @jax.custom_vjp.'),
     Answer("fixed_point_sqrt", "saves x and uses 0.5 / sqrt(x) instead of the saved y",
-           _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / jnp.sqrt(res),)")),
+           _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / jnp.sqrt(res),)"),
+        says="This is 0.5 / sqrt(x): the rule must use the saved y, the forward pass's"),
     Answer("fixed_point_sqrt", "saves x as the residual and uses it as y (the named pitfall)",
-           _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / res,)")),
+           _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / res,)"),
+        says='This is 0.5 / x: save y as the residual, not x.'),
     Answer("fixed_point_sqrt", "no trailing comma: _bwd returns an array, not a tuple",
-           _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y", "return g * 0.5 / res")),
+           _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y", "return g * 0.5 / res"),
+        says='_bwd must return a tuple holding one cotangent, (g * 0.5 / y,)'),
     Answer("fixed_point_sqrt", "unrolled differentiation hidden in the rule: vjp of the loop",
            _sqrt_rule("return fixed_point_sqrt(x), x", """def loop(x):
         y = jnp.ones_like(x)
         for _ in range(10):
             y = 0.5 * (y + x / y)
         return y
-    return jax.vjp(loop, res)[1](g)""")),
+    return jax.vjp(loop, res)[1](g)"""),
+        says='This is the derivative of the unrolled Newton steps, not the implicit rule.'),
     Answer("fixed_point_sqrt", "jnp.sqrt in the forward pass with the implicit rule", """
         @jax.custom_vjp
         def fixed_point_sqrt(x):
@@ -125,7 +130,8 @@ WRONG = [
             return (g * 0.5 / y,)
 
         fixed_point_sqrt.defvjp(_fwd, _bwd)
-    """),
+    """,
+        says='These are exact square roots: the forward pass must be exactly 10 Newton'),
     Answer("fixed_point_sqrt", "20 Newton steps instead of 10", """
         @jax.custom_vjp
         def fixed_point_sqrt(x):
@@ -142,7 +148,8 @@ WRONG = [
             return (g * 0.5 / y,)
 
         fixed_point_sqrt.defvjp(_fwd, _bwd)
-    """),
+    """,
+        says='These are exact square roots: the forward pass must be exactly 10 Newton'),
     Answer("fixed_point_sqrt", "9 Newton steps: off by one", """
         @jax.custom_vjp
         def fixed_point_sqrt(x):
@@ -159,22 +166,26 @@ WRONG = [
             return (g * 0.5 / y,)
 
         fixed_point_sqrt.defvjp(_fwd, _bwd)
-    """),
+    """,
+        says='fixed_point_sqrt is wrong for x = [4, 9, 0.25, 1e6]'),
     Answer("fixed_point_sqrt", "tuned to the visible inputs: a table of their derivatives",
            _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y",
-                      "return (g * jnp.array([0.25, 1 / 6, 1.0, 0.5 / 1295.5])[:g.shape[0]],)")),
+                      "return (g * jnp.array([0.25, 1 / 6, 1.0, 0.5 / 1295.5])[:g.shape[0]],)"),
+        says='This is 0.5 / x: save y as the residual, not x.'),
     Answer("fixed_point", "unrolled: a Python loop of 200 steps, no custom rule", """
         def fixed_point(f, a, x_guess):
             x = x_guess
             for _ in range(200):
                 x = f(a, x)
             return x
-    """),
+    """,
+        says='fixed_point must be a function decorated with @jax.custom_vjp.'),
     Answer("fixed_point", "no adjoint solve: w = v", (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
             a, x_star = residuals
             return jax.vjp(lambda a: f(a, x_star), a)[1](v)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point'),
     Answer("fixed_point", "the adjoint map uses a JVP (A w) instead of a VJP (A^T w)",
            (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
@@ -186,7 +197,8 @@ WRONG = [
 
             w = fixed_point(adjoint_map, (a, x_star, v), v)
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='The Jacobian df/dx is applied untransposed: the adjoint iteration needs w'),
     Answer("fixed_point", "the adjoint solved by a bare while_loop: no second derivative",
            (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
@@ -195,14 +207,16 @@ WRONG = [
             w = jax.lax.while_loop(lambda s: jnp.logical_not(converged(s[0], s[1])),
                                    lambda s: (s[1], v + vjp_x(s[1])[0]), (v, v + vjp_x(v)[0]))[1]
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='The backward pass is differentiated too'),
     Answer("fixed_point", "the adjoint map closes over the VJP of x_star", (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
             a, x_star = residuals
             _, vjp_x = jax.vjp(lambda x: f(a, x), x_star)
             w = fixed_point(lambda v, w: v + vjp_x(w)[0], v, v)
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='fixed_point leaked a traced value'),
     Answer("fixed_point", "gives x_guess the cotangent w instead of zero", (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
             a, x_star = residuals
@@ -213,7 +227,8 @@ WRONG = [
 
             w = fixed_point(adjoint_map, (a, x_star, v), v)
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], w
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='The solution does not depend on the initial guess.'),
     Answer("fixed_point", "a fixed number of steps (fori_loop) instead of a while_loop", ("""
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
         def fixed_point(f, a, x_guess):
@@ -222,7 +237,8 @@ WRONG = [
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
             return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER)),
+    """, _FIXED_POINT_RULE, _REGISTER),
+        says='fixed_point must iterate with jax.lax.while_loop until converged(x_prev'),
     Answer("fixed_point", "the reference's stopping rule abs(x_prev - x) > 1e-6: not for arrays",
            ("""
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -234,7 +250,8 @@ WRONG = [
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
             return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER)),
+    """, _FIXED_POINT_RULE, _REGISTER),
+        says="fixed_point's while_loop condition returns a bool array of shape (3,), not"),
     Answer("fixed_point", "unrolled differentiation in the rule: vjp of 20 steps from x_star",
            (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
@@ -247,7 +264,8 @@ WRONG = [
                 return x
 
             return jax.vjp(twenty_steps, a)[1](v)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point'),
     Answer("fixed_point", "no iteration counter: never stops when the iteration diverges", ("""
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
         def fixed_point(f, a, x_guess):
@@ -257,7 +275,8 @@ WRONG = [
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
             return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER)),
+    """, _FIXED_POINT_RULE, _REGISTER),
+        says='It ran until converged: the loop must also stop once the iteration count'),
     Answer("fixed_point", "the counter starts at 0: one evaluation of f too many", ("""
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
         def fixed_point(f, a, x_guess):
@@ -271,7 +290,8 @@ WRONG = [
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
             return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER)),
+    """, _FIXED_POINT_RULE, _REGISTER),
+        says='One evaluation of f too many: the loop starts from (1, x_guess, f(a'),
     Answer("fixed_point", "a tolerance of its own instead of converged(x_prev, x)", ("""
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
         def fixed_point(f, a, x_guess):
@@ -285,7 +305,8 @@ WRONG = [
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
             return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER)),
+    """, _FIXED_POINT_RULE, _REGISTER),
+        says="Stop with the notebook's converged(x_prev, x), not a test of your own."),
     Answer("fixed_point", "the adjoint by a dense solve with the Jacobian of f",
            (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
@@ -295,7 +316,8 @@ WRONG = [
             w = jnp.linalg.solve(jnp.eye(n, dtype=A.dtype) - A.T, v.reshape(n))
             w = w.reshape(x_star.shape)
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point'),
     Answer("fixed_point", "no nondiff_argnums: f is treated as an array argument", ("""
         @jax.custom_vjp
         def fixed_point(f, a, x_guess):
@@ -316,24 +338,32 @@ WRONG = [
             for _ in range(100):
                 w = v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
             return None, jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER)),
+    """, _REGISTER),
+        says='fixed_point must declare nondiff_argnums=(0,)'),
     Answer("kepler", "Newton unrolled and differentiated: no custom_root", """
         def kepler(M, e):
             def step(_, E):
                 return E - (E - e * jnp.sin(E) - M) / (1 - e * jnp.cos(E))
             return jax.lax.fori_loop(0, 30, step, M)
-    """),
+    """,
+        says='kepler must solve the equation with jax.lax.custom_root.'),
     Answer("kepler", "tangent_solve multiplies by the derivative instead of dividing",
-           _kepler(_NEWTON_30, tangent_solve="y * g(jnp.ones_like(y))")),
-    Answer("kepler", "tangent_solve returns y unchanged", _kepler(_NEWTON_30, tangent_solve="y")),
+           _kepler(_NEWTON_30, tangent_solve="y * g(jnp.ones_like(y))"),
+        says='tangent_solve must divide by the derivative, y / g(1), not multiply by it.'),
+    Answer("kepler", "tangent_solve returns y unchanged", _kepler(_NEWTON_30, tangent_solve="y"),
+        says='dE/dM is wrong for M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]'),
     Answer("kepler", "only 3 Newton steps: unconverged for large e",
-           _kepler(_NEWTON_30.replace("0, 30,", "0, 3,"))),
+           _kepler(_NEWTON_30.replace("0, 30,", "0, 3,")),
+        says="Run Newton's method until it converges (check the number of steps and the"),
     Answer("kepler", "the wrong equation: E + e sin E = M",
-           _kepler(_NEWTON_30, equation="E + e * jnp.sin(E) - M")),
+           _kepler(_NEWTON_30, equation="E + e * jnp.sin(E) - M"),
+        says="Run Newton's method until it converges (check the number of steps and the"),
     Answer("kepler", "Newton started at pi: diverges outside [0, 2 pi]",
-           _kepler(_NEWTON_30, guess="jnp.full_like(M, jnp.pi)")),
+           _kepler(_NEWTON_30, guess="jnp.full_like(M, jnp.pi)"),
+        says="Run Newton's method until it converges (check the number of steps and the"),
     Answer("kepler", "30 steps of the slow iteration E <- M + e sin E instead of Newton",
-           _kepler("return jax.lax.fori_loop(0, 30, lambda _, E: E - f(E), E)")),
+           _kepler("return jax.lax.fori_loop(0, 30, lambda _, E: E - f(E), E)"),
+        says="Run Newton's method until it converges (check the number of steps and the"),
     Answer("ridge_hypergradient", "the closed-form solve instead of fixed_point", """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
             def validation_loss(log_lam):
@@ -343,7 +373,8 @@ WRONG = [
                 r = X_val @ w - y_val
                 return r @ r / (2 * y_val.shape[0])
             return jax.value_and_grad(validation_loss)(log_lam)
-    """),
+    """,
+        says="ridge_hypergradient's gradient does not come from fixed_point's implicit"),
     Answer("ridge_hypergradient", "the derivative in lambda instead of log lambda",
            (_DESCENT_STEP, """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
@@ -353,7 +384,8 @@ WRONG = [
                 r = X_val @ w - y_val
                 return r @ r / (2 * y_val.shape[0])
             return jax.value_and_grad(validation_loss)(jnp.exp(log_lam))
-    """)),
+    """),
+        says='This is the derivative in lambda: differentiate in log lambda.'),
     Answer("ridge_hypergradient", "the map closes over log_lam instead of passing it in a", """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
             def validation_loss(log_lam):
@@ -367,7 +399,8 @@ WRONG = [
                 r = X_val @ w - y_val
                 return r @ r / (2 * y_val.shape[0])
             return jax.value_and_grad(validation_loss)(log_lam)
-    """),
+    """,
+        says='the function you hand to fixed_point closes over a value being'),
     Answer("ridge_hypergradient", "forgets the penalty's gradient lambda * w in the map", """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
             def descent_step(params, w):
@@ -380,7 +413,8 @@ WRONG = [
                 r = X_val @ w - y_val
                 return r @ r / (2 * y_val.shape[0])
             return jax.value_and_grad(validation_loss)(log_lam)
-    """),
+    """,
+        says='the validation loss of ridge_hypergradient is wrong for log lambda = -1, 20'),
     Answer("ridge_hypergradient", "a finite-difference hypergradient", (_DESCENT_STEP, """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
             def validation_loss(log_lam):
@@ -390,7 +424,8 @@ WRONG = [
             h = 1e-3
             return validation_loss(log_lam), (validation_loss(log_lam + h)
                                               - validation_loss(log_lam - h)) / (2 * h)
-    """)),
+    """),
+        says="ridge_hypergradient's gradient does not come from fixed_point's implicit"),
     Answer("ridge_hypergradient", "the mean squared error without the factor 1/2",
            (_DESCENT_STEP, """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
@@ -398,7 +433,8 @@ WRONG = [
                 w = fixed_point(descent_step, (log_lam, X, y), jnp.zeros(X.shape[1], X.dtype))
                 return jnp.mean((X_val @ w - y_val) ** 2)
             return jax.value_and_grad(validation_loss)(log_lam)
-    """)),
+    """),
+        says='Every value is twice the expected one: a factor is missing or extra.'),
     Answer("ridge_hypergradient", "unrolled gradient descent, differentiated step by step", """
         def ridge_hypergradient(log_lam, X, y, X_val, y_val):
             def validation_loss(log_lam):
@@ -409,7 +445,8 @@ WRONG = [
                 r = X_val @ w - y_val
                 return r @ r / (2 * y_val.shape[0])
             return jax.value_and_grad(validation_loss)(log_lam)
-    """),
+    """,
+        says="ridge_hypergradient's gradient does not come from fixed_point's implicit"),
 ]
 
 ALTERNATIVES = [
