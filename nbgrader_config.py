@@ -5,15 +5,27 @@ import sys
 import warnings
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
-                                    ClearOutput, GetGrades, IgnorePattern, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    GetGrades,
+    IgnorePattern,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from course.nbgrader_ext import (  # noqa: E402
-    DeduplicateIdsCompletely, ExecuteSurvivingCrashes, HideTestTracebacks, LimitOutputSize,
-    SetupCellFirst)
+    DeduplicateIdsCompletely,
+    ExecuteSurvivingCrashes,
+    HideTestTracebacks,
+    LimitOutputSize,
+    SetupCellFirst,
+)
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 

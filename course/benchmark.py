@@ -26,7 +26,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import build, grading, notebooks
+from . import build, notebooks, scratch_course
+from .nbgrader_tools import nbgrader
 
 
 def _cell_seconds(cell):
@@ -86,16 +87,17 @@ def bench_grading(found, log):
     with tempfile.TemporaryDirectory(prefix="grading-floor-") as folder:
         for assignment, name, path in found:
             source_nb = nbformat.read(path, as_version=4)
-            course = grading.new_course(Path(folder) / name)
+            course = scratch_course.new_course(Path(folder) / name)
             release_nb = nbformat.read(course / "release" / assignment / f"{name}.ipynb",
                                        as_version=4)
-            grading.submit(course, assignment, "model",
-                           {name: grading.submission(release_nb, grading.model_answers(source_nb))})
+            scratch_course.submit(course, assignment, "model",
+                           {name: scratch_course.submission(
+                               release_nb, scratch_course.model_answers(source_nb))})
             build.build_release(assignment, root=course)
             start = time.perf_counter()
-            build.nbgrader("autograde", assignment, "--force", root=course)
+            nbgrader("autograde", assignment, "--force", root=course)
             seconds = time.perf_counter() - start
-            scores = grading.cell_scores(course, assignment)["model"]
+            scores = scratch_course.cell_scores(course, assignment)["model"]
             full = all(score >= top for score, top in scores.values())
             floor, _ = run_notebook(graded_path(source_nb), path.parent,
                                     {"NBGRADER_EXECUTION": "autograde"})

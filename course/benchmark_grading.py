@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import build, classgrade, demo, grading
+from . import build, demo, grade_class, scratch_course
+from .nbgrader_tools import nbgrader
 
 
 def synthetic_class(assignment, students):
@@ -36,26 +37,23 @@ def main(argv=None):
     klass = synthetic_class(args.assignment, args.students)
     names = ("serial", "parallel") + (() if args.no_sandbox_run else ("unsandboxed",))
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as folder:
-        courses = {name: grading.new_course(Path(folder) / name) for name in names}
+        courses = {name: scratch_course.new_course(Path(folder) / name) for name in names}
         for course in courses.values():
             build.build_release(args.assignment, root=course)
             for student, notebooks in klass.items():
-                grading.submit(course, args.assignment, student, notebooks)
+                scratch_course.submit(course, args.assignment, student, notebooks)
 
         def serial_autograde(course, *options):
             start = time.perf_counter()
-            result = build.nbgrader("autograde", args.assignment, "--force", *options,
-                                    root=course, check=False)
-            if result.returncode != 0:
-                raise RuntimeError(f"nbgrader autograde failed:\n{result.stderr}")
+            nbgrader("autograde", args.assignment, "--force", *options, root=course)
             return time.perf_counter() - start
 
         serial_seconds = serial_autograde(courses["serial"])
         unsandboxed_seconds = None if args.no_sandbox_run else serial_autograde(
             courses["unsandboxed"], "--ExecuteSurvivingCrashes.sandbox=none")
-        graded = classgrade.grade_class(courses["parallel"], args.assignment, args.workers,
+        graded = grade_class.grade_class(courses["parallel"], args.assignment, args.workers,
                                         log=lambda *_: None)
-        scores = {name: grading.cell_scores(course, args.assignment)
+        scores = {name: scratch_course.cell_scores(course, args.assignment)
                   for name, course in courses.items()}
         same = all(other == scores["serial"] for other in scores.values())
     steps = graded.seconds

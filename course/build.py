@@ -1,15 +1,15 @@
 """Build the course: source text → source notebooks → release/ (nbgrader) and solutions/ (executed).
 
 Building twice gives no diff: files are rewritten only when their content changes, and an
-executed solution whose only changes are in timing cells (``# NBVAL_IGNORE_OUTPUT``) is kept.
+executed solution whose only changes are in timing cells (tagged ``nbval-ignore-output``) is
+kept.
 """
 
+import argparse
 import hashlib
 import importlib.metadata
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from nbclient import NotebookClient
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from . import notebooks
+from .nbgrader_tools import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = "work"  # the students' own folder (python -m course start), which the build never touches
@@ -29,14 +30,6 @@ def assignments(root=ROOT):
                   if p.is_dir() and notebooks.text_sources(p))
 
 
-def nbgrader(*args, root=ROOT, check=True):
-    """Run an nbgrader command in the course at ``root`` (its nbgrader_config.py applies)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, check=check,
-                          capture_output=True, text=True, env=env)
-
-
 def support_files(assignment_dir):
     """Files nbgrader copies along with the notebooks (e.g. the checks module)."""
     return sorted(p for p in Path(assignment_dir).iterdir()
@@ -45,16 +38,11 @@ def support_files(assignment_dir):
 
 
 def execute(nb, cwd, env=None, record_timing=False):
-    """Execute a notebook in ``cwd`` with a fresh kernel; raise on the first error."""
-    saved = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                       record_timing=record_timing,
-                       resources={"metadata": {"path": str(cwd)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    """Execute a notebook in ``cwd`` with a fresh kernel, its environment ours updated with
+    ``env``; raise on the first error."""
+    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=record_timing,
+                   resources={"metadata": {"path": str(cwd)}}).execute(
+        env={**os.environ, **(env or {})})
     # How printed text splits into stream outputs depends on timing: store it merged.
     return CoalesceStreamsPreprocessor().preprocess(nb, {})[0]
 
@@ -130,16 +118,14 @@ def build_release(assignment, root=ROOT):
             f"The build regenerates release/{assignment}/ from source/ and would delete what is "
             "there. Nothing was changed.\n" + "\n".join(
                 _what_to_do(assignment, path, Path(root)) for path in changes))
-    result = nbgrader("generate_assignment", assignment, "--force", root=root, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.stderr}")
+    nbgrader("generate_assignment", assignment, "--force", root=root)
     for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
         nbformat.write(nb, path)
 
 
-def build_solutions(assignment, root=ROOT):
+def build_solutions(assignment, root=ROOT, env=None):
     source_dir = Path(root) / "source" / assignment
     target_dir = Path(root) / "solutions" / assignment
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -154,9 +140,10 @@ def build_solutions(assignment, root=ROOT):
         nb.metadata["course"] = {"built_from": _inputs_digest(nb, support_files(source_dir))}
         if _built_from(target) == nb.metadata["course"]["built_from"]:
             continue  # executed from these very inputs already
-        nb = execute(nb, target_dir)
+        nb = execute(nb, target_dir, env)
         notebooks.write_if_changed(
-            nb, target, same=lambda old, new: notebooks.comparable(old) == notebooks.comparable(new))
+            nb, target,
+            same=lambda old, new: notebooks.comparable(old) == notebooks.comparable(new))
 
 
 def _inputs_digest(nb, support):
@@ -176,10 +163,23 @@ def _built_from(path):
         return None
 
 
-def build(selected=None, root=ROOT, log=print):
+def build(selected=None, root=ROOT, log=print, env=None):
+    """Build the assignments ``selected`` (all of source/ by default) of the course at ``root``;
+    ``env`` is added to the environment of the kernels that execute the solutions."""
     for assignment in selected or assignments(root):
         for step in (build_source, build_release, build_solutions):
             start = time.perf_counter()
-            step(assignment, root)
+            if step is build_solutions:
+                step(assignment, root, env)
+            else:
+                step(assignment, root)
             log(f"{assignment}: {step.__name__.removeprefix('build_')} "
                 f"({time.perf_counter() - start:.1f} s)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m course build", description=(
+        "Regenerate the source notebooks, release/ and solutions/ from the text sources."))
+    parser.add_argument("assignments", nargs="*", help="default: every assignment of source/")
+    build(parser.parse_args(argv).assignments)
+    return 0

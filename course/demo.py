@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import build, classgrade, grading
+from . import build, grade_class, scratch_course
 
 
 def demo_class(root, assignment):
@@ -17,11 +17,11 @@ def demo_class(root, assignment):
     for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
         release_nb = nbformat.read(path, as_version=4)
         source_nb = nbformat.read(Path(root) / "source" / assignment / path.name, as_version=4)
-        answers = grading.model_answers(source_nb)
+        answers = scratch_course.model_answers(source_nb)
         ids = list(answers)
         chosen = {"ada": ids, "blank": [], "half": ids[: len(ids) // 2]}
         for student, answered in chosen.items():
-            submissions[student][path.stem] = grading.submission(
+            submissions[student][path.stem] = scratch_course.submission(
                 release_nb, {i: answers[i] for i in answered})
     return submissions
 
@@ -57,21 +57,21 @@ def main(argv=None):
     build.build(log=lambda line: print("  " + line, flush=True))
     print(f"Built in {time.perf_counter() - start:.0f} s.\n", flush=True)
     folder = fresh_folder(args.folder)
-    course = grading.new_course(folder / "course")
+    course = scratch_course.new_course(folder / "course")
     assignments = build.assignments()
     print(f"Grading a class of three students in {folder}/ with {args.workers} workers:",
           flush=True)
     for assignment in assignments:
         for student, nbs in demo_class(build.ROOT, assignment).items():
-            grading.submit(course, assignment, student, nbs)
+            scratch_course.submit(course, assignment, student, nbs)
         build.build_release(assignment, root=course)  # registers it in the demo's gradebook
-    results = classgrade.grade_classes(course, assignments, args.workers,
+    results = grade_class.grade_classes(course, assignments, args.workers,
                                        log=lambda line: print("  " + line, flush=True))
     for assignment in assignments:
-        print(f"\n{assignment}:\n" + classgrade.grade_table(course, assignment), flush=True)
+        print(f"\n{assignment}:\n" + grade_class.grade_table(course, assignment), flush=True)
     plots = [result.plot for result in results]
     print()
-    rows = grading.read_grades(course / "grades.csv")
+    rows = scratch_course.read_grades(course / "grades.csv")
     print(f"nbgrader export wrote grades.csv with {len(rows)} rows:")
     for row in rows:
         score = f"{float(row['score']):g}" if row["score"] else "-"

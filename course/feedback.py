@@ -13,11 +13,10 @@ import html
 import re
 
 import latex2mathml.converter
+from jinja2 import pass_context
 from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbgrader import utils as nbgrader_utils
-
-from jinja2 import pass_context
 
 MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
 EXERCISE = re.compile(r"^#{1,6}\s+(Exercise\s+\d+\b.*?)\s*(?:\(\d+ points?\))?\s*$", re.MULTILINE)

@@ -14,14 +14,13 @@ import shutil
 import stat
 import tempfile
 
+import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
-import nbformat
-from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
-
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
+from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
 
 from . import notebooks, sandbox
 

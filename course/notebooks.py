@@ -18,11 +18,11 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+from nbgrader import utils as nbgrader_utils
+from nbgrader.preprocessors import ClearHiddenTests
 
 TEXT_SUFFIX = ".pct.py"
-IGNORE_OUTPUT_MARK = "# NBVAL_IGNORE_OUTPUT"
-HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?",
-                          re.DOTALL | re.MULTILINE)
+IGNORE_OUTPUT_TAG = "nbval-ignore-output"  # nbval compares every other output
 SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.MULTILINE)
 
 
@@ -83,11 +83,12 @@ def write_if_changed(nb, path, same=lambda old, new: old == new):
 
 
 def solution_notebook(source_nb):
-    """The source notebook with its hidden tests removed and the solution markers dropped."""
-    nb = nbformat.from_dict(source_nb)
+    """The source notebook with its hidden tests removed (by nbgrader's own ClearHiddenTests)
+    and the solution markers dropped."""
+    nb, _ = ClearHiddenTests().preprocess(nbformat.from_dict(source_nb), {})
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = SOLUTION_MARKERS.sub("", HIDDEN_TESTS.sub("", cell.source)).rstrip()
+            cell.source = SOLUTION_MARKERS.sub("", cell.source).rstrip()
     return nb
 
 
@@ -95,16 +96,16 @@ def test_cells(nb):
     """``{answer grade_id: the test cell that follows it}``."""
     pairs, answer = {}, None
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answer = meta["grade_id"]
-        elif meta.get("grade") and answer is not None:
+        if nbgrader_utils.is_solution(cell):
+            answer = cell.metadata["nbgrader"]["grade_id"]
+        elif nbgrader_utils.is_grade(cell) and answer is not None:
             pairs[answer], answer = cell, None
     return pairs
 
 
 def ignores_output(cell):
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(IGNORE_OUTPUT_MARK)
+    """A cell whose output changes from run to run (a timing): nbval does not compare it."""
+    return cell.cell_type == "code" and IGNORE_OUTPUT_TAG in cell.metadata.get("tags", ())
 
 
 def comparable(nb):

@@ -169,7 +169,8 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
     if os.path.isdir(_mpl_cache()):
         binds.append((_mpl_cache(), MPL_CACHE))
     made = {"/", "/tmp"}
-    for target in [t for _, t in binds] + [str(connection_dir)]:  # folders bwrap would otherwise make on the way, private (0700)
+    # Folders bwrap would otherwise make on the way, private (0700).
+    for target in [t for _, t in binds] + [str(connection_dir)]:
         for parent in reversed(Path(target).parents):
             if str(parent) not in made:
                 made.add(str(parent))

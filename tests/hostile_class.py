@@ -7,9 +7,9 @@ import os
 import socket
 import threading
 
-from course import build, classgrade, grading
+from course import grade_class, nbgrader_tools
 from tests.answers.hostile import HOSTILE
-from tests.conftest import visible_text
+from tests.harness import visible_text
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
 
 MARKER = "hostile-leftover-7f3a"
@@ -98,12 +98,13 @@ def grade(tiny_course, folder, how, grader_pid=None):
     graded = HostileClass(course, secret, exchange, listener, grader_pid or os.getpid())
     try:
         if how == "nbgrader autograde":
-            result = build.nbgrader("autograde", ASSIGNMENT, "--force", root=course, check=False)
+            result = nbgrader_tools.nbgrader("autograde", ASSIGNMENT, "--force", root=course,
+                                             check=False)
             graded.finished = result.returncode == 0
             graded.log = result.stdout + result.stderr
-            build.nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course)
+            nbgrader_tools.nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course)
         else:
-            result = classgrade.grade_class(course, ASSIGNMENT, workers=2, progress=False,
+            result = grade_class.grade_class(course, ASSIGNMENT, workers=2, progress=False,
                                             log=lambda *_: None)
             graded.finished, graded.log = not result.failed, str(result.failed)
     finally:
@@ -154,5 +155,6 @@ def outcomes(graded):
 def render(how, rows):
     lines = [f"hostile submissions graded by {how}: "
              f"{sum(b for *_, b in rows)}/{len(rows)} blocked"]
-    lines += [f"    {'blocked' if b else 'ESCAPED':>8}  {name:<15} {reason}" for name, reason, b in rows]
+    lines += [f"    {'blocked' if b else 'ESCAPED':>8}  {name:<15} {reason}"
+              for name, reason, b in rows]
     return "\n".join(lines)

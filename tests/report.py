@@ -2,8 +2,9 @@
 
 Every answer of the libraries in ``tests/answers/`` is graded as the test suite grades it: the
 tampering ones and a representative set with the real ``nbgrader autograde``, every wrong
-answer and alternative in one kernel per notebook (tests/kernel_grading.py). A wrong answer (or a tampering attempt) is caught when it
-loses points on its own exercise; an alternative is accepted when it keeps full marks.
+answer and alternative in one kernel per notebook (tests/kernel_grading.py). A wrong answer
+(or a tampering attempt) is caught when it loses points on its own exercise; an alternative is
+accepted when it keeps full marks.
 
     python -m tests.report [NOTEBOOK ...] [hostile] [--no-sandbox]
                                     e.g. python -m tests.report implicit
@@ -23,11 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import (  # noqa: E402
-    grade_answer_libraries, notebook_name, source_notebooks)
+from tests.harness import ROOT, grade_answer_libraries, notebook_name, source_notebooks
 
 
 def outcomes(graded):

@@ -11,7 +11,7 @@ import pytest
 
 from course import notebooks
 from tests import answers
-from tests.conftest import answer_to_test_cell, notebook_name, source_notebooks
+from tests.harness import answer_to_test_cell, notebook_name, source_notebooks
 
 
 @pytest.mark.parametrize("text_path", [p for _, p in source_notebooks()],

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader import utils as nbgrader_utils
 
 from course import adcheck, build, notebooks
-from tests.conftest import ROOT, deprecations, source_notebooks
+from tests.harness import ROOT, deprecations, source_notebooks
 
 GENERATED = ("release", "solutions")
 
@@ -88,6 +89,7 @@ def test_release_has_stubs_and_nothing_to_hide(assignment, text_path):
     for cell in release.cells:
         meta = cell.metadata.get("nbgrader", {})
         assert "SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
+        assert "NBVAL" not in cell.source, "nbval's markers are cell tags, not code"
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None
         if meta.get("solution"):
@@ -102,7 +104,7 @@ def test_solutions_keep_answers_and_drop_hidden_tests(assignment, text_path):
     _, solution = _release_and_solution(assignment, text_path)
     for cell in solution.cells:
         assert "HIDDEN TESTS" not in cell.source and "### BEGIN SOLUTION" not in cell.source
-        if cell.metadata.get("nbgrader", {}).get("solution"):
+        if nbgrader_utils.is_solution(cell):
             assert "NotImplementedError" not in cell.source
         if cell.cell_type == "code":
             assert cell.execution_count is not None, "solutions/ must be executed"
@@ -178,9 +180,10 @@ def _write_answer(path, marker):
     """Put ``marker`` into the first answer cell of the notebook at ``path``, as a student's
     JupyterLab would save it."""
     nb = nbformat.read(path, as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    cell = next(c for c in nb.cells if nbgrader_utils.is_solution(c))
     cell.source = cell.source.replace("raise NotImplementedError()", f"return {marker!r}")
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     nbformat.write(nb, path)
 
 

@@ -11,10 +11,21 @@ import zipfile
 import nbformat
 import pytest
 
-from course import classgrade, grading
-from tests.conftest import ROOT, visible_text
-from tests.tiny_assignment import (ASSIGNMENT, DEMO_OUTPUT, WRONG_SQUARE, answered, cells_of,
-                                   demo_cell, fresh_copy, release, scores, submit)
+from course import grade_class, scratch_course
+from tests.harness import ROOT, visible_text
+from tests.tiny_assignment import (
+    ASSIGNMENT,
+    DEMO_OUTPUT,
+    WRONG_SQUARE,
+    answered,
+    cells_of,
+    demo_cell,
+    fresh_copy,
+    release,
+    scores,
+    submit,
+)
+
 
 def _without(nb, grade_id):
     nb.cells = [c for c in nb.cells if c not in cells_of(nb, grade_id)]
@@ -101,7 +112,7 @@ def graded_tiny_class(tiny_course):
     for case, (files, _, _) in {**BAD, **GOOD}.items():
         for copy in "ab":
             submit(tiny_course, f"{case}-{copy}", files(tiny_course))
-    result = classgrade.grade_class(tiny_course, ASSIGNMENT, workers=2, progress=False,
+    result = grade_class.grade_class(tiny_course, ASSIGNMENT, workers=2, progress=False,
                                     log=lambda *_: None)
     return tiny_course, result
 
@@ -127,8 +138,8 @@ def test_feedback_tells_the_student_what_happened(graded_tiny_class, case):
 
 def test_the_most_answered_submissions_are_graded_first(graded_tiny_class):
     course, _ = graded_tiny_class
-    release_nbs = classgrade.release_notebooks(course, ASSIGNMENT)
-    answered = {case: classgrade.answered_cells(course, ASSIGNMENT, f"{case}-a", release_nbs)
+    release_nbs = grade_class.release_notebooks(course, ASSIGNMENT)
+    answered = {case: grade_class.answered_cells(course, ASSIGNMENT, f"{case}-a", release_nbs)
                 for case in ("model", "untouched", "missing")}
     assert answered == {"model": 3, "untouched": 0, "missing": 0}
 
@@ -155,7 +166,7 @@ def test_originals_are_kept_before_anything_is_changed(graded_tiny_class):
 
 def test_export_and_plot(graded_tiny_class):
     course, result = graded_tiny_class
-    rows = {r["student_id"]: r for r in grading.read_grades(result.grades_csv)}
+    rows = {r["student_id"]: r for r in scratch_course.read_grades(result.grades_csv)}
     assert len(rows) == 2 * len({**BAD, **GOOD})
     assert float(rows["model-a"]["score"]) == 3 and float(rows["missing-a"]["score"]) == 0
     assert result.plot.read_bytes().startswith(b"\x89PNG")
@@ -175,7 +186,7 @@ def test_zip_collect_from_an_lms_download(tiny_course, tmp_path):
         download.writestr("lovelaceada_1001_5001_tiny.ipynb", nbformat.writes(answered(course)))
         download.writestr("turingalan_LATE_1002_5002_tiny-1.ipynb",
                           nbformat.writes(answered(course, halve="def halve(x):\n    return x")))
-    result = classgrade.grade_class(course, ASSIGNMENT, workers=1, collect="zip",
+    result = grade_class.grade_class(course, ASSIGNMENT, workers=1, collect="zip",
                                     progress=False, log=lambda *_: None)
     assert result.students == ["lovelaceada", "turingalan"]
     assert scores(course, "lovelaceada") == (1, 1, 1)

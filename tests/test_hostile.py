@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from course import grading
+from course import scratch_course
 from tests import hostile_class as hostile_run
 from tests.answers.hostile import HOSTILE
 from tests.tiny_assignment import ASSIGNMENT, scores
@@ -29,7 +29,7 @@ def hostile_class(request, tiny_course, tmp_path_factory):
 
 def test_the_batch_finishes_and_grades_everyone(hostile_class):
     assert hostile_class.finished, hostile_class.log[-3000:]
-    graded = set(grading.cell_scores(hostile_class.course, ASSIGNMENT))
+    graded = set(scratch_course.cell_scores(hostile_class.course, ASSIGNMENT))
     assert graded == set(hostile_run.HONEST) | {h.name for h in HOSTILE}
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from course import classgrade, grading
-from tests.tiny_assignment import (ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores,
-                                   submit)
+from course import grade_class, nbgrader_tools, scratch_course
+from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
 
 WORKERS = 3
 
@@ -66,7 +65,7 @@ def test_parallel_workers_lose_no_grade_in_postgresql(tiny_course, tmp_path, pos
                                                       monkeypatch):
     monkeypatch.setenv("NBGRADER_DB_URL", postgres_url)
     course = fresh_copy(tiny_course, tmp_path / "course")  # registered in PostgreSQL
-    assert classgrade.db_url(course) == postgres_url
+    assert nbgrader_tools.db_url(course) == postgres_url
     expected = {}
     for k in range(4 * WORKERS):
         student = f"student{k:02d}"
@@ -74,14 +73,14 @@ def test_parallel_workers_lose_no_grade_in_postgresql(tiny_course, tmp_path, pos
         submit(course, student, {"tiny.ipynb": answered(course, **wrong)})
         expected[student] = (1, 0 if wrong else 1, 1)
 
-    result = classgrade.grade_class(course, ASSIGNMENT, workers=WORKERS, progress=False,
+    result = grade_class.grade_class(course, ASSIGNMENT, workers=WORKERS, progress=False,
                                     log=lambda *_: None)
 
     assert not result.failed
     assert not (course / "gradebook.db").exists(), "grades went to SQLite, not PostgreSQL"
-    assert sorted(grading.cell_scores(course, ASSIGNMENT, db_url=postgres_url)) == sorted(expected)
+    assert sorted(scratch_course.cell_scores(course, ASSIGNMENT)) == sorted(expected)
     for student in expected:
-        assert scores(course, student, db_url=postgres_url) == expected[student]
-    rows = grading.read_grades(result.grades_csv)
+        assert scores(course, student) == expected[student]
+    rows = scratch_course.read_grades(result.grades_csv)
     assert {r["student_id"]: float(r["score"]) for r in rows} == {
         s: float(sum(e)) for s, e in expected.items()}

@@ -11,14 +11,15 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from course import nbgrader_ext, sandbox
 from course.nbgrader_ext import ExecuteSurvivingCrashes, SetupCellFirst
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 LOOK_AROUND = """
 import json, os, socket
 seen = {"cwd": os.getcwd(), "files": sorted(os.listdir(".")), "uid": os.getuid(),
-        "course": sorted(os.listdir(COURSE)) if os.path.isdir(COURSE) else [], "processes": [p for p in os.listdir("/proc") if p.isdigit()],
+        "course": sorted(os.listdir(COURSE)) if os.path.isdir(COURSE) else [],
+        "processes": [p for p in os.listdir("/proc") if p.isdigit()],
         "env": sorted(os.environ), "home": os.environ.get("HOME")}
 try:
     socket.create_connection(("127.0.0.1", 22), timeout=2)

@@ -5,10 +5,10 @@ import shutil
 
 import nbformat
 import pytest
+from nbgrader import utils as nbgrader_utils
 
 from course import adcheck, build, notebooks
-from tests.conftest import (SHOW_DEPRECATIONS, answer_to_test_cell, deprecations,
-                            source_notebooks)
+from tests.harness import SHOW_DEPRECATIONS, answer_to_test_cell, deprecations, source_notebooks
 
 NOTEBOOKS = source_notebooks()
 
@@ -47,6 +47,11 @@ def test_every_answer_is_followed_by_its_test_cell(assignment, text_path):
     answers = [meta["grade_id"] for _, meta in cells if meta.get("solution")]
     assert answers, "a notebook of the course has exercises"
     assert sorted(answer_to_test_cell(nb)) == sorted(answers)
+    for answer, test in notebooks.test_cells(nb).items():
+        assert f"adcheck.check_{answer}({answer}" in test.source, (
+            f"{answer}'s test cell must call adcheck.check_{answer}({answer}, ...)")
+        assert callable(getattr(adcheck, f"check_{answer}", None)), (
+            f"course/adcheck.py declares no check_{answer}")
 
 
 @pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
@@ -77,7 +82,7 @@ def test_every_exercise_has_a_numbered_header_with_its_points(assignment, text_p
     header = re.compile(r"^### Exercise (\d+): (.+) \((\d+) points?\)$", re.MULTILINE)
     tests_of = answer_to_test_cell(nb)
     points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points")
-              for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+              for c in nb.cells if nbgrader_utils.is_grade(c)}
     last, numbers = None, []
     for cell in nb.cells:
         if cell.cell_type == "markdown":

@@ -8,12 +8,11 @@ checks module (``adcheck.py``, its wrappers) stands between them.
 import re
 import shutil
 
-import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -6,7 +6,7 @@ import shutil
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course import build, grading
+from course import build, scratch_course
 
 ASSIGNMENT = "00_tiny"
 EXERCISES = {"double": "2 * x", "square": "x * x", "halve": "x / 2"}
@@ -56,7 +56,7 @@ def answered(course, **answers):
     """The release with every exercise answered correctly, except those given."""
     code = {name: f"def {name}(x):\n    return {body}" for name, body in EXERCISES.items()}
     code.update(answers)
-    return grading.submission(release(course), code)
+    return scratch_course.submission(release(course), code)
 
 
 def cells_of(nb, grade_id):
@@ -76,9 +76,9 @@ def submit(course, student, files):
     (folder / "timestamp.txt").write_text("2026-01-15 12:00:00.000000 UTC")
 
 
-def scores(course, student, db_url=None):
+def scores(course, student):
     """A student's marks on the three exercises, in order."""
-    cells = grading.cell_scores(course, ASSIGNMENT, db_url=db_url)[student]
+    cells = scratch_course.cell_scores(course, ASSIGNMENT)[student]
     return tuple(cells[f"{name}_tests"][0] for name in EXERCISES)
 
 

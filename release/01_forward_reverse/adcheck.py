@@ -1109,7 +1109,8 @@ _sum_sin_fwd_over_rev_only.defvjp(lambda x: (jnp.sum(jnp.sin(x)), x),
 
 
 def _require_forward_over_reverse(name, run):
-    """``run(f)`` must work on a function whose second derivative only forward-over-reverse takes."""
+    """``run(f)`` must work on a function whose second derivative only forward-over-reverse
+    takes."""
     try:
         run(_sum_sin_fwd_over_rev_only)
     except AssertionError as error:
@@ -1126,7 +1127,8 @@ def _require_no_dense_hessian(name, fn, n, *args):
 
 def _scalar_function_cases():
     return [
-        Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), jnp.array([1.0, -2.0, 0.5])),
+        Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3),
+             jnp.array([1.0, -2.0, 0.5])),
         Case("f(x) = sum(tanh(x)**2), x of shape (2, 2)", lambda x: jnp.sum(jnp.tanh(x) ** 2),
              _normal(3, (2, 2))),
     ]
@@ -1957,7 +1959,7 @@ def check_kepler(kepler, cases=None, jit=False):
         cases = [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
                       jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3])),
                  Case("e = 0.95 near perihelion, M = [0.01, 0.05, 0.2, -0.1]",
-                      jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.full(4, 0.95))]
+                      jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.array([0.95] * 4))]
     for case in cases:
         M, e = case.args
         sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))

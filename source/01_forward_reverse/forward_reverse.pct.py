@@ -538,8 +538,7 @@ def best_time(fn, *args, repeats=7):
     return min(times)
 
 
-# %% tags=["demo"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["demo", "nbval-ignore-output"]
 _, chain_vjp = jax.vjp(chain, x0)
 pull_one = jax.jit(lambda c: chain_vjp(c)[0])
 push_one = jax.jit(lambda t: jax.jvp(chain, (x0,), (t,))[1])
@@ -746,8 +745,7 @@ print("jax.jacfwd", J_builtin.shape, J_builtin.dtype)
 # $256$ ($n = 1024, 64, 4$).
 # Both Jacobians are jitted and timed after compilation.
 
-# %% tags=["demo"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["demo", "nbval-ignore-output"]
 HIDDEN, SIZE, N_MAX = 64, 4096, 1024
 # One draw of four (N_MAX, HIDDEN) blocks; every network uses slices of them.
 blocks = normal((4, N_MAX, HIDDEN))

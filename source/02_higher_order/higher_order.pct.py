@@ -181,8 +181,7 @@ def best_time(fn, *args, repeats=7):
     return min(times)
 
 
-# %% tags=["demo"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["demo", "nbval-ignore-output"]
 W_wide = normal((32, 256))
 
 def tanh_squares(n):
@@ -427,8 +426,7 @@ for name, product in zip(list(methods)[:3], products):
 # explicitly (`.lower(...).compile()`) so that we can also ask XLA, below, what each compiled
 # program costs.
 
-# %% tags=["demo"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["demo", "nbval-ignore-output"]
 sizes, seconds, xla_costs = [], {name: [] for name in methods}, {}
 for hidden in [8, 32, 512]:
     loss_h, n = mlp_loss(hidden)
@@ -635,8 +633,7 @@ for name in params:
 # out in advance). We also time the vmapped function without `jax.jit`: it then runs operation
 # by operation, and each operation is dispatched from Python.
 
-# %% tags=["demo"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["demo", "nbval-ignore-output"]
 grad_one = jax.jit(jax.grad(logistic_loss))
 vmapped = jax.vmap(jax.grad(logistic_loss), in_axes=(None, 0, 0))
 vmapped_jit = jax.jit(vmapped)

@@ -1,7 +1,16 @@
 """Answers for source/03_custom_rules/custom_rules (custom_jvp and custom_vjp rules)."""
 
-from . import (by_reason, PATCH_COMPARISONS, SHADOW_BUILTINS, Answer, Tampering,
-               exercises, in_process_attacks, search_the_checks, tampered)
+from . import (
+    PATCH_COMPARISONS,
+    SHADOW_BUILTINS,
+    Answer,
+    Tampering,
+    by_reason,
+    exercises,
+    in_process_attacks,
+    search_the_checks,
+    tampered,
+)
 
 _LOG1PEXP_RULE = """
 @log1pexp.defjvp
@@ -446,7 +455,8 @@ WRONG = [
 ]
 
 ALTERNATIVES = [
-    Answer("log1pexp", "a where-based stable value and a defjvps rule with a sigmoid of its own", """
+    Answer("log1pexp",
+           "a where-based stable value and a defjvps rule with a sigmoid of its own", """
         @jax.custom_jvp
         def log1pexp(x):
             return jnp.where(x > 0, x + jnp.log1p(jnp.exp(-jnp.abs(x))),

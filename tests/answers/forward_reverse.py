@@ -1,9 +1,20 @@
 """Answers for source/01_forward_reverse/forward_reverse (vgrad, products, Jacobians, Wirtinger)."""
 
-from . import (by_reason, DISABLE_JIT, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, REPLACE_CHECKS,
-               SHADOW_BUILTINS,
-               SILENCE_ERRORS, Answer, Tampering, exercises, in_process_attacks,
-               search_the_checks, tampered)
+from . import (
+    DISABLE_JIT,
+    PATCH_BUILTINS_MODULE,
+    PATCH_COMPARISONS,
+    REPLACE_CHECKS,
+    SHADOW_BUILTINS,
+    SILENCE_ERRORS,
+    Answer,
+    Tampering,
+    by_reason,
+    exercises,
+    in_process_attacks,
+    search_the_checks,
+    tampered,
+)
 
 WRONG = [
     Answer("vgrad", "cotangent shaped like the input, not the output", """

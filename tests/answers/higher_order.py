@@ -1,7 +1,15 @@
 """Answers for source/02_higher_order/higher_order (Hessians, HVPs, stop_gradient, MAML, ...)."""
 
-from . import (by_reason, PATCH_COMPARISONS, Answer, Tampering,
-               exercises, in_process_attacks, search_the_checks, tampered)
+from . import (
+    PATCH_COMPARISONS,
+    Answer,
+    Tampering,
+    by_reason,
+    exercises,
+    in_process_attacks,
+    search_the_checks,
+    tampered,
+)
 
 WRONG = [
     Answer("hessian", "calls the built-in jax.hessian", """

@@ -31,7 +31,8 @@ import json, os
 path = os.path.join({course!r}, "source", "00_tiny", "tiny.ipynb")
 for cell in json.load(open(path))["cells"]:
     if cell.get("metadata", {{}}).get("nbgrader", {{}}).get("grade_id") == "square":
-        exec("".join(cell["source"]).replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""))
+        exec("".join(cell["source"]).replace("### BEGIN SOLUTION", "")
+             .replace("### END SOLUTION", ""))
 raise SystemExit("the solution ran")
 """, "No such file or directory"),
     Hostile("gradebook", "writes full marks into the SQLite gradebook", """
@@ -92,7 +93,8 @@ for k in range(8):
         for _ in range(200):
             handle.write(bytes(2**20))
 """, "No space left on device"),
-    Hostile("leave-process", "starts a process in a session of its own that outlives the kernel", """
+    Hostile("leave-process",
+            "starts a process in a session of its own that outlives the kernel", """
 import subprocess, sys
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", {marker!r}],
                  start_new_session=True)

@@ -1,7 +1,16 @@
 """Answers for source/04_implicit/implicit (implicit differentiation)."""
 
-from . import (by_reason, PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, Answer, Tampering,
-               exercises, in_process_attacks, search_the_checks, tampered)
+from . import (
+    PATCH_BUILTINS_MODULE,
+    PATCH_COMPARISONS,
+    Answer,
+    Tampering,
+    by_reason,
+    exercises,
+    in_process_attacks,
+    search_the_checks,
+    tampered,
+)
 
 _SQRT_FORWARD = """
 @jax.custom_vjp
@@ -209,7 +218,8 @@ WRONG = [
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
     """, _REGISTER),
         says='The backward pass is differentiated too'),
-    Answer("fixed_point", "the adjoint map closes over the VJP of x_star", (_FIXED_POINT_FORWARD, """
+    Answer("fixed_point", "the adjoint map closes over the VJP of x_star",
+           (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
             a, x_star = residuals
             _, vjp_x = jax.vjp(lambda x: f(a, x), x_star)
@@ -217,7 +227,8 @@ WRONG = [
             return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
     """, _REGISTER),
         says='fixed_point leaked a traced value'),
-    Answer("fixed_point", "gives x_guess the cotangent w instead of zero", (_FIXED_POINT_FORWARD, """
+    Answer("fixed_point", "gives x_guess the cotangent w instead of zero",
+           (_FIXED_POINT_FORWARD, """
         def fixed_point_bwd(f, residuals, v):
             a, x_star = residuals
 

@@ -6,7 +6,8 @@ Run it from the course folder's copy of the repository (where nbgrader_config.py
 step is nbgrader's own: ``nbgrader collect`` or ``zip_collect``, then ``NbGraderAPI.autograde``
 and ``NbGraderAPI.generate_feedback`` (what formgrader calls) in worker processes that share
 the gradebook, and ``nbgrader export``. The submissions of every assignment named share one
-pool of workers, which takes the submissions with the most answered cells first. Before grading, :mod:`course.intake` makes every submission gradable and writes
+pool of workers, which takes the submissions with the most answered cells first. Before
+grading, :mod:`course.intake` makes every submission gradable and writes
 what it found into the student's notebook. The gradebook is ``db_url`` of nbgrader_config.py:
 the course's SQLite file, or the database named by ``NBGRADER_DB_URL`` (PostgreSQL for several
 graders).
@@ -26,20 +27,9 @@ from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
 from . import build, intake
+from .nbgrader_tools import db_url, load_config, nbgrader
 
 SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the SQLite gradebook
-
-
-def load_config(course):
-    from traitlets.config.loader import PyFileConfigLoader
-
-    return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-
-
-def db_url(course):
-    from nbgrader.coursedir import CourseDirectory
-
-    return CourseDirectory(config=load_config(course)).db_url
 
 
 _api = None  # each worker process's NbGraderAPI
@@ -91,8 +81,10 @@ def sandbox_setting(course):
 
 
 def students(course, assignment):
-    return sorted(p.parent.name for p in (Path(course) / "submitted").glob(f"*/{assignment}")
-                  if p.is_dir())
+    """The students with a submission of ``assignment`` in submitted/, as nbgrader finds them."""
+    from nbgrader.apps import NbGraderAPI
+
+    return sorted(NbGraderAPI(config=load_config(course)).get_submitted_students(assignment))
 
 
 def release_notebooks(course, assignment):
@@ -261,10 +253,8 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
 
     def step(name, *nbgrader_args):
         start = time.perf_counter()
-        result = build.nbgrader(*nbgrader_args, root=course, check=False)
+        nbgrader(*nbgrader_args, root=course)
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(f"nbgrader {' '.join(nbgrader_args)} failed:\n{result.stderr}")
 
     names, notes, cost = {}, {}, {}
     for assignment in assignments:

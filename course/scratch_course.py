@@ -9,9 +9,11 @@ import shutil
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils as nbgrader_utils
 from nbgrader.api import Gradebook
 
 from . import build, notebooks
+from .nbgrader_tools import db_url, nbgrader
 
 COURSE_FILES = ("nbgrader_config.py", "course", "source", "release")
 
@@ -33,7 +35,7 @@ def new_course(path, root=build.ROOT):
 def answer_cells(nb):
     """``{grade_id: source}`` of the answer cells of a notebook."""
     return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
-            if cell.metadata.get("nbgrader", {}).get("solution")}
+            if nbgrader_utils.is_solution(cell)}
 
 
 def model_answers(source_nb):
@@ -63,17 +65,13 @@ def submit(course, assignment, student, notebooks_by_name):
 def autograde(course, assignment):
     """One ``nbgrader autograde`` process for every submission of the assignment."""
     build.build_release(assignment, root=course)  # registers the notebooks in the gradebook
-    result = build.nbgrader("autograde", assignment, "--force", root=course, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"nbgrader autograde failed:\n{result.stdout}\n{result.stderr}")
-    return result
+    return nbgrader("autograde", assignment, "--force", root=course)
 
 
-def cell_scores(course, assignment, db_url=None):
-    """``{student: {grade_id: (score, max_score)}}`` from the course's gradebook (its SQLite
-    file unless ``db_url`` names another)."""
+def cell_scores(course, assignment):
+    """``{student: {grade_id: (score, max_score)}}`` from the course's gradebook."""
     scores = {}
-    with Gradebook(db_url or f"sqlite:///{Path(course) / 'gradebook.db'}") as gradebook:
+    with Gradebook(db_url(course)) as gradebook:
         for sub in gradebook.assignment_submissions(assignment):
             scores[sub.student.id] = {
                 grade.name: (grade.score, grade.max_score)
@@ -88,5 +86,5 @@ def read_grades(path):
 
 def export_grades(course):
     """Run ``nbgrader export`` and return the rows of the grades CSV."""
-    build.nbgrader("export", root=course)
+    nbgrader("export", root=course)
     return read_grades(Path(course) / "grades.csv")

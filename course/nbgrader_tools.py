@@ -1,0 +1,44 @@
+"""How the course runs nbgrader: its command line, and its configuration and gradebook as the
+course's ``nbgrader_config.py`` sets them (so ``NBGRADER_DB_URL`` is honoured everywhere)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NbgraderFailed(RuntimeError):
+    """An nbgrader command exited with an error; the message carries everything it printed."""
+
+    def __init__(self, args, result):
+        super().__init__(f"nbgrader {' '.join(map(str, args))} failed (exit status "
+                         f"{result.returncode}):\n{result.stdout}{result.stderr}")
+        self.result = result
+
+
+def nbgrader(*args, root=ROOT, check=True):
+    """Run an nbgrader command in the course at ``root`` (its nbgrader_config.py applies);
+    raise :class:`NbgraderFailed` when it fails, unless ``check`` is false."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *map(str, args)], cwd=root,
+                            capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise NbgraderFailed(args, result)
+    return result
+
+
+def load_config(course):
+    """The configuration ``nbgrader_config.py`` of the course at ``course`` gives."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+
+
+def db_url(course):
+    """The gradebook of the course at ``course``: its SQLite file, or ``NBGRADER_DB_URL``."""
+    from nbgrader.coursedir import CourseDirectory
+
+    return CourseDirectory(config=load_config(course)).db_url
