@@ -851,7 +851,7 @@ def _require_mode(name, mode, run):
 
 
 # ---------------------------------------------------------------------------------------------
-# Assignment 01: forward and reverse mode
+# Shared by the assignments' checks
 
 
 def _passed(what, cases, jit, also=""):
@@ -876,6 +876,89 @@ def _run(name, fn, args, jit):
         if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
             text = text[0].lower() + text[1:]
         raise AssertionError(f"Under jax.jit, {text}") from None
+
+
+def _compare_tree(name, case, actual, expected, **hints):
+    """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
+    if jax.tree.structure(actual) != jax.tree.structure(expected):
+        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                             f"{_describe(expected)}.")
+    paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
+    for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        _compare(_leaf_in_words(name, path), case, a, e, **hints)
+
+
+def _leaf_in_words(name, path):
+    """A leaf of a pytree as a student reads it: ``the 'x' entry of element 0 of polar's
+    cotangents`` for the path ``[0]['x']``."""
+    words = []
+    for key in reversed(path):
+        if isinstance(key, jax.tree_util.DictKey):
+            words.append(f"the {key.key!r} entry")
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            words.append(f"element {key.idx}")
+        else:
+            words.append(f"the part {jax.tree_util.keystr((key,))}")
+    return " of ".join(words + [name])
+
+
+def _swap_global(fn, name, value):
+    """Context: ``fn``'s global ``name`` replaced by ``value``, put back afterwards.
+
+    Compilation caches are cleared on the way in and out, so that a student function wrapped
+    in ``jax.jit`` is traced again with the swapped global.
+    """
+    @contextlib.contextmanager
+    def swapped():
+        namespace = _student_globals(fn)
+        saved = namespace.get(name, _MISSING)
+        namespace[name] = value
+        jax.clear_caches()
+        try:
+            yield
+        finally:
+            if saved is _MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = saved
+            jax.clear_caches()
+    return swapped()
+
+
+def _student_globals(fn):
+    """The notebook namespace of a student function, through jit and custom_vjp wrappers."""
+    for _ in range(5):
+        if hasattr(fn, "__globals__"):
+            return fn.__globals__
+        fn = getattr(fn, "__wrapped__", None) or getattr(fn, "fun", None)
+    return {}
+
+
+def _require_custom_rule(name, fn, kind):
+    """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
+    cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
+    if not isinstance(fn, cls):
+        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+    if getattr(fn, rule, None) is None:
+        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+
+
+def _close(actual, expected):
+    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare`."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False
+    rtol, atol = _tolerances(expected.dtype, expected)
+    return bool(np.allclose(actual, expected, rtol=rtol, atol=atol))
+
+
+def _suspects(actual, candidates):
+    """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
+    return [hint for value, hint in candidates if _close(actual, value)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 01: forward and reverse mode
 
 
 def _visible_function_cases():
@@ -1071,30 +1154,6 @@ def check_wirtinger(wirtinger, cases=None, jit=False):
 # stopped gradients)
 
 
-def _compare_tree(name, case, actual, expected, **hints):
-    """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
-    if jax.tree.structure(actual) != jax.tree.structure(expected):
-        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
-                             f"{_describe(expected)}.")
-    paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
-    for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
-        _compare(_leaf_in_words(name, path), case, a, e, **hints)
-
-
-def _leaf_in_words(name, path):
-    """A leaf of a pytree as a student reads it: ``the 'x' entry of element 0 of polar's
-    cotangents`` for the path ``[0]['x']``."""
-    words = []
-    for key in reversed(path):
-        if isinstance(key, jax.tree_util.DictKey):
-            words.append(f"the {key.key!r} entry")
-        elif isinstance(key, jax.tree_util.SequenceKey):
-            words.append(f"element {key.idx}")
-        else:
-            words.append(f"the part {jax.tree_util.keystr((key,))}")
-    return " of ".join(words + [name])
-
-
 def _cos_by_while(x):
     return jax.lax.while_loop(lambda s: s[0] < 1, lambda s: (s[0] + 1, jnp.cos(s[1])), (0, x))[1]
 
@@ -1182,38 +1241,6 @@ def check_hvp(hvp, cases=None, jit=False):
             -jnp.sin(x)))
     _passed("hvp", cases, jit,
             ", never builds the Hessian and is forward-over-reverse" if visible else "")
-
-
-def _swap_global(fn, name, value):
-    """Context: ``fn``'s global ``name`` replaced by ``value``, put back afterwards.
-
-    Compilation caches are cleared on the way in and out, so that a student function wrapped
-    in ``jax.jit`` is traced again with the swapped global.
-    """
-    @contextlib.contextmanager
-    def swapped():
-        namespace = _student_globals(fn)
-        saved = namespace.get(name, _MISSING)
-        namespace[name] = value
-        jax.clear_caches()
-        try:
-            yield
-        finally:
-            if saved is _MISSING:
-                namespace.pop(name, None)
-            else:
-                namespace[name] = saved
-            jax.clear_caches()
-    return swapped()
-
-
-def _student_globals(fn):
-    """The notebook namespace of a student function, through jit and custom_vjp wrappers."""
-    for _ in range(5):
-        if hasattr(fn, "__globals__"):
-            return fn.__globals__
-        fn = getattr(fn, "__wrapped__", None) or getattr(fn, "fun", None)
-    return {}
 
 
 def _linear_value(theta, state):
@@ -1402,15 +1429,6 @@ def check_hutchinson_trace(hutchinson_trace, cases=None, jit=False):
 
 # ---------------------------------------------------------------------------------------------
 # Assignment 03: custom derivative rules
-
-
-def _require_custom_rule(name, fn, kind):
-    """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
-    cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
-    if not isinstance(fn, cls):
-        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
-    if getattr(fn, rule, None) is None:
-        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
 
 
 def _finite(name, case, value):
@@ -1674,22 +1692,6 @@ def check_safe_norm(safe_norm, cases=None, jit=False):
 
 # ---------------------------------------------------------------------------------------------
 # Assignment 04: implicit differentiation
-
-
-def _close(actual, expected):
-    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare`."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    if actual.shape != expected.shape:
-        return False
-    rtol, atol = _tolerances(expected.dtype, expected)
-    return bool(np.allclose(actual, expected, rtol=rtol, atol=atol))
-
-
-def _suspects(actual, candidates):
-    """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
-    return [hint for value, hint in candidates if _close(actual, value)]
-
-
 
 
 def _newton_sqrt64(x, steps=10):

@@ -17,12 +17,13 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
-from . import notebooks
+from . import checks_bundle, notebooks
 from .nbgrader_tools import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = "work"  # the students' own folder (python -m course start), which the build never touches
 CELL_TIMEOUT = 600
+CHECKS = "adcheck.py"  # the checks module; release/ and solutions/ get a bundle of it
 
 
 def assignments(root=ROOT):
@@ -119,6 +120,10 @@ def build_release(assignment, root=ROOT):
             "there. Nothing was changed.\n" + "\n".join(
                 _what_to_do(assignment, path, Path(root)) for path in changes))
     nbgrader("generate_assignment", assignment, "--force", root=root)
+    checks = Path(root) / "source" / assignment / CHECKS
+    if checks.exists():  # students receive their own assignment's checks only
+        checks_bundle.write_bundle(checks, Path(root) / "release" / assignment / CHECKS,
+                                   assignment)
     for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
@@ -131,7 +136,9 @@ def build_solutions(assignment, root=ROOT, env=None):
     target_dir.mkdir(parents=True, exist_ok=True)
     for path in support_files(source_dir):
         target = target_dir / path.name
-        if not target.exists() or target.read_bytes() != path.read_bytes():
+        if path.name == CHECKS:
+            checks_bundle.write_bundle(path, target, assignment)
+        elif not target.exists() or target.read_bytes() != path.read_bytes():
             shutil.copyfile(path, target)
     for text_path in notebooks.text_sources(source_dir):
         source_nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)

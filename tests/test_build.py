@@ -1,5 +1,6 @@
 """release/ and solutions/ are what the build command makes of source/, and nothing leaks."""
 
+import ast
 import re
 import shutil
 import subprocess
@@ -97,6 +98,23 @@ def test_release_has_stubs_and_nothing_to_hide(assignment, text_path):
             assert not leaked, f"solution text in release cell {meta['grade_id']}: {leaked}"
             assert "raise NotImplementedError()" in cell.source
             assert "YOUR CODE HERE" in cell.source
+
+
+@pytest.mark.parametrize("assignment,text_path", source_notebooks())
+def test_students_receive_only_their_assignments_checks(assignment, text_path):
+    nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
+    own = {f"check_{answer}" for answer in notebooks.test_cells(nb)}
+    every = {name for name in vars(adcheck) if name.startswith("check_")}
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or "ruff"
+    for folder in ("release", "solutions"):
+        path = ROOT / folder / assignment / "adcheck.py"
+        tree = ast.parse(path.read_text())
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert own <= defined, f"{path} lacks {sorted(own - defined)}"
+        assert not (every - own) & defined, f"{path} holds {sorted((every - own) & defined)}"
+        undefined = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--select",
+                                    "F821,F811", str(path)], capture_output=True, text=True)
+        assert undefined.returncode == 0, undefined.stdout
 
 
 @pytest.mark.parametrize("assignment,text_path", source_notebooks())
