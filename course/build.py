@@ -174,14 +174,12 @@ def build(selected=None, root=ROOT, log=print, env=None):
     """Build the assignments ``selected`` (all of source/ by default) of the course at ``root``;
     ``env`` is added to the environment of the kernels that execute the solutions."""
     for assignment in selected or assignments(root):
-        for step in (build_source, build_release, build_solutions):
+        for name, step in (("source", lambda: build_source(assignment, root)),
+                           ("release", lambda: build_release(assignment, root)),
+                           ("solutions", lambda: build_solutions(assignment, root, env))):
             start = time.perf_counter()
-            if step is build_solutions:
-                step(assignment, root, env)
-            else:
-                step(assignment, root)
-            log(f"{assignment}: {step.__name__.removeprefix('build_')} "
-                f"({time.perf_counter() - start:.1f} s)")
+            step()
+            log(f"{assignment}: {name} ({time.perf_counter() - start:.1f} s)")
 
 
 def main(argv=None):
