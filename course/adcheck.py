@@ -1,9 +1,12 @@
 """Checks for the course's exercises.
 
-Every exercise has one ``check_<name>`` function. The visible test cell of a notebook calls it
-with no cases, which runs a few small ones; the hidden tests call it again with more inputs,
-shapes and dtypes, under ``jax.jit``. A failure raises ``AssertionError`` with a message that
-names the likely mistake.
+Every exercise is declared once, as ``check_<name> = Exercise(...)`` in its assignment's
+section: its visible cases, its oracle (``check_case``), its form (a custom rule, forbidden
+built-ins), the mechanisms it requires and its named mistakes. The visible test cell of a
+notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
+mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
+``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
+and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
 
 Grading does not trust the notebook's namespace:
 
@@ -41,21 +44,10 @@ _OWN_LOCATION = re.compile(r"[^\s'\"]*adcheck\.py(:\d+)?")
 TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
-_FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
-    "vgrad": ("grad", "value_and_grad") + _JACOBIANS,
-    "vmap_mjp": _JACOBIANS,
-    "vmap_jmp": _JACOBIANS,
-    "our_jacfwd": _JACOBIANS,
-    "our_jacrev": _JACOBIANS,
-    "wirtinger": ("grad", "value_and_grad", "vjp"),
-    "hessian": ("hessian",),
-    "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "polar": ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
-             + _JACOBIANS,
-})
-_ORIGINALS = types.MappingProxyType(
-    {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
+_DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
+    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+_active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +464,33 @@ def setup():
 # Calling student code
 
 
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
 class Case:
     """One input of an exercise: a label that feedback may show, the arguments, and for some
     exercises the expected result (worked out for this input, e.g. in closed form)."""
@@ -523,38 +542,47 @@ def _shorten(text, limit=300):
     return text[:text.rfind(" ", 0, limit - 2)] + " …"
 
 
-# JAX's errors that common mistakes raise, said in the terms of the exercise: (pattern of JAX's
-# message, message; {name} is the student's function, the other fields the pattern's groups).
+# JAX's errors that common mistakes raise, said in the terms of the exercise: (code, pattern of
+# JAX's message, message; {name} is the student's function, the other fields the pattern's
+# groups).
 _JAX_ERRORS = (
-    (r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
+    ("cotangent-shape",
+     r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
      r"(?P<got>\S+), but expected (?P<want>\S+?) because",
      "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
      "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
      "output, not of its input."),
-    (r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
+    ("tangent-shape",
+     r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
      r"and tangent shape as (?P<tangent>\(.*?\))",
      "{name} called jax.jvp with a tangent of shape {tangent} for an input of shape {primal}: a "
      "tangent has the shape and dtype of the input it pushes forward."),
-    (r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
+    ("bwd-structure",
+     r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
      "{name}'s bwd rule must return a tuple with one cotangent for each argument of the "
      "function, in order (a 1-tuple, `(g,)`, for a function of one argument)."),
-    (r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+    ("jvp-of-custom-vjp",
+     r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
      "{name} was differentiated in forward mode (jax.jvp, jacfwd), which a function with a "
      "custom_vjp rule does not support: where forward mode is needed, write a custom_jvp rule "
      "or no custom rule."),
-    (r"Encountered an unexpected tracer",
+    ("leaked-tracer",
+     r"Encountered an unexpected tracer",
      "{name} leaked a traced value: a function handed to a JAX transformation or custom rule "
      "closes over a value that is being traced or differentiated. Pass such values in as "
      "arguments (to fixed_point, in its parameters a), or convert the function with "
      "jax.closure_convert."),
-    (r"vmap is only supported for the pure_callback primitive",
+    ("pure-callback",
+     r"vmap is only supported for the pure_callback primitive",
      "{name} calls jax.pure_callback (NumPy code), which has no rule for jax.vmap here: write it "
      "with jax.numpy, so that it works under vmap and jit."),
-    (r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
+    ("vmap-rank",
+     r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
-    (r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
+    ("while-condition",
+     r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
      "{name}'s while_loop condition returns {got}, not one boolean: reduce it (jnp.any, "
      "jnp.all) or test a norm."),
@@ -571,16 +599,16 @@ def _type_in_words(jax_type):
 
 
 def _explained(name, error):
-    """The student-facing text of an exception that ``name`` raised."""
+    """The failure that an exception ``name`` raised is to the student."""
     text = str(error)
-    for pattern, message in _JAX_ERRORS:
+    for code, pattern, message in _JAX_ERRORS:
         found = re.search(pattern, text)
         if found:
             fields = {k: _type_in_words(v) for k, v in found.groupdict().items()}
-            return message.format(name=name, **fields)
+            return Failed(message.format(name=name, **fields), _code(code))
     # JAX names where a traced function was defined; inside the checks that is noise.
     text = _OWN_LOCATION.sub("the checks", (text.strip().splitlines() or [""])[0])
-    return f"{name} raised {type(error).__name__}: {_shorten(text)}"
+    return Failed(f"{name} raised {type(error).__name__}: {_shorten(text)}", _code("raised"))
 
 
 def _call(name, fn, *args):
@@ -593,7 +621,7 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     # builtins included: after it returns, nothing is looked up before the guard restored all.
     try:
         _audit("adcheck.restore", "before a check called your code", "before")
-        with _forbidden_functions(name):
+        with _forbidden_functions():
             result = fn(*args)
         outcome = None
     except BaseException as error:
@@ -605,9 +633,9 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     if isinstance(outcome, AssertionError):
         raise outcome
     if isinstance(outcome, NotImplementedError) and not str(outcome):  # the answer cell's stub
-        raise AssertionError(f"{name} is not implemented yet.") from None
+        raise Failed(f"{name} is not implemented yet.", _code("not-implemented")) from None
     if isinstance(outcome, Exception):
-        raise AssertionError(_explained(name, outcome)) from None
+        raise _explained(name, outcome) from None
     raise outcome
 
 
@@ -615,14 +643,17 @@ def _as_array(name, value):
     """A plain NumPy copy of what student code returned: no subclass, no Python objects, so
     that nothing it returned can take part in the comparison."""
     if isinstance(value, tuple) and len(value) == 1:
-        raise AssertionError(
+        raise Failed(
             f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
-            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).")
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).",
+            _code("one-tuple"))
     if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        raise AssertionError(f"{name} returned a {type(value).__name__}, expected an array.")
+        raise Failed(f"{name} returned a {type(value).__name__}, expected an array.",
+                     _code("not-an-array"))
     array = np.array(value, copy=True, subok=False)
     if array.dtype.hasobject or type(array) is not np.ndarray:
-        raise AssertionError(f"{name} returned an array of Python objects, expected numbers.")
+        raise Failed(f"{name} returned an array of Python objects, expected numbers.",
+                     _code("python-objects"))
     return array
 
 
@@ -668,14 +699,17 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
         f" (arguments: {arguments})" if len(arguments) <= 100 else "")
     named = _suspects(actual, suspects)
     if named and not _close(actual, expected):
-        raise AssertionError(f"{where}: " + " ".join(named))
+        raise Failed(f"{where}: " + " ".join(named), _named_code(named))
     if actual.shape != expected.shape:
         message = f"{where}: shape {actual.shape}, expected {expected.shape}."
         if sorted(actual.shape) == sorted(expected.shape):
             message += " The axes are in the wrong order."
-        raise AssertionError(message + "".join(" " + h for h in (*shape_hints, *hints)))
+        hints = (*shape_hints, *hints)
+        raise Failed(message + "".join(" " + h for h in hints),
+                     _named_code(hints, "wrong-shape"))
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.")
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+                     _code("wrong-dtype"))
     rtol, atol = _tolerances(expected.dtype, expected)
     if relative:
         atol = float(np.finfo(expected.dtype).tiny)
@@ -693,33 +727,40 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     else:
         message = f"{where}: values differ (largest error {np.max(error):.3g})."
     factor = factors and _factor_in_words(actual, expected, rtol, atol)
+    code = "wrong-values"
     if np.allclose(actual, -expected, rtol=rtol, atol=atol):
-        message += " The sign is flipped."
+        message, code = message + " The sign is flipped.", "sign-flipped"
     elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
                                                     atol=atol):
-        message += " You returned the complex conjugate."
+        message, code = message + " You returned the complex conjugate.", "conjugate"
     elif factor:
         message += f" Every value is {factor} the expected one: a factor is missing or extra."
-    raise AssertionError(message + "".join(" " + h for h in hints))
+        code = "missing-factor"
+    raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
+
+
+def _named_code(hints, otherwise="wrong-values"):
+    """The code of the first named mistake among ``hints``, or the running exercise's
+    ``otherwise``; hints that are plain advice name none."""
+    return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
 
 
 # ---------------------------------------------------------------------------------------------
 # Mechanism checks
 
 
-def _exercise(name):
-    return name.split("(")[0].split(" ")[0]
-
-
 @contextlib.contextmanager
-def _forbidden_functions(name):
-    """While student code runs, the jax functions the exercise forbids raise when called."""
-    attrs = _FORBIDDEN.get(_exercise(name), ())
+def _forbidden_functions():
+    """While student code runs, the jax functions the running exercise forbids raise when
+    called."""
+    exercise = _active[-1] if _active else None
+    attrs = exercise.forbids if exercise else ()
     saved = {attr: getattr(jax, attr) for attr in attrs}
 
     def stub(attr):
         def forbidden(*args, **kwargs):
-            raise AssertionError(f"{_exercise(name)} must not call jax.{attr}.")
+            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+                         f"{exercise.name}/forbidden-call")
         return forbidden
 
     for attr in attrs:
@@ -755,13 +796,12 @@ def _referenced_objects(fn, depth=0, seen=None):
     return found
 
 
-def _require_no_forbidden_reference(name, fn):
+def _require_no_forbidden_reference(name, fn, forbids):
     """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
-    forbidden = _FORBIDDEN.get(name, ())
     for value in _referenced_objects(fn):
-        if _ORIGINALS.get(id(value)) in forbidden:
-            raise AssertionError(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise "
-                                 "forbids.")
+        if _ORIGINALS.get(id(value)) in forbids:
+            raise Failed(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise forbids.",
+                         f"{name}/forbidden-call")
 
 
 def _equations(fn, *args):
@@ -789,12 +829,14 @@ def _require_vectorized(name, fn, small_args, large_args):
     large = _call(name, lambda: _program(fn, *large_args))
     loops = sorted({p for p in large if p in ("scan", "while")})
     if loops:
-        raise AssertionError(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.")
+        raise Failed(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.",
+                     _code("python-loop"))
     if len(small) != len(large):
-        raise AssertionError(
+        raise Failed(
             f"{name} builds a program whose size grows with the number of vectors "
             f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
-            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.")
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.",
+            _code("python-loop"))
 
 
 def _largest_intermediate(fn, *args):
@@ -803,11 +845,11 @@ def _largest_intermediate(fn, *args):
                 for eqn in _equations(fn, *args) for var in eqn.outvars), default=0)
 
 
-def _require_small_intermediates(name, fn, args, limit, what):
+def _require_small_intermediates(name, fn, args, limit, what, code):
     """No array of ``limit`` entries or more in ``fn``'s program; ``what`` ends the message."""
     largest = _call(name, lambda: _largest_intermediate(fn, *args))
     if largest >= limit:
-        raise AssertionError(f"{name} builds an array of {largest} entries {what}")
+        raise Failed(f"{name} builds an array of {largest} entries {what}", _code(code))
 
 
 def _sin_twice(x):
@@ -845,18 +887,23 @@ def _require_mode(name, mode, run):
     try:
         run(*_MODE_PROBES[mode])
     except AssertionError as error:
-        raise AssertionError(
+        raise Failed(
             f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
-            f"can differentiate: are you using {other} mode? What failed: {error}") from None
+            f"can differentiate: are you using {other} mode? What failed: {error}",
+            _code("wrong-mode")) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared by the assignments' checks
 
 
-def _passed(what, cases, jit, also=""):
-    """Say that ``what`` passed its ``cases`` (under jit, if so) and what else was checked."""
+def _passed(what, cases, jit, mechanisms=()):
+    """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
+    also = ""
+    if mechanisms:
+        also = (", " + ", ".join(mechanisms[:-1]) if len(mechanisms) > 1 else "")
+        also += " and " + mechanisms[-1]
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
@@ -875,14 +922,14 @@ def _run(name, fn, args, jit):
         text = str(error)
         if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
             text = text[0].lower() + text[1:]
-        raise AssertionError(f"Under jax.jit, {text}") from None
+        raise Failed(f"Under jax.jit, {text}", getattr(error, "code", None)) from None
 
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
     if jax.tree.structure(actual) != jax.tree.structure(expected):
-        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
-                             f"{_describe(expected)}.")
+        raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                     f"{_describe(expected)}.", _code("wrong-structure"))
     paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
     for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
         _compare(_leaf_in_words(name, path), case, a, e, **hints)
@@ -938,9 +985,27 @@ def _require_custom_rule(name, fn, kind):
     """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
     cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
     if not isinstance(fn, cls):
-        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+        raise Failed(f"{name} must be a function decorated with @jax.custom_{kind}.",
+                     _code("no-custom-rule"))
     if getattr(fn, rule, None) is None:
-        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+        raise Failed(f"{name} has no rule yet: register it with {name}.def{kind}(...).",
+                     _code("no-custom-rule"))
+
+
+def _rule_helpers_at_module_level(exercise, answer):
+    """The statement's ``_fwd`` and ``_bwd``, defined in the notebook's namespace."""
+    namespace = _student_globals(answer)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise Failed(f"Define the rule's {helper} at module level, as the statement says.",
+                         _code("no-module-level-rule"))
+
+
+def _one_cotangent(returned, mistake):
+    """The one cotangent of a bwd rule's ``returned`` tuple; ``mistake`` if it is no 1-tuple."""
+    if not (isinstance(returned, tuple) and len(returned) == 1):
+        raise Failed(mistake, mistake.code)
+    return returned[0]
 
 
 def _close(actual, expected):
@@ -957,6 +1022,79 @@ def _suspects(actual, candidates):
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
+class Require:
+    """A mechanism the statement asks for: ``words`` says it in the pass message (``is
+    vectorized``), ``check(exercise, answer, cases, jit)`` raises unless the answer has it.
+    It runs after the visible cases have passed (before them when ``first``), or after every
+    set of cases when ``always``."""
+
+    def __init__(self, words, check, always=False, first=False):
+        self.words, self.check, self.always, self.first = words, check, always, first
+
+
+class Exercise:
+    """One exercise's specification, in the order of its statement; the checks are its runner.
+
+    ``name``: the function the student writes. ``statement``: what it computes, in one line.
+    ``cases()``: the visible cases (the hidden tests pass their own). ``check_case(exercise,
+    answer, case, jit)``: the answer against the oracle on one case. ``rule``: ``"jvp"`` or
+    ``"vjp"`` when the answer must be a ``jax.custom_jvp`` / ``custom_vjp`` with its rule;
+    ``nondiff_argnums``: the ones that rule must declare. ``forbids``: the jax functions the
+    answer may neither call nor name. ``structure``: more requirements on the answer's form,
+    each ``(exercise, answer)``. ``requires``: the mechanisms (:class:`Require`). ``mistakes``:
+    the named mistakes, code -> message, which ``check_case`` and the requirements raise as
+    ``exercise.mistakes[code]``. ``facts``: what a ``check_case`` shared by two exercises
+    needs to tell them apart (``mode="forward"``).
+
+    Calling it checks an answer: ``check_vgrad(vgrad)`` in the visible test cell, and
+    ``check_vgrad(vgrad, cases=[...], jit=True)`` in the hidden tests.
+    """
+
+    def __init__(self, name, statement, *, cases, check_case, rule=None, nondiff_argnums=None,
+                 forbids=(), structure=(), requires=(), mistakes=None, **facts):
+        self.name, self.__doc__ = name, statement
+        self.cases, self.check_case = cases, check_case
+        self.rule, self.nondiff_argnums = rule, nondiff_argnums
+        self.forbids, self.structure, self.requires = forbids, structure, requires
+        self.mistakes = {code: Mistake(f"{name}/{code}", message)
+                         for code, message in (mistakes or {}).items()}
+        self.facts = facts
+
+    def __call__(self, answer, cases=None, jit=False):
+        visible = cases is None
+        _active.append(self)
+        try:
+            self._require_form(answer)
+            cases = self.cases() if visible else cases
+            checked = [r for r in self.requires if visible or r.always]
+            for requirement in (r for r in checked if r.first):
+                requirement.check(self, answer, cases, jit)
+            for case in cases:
+                self.check_case(self, answer, case, jit)
+            for requirement in (r for r in checked if not r.first):
+                requirement.check(self, answer, cases, jit)
+        except AssertionError as failure:  # raised afresh: the traceback ends at the test line
+            shown = AssertionError(str(failure))  # named AssertionError, as students expect
+            shown.code = getattr(failure, "code", None) or _code("unnamed")
+            raise shown from None
+        finally:
+            _active.pop()
+        _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _require_form(self, answer):
+        if self.rule:
+            _require_custom_rule(self.name, answer, self.rule)
+        if self.nondiff_argnums is not None:
+            wanted, why = self.nondiff_argnums
+            if tuple(getattr(answer, "nondiff_argnums", ())) != wanted:
+                raise Failed(f"{self.name} must declare nondiff_argnums={wanted}{why}",
+                             _code("nondiff-argnums"))
+        if self.forbids:
+            _require_no_forbidden_reference(self.name, answer, self.forbids)
+        for requirement in self.structure:
+            requirement(self, answer)
+
+
 # ---------------------------------------------------------------------------------------------
 # Assignment 01: forward and reverse mode
 
@@ -970,83 +1108,106 @@ def _visible_function_cases():
     ]
 
 
-def check_vgrad(vgrad, cases=None, jit=False):
-    """``vgrad(f, x)`` is the gradient of ``sum(f(x))``, i.e. the VJP with a cotangent of ones."""
-    visible = cases is None
-    cases = _visible_function_cases() if visible else cases
-    _require_no_forbidden_reference("vgrad", vgrad)
-    hint = ["The cotangent must have the shape of f(x), not of x."]
-    for case in cases:
-        f, x = case.args
-        expected = jax.jit(jax.grad(lambda x: jnp.sum(f(x)).real))(x)
-        actual = _run("vgrad", lambda x: vgrad(f, x), (x,), jit)
-        _compare("vgrad", case, actual, expected, shape_hints=hint)
-    if visible:
-        probe = lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x)
-        n = 300
-        _require_small_intermediates(
-            "vgrad", probe, (jnp.ones(n),), n * n,
-            f"for an input and an output of size {n}: it forms the whole Jacobian, where one "
-            "VJP with a cotangent of ones is enough.")
-        sizes = {m: len(_call("vgrad", lambda: _program(probe, jnp.ones(m)))) for m in (3, 8)}
-        if sizes[3] != sizes[8]:
-            raise AssertionError(
-                f"vgrad builds a program whose size grows with the size of f(x) ({sizes[3]} "
-                f"operations for 3 outputs, {sizes[8]} for 8): one pullback of a cotangent of "
-                "ones is enough, with no loop.")
-        _require_mode("vgrad", "reverse", lambda fn, _: _call("vgrad", vgrad, fn, jnp.ones(3)))
-    _passed("vgrad", cases, jit)
+def _vgrad_case(exercise, vgrad, case, jit):
+    f, x = case.args
+    expected = jax.jit(jax.grad(lambda x: jnp.sum(f(x)).real))(x)
+    actual = _run("vgrad", lambda x: vgrad(f, x), (x,), jit)
+    _compare("vgrad", case, actual, expected,
+             shape_hints=[exercise.mistakes["cotangent-shape"]])
+
+
+def _vgrad_probe(vgrad):
+    return lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x)
+
+
+def _vgrad_one_pullback(exercise, vgrad, cases, jit):
+    n = 300
+    _require_small_intermediates("vgrad", _vgrad_probe(vgrad), (jnp.ones(n),), n * n,
+                                 exercise.mistakes["dense-jacobian"].format(n=n),
+                                 "dense-jacobian")
+    sizes = {m: len(_call("vgrad", lambda: _program(_vgrad_probe(vgrad), jnp.ones(m))))
+             for m in (3, 8)}
+    if sizes[3] != sizes[8]:
+        raise Failed(exercise.mistakes["loop"].format(small=sizes[3], large=sizes[8]),
+                     exercise.mistakes["loop"].code)
+
+
+def _uses_mode(mode, run):
+    """``Require``: ``run(answer, fn)`` must work on a function only ``mode`` can differentiate
+    (``fn`` is it and ``plain`` the same function without the trick)."""
+    return Require(f"uses {mode} mode", lambda exercise, answer, cases, jit: _require_mode(
+        exercise.name, mode, lambda fn, plain: run(answer, fn, plain)))
+
+
+check_vgrad = Exercise(
+    "vgrad", "vgrad(f, x) is the gradient of sum(f(x)): one VJP with a cotangent of ones.",
+    cases=_visible_function_cases, check_case=_vgrad_case,
+    forbids=("grad", "value_and_grad") + _JACOBIANS,
+    requires=[Require("never forms the Jacobian", _vgrad_one_pullback),
+              _uses_mode("reverse", lambda vgrad, fn, plain: _call("vgrad", vgrad, fn,
+                                                                   jnp.ones(3)))],
+    mistakes={
+        "cotangent-shape": "The cotangent must have the shape of f(x), not of x.",
+        "dense-jacobian": "for an input and an output of size {n}: it forms the whole "
+                          "Jacobian, where one VJP with a cotangent of ones is enough.",
+        "loop": "vgrad builds a program whose size grows with the size of f(x) ({small} "
+                "operations for 3 outputs, {large} for 8): one pullback of a cotangent of ones "
+                "is enough, with no loop.",
+    })
 
 
 def _product_cases(kind):
-    cases = []
-    for case in _visible_function_cases():
-        f, x = case.args
-        shape = jax.eval_shape(f, x).shape if kind == "mjp" else x.shape
-        cases.append(Case(case.label + ", 4 vectors", f, x, _normal(7, (4,) + shape)))
+    def cases():
+        found = []
+        for case in _visible_function_cases():
+            f, x = case.args
+            shape = jax.eval_shape(f, x).shape if kind == "mjp" else x.shape
+            found.append(Case(case.label + ", 4 vectors", f, x, _normal(7, (4,) + shape)))
+        return found
     return cases
 
 
-def _check_products(kind, implementation, cases, jit):
-    name = f"vmap_{kind}"
-    visible = cases is None
-    cases = _product_cases(kind) if visible else cases
-    for case in cases:
-        f, x, M = case.args
-        y_shape = jax.eval_shape(f, x).shape
-        J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
-        rows = M.reshape(M.shape[0], -1)
-        if kind == "mjp":
-            expected = (rows @ J).reshape((M.shape[0],) + x.shape)
-        else:
-            expected = (rows @ J.T).reshape((M.shape[0],) + y_shape)
-        actual = _run(name, lambda x, M: implementation(f, x, M), (x, M), jit)
-        _compare(name, case, actual, expected)
-    mode = "reverse" if kind == "mjp" else "forward"
-    if visible:
-        f = lambda x: jnp.tanh(x) * x[::-1]
-        x = jnp.linspace(-1.0, 1.0, 5)
-        _require_vectorized(name, lambda M: implementation(f, x, M), (jnp.ones((2, 5)),),
-                            (jnp.ones((9, 5)),))
-        n = 300
-        _require_small_intermediates(
-            name, lambda M: implementation(lambda x: jnp.sin(x) * x[::-1], jnp.ones(n), M),
-            (jnp.ones((2, n)),), n * n,
-            f"for 2 vectors of size {n}: it forms the whole Jacobian, which the products of 2 "
-            "vectors never need.")
-        _require_mode(name, mode, lambda fn, _: _call(name, implementation, fn, jnp.ones(3),
-                                                      jnp.ones((2, 3))))
-    _passed(name, cases, jit, f", is vectorized and uses {mode} mode" if visible else "")
+def _product_case(exercise, implementation, case, jit):
+    f, x, M = case.args
+    y_shape = jax.eval_shape(f, x).shape
+    J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
+    rows = M.reshape(M.shape[0], -1)
+    if exercise.facts["mode"] == "reverse":
+        expected = (rows @ J).reshape((M.shape[0],) + x.shape)
+    else:
+        expected = (rows @ J.T).reshape((M.shape[0],) + y_shape)
+    actual = _run(exercise.name, lambda x, M: implementation(f, x, M), (x, M), jit)
+    _compare(exercise.name, case, actual, expected)
 
 
-def check_vmap_mjp(vmap_mjp, cases=None, jit=False):
-    """``vmap_mjp(f, x, M)``: pull back each row of ``M`` (a cotangent) through f at x."""
-    _check_products("mjp", vmap_mjp, cases, jit)
+def _products_vectorized(exercise, implementation, cases, jit):
+    f = lambda x: jnp.tanh(x) * x[::-1]
+    x = jnp.linspace(-1.0, 1.0, 5)
+    _require_vectorized(exercise.name, lambda M: implementation(f, x, M), (jnp.ones((2, 5)),),
+                        (jnp.ones((9, 5)),))
+    n = 300
+    _require_small_intermediates(
+        exercise.name, lambda M: implementation(lambda x: jnp.sin(x) * x[::-1], jnp.ones(n), M),
+        (jnp.ones((2, n)),), n * n,
+        f"for 2 vectors of size {n}: it forms the whole Jacobian, which the products of 2 "
+        "vectors never need.", "dense-jacobian")
 
 
-def check_vmap_jmp(vmap_jmp, cases=None, jit=False):
-    """``vmap_jmp(f, x, M)``: push forward each row of ``M`` (a tangent) through f at x."""
-    _check_products("jmp", vmap_jmp, cases, jit)
+def _products(name, kind, mode, statement):
+    return Exercise(
+        name, statement, cases=_product_cases(kind), check_case=_product_case, mode=mode,
+        forbids=_JACOBIANS,
+        requires=[Require("is vectorized", _products_vectorized),
+                  _uses_mode(mode, lambda answer, fn, plain: _call(
+                      name, answer, fn, jnp.ones(3), jnp.ones((2, 3))))])
+
+
+check_vmap_mjp = _products(
+    "vmap_mjp", "mjp", "reverse",
+    "vmap_mjp(f, x, M) pulls back each row of M (a cotangent) through f at x.")
+check_vmap_jmp = _products(
+    "vmap_jmp", "jmp", "forward",
+    "vmap_jmp(f, x, M) pushes forward each row of M (a tangent) through f at x.")
 
 
 def _jacobian_cases():
@@ -1058,47 +1219,52 @@ def _jacobian_cases():
     ]
 
 
-def _check_jacobian(name, mode, builder, cases, jit):
-    reference = {"forward": jax.jacfwd, "reverse": jax.jacrev}[mode]
-    visible = cases is None
-    cases = _jacobian_cases() if visible else cases
-    _require_no_forbidden_reference(name, builder)
-    hint = ["The Jacobian of f at x has shape f(x).shape + x.shape."]
-    for case in cases:
-        f, x = case.args
-        expected = np.asarray(jax.jit(reference(f))(x))
-        out_axes = expected.ndim - np.ndim(x)
-        swapped = np.transpose(expected, tuple(range(out_axes, expected.ndim))
-                               + tuple(range(out_axes)))
-        jacobian_fn = _call(name, builder, f)
-        actual = _run(f"{name}(f)", jacobian_fn, (x,), jit)
-        _compare(f"{name}(f)", case, actual, expected, shape_hints=hint, suspects=[(
-            swapped, "its axes are swapped (the Jacobian transposed). Entry [i, j] is the "
-            "derivative of output i with respect to input j: the output's axes come first, "
-            "then the input's, f(x).shape + x.shape.")])
-    if visible:
-        _require_vectorized(name, lambda x: builder(jnp.sin)(x), (jnp.ones(2),),
-                            (jnp.ones(7),))
-        probe = Case(f"a function only {mode} mode can differentiate",
-                     jnp.linspace(0.0, 1.0, 3))
-
-        def run(fn, plain_fn):
-            jacobian = _call(f"{name}(f)", _call(name, builder, fn), *probe.args)
-            _compare(f"{name}(f)", probe, jacobian,
-                     jax.jit(jax.jacfwd(plain_fn))(*probe.args))
-
-        _require_mode(name, mode, run)
-    _passed(name, cases, jit, f", is vectorized and uses {mode} mode" if visible else "")
+def _jacobian_case(exercise, builder, case, jit):
+    name = f"{exercise.name}(f)"
+    reference = {"forward": jax.jacfwd, "reverse": jax.jacrev}[exercise.facts["mode"]]
+    f, x = case.args
+    expected = np.asarray(jax.jit(reference(f))(x))
+    out_axes = expected.ndim - np.ndim(x)
+    swapped = np.transpose(expected, tuple(range(out_axes, expected.ndim))
+                           + tuple(range(out_axes)))
+    jacobian_fn = _call(exercise.name, builder, f)
+    actual = _run(name, jacobian_fn, (x,), jit)
+    _compare(name, case, actual, expected, shape_hints=[exercise.mistakes["shape"]],
+             suspects=[(swapped, exercise.mistakes["transposed"])])
 
 
-def check_our_jacfwd(our_jacfwd, cases=None, jit=False):
-    """``our_jacfwd(f)(x)`` equals ``jax.jacfwd(f)(x)``, built on jvp and vmap."""
-    _check_jacobian("our_jacfwd", "forward", our_jacfwd, cases, jit)
+def _jacobian_vectorized(exercise, builder, cases, jit):
+    _require_vectorized(exercise.name, lambda x: builder(jnp.sin)(x), (jnp.ones(2),),
+                        (jnp.ones(7),))
 
 
-def check_our_jacrev(our_jacrev, cases=None, jit=False):
-    """``our_jacrev(f)(x)`` equals ``jax.jacrev(f)(x)``, built on vjp and vmap."""
-    _check_jacobian("our_jacrev", "reverse", our_jacrev, cases, jit)
+def _jacobian_in_mode(name, mode):
+    probe = Case(f"a function only {mode} mode can differentiate", jnp.linspace(0.0, 1.0, 3))
+
+    def run(builder, fn, plain):
+        jacobian = _call(f"{name}(f)", _call(name, builder, fn), *probe.args)
+        _compare(f"{name}(f)", probe, jacobian, jax.jit(jax.jacfwd(plain))(*probe.args))
+
+    return _uses_mode(mode, run)
+
+
+def _jacobian(name, mode, statement):
+    return Exercise(
+        name, statement, cases=_jacobian_cases, check_case=_jacobian_case, mode=mode,
+        forbids=_JACOBIANS,
+        requires=[Require("is vectorized", _jacobian_vectorized), _jacobian_in_mode(name, mode)],
+        mistakes={
+            "shape": "The Jacobian of f at x has shape f(x).shape + x.shape.",
+            "transposed": "its axes are swapped (the Jacobian transposed). Entry [i, j] is the "
+                          "derivative of output i with respect to input j: the output's axes "
+                          "come first, then the input's, f(x).shape + x.shape.",
+        })
+
+
+check_our_jacfwd = _jacobian("our_jacfwd", "forward",
+                             "our_jacfwd(f)(x) equals jax.jacfwd(f)(x), built on jvp and vmap.")
+check_our_jacrev = _jacobian("our_jacrev", "reverse",
+                             "our_jacrev(f)(x) equals jax.jacrev(f)(x), built on vjp and vmap.")
 
 
 def _wirtinger_cases():
@@ -1119,34 +1285,42 @@ def _doubled_by_its_rule(z):
 _doubled_by_its_rule.defjvp(lambda primals, tangents: (primals[0], 2 * tangents[0]))
 
 
-def check_wirtinger(wirtinger, cases=None, jit=False):
-    """``wirtinger(f, z)`` returns ``(df/dz, df/dzbar)`` of a complex function at a scalar z."""
-    visible = cases is None
-    cases = _wirtinger_cases() if visible else cases
-    _require_no_forbidden_reference("wirtinger", wirtinger)
-    for case in cases:
-        f, z = case.args
-        expected = tuple(np.asarray(e, z.dtype) for e in case.expected)
-        result = _run("wirtinger", lambda z: wirtinger(f, z), (z,), jit)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise AssertionError("wirtinger must return a tuple (df_dz, df_dzbar), got "
-                                 f"{_describe(result)}.")
-        swapped = all(np.allclose(np.asarray(r), np.asarray(e), atol=1e-5)
-                      for r, e in zip(result, expected[::-1]))
-        hint = ["You swapped df/dz and df/dzbar."] if swapped else []
-        _compare("wirtinger (df/dz)", case, result[0], expected[0], hint, factors=True)
-        _compare("wirtinger (df/dzbar)", case, result[1], expected[1], hint, factors=True)
-    if visible:
-        z = jnp.array(0.3 + 0.2j, jnp.complex64)
-        df_dz, df_dzbar = _call("wirtinger", wirtinger, _doubled_by_its_rule, z)
-        if not (_close(df_dz, 2 * jnp.ones_like(z)) and _close(df_dzbar, jnp.zeros_like(z))):
-            raise AssertionError(
-                "wirtinger must use jax.jvp: on a function whose derivative JAX knows only from "
-                "its JVP rule (the identity, with a rule that doubles the tangent) it returned "
-                f"({complex(np.asarray(df_dz)):.4g}, {complex(np.asarray(df_dzbar)):.4g}), "
-                "expected (2, 0). Finite differences, or a formula of your own, cannot see the "
-                "rule.")
-    _passed("wirtinger", cases, jit)
+def _wirtinger_case(exercise, wirtinger, case, jit):
+    f, z = case.args
+    expected = tuple(np.asarray(e, z.dtype) for e in case.expected)
+    result = _run("wirtinger", lambda z: wirtinger(f, z), (z,), jit)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise Failed("wirtinger must return a tuple (df_dz, df_dzbar), got "
+                     f"{_describe(result)}.", _code("not-a-pair"))
+    swapped = all(np.allclose(np.asarray(r), np.asarray(e), atol=1e-5)
+                  for r, e in zip(result, expected[::-1]))
+    hint = [exercise.mistakes["swapped"]] if swapped else []
+    _compare("wirtinger (df/dz)", case, result[0], expected[0], hint, factors=True)
+    _compare("wirtinger (df/dzbar)", case, result[1], expected[1], hint, factors=True)
+
+
+def _wirtinger_by_jvp(exercise, wirtinger, cases, jit):
+    z = jnp.array(0.3 + 0.2j, jnp.complex64)
+    df_dz, df_dzbar = _call("wirtinger", wirtinger, _doubled_by_its_rule, z)
+    if not (_close(df_dz, 2 * jnp.ones_like(z)) and _close(df_dzbar, jnp.zeros_like(z))):
+        mistake = exercise.mistakes["no-jvp"]
+        raise Failed(mistake.format(got=f"({complex(np.asarray(df_dz)):.4g}, "
+                                        f"{complex(np.asarray(df_dzbar)):.4g})"), mistake.code)
+
+
+check_wirtinger = Exercise(
+    "wirtinger", "wirtinger(f, z) returns (df/dz, df/dzbar) of a complex f at a scalar z, "
+    "from JVPs.",
+    cases=_wirtinger_cases, check_case=_wirtinger_case,
+    forbids=("grad", "value_and_grad", "vjp"),
+    requires=[Require("uses jax.jvp", _wirtinger_by_jvp)],
+    mistakes={
+        "swapped": "You swapped df/dz and df/dzbar.",
+        "no-jvp": "wirtinger must use jax.jvp: on a function whose derivative JAX knows only "
+                  "from its JVP rule (the identity, with a rule that doubles the tangent) it "
+                  "returned {got}, expected (2, 0). Finite differences, or a formula of your "
+                  "own, cannot see the rule.",
+    })
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1168,21 +1342,34 @@ _sum_sin_fwd_over_rev_only.defvjp(lambda x: (jnp.sum(jnp.sin(x)), x),
                                   lambda x, g: (g * _cos_by_while(x),))
 
 
-def _require_forward_over_reverse(name, run):
-    """``run(f)`` must work on a function whose second derivative only forward-over-reverse
-    takes."""
-    try:
-        run(_sum_sin_fwd_over_rev_only)
-    except AssertionError as error:
-        raise AssertionError(
-            f"{name} must be forward-over-reverse (jax.jvp or jacfwd outside, jax.grad or jacrev "
-            "inside); it failed on a function that only that order can differentiate twice. "
-            f"What failed: {error}") from None
+def _forward_over_reverse(run):
+    """``Require``: ``run(answer, f)`` must work on a function whose second derivative only
+    forward-over-reverse takes."""
+    def check(exercise, answer, cases, jit):
+        try:
+            run(answer, _sum_sin_fwd_over_rev_only)
+        except AssertionError as error:
+            raise Failed(
+                f"{exercise.name} must be forward-over-reverse (jax.jvp or jacfwd outside, "
+                "jax.grad or jacrev inside); it failed on a function that only that order can "
+                f"differentiate twice. What failed: {error}", _code("not-forward-over-reverse")) \
+                from None
+    return Require("is forward-over-reverse", check)
 
 
-def _require_no_dense_hessian(name, fn, n, *args):
-    _require_small_intermediates(name, fn, args, n * n,
-                                 f"for an input of size {n}: it materializes the Hessian.")
+def _no_dense_hessian(probe):
+    """``Require``: ``probe(answer, x)`` on an input of size n builds no n x n array."""
+    def check(exercise, answer, cases, jit):
+        n = 300
+        x = jnp.linspace(-1.0, 1.0, n)
+        _require_small_intermediates(exercise.name, lambda x: probe(answer, x), (x,), n * n,
+                                     f"for an input of size {n}: it materializes the Hessian.",
+                                     "dense-hessian")
+    return Require("never builds the Hessian", check)
+
+
+def _sin_times_reversed(x):
+    return jnp.sum(jnp.sin(x) * x[::-1])
 
 
 def _scalar_function_cases():
@@ -1194,53 +1381,54 @@ def _scalar_function_cases():
     ]
 
 
-def check_hessian(hessian, cases=None, jit=False):
-    """``hessian(f)(x)`` equals ``jax.hessian(f)(x)``: shape x.shape + x.shape."""
-    visible = cases is None
-    cases = _scalar_function_cases() if visible else cases
-    _require_no_forbidden_reference("hessian", hessian)
-    for case in cases:
-        f, x = case.args
-        expected = jax.jit(jax.hessian(f))(x)
-        actual = _run("hessian(f)", _call("hessian", hessian, f), (x,), jit)
-        _compare("hessian(f)", case, actual, expected,
-                 shape_hints=["The Hessian of f at x has shape x.shape + x.shape."])
-    if visible:
-        x = jnp.linspace(0.0, 1.0, 3)
-        _require_forward_over_reverse("hessian", lambda f: _compare(
-            "hessian(f)", Case("a probe function", x),
-            _call("hessian(f)", _call("hessian", hessian, f), x), jnp.diag(-jnp.sin(x))))
-    _passed("hessian", cases, jit, " and is forward-over-reverse" if visible else "")
+def _hessian_case(exercise, hessian, case, jit):
+    f, x = case.args
+    expected = jax.jit(jax.hessian(f))(x)
+    actual = _run("hessian(f)", _call("hessian", hessian, f), (x,), jit)
+    _compare("hessian(f)", case, actual, expected,
+             shape_hints=["The Hessian of f at x has shape x.shape + x.shape."])
 
 
-def check_hvp(hvp, cases=None, jit=False):
-    """``hvp(f, (x,), (v,))`` is the Hessian of f at x applied to v, for pytrees x and v."""
-    visible = cases is None
-    _require_no_forbidden_reference("hvp", hvp)
-    if visible:
-        x = jnp.array([0.5, -1.0, 2.0])
-        cases = [
-            Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), x,
-                 jnp.array([1.0, 0.0, -1.0])),
-            Case("a dict of parameters", lambda p: jnp.sum(jnp.tanh(p["w"]) * p["b"] ** 2),
-                 {"w": x, "b": jnp.array(1.5)}, {"w": jnp.ones(3), "b": jnp.array(-1.0)}),
-        ]
-    for case in cases:
-        f, x, v = case.args
-        expected = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v)
-        actual = _run("hvp", lambda x, v: hvp(f, (x,), (v,)), (x, v), jit)
-        _compare_tree("hvp", case, actual, expected)
-    if visible:
-        n = 300
-        x = jnp.linspace(-1.0, 1.0, n)
-        _require_no_dense_hessian("hvp", lambda x, v: hvp(lambda x: jnp.sum(jnp.sin(x) * x[::-1]),
-                                                         (x,), (v,)), n, x, x)
-        x = jnp.linspace(0.0, 1.0, 3)
-        _require_forward_over_reverse("hvp", lambda f: _compare(
-            "hvp", Case("a probe function", x), _call("hvp", hvp, f, (x,), (jnp.ones(3),)),
-            -jnp.sin(x)))
-    _passed("hvp", cases, jit,
-            ", never builds the Hessian and is forward-over-reverse" if visible else "")
+def _probe_hessian(hessian, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("hessian(f)", Case("a probe function", x),
+             _call("hessian(f)", _call("hessian", hessian, f), x), jnp.diag(-jnp.sin(x)))
+
+
+check_hessian = Exercise(
+    "hessian", "hessian(f)(x) equals jax.hessian(f)(x), of shape x.shape + x.shape.",
+    cases=_scalar_function_cases, check_case=_hessian_case, forbids=("hessian",),
+    requires=[_forward_over_reverse(_probe_hessian)])
+
+
+def _hvp_cases():
+    x = jnp.array([0.5, -1.0, 2.0])
+    return [
+        Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), x,
+             jnp.array([1.0, 0.0, -1.0])),
+        Case("a dict of parameters", lambda p: jnp.sum(jnp.tanh(p["w"]) * p["b"] ** 2),
+             {"w": x, "b": jnp.array(1.5)}, {"w": jnp.ones(3), "b": jnp.array(-1.0)}),
+    ]
+
+
+def _hvp_case(exercise, hvp, case, jit):
+    f, x, v = case.args
+    expected = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v)
+    actual = _run("hvp", lambda x, v: hvp(f, (x,), (v,)), (x, v), jit)
+    _compare_tree("hvp", case, actual, expected)
+
+
+def _probe_hvp(hvp, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("hvp", Case("a probe function", x), _call("hvp", hvp, f, (x,), (jnp.ones(3),)),
+             -jnp.sin(x))
+
+
+check_hvp = Exercise(
+    "hvp", "hvp(f, (x,), (v,)) is the Hessian of f at x applied to v, for pytrees x and v.",
+    cases=_hvp_cases, check_case=_hvp_case, forbids=("hessian",) + _JACOBIANS[:3],
+    requires=[_no_dense_hessian(lambda hvp, x: hvp(_sin_times_reversed, (x,), (x,))),
+              _forward_over_reverse(_probe_hvp)])
 
 
 def _linear_value(theta, state):
@@ -1255,72 +1443,76 @@ def _td_updates(value_fn, r_t, s_tm1, s_t):
     stop = jax.lax.stop_gradient
     return {
         "target stopped": lambda t: (stop(target(t)) - value_fn(t, s_tm1)) * grad_prediction(t),
-        "nothing stopped": lambda t: (target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
-        "error stopped": lambda t: stop(target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
+        "nothing-stopped": lambda t: (target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
+        "error-stopped": lambda t: stop(target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
     }
 
 
-def check_td_update(td_update, cases=None, jit=False):
-    """``td_update`` is the TD(0) update (r + v(s_t) - v(s_tm1)) grad v(s_tm1) for ``value_fn``,
-    with only the target r + v(s_t) stopped: its own derivative shows which terms are.
-
-    Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is replaced
-    by the case's own while the case runs, so an answer must call ``value_fn``.
-    """
-    visible = cases is None
-    if visible:
-        cases = [Case("the linear value function of the notebook", _linear_value,
-                      jnp.array([0.1, -0.1, 0.0]), jnp.array([1.0, 2.0, -1.0]), jnp.array(1.0),
-                      jnp.array([2.0, 1.0, 0.0]))]
-    for case in cases:
-        value_fn, theta, s_tm1, r_t, s_t = case.args
-        updates = _td_updates(value_fn, r_t, s_tm1, s_t)
-        expected = jax.jit(updates["target stopped"])(theta)
-        jacobians = {kind: jax.jit(jax.jacfwd(update))(theta) for kind, update in updates.items()}
-        with _swap_global(td_update, "value_fn", value_fn):
-            actual = _run("td_update", td_update, (theta, s_tm1, r_t, s_t), jit)
-            _compare("td_update", case, actual, expected, hints=[
-                "The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's "
-                "gradient stopped, and does the answer call value_fn?"])
-            jacobian = _run("td_update", lambda *args: jax.jacfwd(td_update)(*args),
-                            (theta, s_tm1, r_t, s_t), jit)
-        hints = {
-            "nothing stopped": "td_update differentiates through the target: wrap the target "
-                               "r_t + v(s_t) in jax.lax.stop_gradient.",
-            "error stopped": "td_update stops the prediction v(s_tm1) too: only the target "
-                             "r_t + v(s_t) goes inside jax.lax.stop_gradient.",
-        }
-        hint = next((hints[kind] for kind in hints if _close(jacobian, jacobians[kind])),
-                    "Only the target r_t + v(s_t) may be stopped; the prediction v(s_tm1) must "
-                    "stay a function of theta.")
-        _compare("the Jacobian of td_update with respect to theta", case, jacobian,
-                 jacobians["target stopped"], hints=[hint])
-    _passed("td_update and its derivative", cases, jit)
+def _td_update_case(exercise, td_update, case, jit):
+    """Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is
+    replaced by the case's own while the case runs, so an answer must call ``value_fn``."""
+    value_fn, theta, s_tm1, r_t, s_t = case.args
+    updates = _td_updates(value_fn, r_t, s_tm1, s_t)
+    expected = jax.jit(updates["target stopped"])(theta)
+    jacobians = {kind: jax.jit(jax.jacfwd(update))(theta) for kind, update in updates.items()}
+    with _swap_global(td_update, "value_fn", value_fn):
+        actual = _run("td_update", td_update, (theta, s_tm1, r_t, s_t), jit)
+        _compare("td_update", case, actual, expected, hints=[
+            "The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's "
+            "gradient stopped, and does the answer call value_fn?"])
+        jacobian = _run("td_update", lambda *args: jax.jacfwd(td_update)(*args),
+                        (theta, s_tm1, r_t, s_t), jit)
+    misreadings = [(jacobians[kind], exercise.mistakes[kind])
+                   for kind in ("nothing-stopped", "error-stopped")]
+    _compare("the Jacobian of td_update with respect to theta", case, jacobian,
+             jacobians["target stopped"], suspects=misreadings, hints=[
+                 "Only the target r_t + v(s_t) may be stopped; the prediction v(s_tm1) must "
+                 "stay a function of theta."])
 
 
-def check_straight_through_round(straight_through_round, cases=None, jit=False):
-    """Rounds in the forward pass; its JVP and VJP are the identity."""
-    visible = cases is None
-    cases = [Case("x of shape (4,)", jnp.array([0.2, 1.7, -2.4, 3.5]))] if visible else cases
-    for case in cases:
-        (x,) = case.args
-        value = _run("straight_through_round", straight_through_round, (x,), jit)
-        _compare("straight_through_round", case, value, jnp.round(x))
-        gradient = _run("straight_through_round",
-                        jax.grad(lambda x: jnp.sum(straight_through_round(x) * jnp.cos(x))), (x,),
-                        jit)
-        _compare("the gradient of sum(straight_through_round(x) * cos(x))", case, gradient,
-                 jnp.cos(x) - jnp.round(x) * jnp.sin(x), hints=[
-                     "The backward pass must treat rounding as the identity."])
-        tangent = _run("straight_through_round",
-                       lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
-                       (x,), jit)
-        _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
-        batch = jnp.stack([x, x + 0.25])
-        batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
-                       (batch,), jit)
-        _compare("jax.vmap(straight_through_round)", case, batched, jnp.round(batch))
-    _passed("straight_through_round", cases, jit)
+def _td_update_cases():
+    return [Case("the linear value function of the notebook", _linear_value,
+                 jnp.array([0.1, -0.1, 0.0]), jnp.array([1.0, 2.0, -1.0]), jnp.array(1.0),
+                 jnp.array([2.0, 1.0, 0.0]))]
+
+
+check_td_update = Exercise(
+    "td_update", "td_update is the TD(0) update (r + v(s_t) - v(s_tm1)) grad v(s_tm1) for "
+    "value_fn, with only the target r + v(s_t) stopped: its own derivative shows which terms "
+    "are.",
+    cases=_td_update_cases, check_case=_td_update_case,
+    mistakes={
+        "nothing-stopped": "td_update differentiates through the target: wrap the target "
+                           "r_t + v(s_t) in jax.lax.stop_gradient.",
+        "error-stopped": "td_update stops the prediction v(s_tm1) too: only the target "
+                         "r_t + v(s_t) goes inside jax.lax.stop_gradient.",
+    })
+
+
+def _straight_through_case(exercise, straight_through_round, case, jit):
+    (x,) = case.args
+    value = _run("straight_through_round", straight_through_round, (x,), jit)
+    _compare("straight_through_round", case, value, jnp.round(x))
+    gradient = _run("straight_through_round",
+                    jax.grad(lambda x: jnp.sum(straight_through_round(x) * jnp.cos(x))), (x,),
+                    jit)
+    _compare("the gradient of sum(straight_through_round(x) * cos(x))", case, gradient,
+             jnp.cos(x) - jnp.round(x) * jnp.sin(x), hints=[
+                 "The backward pass must treat rounding as the identity."])
+    tangent = _run("straight_through_round",
+                   lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
+                   (x,), jit)
+    _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
+    batch = jnp.stack([x, x + 0.25])
+    batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
+                   (batch,), jit)
+    _compare("jax.vmap(straight_through_round)", case, batched, jnp.round(batch))
+
+
+check_straight_through_round = Exercise(
+    "straight_through_round", "Rounds in the forward pass; its JVP and VJP are the identity.",
+    cases=lambda: [Case("x of shape (4,)", jnp.array([0.2, 1.7, -2.4, 3.5]))],
+    check_case=_straight_through_case)
 
 
 def _logistic_loss(params, x, y):
@@ -1328,26 +1520,28 @@ def _logistic_loss(params, x, y):
     return jnp.logaddexp(0.0, logit) - y * logit
 
 
-def check_perex_grads(perex_grads, cases=None, jit=False):
-    """``perex_grads(loss, params, xs, ys)``: one gradient per example, leading batch axis."""
-    visible = cases is None
-    if visible:
-        params = {"w": jnp.array([0.5, -0.25, 1.0]), "b": jnp.array(0.1)}
-        cases = [Case("logistic regression, 4 examples", _logistic_loss, params,
-                      _normal(4, (4, 3)), jnp.array([0.0, 1.0, 1.0, 0.0]))]
-    for case in cases:
-        loss, params, xs, ys = case.args
-        expected = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(params, xs, ys)
-        actual = _run("perex_grads", lambda p, xs, ys: perex_grads(loss, p, xs, ys),
-                      (params, xs, ys), jit)
-        _compare_tree("perex_grads", case, actual, expected, shape_hints=[
-            "Each leaf needs a leading batch axis: one gradient per example."])
-    if visible:
-        params = {"w": jnp.ones(3), "b": jnp.array(0.0)}
-        _require_vectorized("perex_grads", lambda xs, ys: perex_grads(_logistic_loss, params,
-                                                                       xs, ys),
-                            (jnp.ones((2, 3)), jnp.ones(2)), (jnp.ones((9, 3)), jnp.ones(9)))
-    _passed("perex_grads", cases, jit, " and is vectorized" if visible else "")
+def _perex_case(exercise, perex_grads, case, jit):
+    loss, params, xs, ys = case.args
+    expected = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(params, xs, ys)
+    actual = _run("perex_grads", lambda p, xs, ys: perex_grads(loss, p, xs, ys),
+                  (params, xs, ys), jit)
+    _compare_tree("perex_grads", case, actual, expected, shape_hints=[
+        "Each leaf needs a leading batch axis: one gradient per example."])
+
+
+def _perex_vectorized(exercise, perex_grads, cases, jit):
+    params = {"w": jnp.ones(3), "b": jnp.array(0.0)}
+    _require_vectorized("perex_grads", lambda xs, ys: perex_grads(_logistic_loss, params, xs, ys),
+                        (jnp.ones((2, 3)), jnp.ones(2)), (jnp.ones((9, 3)), jnp.ones(9)))
+
+
+check_perex_grads = Exercise(
+    "perex_grads", "perex_grads(loss, params, xs, ys): one gradient per example, with a leading "
+    "batch axis.",
+    cases=lambda: [Case("logistic regression, 4 examples", _logistic_loss,
+                        {"w": jnp.array([0.5, -0.25, 1.0]), "b": jnp.array(0.1)},
+                        _normal(4, (4, 3)), jnp.array([0.0, 1.0, 1.0, 0.0]))],
+    check_case=_perex_case, requires=[Require("is vectorized", _perex_vectorized)])
 
 
 def _quadratic_loss(params, batch):
@@ -1355,27 +1549,29 @@ def _quadratic_loss(params, batch):
     return 0.5 * params @ A @ params - b @ params
 
 
-def check_maml_grad(maml_grad, cases=None, jit=False):
-    """The gradient of loss(params - lr * grad loss(params, train), test), second order."""
-    visible = cases is None
-    if visible:
-        A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
-        cases = [Case("a quadratic loss", _quadratic_loss, jnp.array([1.0, -1.0]),
-                      (A, jnp.array([1.0, 0.0])), (A * 1.5, jnp.array([0.0, 1.0])), 0.1)]
-    for case in cases:
-        loss, params, train, test, lr = case.args
+def _maml_case(exercise, maml_grad, case, jit):
+    loss, params, train, test, lr = case.args
 
-        def meta_loss(p):
-            g = jax.grad(loss)(p, train)
-            return loss(jax.tree.map(lambda p, g: p - lr * g, p, g), test)
+    def meta_loss(p):
+        g = jax.grad(loss)(p, train)
+        return loss(jax.tree.map(lambda p, g: p - lr * g, p, g), test)
 
-        expected = jax.jit(jax.grad(meta_loss))(params)
-        actual = _run("maml_grad", lambda p: maml_grad(loss, p, train, test, lr), (params,),
-                      jit)
-        _compare_tree("maml_grad", case, actual, expected, hints=[
-            "Differentiate through the inner step (no stop_gradient), evaluate the adapted "
-            "parameters on the test batch."])
-    _passed("maml_grad", cases, jit)
+    expected = jax.jit(jax.grad(meta_loss))(params)
+    actual = _run("maml_grad", lambda p: maml_grad(loss, p, train, test, lr), (params,), jit)
+    _compare_tree("maml_grad", case, actual, expected, hints=[
+        "Differentiate through the inner step (no stop_gradient), evaluate the adapted "
+        "parameters on the test batch."])
+
+
+def _maml_cases():
+    A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+    return [Case("a quadratic loss", _quadratic_loss, jnp.array([1.0, -1.0]),
+                 (A, jnp.array([1.0, 0.0])), (A * 1.5, jnp.array([0.0, 1.0])), 0.1)]
+
+
+check_maml_grad = Exercise(
+    "maml_grad", "The gradient of loss(params - lr * grad loss(params, train), test), second "
+    "order.", cases=_maml_cases, check_case=_maml_case)
 
 
 def _hutchinson_reference(f, x, key, num_samples):
@@ -1387,44 +1583,44 @@ def _hutchinson_reference(f, x, key, num_samples):
     return jnp.mean(jnp.einsum("si,ij,sj->s", flat, hessian, flat))
 
 
-def check_hutchinson_trace(hutchinson_trace, cases=None, jit=False):
-    """Hutchinson's estimate of tr(Hessian) with the probes the exercise prescribes."""
-    visible = cases is None
-    _require_no_forbidden_reference("hutchinson_trace", hutchinson_trace)
-    if visible:
-        cases = [Case("f(x) = sum(sin(x) * x[::-1]), 8 samples",
-                      lambda x: jnp.sum(jnp.sin(x) * x[::-1]), jnp.linspace(-1.0, 1.0, 5),
-                      jax.random.key(1), 8)]
-    for case in cases:
-        f, x, key, num_samples = case.args
-        expected = jax.jit(_hutchinson_reference, static_argnums=(0, 3))(f, x, key, num_samples)
-        actual = _run("hutchinson_trace", lambda x, key: hutchinson_trace(f, x, key, num_samples),
-                      (x, key), jit)
-        _compare("hutchinson_trace", case, actual, expected, factors=True, hints=[
-            "Draw the probes exactly as the statement says, then average v . (H v)."])
-    if visible:
-        n = 300
-        x = jnp.linspace(-1.0, 1.0, n)
-        _require_no_dense_hessian(
-            "hutchinson_trace", lambda x, key: hutchinson_trace(
-                lambda x: jnp.sum(jnp.sin(x) * x[::-1]), x, key, 4), n, x, jax.random.key(0))
-        diagonal = Case("a diagonal Hessian, where every probe gives the exact trace",
-                        lambda x: jnp.sum(jnp.cos(x)), jnp.linspace(0.0, 1.0, 4),
-                        jax.random.key(2), 3)
-        f, x, key, num_samples = diagonal.args
-        _require_vectorized("hutchinson_trace", lambda probes: hutchinson_trace(
-            f, x, key, probes.shape[0]), (jnp.ones(2),), (jnp.ones(7),))
-        _compare("hutchinson_trace", diagonal,
-                 _call("hutchinson_trace", hutchinson_trace, f, x, key, num_samples),
-                 -jnp.sum(jnp.cos(x)))
-        x = jnp.linspace(0.0, 1.0, 3)
-        _require_forward_over_reverse("hutchinson_trace", lambda f: _compare(
-            "hutchinson_trace", Case("a probe function", x),
-            _call("hutchinson_trace", hutchinson_trace, f, x, jax.random.key(0), 2),
-            -jnp.sum(jnp.sin(x))))
-    _passed("hutchinson_trace", cases, jit,
-            ", never builds the Hessian and is forward-over-reverse" if visible else "")
+def _hutchinson_case(exercise, hutchinson_trace, case, jit):
+    f, x, key, num_samples = case.args
+    expected = jax.jit(_hutchinson_reference, static_argnums=(0, 3))(f, x, key, num_samples)
+    actual = _run("hutchinson_trace", lambda x, key: hutchinson_trace(f, x, key, num_samples),
+                  (x, key), jit)
+    _compare("hutchinson_trace", case, actual, expected, factors=True, hints=[
+        "Draw the probes exactly as the statement says, then average v . (H v)."])
 
+
+def _hutchinson_vectorized(exercise, hutchinson_trace, cases, jit):
+    diagonal = Case("a diagonal Hessian, where every probe gives the exact trace",
+                    lambda x: jnp.sum(jnp.cos(x)), jnp.linspace(0.0, 1.0, 4),
+                    jax.random.key(2), 3)
+    f, x, key, num_samples = diagonal.args
+    _require_vectorized("hutchinson_trace", lambda probes: hutchinson_trace(
+        f, x, key, probes.shape[0]), (jnp.ones(2),), (jnp.ones(7),))
+    _compare("hutchinson_trace", diagonal,
+             _call("hutchinson_trace", hutchinson_trace, f, x, key, num_samples),
+             -jnp.sum(jnp.cos(x)))
+
+
+def _probe_hutchinson(hutchinson_trace, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("hutchinson_trace", Case("a probe function", x),
+             _call("hutchinson_trace", hutchinson_trace, f, x, jax.random.key(0), 2),
+             -jnp.sum(jnp.sin(x)))
+
+
+check_hutchinson_trace = Exercise(
+    "hutchinson_trace", "Hutchinson's estimate of tr(Hessian) with the probes the exercise "
+    "prescribes, from HVPs.",
+    cases=lambda: [Case("f(x) = sum(sin(x) * x[::-1]), 8 samples", _sin_times_reversed,
+                        jnp.linspace(-1.0, 1.0, 5), jax.random.key(1), 8)],
+    check_case=_hutchinson_case, forbids=("hessian",) + _JACOBIANS[:3],
+    requires=[_no_dense_hessian(lambda hutchinson_trace, x: hutchinson_trace(
+                  _sin_times_reversed, x, jax.random.key(0), 4)),
+              Require("is vectorized", _hutchinson_vectorized),
+              _forward_over_reverse(_probe_hutchinson)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1433,7 +1629,8 @@ def check_hutchinson_trace(hutchinson_trace, cases=None, jit=False):
 
 def _finite(name, case, value):
     if not np.all(np.isfinite(np.asarray(value))):
-        raise AssertionError(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.")
+        raise Failed(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.",
+                     _code("not-finite"))
 
 
 def _elementwise_derivatives(fn, x, order):
@@ -1446,56 +1643,54 @@ def _elementwise_derivatives(fn, x, order):
     return tuple(results)
 
 
-def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None,
-                            second_hints=()):
-    """Compare an elementwise custom_jvp function and its derivatives with float64 formulas.
-
-    The second derivative is compared entry by entry with a relative tolerance.
-    """
-    for case in cases:
-        (x,) = case.args
-        x64 = np.asarray(x, np.float64)
-        depth = 2 if second else 1
-        results = _run(name, lambda x: _elementwise_derivatives(fn, x, depth), (x,), jit)
-        expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
-        labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
-        for order, (label, result, wanted) in enumerate(zip(labels, results, expected)):
-            _finite(label, case, result)
-            wanted = wanted.astype(x.dtype)
-            if order < 2:
-                _compare(label, case, result, wanted)
-                continue
-            rtol, atol = _tolerances(x.dtype)
-            scale = float(np.max(np.abs(wanted), initial=1.0))
-            lost_precision = np.allclose(result, wanted, rtol=rtol, atol=atol * scale)
-            _compare(label, case, result, wanted, relative=True,
-                     hints=second_hints if lost_precision else ())
-        tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
-        _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
-        flat, flat64 = x.reshape(-1), x64.reshape(-1)
-        batched = _run(f"{name} under jax.vmap", jax.vmap(jax.value_and_grad(fn)), (flat,), jit)
-        for label, result, wanted in zip((f"jax.vmap({name})", f"jax.vmap(jax.grad({name}))"),
-                                         batched, (value(flat64), derivative(flat64))):
-            _compare(label, case, result, wanted.astype(x.dtype))
+def _elementwise_rule_case(exercise, fn, case, jit):
+    """An elementwise custom_jvp function and its derivatives against the float64 formulas of
+    ``exercise.facts``: ``value``, ``derivative`` and maybe ``second``, which is compared entry
+    by entry with a relative tolerance."""
+    name, facts = exercise.name, exercise.facts
+    value, derivative, second = facts["value"], facts["derivative"], facts.get("second")
+    (x,) = case.args
+    x64 = np.asarray(x, np.float64)
+    depth = 2 if second else 1
+    results = _run(name, lambda x: _elementwise_derivatives(fn, x, depth), (x,), jit)
+    expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
+    labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
+    for order, (label, result, wanted) in enumerate(zip(labels, results, expected)):
+        _finite(label, case, result)
+        wanted = wanted.astype(x.dtype)
+        if order < 2:
+            _compare(label, case, result, wanted)
+            continue
+        rtol, atol = _tolerances(x.dtype)
+        scale = float(np.max(np.abs(wanted), initial=1.0))
+        lost_precision = np.allclose(result, wanted, rtol=rtol, atol=atol * scale)
+        _compare(label, case, result, wanted, relative=True,
+                 hints=[exercise.mistakes["cancels"]] if lost_precision else ())
+    tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
+    _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
+    flat, flat64 = x.reshape(-1), x64.reshape(-1)
+    batched = _run(f"{name} under jax.vmap", jax.vmap(jax.value_and_grad(fn)), (flat,), jit)
+    for label, result, wanted in zip((f"jax.vmap({name})", f"jax.vmap(jax.grad({name}))"),
+                                     batched, (value(flat64), derivative(flat64))):
+        _compare(label, case, result, wanted.astype(x.dtype))
 
 
 def _sigmoid64(x):
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-def check_log1pexp(log1pexp, cases=None, jit=False):
-    """A custom_jvp log(1 + e^x): accurate values, derivative sigmoid(x), never nan."""
-    _require_custom_rule("log1pexp", log1pexp, "jvp")
-    cases = cases or [Case("x from -100 to 100",
-                           jnp.array([-100.0, -3.0, 0.0, 2.0, 20.0, 100.0]))]
-    _check_elementwise_rule(
-        "log1pexp", log1pexp, cases, jit, value=lambda x: np.logaddexp(0.0, x),
-        derivative=_sigmoid64, second=lambda x: _sigmoid64(x) * _sigmoid64(-x),
-        second_hints=("JAX differentiates your rule's tangent: if it is jax.nn.sigmoid(x), "
-                      "the result is sigmoid(x) * (1 - sigmoid(x)), and 1 - sigmoid(x) "
-                      "cancels in float32 for large x. Write sigmoid(x) in a form whose "
-                      "derivative is sigmoid(x) * sigmoid(-x).",))
-    _passed("log1pexp", cases, jit)
+check_log1pexp = Exercise(
+    "log1pexp", "A custom_jvp log(1 + e^x): accurate values, derivative sigmoid(x), never nan.",
+    cases=lambda: [Case("x from -100 to 100", jnp.array([-100.0, -3.0, 0.0, 2.0, 20.0, 100.0]))],
+    check_case=_elementwise_rule_case, rule="jvp",
+    value=lambda x: np.logaddexp(0.0, x), derivative=_sigmoid64,
+    second=lambda x: _sigmoid64(x) * _sigmoid64(-x),
+    mistakes={
+        "cancels": "JAX differentiates your rule's tangent: if it is jax.nn.sigmoid(x), the "
+                   "result is sigmoid(x) * (1 - sigmoid(x)), and 1 - sigmoid(x) cancels in "
+                   "float32 for large x. Write sigmoid(x) in a form whose derivative is "
+                   "sigmoid(x) * sigmoid(-x).",
+    })
 
 
 def _shrink_derivative(x):
@@ -1503,39 +1698,38 @@ def _shrink_derivative(x):
     return (1 + root / 2) / (1 + root) ** 2
 
 
-def check_shrink(shrink, cases=None, jit=False):
-    """A custom_jvp x / (1 + sqrt(x)) whose derivative at 0 is 1, without nan."""
-    _require_custom_rule("shrink", shrink, "jvp")
-    cases = cases or [Case("x = 0, 0.25, 1 and 4", jnp.array([0.0, 0.25, 1.0, 4.0]))]
-    _check_elementwise_rule("shrink", shrink, cases, jit, value=lambda x: x / (1 + np.sqrt(x)),
-                            derivative=_shrink_derivative)
-    _passed("shrink", cases, jit)
+check_shrink = Exercise(
+    "shrink", "A custom_jvp x / (1 + sqrt(x)) whose derivative at 0 is 1, without nan.",
+    cases=lambda: [Case("x = 0, 0.25, 1 and 4", jnp.array([0.0, 0.25, 1.0, 4.0]))],
+    check_case=_elementwise_rule_case, rule="jvp",
+    value=lambda x: x / (1 + np.sqrt(x)), derivative=_shrink_derivative)
 
 
-def check_clip_gradient(clip_gradient, cases=None, jit=False):
-    """Identity forward; the cotangent is clipped to [lo, hi]; lo and hi get no gradient."""
-    _require_custom_rule("clip_gradient", clip_gradient, "vjp")
-    if cases is None:
-        cases = [Case("lo = -1, hi = 1", jnp.array(-1.0), jnp.array(1.0),
-                      jnp.array([0.5, 2.0, -3.0]), jnp.array([3.0, -0.5, -2.0]))]
-    for case in cases:
-        lo, hi, x, g = case.args
+def _clip_gradient_case(exercise, clip_gradient, case, jit):
+    lo, hi, x, g = case.args
 
-        def run(lo, hi, x, g):
-            y, pullback = jax.vjp(clip_gradient, lo, hi, x)
-            return y, pullback(g)
+    def run(lo, hi, x, g):
+        y, pullback = jax.vjp(clip_gradient, lo, hi, x)
+        return y, pullback(g)
 
-        y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
-        _compare("clip_gradient (forward pass)", case, y, x)
-        _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
-        for label, value in (("lo", g_lo), ("hi", g_hi)):
-            _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
-        xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
-        batched = jax.vmap(run, in_axes=(None, None, 0, 0))
-        _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
-        _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs,
-                 jnp.clip(gs, lo, hi))
-    _passed("clip_gradient", cases, jit)
+    y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
+    _compare("clip_gradient (forward pass)", case, y, x)
+    _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
+    for label, value in (("lo", g_lo), ("hi", g_hi)):
+        _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+    xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
+    batched = jax.vmap(run, in_axes=(None, None, 0, 0))
+    _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
+    _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs,
+             jnp.clip(gs, lo, hi))
+
+
+check_clip_gradient = Exercise(
+    "clip_gradient", "Identity forward; the cotangent is clipped to [lo, hi]; lo and hi get no "
+    "gradient.",
+    cases=lambda: [Case("lo = -1, hi = 1", jnp.array(-1.0), jnp.array(1.0),
+                        jnp.array([0.5, 2.0, -3.0]), jnp.array([3.0, -0.5, -2.0]))],
+    check_case=_clip_gradient_case, rule="vjp")
 
 
 def _polar_reference(point):
@@ -1550,46 +1744,56 @@ def _polar_untransposed(point, cotangent):
     return ({"x": pushed["r"], "y": pushed["theta"]},)
 
 
-def check_polar(polar, cases=None, jit=False):
-    """A custom_vjp from {"x", "y"} to {"r", "theta"}, pytrees in and out."""
-    _require_custom_rule("polar", polar, "vjp")
-    if cases is None:
-        point = {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])}
-        cases = [Case("two points", point, {"r": jnp.array([1.0, -1.0]),
-                                            "theta": jnp.array([0.5, 2.0])})]
+def _polar_case(exercise, polar, case, jit):
+    point, cotangent = case.args
+    expected_value, pullback = jax.vjp(_polar_reference, point)
+    jacobian = exercise.mistakes["jacobian"]
+
+    def by_hand(point, cotangent):  # the rule called directly: JAX's autodiff is forbidden
+        value, residuals = polar.fwd(point)
+        return value, polar.bwd(residuals, cotangent)
+
+    value, pulled = _run("polar", by_hand, (point, cotangent), jit)
+    _compare_tree("polar_fwd's output", case, value, expected_value)
+    untransposed = _polar_untransposed(point, cotangent)
+    if (jax.tree.structure(pulled) == jax.tree.structure(untransposed)
+            and all(map(_close, jax.tree.leaves(pulled), jax.tree.leaves(untransposed)))
+            and not all(map(_close, jax.tree.leaves(pulled),
+                            jax.tree.leaves(pullback(cotangent))))):
+        mistake = exercise.mistakes["untransposed"]
+        raise Failed(mistake.format(case=case.label), mistake.code)
+    _compare_tree("polar_bwd's cotangents", case, pulled, pullback(cotangent), hints=[jacobian])
+
+    vjp = jax.vjp  # the checks' own: the exercise forbids it to the answer only
+
+    def run(point, cotangent):
+        value, pullback = vjp(polar, point)
+        return value, pullback(cotangent)
+
+    value, pulled = _run("the VJP of polar", run, (point, cotangent), jit)
+    _compare_tree("polar", case, value, expected_value)
+    _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[jacobian])
+
+
+def _polar_rules_use_no_autodiff(exercise, polar):
     for rule in (polar.fwd, polar.bwd):
-        _require_no_forbidden_reference("polar", rule)
-    jacobian = "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2."
-    for case in cases:
-        point, cotangent = case.args
-        expected_value, pullback = jax.vjp(_polar_reference, point)
+        _require_no_forbidden_reference("polar", rule, exercise.forbids)
 
-        def by_hand(point, cotangent):  # the rule called directly: JAX's autodiff is forbidden
-            value, residuals = polar.fwd(point)
-            return value, polar.bwd(residuals, cotangent)
 
-        value, pulled = _run("polar", by_hand, (point, cotangent), jit)
-        _compare_tree("polar_fwd's output", case, value, expected_value)
-        untransposed = _polar_untransposed(point, cotangent)
-        if (jax.tree.structure(pulled) == jax.tree.structure(untransposed)
-                and all(map(_close, jax.tree.leaves(pulled), jax.tree.leaves(untransposed)))
-                and not all(map(_close, jax.tree.leaves(pulled),
-                                jax.tree.leaves(pullback(cotangent))))):
-            raise AssertionError(
-                f"polar_bwd is wrong for {case.label}: it multiplies the cotangent by the "
-                "Jacobian J instead of its transpose. A VJP computes J^T g: the cotangent of x "
-                "is dr/dx * g_r + dtheta/dx * g_theta, a column of J, not a row.")
-        _compare_tree("polar_bwd's cotangents", case, pulled, pullback(cotangent),
-                      hints=[jacobian])
-
-        def run(point, cotangent):
-            value, pullback = jax.vjp(polar, point)
-            return value, pullback(cotangent)
-
-        value, pulled = _run("the VJP of polar", run, (point, cotangent), jit)
-        _compare_tree("polar", case, value, expected_value)
-        _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[jacobian])
-    _passed("polar", cases, jit)
+check_polar = Exercise(
+    "polar", "A custom_vjp from {'x', 'y'} to {'r', 'theta'}, pytrees in and out, whose rule "
+    "is written by hand.",
+    cases=lambda: [Case("two points", {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])},
+                        {"r": jnp.array([1.0, -1.0]), "theta": jnp.array([0.5, 2.0])})],
+    check_case=_polar_case, rule="vjp", structure=[_polar_rules_use_no_autodiff],
+    forbids=_DERIVATIVES + _JACOBIANS,
+    mistakes={
+        "jacobian": "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2.",
+        "untransposed": "polar_bwd is wrong for {case}: it multiplies the cotangent by the "
+                        "Jacobian J instead of its transpose. A VJP computes J^T g: the "
+                        "cotangent of x is dr/dx * g_r + dtheta/dx * g_theta, a column of J, "
+                        "not a row.",
+    })
 
 
 def _clipped_norm64(g, max_norm):
@@ -1597,29 +1801,31 @@ def _clipped_norm64(g, max_norm):
     return np.asarray(g, np.float64) * min(1.0, max_norm / norm if norm > 0 else 1.0)
 
 
-def check_clip_gradient_norm(clip_gradient_norm, cases=None, jit=False):
-    """Identity forward; the cotangent is rescaled to norm <= max_norm (nondiff_argnums=(0,))."""
-    _require_custom_rule("clip_gradient_norm", clip_gradient_norm, "vjp")
-    if tuple(getattr(clip_gradient_norm, "nondiff_argnums", ())) != (0,):
-        raise AssertionError("clip_gradient_norm must declare nondiff_argnums=(0,).")
-    if cases is None:
-        x = jnp.array([1.0, 2.0, 3.0])
-        cases = [Case("a long cotangent, max_norm = 1", 1.0, x, jnp.array([3.0, 0.0, -4.0])),
-                 Case("a short cotangent, max_norm = 10", 10.0, x, jnp.array([3.0, 0.0, -4.0])),
-                 Case("a zero cotangent", 1.0, x, jnp.zeros(3))]
-    for case in cases:
-        max_norm, x, g = case.args
+def _clip_norm_case(exercise, clip_gradient_norm, case, jit):
+    max_norm, x, g = case.args
 
-        def run(x, g):
-            y, pullback = jax.vjp(lambda x: clip_gradient_norm(max_norm, x), x)
-            return y, pullback(g)[0]
+    def run(x, g):
+        y, pullback = jax.vjp(lambda x: clip_gradient_norm(max_norm, x), x)
+        return y, pullback(g)[0]
 
-        y, pulled = _run("clip_gradient_norm", run, (x, g), jit)
-        _compare("clip_gradient_norm (forward pass)", case, y, x)
-        _finite("the VJP of clip_gradient_norm", case, pulled)
-        _compare("the VJP of clip_gradient_norm", case, pulled,
-                 _clipped_norm64(g, max_norm).astype(g.dtype))
-    _passed("clip_gradient_norm", cases, jit)
+    y, pulled = _run("clip_gradient_norm", run, (x, g), jit)
+    _compare("clip_gradient_norm (forward pass)", case, y, x)
+    _finite("the VJP of clip_gradient_norm", case, pulled)
+    _compare("the VJP of clip_gradient_norm", case, pulled,
+             _clipped_norm64(g, max_norm).astype(g.dtype))
+
+
+def _clip_norm_cases():
+    x = jnp.array([1.0, 2.0, 3.0])
+    return [Case("a long cotangent, max_norm = 1", 1.0, x, jnp.array([3.0, 0.0, -4.0])),
+            Case("a short cotangent, max_norm = 10", 10.0, x, jnp.array([3.0, 0.0, -4.0])),
+            Case("a zero cotangent", 1.0, x, jnp.zeros(3))]
+
+
+check_clip_gradient_norm = Exercise(
+    "clip_gradient_norm", "Identity forward; the cotangent is rescaled to norm <= max_norm.",
+    cases=_clip_norm_cases, check_case=_clip_norm_case, rule="vjp",
+    nondiff_argnums=((0,), "."))
 
 
 @contextlib.contextmanager
@@ -1635,59 +1841,73 @@ def _swapped_rule(fn, bwd):
         jax.clear_caches()
 
 
-def check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad, cases=None, jit=False):
-    """Reference exercise 000: ``custom_sumsq`` with its rule, differentiated twice through it."""
-    namespace = getattr(custom_vjp_grad_of_grad, "__globals__", {})
-    custom_sumsq = namespace.get("custom_sumsq")
-    _require_custom_rule("custom_sumsq", custom_sumsq, "vjp")
-    for helper in ("_fwd", "_bwd"):
-        if helper not in namespace:
-            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
-                                 "says.")
-    cases = cases or [Case("x = [1, 2]", jnp.array([1.0, 2.0])),
-                      Case("x of length 4", jnp.array([0.5, -1.0, 3.0, 0.0]))]
+def _sumsq_has_its_rule(exercise, answer):
+    _require_custom_rule("custom_sumsq", _student_globals(answer).get("custom_sumsq"), "vjp")
+
+
+def _grad_of_grad_case(exercise, custom_vjp_grad_of_grad, case, jit):
+    namespace = _student_globals(custom_vjp_grad_of_grad)
+    custom_sumsq = namespace["custom_sumsq"]
+    (x,) = case.args
+    value, residual = _call("_fwd", namespace["_fwd"], x)
+    _compare("custom_sumsq's _fwd (value)", case, value, jnp.sum(x**2))
+    _compare("custom_sumsq's _fwd (residual)", case, residual, x,
+             hints=["The residual is x itself."])
+    returned = _call("_bwd", namespace["_bwd"], x, jnp.array(1.5, x.dtype))
+    cotangent = _one_cotangent(returned, exercise.mistakes["bwd-not-a-tuple"])
+    _compare("custom_sumsq's _bwd", case, cotangent, 3.0 * x)
+    _compare("jax.grad(custom_sumsq)", case, _call("custom_sumsq", jax.grad(custom_sumsq), x),
+             2 * x)
+    result = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
+    _compare("custom_vjp_grad_of_grad", case, result, jnp.full_like(x, 2.0),
+             hints=["The answer is the gradient of sum(grad(custom_sumsq)(x))."])
+
+
+def _grad_of_grad_uses_the_rule(exercise, custom_vjp_grad_of_grad, cases, jit):
+    custom_sumsq = _student_globals(custom_vjp_grad_of_grad)["custom_sumsq"]
     for case in cases:
         (x,) = case.args
-        value, residual = _call("_fwd", namespace["_fwd"], x)
-        _compare("custom_sumsq's _fwd (value)", case, value, jnp.sum(x**2))
-        _compare("custom_sumsq's _fwd (residual)", case, residual, x,
-                 hints=["The residual is x itself."])
-        returned = _call("_bwd", namespace["_bwd"], x, jnp.array(1.5, x.dtype))
-        if not (isinstance(returned, tuple) and len(returned) == 1):
-            raise AssertionError("custom_sumsq's _bwd must return a tuple holding one cotangent, "
-                                 "(g * 2 * x,): mind the trailing comma.")
-        _compare("custom_sumsq's _bwd", case, returned[0], 3.0 * x)
-        _compare("jax.grad(custom_sumsq)", case, _call("custom_sumsq", jax.grad(custom_sumsq), x),
-                 2 * x)
-        result = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
-        _compare("custom_vjp_grad_of_grad", case, result, jnp.full_like(x, 2.0),
-                 hints=["The answer is the gradient of sum(grad(custom_sumsq)(x))."])
         with _swapped_rule(custom_sumsq, lambda x, g: (g * 3 * x**2,)):
             swapped = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
         _compare("custom_vjp_grad_of_grad with the rule swapped for g * 3 x**2", case, swapped,
-                 6 * x, hints=["The result must come from custom_sumsq's registered rule."])
-    _passed("custom_vjp_grad_of_grad", cases, jit, " and uses the registered rule")
+                 6 * x, hints=[exercise.mistakes["rule-unused"]])
 
 
-def check_safe_norm(safe_norm, cases=None, jit=False):
-    """A custom_jvp Euclidean norm whose derivative at 0 is 0 (no nan anywhere)."""
-    _require_custom_rule("safe_norm", safe_norm, "jvp")
-    cases = cases or [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
-                      Case("x = 0 of shape (3,)", jnp.zeros(3))]
-    for case in cases:
-        (x,) = case.args
-        x64 = np.asarray(x, np.float64)
-        norm = np.sqrt(np.sum(x64**2))
-        gradient = x64 / norm if norm > 0 else np.zeros_like(x64)
-        value, grad = _run("safe_norm", lambda x: jax.value_and_grad(safe_norm)(x), (x,), jit)
-        _compare("safe_norm", case, value, np.asarray(norm, x.dtype))
-        _finite("the gradient of safe_norm", case, grad)
-        _compare("the gradient of safe_norm", case, grad, gradient.astype(x.dtype))
-        direction = jnp.ones_like(x)
-        tangent = _run("safe_norm", lambda x: jax.jvp(safe_norm, (x,), (direction,))[1], (x,), jit)
-        _finite("the JVP of safe_norm", case, tangent)
-        _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
-    _passed("safe_norm", cases, jit)
+check_custom_vjp_grad_of_grad = Exercise(
+    "custom_vjp_grad_of_grad", "Reference exercise 000: custom_sumsq with its rule, "
+    "differentiated twice through it.",
+    cases=lambda: [Case("x = [1, 2]", jnp.array([1.0, 2.0])),
+                   Case("x of length 4", jnp.array([0.5, -1.0, 3.0, 0.0]))],
+    check_case=_grad_of_grad_case,
+    structure=[_sumsq_has_its_rule, _rule_helpers_at_module_level],
+    requires=[Require("uses the registered rule", _grad_of_grad_uses_the_rule, always=True)],
+    mistakes={
+        "bwd-not-a-tuple": "custom_sumsq's _bwd must return a tuple holding one cotangent, "
+                           "(g * 2 * x,): mind the trailing comma.",
+        "rule-unused": "The result must come from custom_sumsq's registered rule.",
+    })
+
+
+def _safe_norm_case(exercise, safe_norm, case, jit):
+    (x,) = case.args
+    x64 = np.asarray(x, np.float64)
+    norm = np.sqrt(np.sum(x64**2))
+    gradient = x64 / norm if norm > 0 else np.zeros_like(x64)
+    value, grad = _run("safe_norm", lambda x: jax.value_and_grad(safe_norm)(x), (x,), jit)
+    _compare("safe_norm", case, value, np.asarray(norm, x.dtype))
+    _finite("the gradient of safe_norm", case, grad)
+    _compare("the gradient of safe_norm", case, grad, gradient.astype(x.dtype))
+    direction = jnp.ones_like(x)
+    tangent = _run("safe_norm", lambda x: jax.jvp(safe_norm, (x,), (direction,))[1], (x,), jit)
+    _finite("the JVP of safe_norm", case, tangent)
+    _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
+
+
+check_safe_norm = Exercise(
+    "safe_norm", "A custom_jvp Euclidean norm whose derivative at 0 is 0 (no nan anywhere).",
+    cases=lambda: [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
+                   Case("x = 0 of shape (3,)", jnp.zeros(3))],
+    check_case=_safe_norm_case, rule="jvp")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1703,47 +1923,48 @@ def _newton_sqrt64(x, steps=10):
     return y, dy
 
 
-def check_fixed_point_sqrt(fixed_point_sqrt, cases=None, jit=False):
-    """Reference exercise 002: 10 Newton steps from ones, with the IFT rule g * 0.5 / y."""
-    _require_custom_rule("fixed_point_sqrt", fixed_point_sqrt, "vjp")
+def _fixed_point_sqrt_case(exercise, fixed_point_sqrt, case, jit):
     namespace = _student_globals(fixed_point_sqrt)
-    for helper in ("_fwd", "_bwd"):
-        if not callable(namespace.get(helper)):
-            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
-                                 "says.")
-    cases = cases or [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
-                           jnp.array([1.0, 2.0, -1.0, 0.5]))]
-    for case in cases:
-        x, g = case.args
-        y64, unrolled64 = _newton_sqrt64(x)
-        y, dtype = y64.astype(x.dtype), x.dtype
-        value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
-        _compare("fixed_point_sqrt", case, value, y, hints=_suspects(value, [
-            (np.sqrt(np.asarray(x, np.float64)).astype(dtype),
-             "These are exact square roots: the forward pass must be exactly 10 Newton steps "
-             "from ones, which has not converged yet for the largest entries.")]))
-        fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
-        _compare("the value returned by _fwd", case, fwd_value, y)
-        returned = _call("_bwd", namespace["_bwd"], residual, g)
-        if not (isinstance(returned, tuple) and len(returned) == 1):
-            raise AssertionError("_bwd must return a tuple holding one cotangent, "
-                                 "(g * 0.5 / y,): mind the trailing comma.")
-        expected = (np.asarray(g, np.float64) * 0.5 / y64).astype(dtype)
-        wrong_rules = [
-            ((np.asarray(g, np.float64) * unrolled64).astype(dtype),
-             "This is the derivative of the unrolled Newton steps, not the implicit rule."),
-            ((np.asarray(g, np.float64) * 0.5 / np.sqrt(np.asarray(x, np.float64))).astype(dtype),
-             "This is 0.5 / sqrt(x): the rule must use the saved y, the forward pass's output."),
-            ((np.asarray(g, np.float64) * 0.5 / np.asarray(x, np.float64)).astype(dtype),
-             "This is 0.5 / x: save y as the residual, not x."),
-        ]
-        _compare("_bwd(residual, g)", case, returned[0], expected,
-                 hints=_suspects(returned[0], wrong_rules))
-        pulled = _run("fixed_point_sqrt",
-                      lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
-        _compare("the VJP of fixed_point_sqrt", case, pulled, expected,
-                 hints=_suspects(pulled, wrong_rules))
-    _passed("fixed_point_sqrt", cases, jit)
+    mistakes = exercise.mistakes
+    x, g = case.args
+    y64, unrolled64 = _newton_sqrt64(x)
+    y, dtype = y64.astype(x.dtype), x.dtype
+    x64, g64 = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
+    _compare("fixed_point_sqrt", case, value, y,
+             suspects=[(np.sqrt(x64).astype(dtype), mistakes["exact-roots"])])
+    fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
+    _compare("the value returned by _fwd", case, fwd_value, y)
+    returned = _call("_bwd", namespace["_bwd"], residual, g)
+    cotangent = _one_cotangent(returned, mistakes["bwd-not-a-tuple"])
+    expected = (g64 * 0.5 / y64).astype(dtype)
+    wrong_rules = [((g64 * unrolled64).astype(dtype), mistakes["unrolled"]),
+                   ((g64 * 0.5 / np.sqrt(x64)).astype(dtype), mistakes["exact-root-in-rule"]),
+                   ((g64 * 0.5 / x64).astype(dtype), mistakes["x-saved"])]
+    _compare("_bwd(residual, g)", case, cotangent, expected, suspects=wrong_rules)
+    pulled = _run("fixed_point_sqrt",
+                  lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
+    _compare("the VJP of fixed_point_sqrt", case, pulled, expected, suspects=wrong_rules)
+
+
+check_fixed_point_sqrt = Exercise(
+    "fixed_point_sqrt", "Reference exercise 002: 10 Newton steps from ones, with the implicit "
+    "rule g * 0.5 / y.",
+    cases=lambda: [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
+                        jnp.array([1.0, 2.0, -1.0, 0.5]))],
+    check_case=_fixed_point_sqrt_case, rule="vjp", structure=[_rule_helpers_at_module_level],
+    mistakes={
+        "exact-roots": "These are exact square roots: the forward pass must be exactly 10 "
+                       "Newton steps from ones, which has not converged yet for the largest "
+                       "entries.",
+        "bwd-not-a-tuple": "_bwd must return a tuple holding one cotangent, (g * 0.5 / y,): "
+                           "mind the trailing comma.",
+        "unrolled": "This is the derivative of the unrolled Newton steps, not the implicit "
+                    "rule.",
+        "exact-root-in-rule": "This is 0.5 / sqrt(x): the rule must use the saved y, the "
+                              "forward pass's output.",
+        "x-saved": "This is 0.5 / x: save y as the residual, not x.",
+    })
 
 
 def _fixed_point64(f, a, x, steps=20_000):
@@ -1796,74 +2017,56 @@ def _visible_fixed_point_cases():
     ]
 
 
-def check_fixed_point(fixed_point, cases=None, jit=False):
-    """x* = f(a, x*) by lax.while_loop; a custom_vjp whose bwd solves the adjoint fixed point."""
-    _require_custom_rule("fixed_point", fixed_point, "vjp")
-    if tuple(getattr(fixed_point, "nondiff_argnums", ())) != (0,):
-        raise AssertionError("fixed_point must declare nondiff_argnums=(0,): f is a function, "
-                             "not an array to differentiate.")
-    visible = cases is None
-    cases = cases or _visible_fixed_point_cases()
+def _fixed_point_case(exercise, fixed_point, case, jit):
+    f, a, x_guess, v = case.args
+    mistakes = exercise.mistakes
+    with jax.enable_x64(True):
+        a64, v64 = _to64(a), _to64(v)
+        x64 = _fixed_point64(f, a64, _to64(x_guess))
+        a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
+    dtype = x_guess.dtype
+
+    def cast(tree):
+        return jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), tree)
+
+    value = _run("fixed_point", lambda a, x: fixed_point(f, a, x), (a, x_guess), jit)
+    _compare("fixed_point", case, value, cast(x64))
+    a_bar, x_bar = _run(
+        "fixed_point",
+        lambda a, x, v: jax.vjp(lambda a, x: fixed_point(f, a, x), a, x)[1](v),
+        (a, x_guess, v), jit)
+    hints = []
+    for wrong, mistake in ((no_solve64, mistakes["no-solve"]),
+                           (not_transposed64, mistakes["untransposed"])):
+        if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
+                _close(x, y) for x, y in zip(jax.tree.leaves(a_bar), jax.tree.leaves(cast(wrong)))):
+            hints.append(mistake)
+    if not hints and "started at the solution" in case.label:
+        hints.append(mistakes["unrolled"])
+    _compare_tree("the VJP of fixed_point (cotangent of a)", case, a_bar, cast(a_bar64),
+                  hints=hints)
+    _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
+             np.zeros(x_guess.shape, dtype), hints=[mistakes["guess-gradient"]])
+
+
+def _while_loops_both_ways(exercise, fixed_point, cases, jit):
+    """A while_loop in the forward pass, and another in the backward pass (the adjoint solve)."""
     for case in cases:
         f, a, x_guess, v = case.args
-        if visible:
-            _require_while_loops(fixed_point, f, a, x_guess, v)
-        with jax.enable_x64(True):
-            a64, v64 = _to64(a), _to64(v)
-            x64 = _fixed_point64(f, a64, _to64(x_guess))
-            a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
-        dtype = x_guess.dtype
-
-        def cast(tree):
-            return jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), tree)
-
-        value = _run("fixed_point", lambda a, x: fixed_point(f, a, x), (a, x_guess), jit)
-        _compare("fixed_point", case, value, cast(x64))
-        a_bar, x_bar = _run(
-            "fixed_point",
-            lambda a, x, v: jax.vjp(lambda a, x: fixed_point(f, a, x), a, x)[1](v),
-            (a, x_guess, v), jit)
-        hints = []
-        for wrong, hint in ((no_solve64, "This is v^T (df/da) alone: the backward pass must first "
-                             "solve the adjoint fixed point w = v + w^T (df/dx)."),
-                            (not_transposed64, "The Jacobian df/dx is applied untransposed: "
-                             "the adjoint iteration needs w -> v + vjp_x(w), a VJP, not a JVP.")):
-            if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
-                    _close(x, y) for x, y in zip(jax.tree.leaves(a_bar),
-                                                 jax.tree.leaves(cast(wrong)))):
-                hints.append(hint)
-        if not hints and "started at the solution" in case.label:
-            hints.append("With x_guess at the solution the loop stops at once, so only an "
-                         "implicit rule gets this right: do not differentiate the iterations.")
-        _compare_tree("the VJP of fixed_point (cotangent of a)", case, a_bar, cast(a_bar64),
-                      hints=hints)
-        _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
-                 np.zeros(x_guess.shape, dtype),
-                 hints=["The solution does not depend on the initial guess."])
-    if visible:
-        _check_stopping_rule(fixed_point, jit)
-    _check_second_derivative(fixed_point, cases[0].args[2].dtype, jit)
-    _passed("fixed_point", cases, jit, " and a second derivative")
+        forward = _call("fixed_point", lambda: _program(lambda a: fixed_point(f, a, x_guess), a))
+        if "while" not in forward:
+            raise Failed(exercise.mistakes["fixed-steps"], exercise.mistakes["fixed-steps"].code)
+        both = _call("fixed_point", lambda: _program(
+            lambda a: jax.vjp(lambda a: fixed_point(f, a, x_guess), a)[1](v), a))
+        if both.count("while") < 2:
+            raise Failed(exercise.mistakes["dense-adjoint"],
+                         exercise.mistakes["dense-adjoint"].code)
 
 
-def _require_while_loops(fixed_point, f, a, x_guess, v):
-    """A while_loop in the forward pass, and another in the backward pass (the adjoint solve)."""
-    forward = _call("fixed_point", lambda: _program(lambda a: fixed_point(f, a, x_guess), a))
-    if "while" not in forward:
-        raise AssertionError("fixed_point must iterate with jax.lax.while_loop until "
-                             "converged(x_prev, x), not a fixed number of steps.")
-    both = _call("fixed_point", lambda: _program(
-        lambda a: jax.vjp(lambda a: fixed_point(f, a, x_guess), a)[1](v), a))
-    if both.count("while") < 2:
-        raise AssertionError(
-            "fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point itself: its "
-            "backward pass runs no loop, so it solves the adjoint equation some other way (a "
-            "dense solve forms the Jacobian A, which implicit layers exist to avoid).")
-
-
-def _check_stopping_rule(fixed_point, jit):
+def _stopping_rule(exercise, fixed_point, cases, jit):
     """The loop stops when ``converged`` says so, or after ``MAX_ITERATIONS`` evaluations of f."""
     a, x_guess = jnp.array([1.0, 2.0]), jnp.zeros(2)
+    mistakes = exercise.mistakes
 
     def halfway(a, x):  # converges slowly: x_k = 2 a (1 - 2**-k) from zeros
         return 0.5 * x + a
@@ -1875,15 +2078,9 @@ def _check_stopping_rule(fixed_point, jit):
     with _swap_global(fixed_point, "MAX_ITERATIONS", limit):
         capped = _run("fixed_point", lambda a, x: fixed_point(halfway, a, x), (a, x_guess), jit)
     case = Case(f"x = x / 2 + a with MAX_ITERATIONS = {limit}", halfway, a, x_guess)
-    _compare("fixed_point", case, capped, after(limit), hints=_suspects(capped, [
-        (after(60), "It ran until converged: the loop must also stop once the iteration count "
-                    "reaches MAX_ITERATIONS (a diverging iteration never converges)."),
-        (after(limit + 1), "One evaluation of f too many: the loop starts from "
-                           "(1, x_guess, f(a, x_guess)) and continues while iteration < "
-                           "MAX_ITERATIONS."),
-        (after(limit - 1), "One evaluation of f too few: the loop starts from "
-                           "(1, x_guess, f(a, x_guess)) and continues while iteration < "
-                           "MAX_ITERATIONS.")]))
+    _compare("fixed_point", case, capped, after(limit), suspects=[
+        (after(60), mistakes["no-cap"]), (after(limit + 1), mistakes["one-too-many"]),
+        (after(limit - 1), mistakes["one-too-few"])])
 
     def at_once(x_prev, x):
         return jnp.array(True)
@@ -1892,34 +2089,68 @@ def _check_stopping_rule(fixed_point, jit):
         stopped = _run("fixed_point", lambda a, x: fixed_point(halfway, a, x), (a, x_guess), jit)
     case = Case("x = x / 2 + a with a converged(x_prev, x) that is always True", halfway, a,
                 x_guess)
-    _compare("fixed_point", case, stopped, after(1), hints=[
-        "Stop with the notebook's converged(x_prev, x), not a test of your own."])
+    _compare("fixed_point", case, stopped, after(1), hints=[mistakes["own-test"]])
 
 
-def _check_second_derivative(fixed_point, dtype, jit):
-    a = jnp.array([0.5, 2.0, 9.0], dtype)
+def _second_derivative(exercise, fixed_point, cases, jit):
+    a = jnp.array([0.5, 2.0, 9.0], cases[0].args[2].dtype)
     case = Case(f"the second derivative of Newton's square root at a = {np.asarray(a)}", a)
+    hint = exercise.mistakes["undifferentiable-bwd"]
 
     def newton_sqrt(a):
         return fixed_point(_newton_update, a, a)
 
-    hint = ("The backward pass is differentiated too: solve the adjoint fixed point by calling "
-            "fixed_point itself (lax.while_loop cannot be reverse-differentiated).")
     try:
         second = _run("fixed_point", jax.grad(lambda a: jnp.sum(jax.grad(
             lambda a: jnp.sum(newton_sqrt(a)))(a))), (a,), jit)
     except AssertionError as error:
         if "leaked a traced value" in str(error):  # the adjoint map closes over x_star's VJP
-            raise AssertionError(
-                "grad(grad(newton_sqrt)) failed: fixed_point leaked a traced value. In "
-                "fixed_point_bwd, the map handed to fixed_point must get what it needs (a, "
-                "x_star, v) through its parameters, e.g. fixed_point(adjoint, (a, x_star, v), "
-                "v), and call jax.vjp inside: a closure over a VJP function made outside leaks "
-                "its tracers when the rule is differentiated (or use jax.closure_convert).") \
-                from None
-        raise AssertionError(f"grad(grad(newton_sqrt)) failed. {error} {hint}") from None
-    expected = (-0.25 * np.asarray(a, np.float64) ** -1.5).astype(dtype)
+            mistake = exercise.mistakes["closure"]
+            raise Failed(mistake, mistake.code) from None
+        raise Failed(f"grad(grad(newton_sqrt)) failed. {error} {hint}", hint.code) from None
+    expected = (-0.25 * np.asarray(a, np.float64) ** -1.5).astype(a.dtype)
     _compare("grad(grad(newton_sqrt))", case, second, expected, hints=[hint])
+
+
+check_fixed_point = Exercise(
+    "fixed_point", "x* = f(a, x*) by lax.while_loop; a custom_vjp whose bwd solves the adjoint "
+    "fixed point with fixed_point itself.",
+    cases=_visible_fixed_point_cases, check_case=_fixed_point_case, rule="vjp",
+    nondiff_argnums=((0,), ": f is a function, not an array to differentiate."),
+    requires=[Require("iterates with while loops", _while_loops_both_ways, first=True),
+              Require("stops as the statement says", _stopping_rule),
+              Require("has a second derivative", _second_derivative, always=True)],
+    mistakes={
+        "no-solve": "This is v^T (df/da) alone: the backward pass must first solve the "
+                    "adjoint fixed point w = v + w^T (df/dx).",
+        "untransposed": "The Jacobian df/dx is applied untransposed: the adjoint iteration "
+                        "needs w -> v + vjp_x(w), a VJP, not a JVP.",
+        "unrolled": "With x_guess at the solution the loop stops at once, so only an implicit "
+                    "rule gets this right: do not differentiate the iterations.",
+        "guess-gradient": "The solution does not depend on the initial guess.",
+        "fixed-steps": "fixed_point must iterate with jax.lax.while_loop until "
+                       "converged(x_prev, x), not a fixed number of steps.",
+        "dense-adjoint": "fixed_point_bwd must find w = v + A^T w by iterating, with "
+                         "fixed_point itself: its backward pass runs no loop, so it solves the "
+                         "adjoint equation some other way (a dense solve forms the Jacobian A, "
+                         "which implicit layers exist to avoid).",
+        "no-cap": "It ran until converged: the loop must also stop once the iteration count "
+                  "reaches MAX_ITERATIONS (a diverging iteration never converges).",
+        "one-too-many": "One evaluation of f too many: the loop starts from (1, x_guess, "
+                        "f(a, x_guess)) and continues while iteration < MAX_ITERATIONS.",
+        "one-too-few": "One evaluation of f too few: the loop starts from (1, x_guess, "
+                       "f(a, x_guess)) and continues while iteration < MAX_ITERATIONS.",
+        "own-test": "Stop with the notebook's converged(x_prev, x), not a test of your own.",
+        "undifferentiable-bwd": "The backward pass is differentiated too: solve the adjoint "
+                                "fixed point by calling fixed_point itself (lax.while_loop "
+                                "cannot be reverse-differentiated).",
+        "closure": "grad(grad(newton_sqrt)) failed: fixed_point leaked a traced value. In "
+                   "fixed_point_bwd, the map handed to fixed_point must get what it needs (a, "
+                   "x_star, v) through its parameters, e.g. fixed_point(adjoint, (a, x_star, "
+                   "v), v), and call jax.vjp inside: a closure over a VJP function made "
+                   "outside leaks its tracers when the rule is differentiated (or use "
+                   "jax.closure_convert).",
+    })
 
 
 def _custom_rule_sources(fn, *args):
@@ -1944,41 +2175,45 @@ def _kepler64(M, e):
     return 0.5 * (lo + hi)
 
 
-def check_kepler(kepler, cases=None, jit=False):
-    """E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in M and e."""
-    if cases is None:
-        cases = [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
-                      jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3])),
-                 Case("e = 0.95 near perihelion, M = [0.01, 0.05, 0.2, -0.1]",
-                      jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.array([0.95] * 4))]
-    for case in cases:
-        M, e = case.args
-        sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
-        if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s
-                   for s in sources):
-            raise AssertionError("kepler must solve the equation with jax.lax.custom_root.")
-        E64 = _kepler64(M, e)
-        slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
-        dM, de = 1.0 / slope, np.sin(E64) / slope
-        d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
-        dtype = M.dtype
-        value = _run("kepler", kepler, (M, e), jit)
-        _compare("kepler", case, value, E64.astype(dtype), hints=[
-            "Run Newton's method until it converges (check the number of steps and the sign "
-            "of the update)."])
-        grads = _run("kepler", jax.grad(lambda M, e: jnp.sum(kepler(M, e)), (0, 1)), (M, e), jit)
-        wrong_tangent_solve = [(np.asarray(slope).astype(dtype), "tangent_solve must divide by "
-                                "the derivative, y / g(1), not multiply by it.")]
-        _compare("dE/dM", case, grads[0], dM.astype(dtype),
-                 hints=_suspects(grads[0], wrong_tangent_solve))
-        _compare("dE/de", case, grads[1], de.astype(dtype))
-        t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
-        tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
-        _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
-        second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
-            jax.grad(lambda M: jnp.sum(kepler(M, e)))(M))), (M, e), jit)
-        _compare("d2E/dM2", case, second, d2M.astype(dtype))
-    _passed("kepler", cases, jit)
+def _kepler_case(exercise, kepler, case, jit):
+    M, e = case.args
+    sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
+    if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s for s in sources):
+        raise Failed(exercise.mistakes["no-custom-root"], exercise.mistakes["no-custom-root"].code)
+    E64 = _kepler64(M, e)
+    slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
+    dM, de = 1.0 / slope, np.sin(E64) / slope
+    d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
+    dtype = M.dtype
+    value = _run("kepler", kepler, (M, e), jit)
+    _compare("kepler", case, value, E64.astype(dtype), hints=[
+        "Run Newton's method until it converges (check the number of steps and the sign of "
+        "the update)."])
+    grads = _run("kepler", jax.grad(lambda M, e: jnp.sum(kepler(M, e)), (0, 1)), (M, e), jit)
+    _compare("dE/dM", case, grads[0], dM.astype(dtype),
+             suspects=[(np.asarray(slope).astype(dtype), exercise.mistakes["tangent-solve"])])
+    _compare("dE/de", case, grads[1], de.astype(dtype))
+    t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
+    tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
+    _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
+    second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
+        jax.grad(lambda M: jnp.sum(kepler(M, e)))(M))), (M, e), jit)
+    _compare("d2E/dM2", case, second, d2M.astype(dtype))
+
+
+check_kepler = Exercise(
+    "kepler", "E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in "
+    "M and e.",
+    cases=lambda: [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
+                        jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3])),
+                   Case("e = 0.95 near perihelion, M = [0.01, 0.05, 0.2, -0.1]",
+                        jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.array([0.95] * 4))],
+    check_case=_kepler_case,
+    mistakes={
+        "no-custom-root": "kepler must solve the equation with jax.lax.custom_root.",
+        "tangent-solve": "tangent_solve must divide by the derivative, y / g(1), not multiply "
+                         "by it.",
+    })
 
 
 def _reference_fixed_point(rule_scale):
@@ -2020,11 +2255,8 @@ def _refuse_closure_tangent(value):
 @functools.partial(_refuse_closure_tangent.defjvp, symbolic_zeros=True)
 def _refuse_closure_tangent_jvp(primals, tangents):
     if not isinstance(tangents[0], jax.custom_derivatives.SymbolicZero):
-        raise AssertionError(
-            "The function you hand to fixed_point closes over a value being differentiated "
-            "(log lambda, or lambda computed from it): fixed_point's rule differentiates only "
-            "its parameters a. Pass log lambda in a, e.g. fixed_point(step, (log_lam, X, y), "
-            "w0), and compute lambda inside the step.")
+        mistake = check_ridge_hypergradient.mistakes["closure"]
+        raise Failed(mistake, mistake.code)
     return primals[0], tangents[0]
 
 
@@ -2049,60 +2281,50 @@ def _ridge_data(seed, n, d, n_val, dtype=jnp.float32):
     return X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]
 
 
-def check_ridge_hypergradient(ridge_hypergradient, cases=None, jit=False):
-    """(validation loss, its derivative in log lambda), with w* found by fixed_point.
+def _ridge_case(exercise, ridge_hypergradient, case, jit):
+    """The checks put their own correct fixed_point in the notebook while they run, so a
+    mistake in the fixed_point exercise does not cost points here too."""
+    log_lam = case.args[0]
+    loss64, hypergradient64 = _ridge64(*case.args)
+    dtype = log_lam.dtype
+    with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(1.0)):
+        loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient, case.args, jit)
+    _compare("the validation loss of ridge_hypergradient", case, loss,
+             np.asarray(loss64, dtype), factors=True)
+    _compare("the hypergradient of ridge_hypergradient", case, hypergradient,
+             np.asarray(hypergradient64, dtype), suspects=[
+                 (np.asarray(hypergradient64 / np.exp(np.float64(log_lam)), dtype),
+                  exercise.mistakes["in-lambda"])])
 
-    The checks put their own correct fixed_point in the notebook while they run, so a mistake
-    in the fixed_point exercise does not cost points here too.
-    """
-    visible = cases is None
-    if visible:
-        cases = [Case("log lambda = -1, 20 training and 10 validation examples, 3 features",
-                      jnp.array(-1.0), *_ridge_data(0, 20, 3, 10))]
+
+def _ridge_through_fixed_point(exercise, ridge_hypergradient, cases, jit):
+    """With fixed_point's rule doubled, the hypergradient doubles."""
     for case in cases:
-        log_lam = case.args[0]
-        loss64, hypergradient64 = _ridge64(*case.args)
-        dtype = log_lam.dtype
-        for scale in (1.0, 2.0) if visible else (1.0,):
-            with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(scale)):
-                loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient,
-                                           case.args, jit)
-            _compare("the validation loss of ridge_hypergradient", case, loss,
-                     np.asarray(loss64, dtype), factors=True)
-            if scale == 1.0:
-                _compare("the hypergradient of ridge_hypergradient", case, hypergradient,
-                         np.asarray(hypergradient64, dtype), hints=_suspects(hypergradient, [
-                             (np.asarray(hypergradient64 / np.exp(np.float64(log_lam)), dtype),
-                              "This is the derivative in lambda: differentiate in log lambda."),
-                         ]))
-            elif not _close(hypergradient, np.asarray(2 * hypergradient64, dtype)):
-                raise AssertionError(
-                    "ridge_hypergradient's gradient does not come from fixed_point's implicit "
-                    "rule: when the checks double that rule, your hypergradient should double. "
-                    "Find w* with fixed_point (called by that name) and differentiate through "
-                    "it; no closed-form solve, no finite differences.")
-    _passed("ridge_hypergradient", cases, jit, ", and its gradient comes from fixed_point")
+        _, hypergradient64 = _ridge64(*case.args)
+        with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(2.0)):
+            _, hypergradient = _run("ridge_hypergradient", ridge_hypergradient, case.args, jit)
+        if not _close(hypergradient, np.asarray(2 * hypergradient64, case.args[0].dtype)):
+            mistake = exercise.mistakes["not-through-fixed-point"]
+            raise Failed(mistake, mistake.code)
 
 
-# ---------------------------------------------------------------------------------------------
-# What a student reads when a check fails
+check_ridge_hypergradient = Exercise(
+    "ridge_hypergradient", "(validation loss, its derivative in log lambda), with w* found by "
+    "fixed_point.",
+    cases=lambda: [Case("log lambda = -1, 20 training and 10 validation examples, 3 features",
+                        jnp.array(-1.0), *_ridge_data(0, 20, 3, 10))],
+    check_case=_ridge_case,
+    requires=[Require("its gradient comes from fixed_point", _ridge_through_fixed_point)],
+    mistakes={
+        "in-lambda": "This is the derivative in lambda: differentiate in log lambda.",
+        "not-through-fixed-point": "ridge_hypergradient's gradient does not come from "
+                                   "fixed_point's implicit rule: when the checks double that "
+                                   "rule, your hypergradient should double. Find w* with "
+                                   "fixed_point (called by that name) and differentiate "
+                                   "through it; no closed-form solve, no finite differences.",
+        "closure": "The function you hand to fixed_point closes over a value being "
+                   "differentiated (log lambda, or lambda computed from it): fixed_point's rule "
+                   "differentiates only its parameters a. Pass log lambda in a, e.g. "
+                   "fixed_point(step, (log_lam, X, y), w0), and compute lambda inside the step.",
+    })
 
-
-def _student_facing(check):
-    """The check, except that its failure is raised afresh here: the student's traceback shows
-    the test line and the message, not every frame of the checker it passed through."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        try:
-            return check(*args, **kwargs)
-        except AssertionError as failure:
-            raise AssertionError(*failure.args) from None
-
-    return run
-
-
-for _name, _check in list(globals().items()):
-    if _name.startswith("check_") and callable(_check):
-        globals()[_name] = _student_facing(_check)
-del _name, _check

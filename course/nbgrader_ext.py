@@ -82,6 +82,11 @@ def _error(ename, evalue):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
+def _limit(default, help):
+    """A resource limit of a grading kernel, which ``nbgrader_config.py`` may set."""
+    return Integer(default, help=help).tag(config=True)
+
+
 class ExecuteSurvivingCrashes(Execute):
     """nbgrader's Execute, except that a kernel dying (``os._exit``, a segfault) does not abort
     the student's grading, that a kernel's memory is capped, and that on POSIX systems the
@@ -108,28 +113,23 @@ class ExecuteSurvivingCrashes(Execute):
              "submission is trusted, or where each grading worker is a container of its own)"
     ).tag(config=True)
 
-    memory_limit_mb = Integer(
-        8192, help="memory (RLIMIT_DATA) one grading kernel may reserve, in MiB; -1: no limit. "
-                   "Thread stacks count: allow about 10 MiB per core beyond what notebooks need."
-    ).tag(config=True)
+    memory_limit_mb = _limit(
+        8192, "memory (RLIMIT_DATA) one grading kernel may reserve, in MiB; -1: no limit. "
+              "Thread stacks count: allow about 10 MiB per core beyond what notebooks need.")
 
-    max_processes = Integer(
-        256, help="processes and threads a sandboxed kernel may add (RLIMIT_NPROC, beyond what "
-                  "its user runs already): a fork bomb stops there"
-    ).tag(config=True)
+    max_processes = _limit(
+        256, "processes and threads a sandboxed kernel may add (RLIMIT_NPROC, beyond what "
+             "its user runs already): a fork bomb stops there")
 
-    file_size_limit_mb = Integer(
-        256, help="largest file a sandboxed kernel may write, in MiB (RLIMIT_FSIZE)"
-    ).tag(config=True)
+    file_size_limit_mb = _limit(
+        256, "largest file a sandboxed kernel may write, in MiB (RLIMIT_FSIZE)")
 
-    open_files_limit = Integer(
-        1024, help="files and sockets a sandboxed kernel may hold open (RLIMIT_NOFILE)"
-    ).tag(config=True)
+    open_files_limit = _limit(
+        1024, "files and sockets a sandboxed kernel may hold open (RLIMIT_NOFILE)")
 
-    cpu_time_limit = Integer(
-        1800, help="CPU seconds a sandboxed kernel may use, all threads and cells together "
-                   "(RLIMIT_CPU); the per-cell wall-clock limit is Execute.timeout"
-    ).tag(config=True)
+    cpu_time_limit = _limit(
+        1800, "CPU seconds a sandboxed kernel may use, all threads and cells together "
+              "(RLIMIT_CPU); the per-cell wall-clock limit is Execute.timeout")
 
     importable_files = List(
         Unicode(), ["adcheck.py"],
@@ -139,10 +139,9 @@ class ExecuteSurvivingCrashes(Execute):
              "it could stand in for a library such as numpy"
     ).tag(config=True)
 
-    tmp_size_mb = Integer(
-        512, help="size of each of a sandboxed kernel's private tmpfs folders (/tmp, and the "
-                  "copy of its submission that is its working directory), in MiB"
-    ).tag(config=True)
+    tmp_size_mb = _limit(
+        512, "size of each of a sandboxed kernel's private tmpfs folders (/tmp, and the "
+             "copy of its submission that is its working directory), in MiB")
 
     skip_demo_cells = Bool(
         True, help="do not run the cells that the assignment's source notebook tags `demo` "

@@ -110,6 +110,8 @@ def test_students_receive_only_their_assignments_checks(assignment, text_path):
         path = ROOT / folder / assignment / "adcheck.py"
         tree = ast.parse(path.read_text())
         defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        defined |= {target.id for node in tree.body if isinstance(node, ast.Assign)
+                    for target in node.targets if isinstance(target, ast.Name)}
         assert own <= defined, f"{path} lacks {sorted(own - defined)}"
         assert not (every - own) & defined, f"{path} holds {sorted((every - own) & defined)}"
         undefined = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--select",

@@ -1,9 +1,12 @@
 """Checks for the course's exercises.
 
-Every exercise has one ``check_<name>`` function. The visible test cell of a notebook calls it
-with no cases, which runs a few small ones; the hidden tests call it again with more inputs,
-shapes and dtypes, under ``jax.jit``. A failure raises ``AssertionError`` with a message that
-names the likely mistake.
+Every exercise is declared once, as ``check_<name> = Exercise(...)`` in its assignment's
+section: its visible cases, its oracle (``check_case``), its form (a custom rule, forbidden
+built-ins), the mechanisms it requires and its named mistakes. The visible test cell of a
+notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
+mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
+``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
+and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
 
 Grading does not trust the notebook's namespace:
 
@@ -41,21 +44,10 @@ _OWN_LOCATION = re.compile(r"[^\s'\"]*adcheck\.py(:\d+)?")
 TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
-_FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
-    "vgrad": ("grad", "value_and_grad") + _JACOBIANS,
-    "vmap_mjp": _JACOBIANS,
-    "vmap_jmp": _JACOBIANS,
-    "our_jacfwd": _JACOBIANS,
-    "our_jacrev": _JACOBIANS,
-    "wirtinger": ("grad", "value_and_grad", "vjp"),
-    "hessian": ("hessian",),
-    "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "polar": ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
-             + _JACOBIANS,
-})
-_ORIGINALS = types.MappingProxyType(
-    {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
+_DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
+    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+_active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +464,33 @@ def setup():
 # Calling student code
 
 
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
 class Case:
     """One input of an exercise: a label that feedback may show, the arguments, and for some
     exercises the expected result (worked out for this input, e.g. in closed form)."""
@@ -523,38 +542,47 @@ def _shorten(text, limit=300):
     return text[:text.rfind(" ", 0, limit - 2)] + " …"
 
 
-# JAX's errors that common mistakes raise, said in the terms of the exercise: (pattern of JAX's
-# message, message; {name} is the student's function, the other fields the pattern's groups).
+# JAX's errors that common mistakes raise, said in the terms of the exercise: (code, pattern of
+# JAX's message, message; {name} is the student's function, the other fields the pattern's
+# groups).
 _JAX_ERRORS = (
-    (r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
+    ("cotangent-shape",
+     r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
      r"(?P<got>\S+), but expected (?P<want>\S+?) because",
      "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
      "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
      "output, not of its input."),
-    (r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
+    ("tangent-shape",
+     r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
      r"and tangent shape as (?P<tangent>\(.*?\))",
      "{name} called jax.jvp with a tangent of shape {tangent} for an input of shape {primal}: a "
      "tangent has the shape and dtype of the input it pushes forward."),
-    (r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
+    ("bwd-structure",
+     r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
      "{name}'s bwd rule must return a tuple with one cotangent for each argument of the "
      "function, in order (a 1-tuple, `(g,)`, for a function of one argument)."),
-    (r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+    ("jvp-of-custom-vjp",
+     r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
      "{name} was differentiated in forward mode (jax.jvp, jacfwd), which a function with a "
      "custom_vjp rule does not support: where forward mode is needed, write a custom_jvp rule "
      "or no custom rule."),
-    (r"Encountered an unexpected tracer",
+    ("leaked-tracer",
+     r"Encountered an unexpected tracer",
      "{name} leaked a traced value: a function handed to a JAX transformation or custom rule "
      "closes over a value that is being traced or differentiated. Pass such values in as "
      "arguments (to fixed_point, in its parameters a), or convert the function with "
      "jax.closure_convert."),
-    (r"vmap is only supported for the pure_callback primitive",
+    ("pure-callback",
+     r"vmap is only supported for the pure_callback primitive",
      "{name} calls jax.pure_callback (NumPy code), which has no rule for jax.vmap here: write it "
      "with jax.numpy, so that it works under vmap and jit."),
-    (r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
+    ("vmap-rank",
+     r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
-    (r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
+    ("while-condition",
+     r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
      "{name}'s while_loop condition returns {got}, not one boolean: reduce it (jnp.any, "
      "jnp.all) or test a norm."),
@@ -571,16 +599,16 @@ def _type_in_words(jax_type):
 
 
 def _explained(name, error):
-    """The student-facing text of an exception that ``name`` raised."""
+    """The failure that an exception ``name`` raised is to the student."""
     text = str(error)
-    for pattern, message in _JAX_ERRORS:
+    for code, pattern, message in _JAX_ERRORS:
         found = re.search(pattern, text)
         if found:
             fields = {k: _type_in_words(v) for k, v in found.groupdict().items()}
-            return message.format(name=name, **fields)
+            return Failed(message.format(name=name, **fields), _code(code))
     # JAX names where a traced function was defined; inside the checks that is noise.
     text = _OWN_LOCATION.sub("the checks", (text.strip().splitlines() or [""])[0])
-    return f"{name} raised {type(error).__name__}: {_shorten(text)}"
+    return Failed(f"{name} raised {type(error).__name__}: {_shorten(text)}", _code("raised"))
 
 
 def _call(name, fn, *args):
@@ -593,7 +621,7 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     # builtins included: after it returns, nothing is looked up before the guard restored all.
     try:
         _audit("adcheck.restore", "before a check called your code", "before")
-        with _forbidden_functions(name):
+        with _forbidden_functions():
             result = fn(*args)
         outcome = None
     except BaseException as error:
@@ -605,9 +633,9 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     if isinstance(outcome, AssertionError):
         raise outcome
     if isinstance(outcome, NotImplementedError) and not str(outcome):  # the answer cell's stub
-        raise AssertionError(f"{name} is not implemented yet.") from None
+        raise Failed(f"{name} is not implemented yet.", _code("not-implemented")) from None
     if isinstance(outcome, Exception):
-        raise AssertionError(_explained(name, outcome)) from None
+        raise _explained(name, outcome) from None
     raise outcome
 
 
@@ -615,14 +643,17 @@ def _as_array(name, value):
     """A plain NumPy copy of what student code returned: no subclass, no Python objects, so
     that nothing it returned can take part in the comparison."""
     if isinstance(value, tuple) and len(value) == 1:
-        raise AssertionError(
+        raise Failed(
             f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
-            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).")
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).",
+            _code("one-tuple"))
     if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        raise AssertionError(f"{name} returned a {type(value).__name__}, expected an array.")
+        raise Failed(f"{name} returned a {type(value).__name__}, expected an array.",
+                     _code("not-an-array"))
     array = np.array(value, copy=True, subok=False)
     if array.dtype.hasobject or type(array) is not np.ndarray:
-        raise AssertionError(f"{name} returned an array of Python objects, expected numbers.")
+        raise Failed(f"{name} returned an array of Python objects, expected numbers.",
+                     _code("python-objects"))
     return array
 
 
@@ -668,14 +699,17 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
         f" (arguments: {arguments})" if len(arguments) <= 100 else "")
     named = _suspects(actual, suspects)
     if named and not _close(actual, expected):
-        raise AssertionError(f"{where}: " + " ".join(named))
+        raise Failed(f"{where}: " + " ".join(named), _named_code(named))
     if actual.shape != expected.shape:
         message = f"{where}: shape {actual.shape}, expected {expected.shape}."
         if sorted(actual.shape) == sorted(expected.shape):
             message += " The axes are in the wrong order."
-        raise AssertionError(message + "".join(" " + h for h in (*shape_hints, *hints)))
+        hints = (*shape_hints, *hints)
+        raise Failed(message + "".join(" " + h for h in hints),
+                     _named_code(hints, "wrong-shape"))
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.")
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+                     _code("wrong-dtype"))
     rtol, atol = _tolerances(expected.dtype, expected)
     if relative:
         atol = float(np.finfo(expected.dtype).tiny)
@@ -693,33 +727,40 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     else:
         message = f"{where}: values differ (largest error {np.max(error):.3g})."
     factor = factors and _factor_in_words(actual, expected, rtol, atol)
+    code = "wrong-values"
     if np.allclose(actual, -expected, rtol=rtol, atol=atol):
-        message += " The sign is flipped."
+        message, code = message + " The sign is flipped.", "sign-flipped"
     elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
                                                     atol=atol):
-        message += " You returned the complex conjugate."
+        message, code = message + " You returned the complex conjugate.", "conjugate"
     elif factor:
         message += f" Every value is {factor} the expected one: a factor is missing or extra."
-    raise AssertionError(message + "".join(" " + h for h in hints))
+        code = "missing-factor"
+    raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
+
+
+def _named_code(hints, otherwise="wrong-values"):
+    """The code of the first named mistake among ``hints``, or the running exercise's
+    ``otherwise``; hints that are plain advice name none."""
+    return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
 
 
 # ---------------------------------------------------------------------------------------------
 # Mechanism checks
 
 
-def _exercise(name):
-    return name.split("(")[0].split(" ")[0]
-
-
 @contextlib.contextmanager
-def _forbidden_functions(name):
-    """While student code runs, the jax functions the exercise forbids raise when called."""
-    attrs = _FORBIDDEN.get(_exercise(name), ())
+def _forbidden_functions():
+    """While student code runs, the jax functions the running exercise forbids raise when
+    called."""
+    exercise = _active[-1] if _active else None
+    attrs = exercise.forbids if exercise else ()
     saved = {attr: getattr(jax, attr) for attr in attrs}
 
     def stub(attr):
         def forbidden(*args, **kwargs):
-            raise AssertionError(f"{_exercise(name)} must not call jax.{attr}.")
+            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+                         f"{exercise.name}/forbidden-call")
         return forbidden
 
     for attr in attrs:
@@ -755,13 +796,12 @@ def _referenced_objects(fn, depth=0, seen=None):
     return found
 
 
-def _require_no_forbidden_reference(name, fn):
+def _require_no_forbidden_reference(name, fn, forbids):
     """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
-    forbidden = _FORBIDDEN.get(name, ())
     for value in _referenced_objects(fn):
-        if _ORIGINALS.get(id(value)) in forbidden:
-            raise AssertionError(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise "
-                                 "forbids.")
+        if _ORIGINALS.get(id(value)) in forbids:
+            raise Failed(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise forbids.",
+                         f"{name}/forbidden-call")
 
 
 def _equations(fn, *args):
@@ -789,12 +829,14 @@ def _require_vectorized(name, fn, small_args, large_args):
     large = _call(name, lambda: _program(fn, *large_args))
     loops = sorted({p for p in large if p in ("scan", "while")})
     if loops:
-        raise AssertionError(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.")
+        raise Failed(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.",
+                     _code("python-loop"))
     if len(small) != len(large):
-        raise AssertionError(
+        raise Failed(
             f"{name} builds a program whose size grows with the number of vectors "
             f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
-            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.")
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.",
+            _code("python-loop"))
 
 
 def _largest_intermediate(fn, *args):
@@ -803,11 +845,11 @@ def _largest_intermediate(fn, *args):
                 for eqn in _equations(fn, *args) for var in eqn.outvars), default=0)
 
 
-def _require_small_intermediates(name, fn, args, limit, what):
+def _require_small_intermediates(name, fn, args, limit, what, code):
     """No array of ``limit`` entries or more in ``fn``'s program; ``what`` ends the message."""
     largest = _call(name, lambda: _largest_intermediate(fn, *args))
     if largest >= limit:
-        raise AssertionError(f"{name} builds an array of {largest} entries {what}")
+        raise Failed(f"{name} builds an array of {largest} entries {what}", _code(code))
 
 
 def _sin_twice(x):
@@ -845,18 +887,23 @@ def _require_mode(name, mode, run):
     try:
         run(*_MODE_PROBES[mode])
     except AssertionError as error:
-        raise AssertionError(
+        raise Failed(
             f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
-            f"can differentiate: are you using {other} mode? What failed: {error}") from None
+            f"can differentiate: are you using {other} mode? What failed: {error}",
+            _code("wrong-mode")) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared by the assignments' checks
 
 
-def _passed(what, cases, jit, also=""):
-    """Say that ``what`` passed its ``cases`` (under jit, if so) and what else was checked."""
+def _passed(what, cases, jit, mechanisms=()):
+    """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
+    also = ""
+    if mechanisms:
+        also = (", " + ", ".join(mechanisms[:-1]) if len(mechanisms) > 1 else "")
+        also += " and " + mechanisms[-1]
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
@@ -875,14 +922,14 @@ def _run(name, fn, args, jit):
         text = str(error)
         if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
             text = text[0].lower() + text[1:]
-        raise AssertionError(f"Under jax.jit, {text}") from None
+        raise Failed(f"Under jax.jit, {text}", getattr(error, "code", None)) from None
 
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
     if jax.tree.structure(actual) != jax.tree.structure(expected):
-        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
-                             f"{_describe(expected)}.")
+        raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                     f"{_describe(expected)}.", _code("wrong-structure"))
     paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
     for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
         _compare(_leaf_in_words(name, path), case, a, e, **hints)
@@ -938,9 +985,27 @@ def _require_custom_rule(name, fn, kind):
     """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
     cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
     if not isinstance(fn, cls):
-        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+        raise Failed(f"{name} must be a function decorated with @jax.custom_{kind}.",
+                     _code("no-custom-rule"))
     if getattr(fn, rule, None) is None:
-        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+        raise Failed(f"{name} has no rule yet: register it with {name}.def{kind}(...).",
+                     _code("no-custom-rule"))
+
+
+def _rule_helpers_at_module_level(exercise, answer):
+    """The statement's ``_fwd`` and ``_bwd``, defined in the notebook's namespace."""
+    namespace = _student_globals(answer)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise Failed(f"Define the rule's {helper} at module level, as the statement says.",
+                         _code("no-module-level-rule"))
+
+
+def _one_cotangent(returned, mistake):
+    """The one cotangent of a bwd rule's ``returned`` tuple; ``mistake`` if it is no 1-tuple."""
+    if not (isinstance(returned, tuple) and len(returned) == 1):
+        raise Failed(mistake, mistake.code)
+    return returned[0]
 
 
 def _close(actual, expected):
@@ -955,6 +1020,79 @@ def _close(actual, expected):
 def _suspects(actual, candidates):
     """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
     return [hint for value, hint in candidates if _close(actual, value)]
+
+
+class Require:
+    """A mechanism the statement asks for: ``words`` says it in the pass message (``is
+    vectorized``), ``check(exercise, answer, cases, jit)`` raises unless the answer has it.
+    It runs after the visible cases have passed (before them when ``first``), or after every
+    set of cases when ``always``."""
+
+    def __init__(self, words, check, always=False, first=False):
+        self.words, self.check, self.always, self.first = words, check, always, first
+
+
+class Exercise:
+    """One exercise's specification, in the order of its statement; the checks are its runner.
+
+    ``name``: the function the student writes. ``statement``: what it computes, in one line.
+    ``cases()``: the visible cases (the hidden tests pass their own). ``check_case(exercise,
+    answer, case, jit)``: the answer against the oracle on one case. ``rule``: ``"jvp"`` or
+    ``"vjp"`` when the answer must be a ``jax.custom_jvp`` / ``custom_vjp`` with its rule;
+    ``nondiff_argnums``: the ones that rule must declare. ``forbids``: the jax functions the
+    answer may neither call nor name. ``structure``: more requirements on the answer's form,
+    each ``(exercise, answer)``. ``requires``: the mechanisms (:class:`Require`). ``mistakes``:
+    the named mistakes, code -> message, which ``check_case`` and the requirements raise as
+    ``exercise.mistakes[code]``. ``facts``: what a ``check_case`` shared by two exercises
+    needs to tell them apart (``mode="forward"``).
+
+    Calling it checks an answer: ``check_vgrad(vgrad)`` in the visible test cell, and
+    ``check_vgrad(vgrad, cases=[...], jit=True)`` in the hidden tests.
+    """
+
+    def __init__(self, name, statement, *, cases, check_case, rule=None, nondiff_argnums=None,
+                 forbids=(), structure=(), requires=(), mistakes=None, **facts):
+        self.name, self.__doc__ = name, statement
+        self.cases, self.check_case = cases, check_case
+        self.rule, self.nondiff_argnums = rule, nondiff_argnums
+        self.forbids, self.structure, self.requires = forbids, structure, requires
+        self.mistakes = {code: Mistake(f"{name}/{code}", message)
+                         for code, message in (mistakes or {}).items()}
+        self.facts = facts
+
+    def __call__(self, answer, cases=None, jit=False):
+        visible = cases is None
+        _active.append(self)
+        try:
+            self._require_form(answer)
+            cases = self.cases() if visible else cases
+            checked = [r for r in self.requires if visible or r.always]
+            for requirement in (r for r in checked if r.first):
+                requirement.check(self, answer, cases, jit)
+            for case in cases:
+                self.check_case(self, answer, case, jit)
+            for requirement in (r for r in checked if not r.first):
+                requirement.check(self, answer, cases, jit)
+        except AssertionError as failure:  # raised afresh: the traceback ends at the test line
+            shown = AssertionError(str(failure))  # named AssertionError, as students expect
+            shown.code = getattr(failure, "code", None) or _code("unnamed")
+            raise shown from None
+        finally:
+            _active.pop()
+        _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _require_form(self, answer):
+        if self.rule:
+            _require_custom_rule(self.name, answer, self.rule)
+        if self.nondiff_argnums is not None:
+            wanted, why = self.nondiff_argnums
+            if tuple(getattr(answer, "nondiff_argnums", ())) != wanted:
+                raise Failed(f"{self.name} must declare nondiff_argnums={wanted}{why}",
+                             _code("nondiff-argnums"))
+        if self.forbids:
+            _require_no_forbidden_reference(self.name, answer, self.forbids)
+        for requirement in self.structure:
+            requirement(self, answer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -976,21 +1114,34 @@ _sum_sin_fwd_over_rev_only.defvjp(lambda x: (jnp.sum(jnp.sin(x)), x),
                                   lambda x, g: (g * _cos_by_while(x),))
 
 
-def _require_forward_over_reverse(name, run):
-    """``run(f)`` must work on a function whose second derivative only forward-over-reverse
-    takes."""
-    try:
-        run(_sum_sin_fwd_over_rev_only)
-    except AssertionError as error:
-        raise AssertionError(
-            f"{name} must be forward-over-reverse (jax.jvp or jacfwd outside, jax.grad or jacrev "
-            "inside); it failed on a function that only that order can differentiate twice. "
-            f"What failed: {error}") from None
+def _forward_over_reverse(run):
+    """``Require``: ``run(answer, f)`` must work on a function whose second derivative only
+    forward-over-reverse takes."""
+    def check(exercise, answer, cases, jit):
+        try:
+            run(answer, _sum_sin_fwd_over_rev_only)
+        except AssertionError as error:
+            raise Failed(
+                f"{exercise.name} must be forward-over-reverse (jax.jvp or jacfwd outside, "
+                "jax.grad or jacrev inside); it failed on a function that only that order can "
+                f"differentiate twice. What failed: {error}", _code("not-forward-over-reverse")) \
+                from None
+    return Require("is forward-over-reverse", check)
 
 
-def _require_no_dense_hessian(name, fn, n, *args):
-    _require_small_intermediates(name, fn, args, n * n,
-                                 f"for an input of size {n}: it materializes the Hessian.")
+def _no_dense_hessian(probe):
+    """``Require``: ``probe(answer, x)`` on an input of size n builds no n x n array."""
+    def check(exercise, answer, cases, jit):
+        n = 300
+        x = jnp.linspace(-1.0, 1.0, n)
+        _require_small_intermediates(exercise.name, lambda x: probe(answer, x), (x,), n * n,
+                                     f"for an input of size {n}: it materializes the Hessian.",
+                                     "dense-hessian")
+    return Require("never builds the Hessian", check)
+
+
+def _sin_times_reversed(x):
+    return jnp.sum(jnp.sin(x) * x[::-1])
 
 
 def _scalar_function_cases():
@@ -1002,53 +1153,54 @@ def _scalar_function_cases():
     ]
 
 
-def check_hessian(hessian, cases=None, jit=False):
-    """``hessian(f)(x)`` equals ``jax.hessian(f)(x)``: shape x.shape + x.shape."""
-    visible = cases is None
-    cases = _scalar_function_cases() if visible else cases
-    _require_no_forbidden_reference("hessian", hessian)
-    for case in cases:
-        f, x = case.args
-        expected = jax.jit(jax.hessian(f))(x)
-        actual = _run("hessian(f)", _call("hessian", hessian, f), (x,), jit)
-        _compare("hessian(f)", case, actual, expected,
-                 shape_hints=["The Hessian of f at x has shape x.shape + x.shape."])
-    if visible:
-        x = jnp.linspace(0.0, 1.0, 3)
-        _require_forward_over_reverse("hessian", lambda f: _compare(
-            "hessian(f)", Case("a probe function", x),
-            _call("hessian(f)", _call("hessian", hessian, f), x), jnp.diag(-jnp.sin(x))))
-    _passed("hessian", cases, jit, " and is forward-over-reverse" if visible else "")
+def _hessian_case(exercise, hessian, case, jit):
+    f, x = case.args
+    expected = jax.jit(jax.hessian(f))(x)
+    actual = _run("hessian(f)", _call("hessian", hessian, f), (x,), jit)
+    _compare("hessian(f)", case, actual, expected,
+             shape_hints=["The Hessian of f at x has shape x.shape + x.shape."])
 
 
-def check_hvp(hvp, cases=None, jit=False):
-    """``hvp(f, (x,), (v,))`` is the Hessian of f at x applied to v, for pytrees x and v."""
-    visible = cases is None
-    _require_no_forbidden_reference("hvp", hvp)
-    if visible:
-        x = jnp.array([0.5, -1.0, 2.0])
-        cases = [
-            Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), x,
-                 jnp.array([1.0, 0.0, -1.0])),
-            Case("a dict of parameters", lambda p: jnp.sum(jnp.tanh(p["w"]) * p["b"] ** 2),
-                 {"w": x, "b": jnp.array(1.5)}, {"w": jnp.ones(3), "b": jnp.array(-1.0)}),
-        ]
-    for case in cases:
-        f, x, v = case.args
-        expected = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v)
-        actual = _run("hvp", lambda x, v: hvp(f, (x,), (v,)), (x, v), jit)
-        _compare_tree("hvp", case, actual, expected)
-    if visible:
-        n = 300
-        x = jnp.linspace(-1.0, 1.0, n)
-        _require_no_dense_hessian("hvp", lambda x, v: hvp(lambda x: jnp.sum(jnp.sin(x) * x[::-1]),
-                                                         (x,), (v,)), n, x, x)
-        x = jnp.linspace(0.0, 1.0, 3)
-        _require_forward_over_reverse("hvp", lambda f: _compare(
-            "hvp", Case("a probe function", x), _call("hvp", hvp, f, (x,), (jnp.ones(3),)),
-            -jnp.sin(x)))
-    _passed("hvp", cases, jit,
-            ", never builds the Hessian and is forward-over-reverse" if visible else "")
+def _probe_hessian(hessian, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("hessian(f)", Case("a probe function", x),
+             _call("hessian(f)", _call("hessian", hessian, f), x), jnp.diag(-jnp.sin(x)))
+
+
+check_hessian = Exercise(
+    "hessian", "hessian(f)(x) equals jax.hessian(f)(x), of shape x.shape + x.shape.",
+    cases=_scalar_function_cases, check_case=_hessian_case, forbids=("hessian",),
+    requires=[_forward_over_reverse(_probe_hessian)])
+
+
+def _hvp_cases():
+    x = jnp.array([0.5, -1.0, 2.0])
+    return [
+        Case("f(x) = sum(x**3), x of shape (3,)", lambda x: jnp.sum(x**3), x,
+             jnp.array([1.0, 0.0, -1.0])),
+        Case("a dict of parameters", lambda p: jnp.sum(jnp.tanh(p["w"]) * p["b"] ** 2),
+             {"w": x, "b": jnp.array(1.5)}, {"w": jnp.ones(3), "b": jnp.array(-1.0)}),
+    ]
+
+
+def _hvp_case(exercise, hvp, case, jit):
+    f, x, v = case.args
+    expected = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v)
+    actual = _run("hvp", lambda x, v: hvp(f, (x,), (v,)), (x, v), jit)
+    _compare_tree("hvp", case, actual, expected)
+
+
+def _probe_hvp(hvp, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("hvp", Case("a probe function", x), _call("hvp", hvp, f, (x,), (jnp.ones(3),)),
+             -jnp.sin(x))
+
+
+check_hvp = Exercise(
+    "hvp", "hvp(f, (x,), (v,)) is the Hessian of f at x applied to v, for pytrees x and v.",
+    cases=_hvp_cases, check_case=_hvp_case, forbids=("hessian",) + _JACOBIANS[:3],
+    requires=[_no_dense_hessian(lambda hvp, x: hvp(_sin_times_reversed, (x,), (x,))),
+              _forward_over_reverse(_probe_hvp)])
 
 
 def _linear_value(theta, state):
@@ -1063,72 +1215,76 @@ def _td_updates(value_fn, r_t, s_tm1, s_t):
     stop = jax.lax.stop_gradient
     return {
         "target stopped": lambda t: (stop(target(t)) - value_fn(t, s_tm1)) * grad_prediction(t),
-        "nothing stopped": lambda t: (target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
-        "error stopped": lambda t: stop(target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
+        "nothing-stopped": lambda t: (target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
+        "error-stopped": lambda t: stop(target(t) - value_fn(t, s_tm1)) * grad_prediction(t),
     }
 
 
-def check_td_update(td_update, cases=None, jit=False):
-    """``td_update`` is the TD(0) update (r + v(s_t) - v(s_tm1)) grad v(s_tm1) for ``value_fn``,
-    with only the target r + v(s_t) stopped: its own derivative shows which terms are.
-
-    Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is replaced
-    by the case's own while the case runs, so an answer must call ``value_fn``.
-    """
-    visible = cases is None
-    if visible:
-        cases = [Case("the linear value function of the notebook", _linear_value,
-                      jnp.array([0.1, -0.1, 0.0]), jnp.array([1.0, 2.0, -1.0]), jnp.array(1.0),
-                      jnp.array([2.0, 1.0, 0.0]))]
-    for case in cases:
-        value_fn, theta, s_tm1, r_t, s_t = case.args
-        updates = _td_updates(value_fn, r_t, s_tm1, s_t)
-        expected = jax.jit(updates["target stopped"])(theta)
-        jacobians = {kind: jax.jit(jax.jacfwd(update))(theta) for kind, update in updates.items()}
-        with _swap_global(td_update, "value_fn", value_fn):
-            actual = _run("td_update", td_update, (theta, s_tm1, r_t, s_t), jit)
-            _compare("td_update", case, actual, expected, hints=[
-                "The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's "
-                "gradient stopped, and does the answer call value_fn?"])
-            jacobian = _run("td_update", lambda *args: jax.jacfwd(td_update)(*args),
-                            (theta, s_tm1, r_t, s_t), jit)
-        hints = {
-            "nothing stopped": "td_update differentiates through the target: wrap the target "
-                               "r_t + v(s_t) in jax.lax.stop_gradient.",
-            "error stopped": "td_update stops the prediction v(s_tm1) too: only the target "
-                             "r_t + v(s_t) goes inside jax.lax.stop_gradient.",
-        }
-        hint = next((hints[kind] for kind in hints if _close(jacobian, jacobians[kind])),
-                    "Only the target r_t + v(s_t) may be stopped; the prediction v(s_tm1) must "
-                    "stay a function of theta.")
-        _compare("the Jacobian of td_update with respect to theta", case, jacobian,
-                 jacobians["target stopped"], hints=[hint])
-    _passed("td_update and its derivative", cases, jit)
+def _td_update_case(exercise, td_update, case, jit):
+    """Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is
+    replaced by the case's own while the case runs, so an answer must call ``value_fn``."""
+    value_fn, theta, s_tm1, r_t, s_t = case.args
+    updates = _td_updates(value_fn, r_t, s_tm1, s_t)
+    expected = jax.jit(updates["target stopped"])(theta)
+    jacobians = {kind: jax.jit(jax.jacfwd(update))(theta) for kind, update in updates.items()}
+    with _swap_global(td_update, "value_fn", value_fn):
+        actual = _run("td_update", td_update, (theta, s_tm1, r_t, s_t), jit)
+        _compare("td_update", case, actual, expected, hints=[
+            "The update is (r_t + v(s_t) - v(s_tm1)) * grad v(s_tm1); is the target's "
+            "gradient stopped, and does the answer call value_fn?"])
+        jacobian = _run("td_update", lambda *args: jax.jacfwd(td_update)(*args),
+                        (theta, s_tm1, r_t, s_t), jit)
+    misreadings = [(jacobians[kind], exercise.mistakes[kind])
+                   for kind in ("nothing-stopped", "error-stopped")]
+    _compare("the Jacobian of td_update with respect to theta", case, jacobian,
+             jacobians["target stopped"], suspects=misreadings, hints=[
+                 "Only the target r_t + v(s_t) may be stopped; the prediction v(s_tm1) must "
+                 "stay a function of theta."])
 
 
-def check_straight_through_round(straight_through_round, cases=None, jit=False):
-    """Rounds in the forward pass; its JVP and VJP are the identity."""
-    visible = cases is None
-    cases = [Case("x of shape (4,)", jnp.array([0.2, 1.7, -2.4, 3.5]))] if visible else cases
-    for case in cases:
-        (x,) = case.args
-        value = _run("straight_through_round", straight_through_round, (x,), jit)
-        _compare("straight_through_round", case, value, jnp.round(x))
-        gradient = _run("straight_through_round",
-                        jax.grad(lambda x: jnp.sum(straight_through_round(x) * jnp.cos(x))), (x,),
-                        jit)
-        _compare("the gradient of sum(straight_through_round(x) * cos(x))", case, gradient,
-                 jnp.cos(x) - jnp.round(x) * jnp.sin(x), hints=[
-                     "The backward pass must treat rounding as the identity."])
-        tangent = _run("straight_through_round",
-                       lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
-                       (x,), jit)
-        _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
-        batch = jnp.stack([x, x + 0.25])
-        batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
-                       (batch,), jit)
-        _compare("jax.vmap(straight_through_round)", case, batched, jnp.round(batch))
-    _passed("straight_through_round", cases, jit)
+def _td_update_cases():
+    return [Case("the linear value function of the notebook", _linear_value,
+                 jnp.array([0.1, -0.1, 0.0]), jnp.array([1.0, 2.0, -1.0]), jnp.array(1.0),
+                 jnp.array([2.0, 1.0, 0.0]))]
+
+
+check_td_update = Exercise(
+    "td_update", "td_update is the TD(0) update (r + v(s_t) - v(s_tm1)) grad v(s_tm1) for "
+    "value_fn, with only the target r + v(s_t) stopped: its own derivative shows which terms "
+    "are.",
+    cases=_td_update_cases, check_case=_td_update_case,
+    mistakes={
+        "nothing-stopped": "td_update differentiates through the target: wrap the target "
+                           "r_t + v(s_t) in jax.lax.stop_gradient.",
+        "error-stopped": "td_update stops the prediction v(s_tm1) too: only the target "
+                         "r_t + v(s_t) goes inside jax.lax.stop_gradient.",
+    })
+
+
+def _straight_through_case(exercise, straight_through_round, case, jit):
+    (x,) = case.args
+    value = _run("straight_through_round", straight_through_round, (x,), jit)
+    _compare("straight_through_round", case, value, jnp.round(x))
+    gradient = _run("straight_through_round",
+                    jax.grad(lambda x: jnp.sum(straight_through_round(x) * jnp.cos(x))), (x,),
+                    jit)
+    _compare("the gradient of sum(straight_through_round(x) * cos(x))", case, gradient,
+             jnp.cos(x) - jnp.round(x) * jnp.sin(x), hints=[
+                 "The backward pass must treat rounding as the identity."])
+    tangent = _run("straight_through_round",
+                   lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
+                   (x,), jit)
+    _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
+    batch = jnp.stack([x, x + 0.25])
+    batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
+                   (batch,), jit)
+    _compare("jax.vmap(straight_through_round)", case, batched, jnp.round(batch))
+
+
+check_straight_through_round = Exercise(
+    "straight_through_round", "Rounds in the forward pass; its JVP and VJP are the identity.",
+    cases=lambda: [Case("x of shape (4,)", jnp.array([0.2, 1.7, -2.4, 3.5]))],
+    check_case=_straight_through_case)
 
 
 def _logistic_loss(params, x, y):
@@ -1136,26 +1292,28 @@ def _logistic_loss(params, x, y):
     return jnp.logaddexp(0.0, logit) - y * logit
 
 
-def check_perex_grads(perex_grads, cases=None, jit=False):
-    """``perex_grads(loss, params, xs, ys)``: one gradient per example, leading batch axis."""
-    visible = cases is None
-    if visible:
-        params = {"w": jnp.array([0.5, -0.25, 1.0]), "b": jnp.array(0.1)}
-        cases = [Case("logistic regression, 4 examples", _logistic_loss, params,
-                      _normal(4, (4, 3)), jnp.array([0.0, 1.0, 1.0, 0.0]))]
-    for case in cases:
-        loss, params, xs, ys = case.args
-        expected = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(params, xs, ys)
-        actual = _run("perex_grads", lambda p, xs, ys: perex_grads(loss, p, xs, ys),
-                      (params, xs, ys), jit)
-        _compare_tree("perex_grads", case, actual, expected, shape_hints=[
-            "Each leaf needs a leading batch axis: one gradient per example."])
-    if visible:
-        params = {"w": jnp.ones(3), "b": jnp.array(0.0)}
-        _require_vectorized("perex_grads", lambda xs, ys: perex_grads(_logistic_loss, params,
-                                                                       xs, ys),
-                            (jnp.ones((2, 3)), jnp.ones(2)), (jnp.ones((9, 3)), jnp.ones(9)))
-    _passed("perex_grads", cases, jit, " and is vectorized" if visible else "")
+def _perex_case(exercise, perex_grads, case, jit):
+    loss, params, xs, ys = case.args
+    expected = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(params, xs, ys)
+    actual = _run("perex_grads", lambda p, xs, ys: perex_grads(loss, p, xs, ys),
+                  (params, xs, ys), jit)
+    _compare_tree("perex_grads", case, actual, expected, shape_hints=[
+        "Each leaf needs a leading batch axis: one gradient per example."])
+
+
+def _perex_vectorized(exercise, perex_grads, cases, jit):
+    params = {"w": jnp.ones(3), "b": jnp.array(0.0)}
+    _require_vectorized("perex_grads", lambda xs, ys: perex_grads(_logistic_loss, params, xs, ys),
+                        (jnp.ones((2, 3)), jnp.ones(2)), (jnp.ones((9, 3)), jnp.ones(9)))
+
+
+check_perex_grads = Exercise(
+    "perex_grads", "perex_grads(loss, params, xs, ys): one gradient per example, with a leading "
+    "batch axis.",
+    cases=lambda: [Case("logistic regression, 4 examples", _logistic_loss,
+                        {"w": jnp.array([0.5, -0.25, 1.0]), "b": jnp.array(0.1)},
+                        _normal(4, (4, 3)), jnp.array([0.0, 1.0, 1.0, 0.0]))],
+    check_case=_perex_case, requires=[Require("is vectorized", _perex_vectorized)])
 
 
 def _quadratic_loss(params, batch):
@@ -1163,27 +1321,29 @@ def _quadratic_loss(params, batch):
     return 0.5 * params @ A @ params - b @ params
 
 
-def check_maml_grad(maml_grad, cases=None, jit=False):
-    """The gradient of loss(params - lr * grad loss(params, train), test), second order."""
-    visible = cases is None
-    if visible:
-        A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
-        cases = [Case("a quadratic loss", _quadratic_loss, jnp.array([1.0, -1.0]),
-                      (A, jnp.array([1.0, 0.0])), (A * 1.5, jnp.array([0.0, 1.0])), 0.1)]
-    for case in cases:
-        loss, params, train, test, lr = case.args
+def _maml_case(exercise, maml_grad, case, jit):
+    loss, params, train, test, lr = case.args
 
-        def meta_loss(p):
-            g = jax.grad(loss)(p, train)
-            return loss(jax.tree.map(lambda p, g: p - lr * g, p, g), test)
+    def meta_loss(p):
+        g = jax.grad(loss)(p, train)
+        return loss(jax.tree.map(lambda p, g: p - lr * g, p, g), test)
 
-        expected = jax.jit(jax.grad(meta_loss))(params)
-        actual = _run("maml_grad", lambda p: maml_grad(loss, p, train, test, lr), (params,),
-                      jit)
-        _compare_tree("maml_grad", case, actual, expected, hints=[
-            "Differentiate through the inner step (no stop_gradient), evaluate the adapted "
-            "parameters on the test batch."])
-    _passed("maml_grad", cases, jit)
+    expected = jax.jit(jax.grad(meta_loss))(params)
+    actual = _run("maml_grad", lambda p: maml_grad(loss, p, train, test, lr), (params,), jit)
+    _compare_tree("maml_grad", case, actual, expected, hints=[
+        "Differentiate through the inner step (no stop_gradient), evaluate the adapted "
+        "parameters on the test batch."])
+
+
+def _maml_cases():
+    A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+    return [Case("a quadratic loss", _quadratic_loss, jnp.array([1.0, -1.0]),
+                 (A, jnp.array([1.0, 0.0])), (A * 1.5, jnp.array([0.0, 1.0])), 0.1)]
+
+
+check_maml_grad = Exercise(
+    "maml_grad", "The gradient of loss(params - lr * grad loss(params, train), test), second "
+    "order.", cases=_maml_cases, check_case=_maml_case)
 
 
 def _hutchinson_reference(f, x, key, num_samples):
@@ -1195,65 +1355,43 @@ def _hutchinson_reference(f, x, key, num_samples):
     return jnp.mean(jnp.einsum("si,ij,sj->s", flat, hessian, flat))
 
 
-def check_hutchinson_trace(hutchinson_trace, cases=None, jit=False):
-    """Hutchinson's estimate of tr(Hessian) with the probes the exercise prescribes."""
-    visible = cases is None
-    _require_no_forbidden_reference("hutchinson_trace", hutchinson_trace)
-    if visible:
-        cases = [Case("f(x) = sum(sin(x) * x[::-1]), 8 samples",
-                      lambda x: jnp.sum(jnp.sin(x) * x[::-1]), jnp.linspace(-1.0, 1.0, 5),
-                      jax.random.key(1), 8)]
-    for case in cases:
-        f, x, key, num_samples = case.args
-        expected = jax.jit(_hutchinson_reference, static_argnums=(0, 3))(f, x, key, num_samples)
-        actual = _run("hutchinson_trace", lambda x, key: hutchinson_trace(f, x, key, num_samples),
-                      (x, key), jit)
-        _compare("hutchinson_trace", case, actual, expected, factors=True, hints=[
-            "Draw the probes exactly as the statement says, then average v . (H v)."])
-    if visible:
-        n = 300
-        x = jnp.linspace(-1.0, 1.0, n)
-        _require_no_dense_hessian(
-            "hutchinson_trace", lambda x, key: hutchinson_trace(
-                lambda x: jnp.sum(jnp.sin(x) * x[::-1]), x, key, 4), n, x, jax.random.key(0))
-        diagonal = Case("a diagonal Hessian, where every probe gives the exact trace",
-                        lambda x: jnp.sum(jnp.cos(x)), jnp.linspace(0.0, 1.0, 4),
-                        jax.random.key(2), 3)
-        f, x, key, num_samples = diagonal.args
-        _require_vectorized("hutchinson_trace", lambda probes: hutchinson_trace(
-            f, x, key, probes.shape[0]), (jnp.ones(2),), (jnp.ones(7),))
-        _compare("hutchinson_trace", diagonal,
-                 _call("hutchinson_trace", hutchinson_trace, f, x, key, num_samples),
-                 -jnp.sum(jnp.cos(x)))
-        x = jnp.linspace(0.0, 1.0, 3)
-        _require_forward_over_reverse("hutchinson_trace", lambda f: _compare(
-            "hutchinson_trace", Case("a probe function", x),
-            _call("hutchinson_trace", hutchinson_trace, f, x, jax.random.key(0), 2),
-            -jnp.sum(jnp.sin(x))))
-    _passed("hutchinson_trace", cases, jit,
-            ", never builds the Hessian and is forward-over-reverse" if visible else "")
+def _hutchinson_case(exercise, hutchinson_trace, case, jit):
+    f, x, key, num_samples = case.args
+    expected = jax.jit(_hutchinson_reference, static_argnums=(0, 3))(f, x, key, num_samples)
+    actual = _run("hutchinson_trace", lambda x, key: hutchinson_trace(f, x, key, num_samples),
+                  (x, key), jit)
+    _compare("hutchinson_trace", case, actual, expected, factors=True, hints=[
+        "Draw the probes exactly as the statement says, then average v . (H v)."])
 
 
-
-# ---------------------------------------------------------------------------------------------
-# What a student reads when a check fails
-
-
-def _student_facing(check):
-    """The check, except that its failure is raised afresh here: the student's traceback shows
-    the test line and the message, not every frame of the checker it passed through."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        try:
-            return check(*args, **kwargs)
-        except AssertionError as failure:
-            raise AssertionError(*failure.args) from None
-
-    return run
+def _hutchinson_vectorized(exercise, hutchinson_trace, cases, jit):
+    diagonal = Case("a diagonal Hessian, where every probe gives the exact trace",
+                    lambda x: jnp.sum(jnp.cos(x)), jnp.linspace(0.0, 1.0, 4),
+                    jax.random.key(2), 3)
+    f, x, key, num_samples = diagonal.args
+    _require_vectorized("hutchinson_trace", lambda probes: hutchinson_trace(
+        f, x, key, probes.shape[0]), (jnp.ones(2),), (jnp.ones(7),))
+    _compare("hutchinson_trace", diagonal,
+             _call("hutchinson_trace", hutchinson_trace, f, x, key, num_samples),
+             -jnp.sum(jnp.cos(x)))
 
 
-for _name, _check in list(globals().items()):
-    if _name.startswith("check_") and callable(_check):
-        globals()[_name] = _student_facing(_check)
-del _name, _check
+def _probe_hutchinson(hutchinson_trace, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("hutchinson_trace", Case("a probe function", x),
+             _call("hutchinson_trace", hutchinson_trace, f, x, jax.random.key(0), 2),
+             -jnp.sum(jnp.sin(x)))
+
+
+check_hutchinson_trace = Exercise(
+    "hutchinson_trace", "Hutchinson's estimate of tr(Hessian) with the probes the exercise "
+    "prescribes, from HVPs.",
+    cases=lambda: [Case("f(x) = sum(sin(x) * x[::-1]), 8 samples", _sin_times_reversed,
+                        jnp.linspace(-1.0, 1.0, 5), jax.random.key(1), 8)],
+    check_case=_hutchinson_case, forbids=("hessian",) + _JACOBIANS[:3],
+    requires=[_no_dense_hessian(lambda hutchinson_trace, x: hutchinson_trace(
+                  _sin_times_reversed, x, jax.random.key(0), 4)),
+              Require("is vectorized", _hutchinson_vectorized),
+              _forward_over_reverse(_probe_hutchinson)])
+
+

@@ -1,9 +1,12 @@
 """Checks for the course's exercises.
 
-Every exercise has one ``check_<name>`` function. The visible test cell of a notebook calls it
-with no cases, which runs a few small ones; the hidden tests call it again with more inputs,
-shapes and dtypes, under ``jax.jit``. A failure raises ``AssertionError`` with a message that
-names the likely mistake.
+Every exercise is declared once, as ``check_<name> = Exercise(...)`` in its assignment's
+section: its visible cases, its oracle (``check_case``), its form (a custom rule, forbidden
+built-ins), the mechanisms it requires and its named mistakes. The visible test cell of a
+notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
+mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
+``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
+and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
 
 Grading does not trust the notebook's namespace:
 
@@ -41,21 +44,10 @@ _OWN_LOCATION = re.compile(r"[^\s'\"]*adcheck\.py(:\d+)?")
 TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
-_FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
-    "vgrad": ("grad", "value_and_grad") + _JACOBIANS,
-    "vmap_mjp": _JACOBIANS,
-    "vmap_jmp": _JACOBIANS,
-    "our_jacfwd": _JACOBIANS,
-    "our_jacrev": _JACOBIANS,
-    "wirtinger": ("grad", "value_and_grad", "vjp"),
-    "hessian": ("hessian",),
-    "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "polar": ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
-             + _JACOBIANS,
-})
-_ORIGINALS = types.MappingProxyType(
-    {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
+_DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
+    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+_active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +464,33 @@ def setup():
 # Calling student code
 
 
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
 class Case:
     """One input of an exercise: a label that feedback may show, the arguments, and for some
     exercises the expected result (worked out for this input, e.g. in closed form)."""
@@ -523,38 +542,47 @@ def _shorten(text, limit=300):
     return text[:text.rfind(" ", 0, limit - 2)] + " …"
 
 
-# JAX's errors that common mistakes raise, said in the terms of the exercise: (pattern of JAX's
-# message, message; {name} is the student's function, the other fields the pattern's groups).
+# JAX's errors that common mistakes raise, said in the terms of the exercise: (code, pattern of
+# JAX's message, message; {name} is the student's function, the other fields the pattern's
+# groups).
 _JAX_ERRORS = (
-    (r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
+    ("cotangent-shape",
+     r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
      r"(?P<got>\S+), but expected (?P<want>\S+?) because",
      "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
      "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
      "output, not of its input."),
-    (r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
+    ("tangent-shape",
+     r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
      r"and tangent shape as (?P<tangent>\(.*?\))",
      "{name} called jax.jvp with a tangent of shape {tangent} for an input of shape {primal}: a "
      "tangent has the shape and dtype of the input it pushes forward."),
-    (r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
+    ("bwd-structure",
+     r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
      "{name}'s bwd rule must return a tuple with one cotangent for each argument of the "
      "function, in order (a 1-tuple, `(g,)`, for a function of one argument)."),
-    (r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+    ("jvp-of-custom-vjp",
+     r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
      "{name} was differentiated in forward mode (jax.jvp, jacfwd), which a function with a "
      "custom_vjp rule does not support: where forward mode is needed, write a custom_jvp rule "
      "or no custom rule."),
-    (r"Encountered an unexpected tracer",
+    ("leaked-tracer",
+     r"Encountered an unexpected tracer",
      "{name} leaked a traced value: a function handed to a JAX transformation or custom rule "
      "closes over a value that is being traced or differentiated. Pass such values in as "
      "arguments (to fixed_point, in its parameters a), or convert the function with "
      "jax.closure_convert."),
-    (r"vmap is only supported for the pure_callback primitive",
+    ("pure-callback",
+     r"vmap is only supported for the pure_callback primitive",
      "{name} calls jax.pure_callback (NumPy code), which has no rule for jax.vmap here: write it "
      "with jax.numpy, so that it works under vmap and jit."),
-    (r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
+    ("vmap-rank",
+     r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
-    (r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
+    ("while-condition",
+     r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
      "{name}'s while_loop condition returns {got}, not one boolean: reduce it (jnp.any, "
      "jnp.all) or test a norm."),
@@ -571,16 +599,16 @@ def _type_in_words(jax_type):
 
 
 def _explained(name, error):
-    """The student-facing text of an exception that ``name`` raised."""
+    """The failure that an exception ``name`` raised is to the student."""
     text = str(error)
-    for pattern, message in _JAX_ERRORS:
+    for code, pattern, message in _JAX_ERRORS:
         found = re.search(pattern, text)
         if found:
             fields = {k: _type_in_words(v) for k, v in found.groupdict().items()}
-            return message.format(name=name, **fields)
+            return Failed(message.format(name=name, **fields), _code(code))
     # JAX names where a traced function was defined; inside the checks that is noise.
     text = _OWN_LOCATION.sub("the checks", (text.strip().splitlines() or [""])[0])
-    return f"{name} raised {type(error).__name__}: {_shorten(text)}"
+    return Failed(f"{name} raised {type(error).__name__}: {_shorten(text)}", _code("raised"))
 
 
 def _call(name, fn, *args):
@@ -593,7 +621,7 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     # builtins included: after it returns, nothing is looked up before the guard restored all.
     try:
         _audit("adcheck.restore", "before a check called your code", "before")
-        with _forbidden_functions(name):
+        with _forbidden_functions():
             result = fn(*args)
         outcome = None
     except BaseException as error:
@@ -605,9 +633,9 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     if isinstance(outcome, AssertionError):
         raise outcome
     if isinstance(outcome, NotImplementedError) and not str(outcome):  # the answer cell's stub
-        raise AssertionError(f"{name} is not implemented yet.") from None
+        raise Failed(f"{name} is not implemented yet.", _code("not-implemented")) from None
     if isinstance(outcome, Exception):
-        raise AssertionError(_explained(name, outcome)) from None
+        raise _explained(name, outcome) from None
     raise outcome
 
 
@@ -615,14 +643,17 @@ def _as_array(name, value):
     """A plain NumPy copy of what student code returned: no subclass, no Python objects, so
     that nothing it returned can take part in the comparison."""
     if isinstance(value, tuple) and len(value) == 1:
-        raise AssertionError(
+        raise Failed(
             f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
-            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).")
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).",
+            _code("one-tuple"))
     if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        raise AssertionError(f"{name} returned a {type(value).__name__}, expected an array.")
+        raise Failed(f"{name} returned a {type(value).__name__}, expected an array.",
+                     _code("not-an-array"))
     array = np.array(value, copy=True, subok=False)
     if array.dtype.hasobject or type(array) is not np.ndarray:
-        raise AssertionError(f"{name} returned an array of Python objects, expected numbers.")
+        raise Failed(f"{name} returned an array of Python objects, expected numbers.",
+                     _code("python-objects"))
     return array
 
 
@@ -668,14 +699,17 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
         f" (arguments: {arguments})" if len(arguments) <= 100 else "")
     named = _suspects(actual, suspects)
     if named and not _close(actual, expected):
-        raise AssertionError(f"{where}: " + " ".join(named))
+        raise Failed(f"{where}: " + " ".join(named), _named_code(named))
     if actual.shape != expected.shape:
         message = f"{where}: shape {actual.shape}, expected {expected.shape}."
         if sorted(actual.shape) == sorted(expected.shape):
             message += " The axes are in the wrong order."
-        raise AssertionError(message + "".join(" " + h for h in (*shape_hints, *hints)))
+        hints = (*shape_hints, *hints)
+        raise Failed(message + "".join(" " + h for h in hints),
+                     _named_code(hints, "wrong-shape"))
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.")
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+                     _code("wrong-dtype"))
     rtol, atol = _tolerances(expected.dtype, expected)
     if relative:
         atol = float(np.finfo(expected.dtype).tiny)
@@ -693,33 +727,40 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     else:
         message = f"{where}: values differ (largest error {np.max(error):.3g})."
     factor = factors and _factor_in_words(actual, expected, rtol, atol)
+    code = "wrong-values"
     if np.allclose(actual, -expected, rtol=rtol, atol=atol):
-        message += " The sign is flipped."
+        message, code = message + " The sign is flipped.", "sign-flipped"
     elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
                                                     atol=atol):
-        message += " You returned the complex conjugate."
+        message, code = message + " You returned the complex conjugate.", "conjugate"
     elif factor:
         message += f" Every value is {factor} the expected one: a factor is missing or extra."
-    raise AssertionError(message + "".join(" " + h for h in hints))
+        code = "missing-factor"
+    raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
+
+
+def _named_code(hints, otherwise="wrong-values"):
+    """The code of the first named mistake among ``hints``, or the running exercise's
+    ``otherwise``; hints that are plain advice name none."""
+    return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
 
 
 # ---------------------------------------------------------------------------------------------
 # Mechanism checks
 
 
-def _exercise(name):
-    return name.split("(")[0].split(" ")[0]
-
-
 @contextlib.contextmanager
-def _forbidden_functions(name):
-    """While student code runs, the jax functions the exercise forbids raise when called."""
-    attrs = _FORBIDDEN.get(_exercise(name), ())
+def _forbidden_functions():
+    """While student code runs, the jax functions the running exercise forbids raise when
+    called."""
+    exercise = _active[-1] if _active else None
+    attrs = exercise.forbids if exercise else ()
     saved = {attr: getattr(jax, attr) for attr in attrs}
 
     def stub(attr):
         def forbidden(*args, **kwargs):
-            raise AssertionError(f"{_exercise(name)} must not call jax.{attr}.")
+            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+                         f"{exercise.name}/forbidden-call")
         return forbidden
 
     for attr in attrs:
@@ -755,13 +796,12 @@ def _referenced_objects(fn, depth=0, seen=None):
     return found
 
 
-def _require_no_forbidden_reference(name, fn):
+def _require_no_forbidden_reference(name, fn, forbids):
     """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
-    forbidden = _FORBIDDEN.get(name, ())
     for value in _referenced_objects(fn):
-        if _ORIGINALS.get(id(value)) in forbidden:
-            raise AssertionError(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise "
-                                 "forbids.")
+        if _ORIGINALS.get(id(value)) in forbids:
+            raise Failed(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise forbids.",
+                         f"{name}/forbidden-call")
 
 
 def _equations(fn, *args):
@@ -789,12 +829,14 @@ def _require_vectorized(name, fn, small_args, large_args):
     large = _call(name, lambda: _program(fn, *large_args))
     loops = sorted({p for p in large if p in ("scan", "while")})
     if loops:
-        raise AssertionError(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.")
+        raise Failed(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.",
+                     _code("python-loop"))
     if len(small) != len(large):
-        raise AssertionError(
+        raise Failed(
             f"{name} builds a program whose size grows with the number of vectors "
             f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
-            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.")
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.",
+            _code("python-loop"))
 
 
 def _largest_intermediate(fn, *args):
@@ -803,11 +845,11 @@ def _largest_intermediate(fn, *args):
                 for eqn in _equations(fn, *args) for var in eqn.outvars), default=0)
 
 
-def _require_small_intermediates(name, fn, args, limit, what):
+def _require_small_intermediates(name, fn, args, limit, what, code):
     """No array of ``limit`` entries or more in ``fn``'s program; ``what`` ends the message."""
     largest = _call(name, lambda: _largest_intermediate(fn, *args))
     if largest >= limit:
-        raise AssertionError(f"{name} builds an array of {largest} entries {what}")
+        raise Failed(f"{name} builds an array of {largest} entries {what}", _code(code))
 
 
 def _sin_twice(x):
@@ -845,18 +887,23 @@ def _require_mode(name, mode, run):
     try:
         run(*_MODE_PROBES[mode])
     except AssertionError as error:
-        raise AssertionError(
+        raise Failed(
             f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
-            f"can differentiate: are you using {other} mode? What failed: {error}") from None
+            f"can differentiate: are you using {other} mode? What failed: {error}",
+            _code("wrong-mode")) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared by the assignments' checks
 
 
-def _passed(what, cases, jit, also=""):
-    """Say that ``what`` passed its ``cases`` (under jit, if so) and what else was checked."""
+def _passed(what, cases, jit, mechanisms=()):
+    """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
+    also = ""
+    if mechanisms:
+        also = (", " + ", ".join(mechanisms[:-1]) if len(mechanisms) > 1 else "")
+        also += " and " + mechanisms[-1]
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
@@ -875,14 +922,14 @@ def _run(name, fn, args, jit):
         text = str(error)
         if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
             text = text[0].lower() + text[1:]
-        raise AssertionError(f"Under jax.jit, {text}") from None
+        raise Failed(f"Under jax.jit, {text}", getattr(error, "code", None)) from None
 
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
     if jax.tree.structure(actual) != jax.tree.structure(expected):
-        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
-                             f"{_describe(expected)}.")
+        raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                     f"{_describe(expected)}.", _code("wrong-structure"))
     paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
     for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
         _compare(_leaf_in_words(name, path), case, a, e, **hints)
@@ -938,9 +985,27 @@ def _require_custom_rule(name, fn, kind):
     """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
     cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
     if not isinstance(fn, cls):
-        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+        raise Failed(f"{name} must be a function decorated with @jax.custom_{kind}.",
+                     _code("no-custom-rule"))
     if getattr(fn, rule, None) is None:
-        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+        raise Failed(f"{name} has no rule yet: register it with {name}.def{kind}(...).",
+                     _code("no-custom-rule"))
+
+
+def _rule_helpers_at_module_level(exercise, answer):
+    """The statement's ``_fwd`` and ``_bwd``, defined in the notebook's namespace."""
+    namespace = _student_globals(answer)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise Failed(f"Define the rule's {helper} at module level, as the statement says.",
+                         _code("no-module-level-rule"))
+
+
+def _one_cotangent(returned, mistake):
+    """The one cotangent of a bwd rule's ``returned`` tuple; ``mistake`` if it is no 1-tuple."""
+    if not (isinstance(returned, tuple) and len(returned) == 1):
+        raise Failed(mistake, mistake.code)
+    return returned[0]
 
 
 def _close(actual, expected):
@@ -957,6 +1022,79 @@ def _suspects(actual, candidates):
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
+class Require:
+    """A mechanism the statement asks for: ``words`` says it in the pass message (``is
+    vectorized``), ``check(exercise, answer, cases, jit)`` raises unless the answer has it.
+    It runs after the visible cases have passed (before them when ``first``), or after every
+    set of cases when ``always``."""
+
+    def __init__(self, words, check, always=False, first=False):
+        self.words, self.check, self.always, self.first = words, check, always, first
+
+
+class Exercise:
+    """One exercise's specification, in the order of its statement; the checks are its runner.
+
+    ``name``: the function the student writes. ``statement``: what it computes, in one line.
+    ``cases()``: the visible cases (the hidden tests pass their own). ``check_case(exercise,
+    answer, case, jit)``: the answer against the oracle on one case. ``rule``: ``"jvp"`` or
+    ``"vjp"`` when the answer must be a ``jax.custom_jvp`` / ``custom_vjp`` with its rule;
+    ``nondiff_argnums``: the ones that rule must declare. ``forbids``: the jax functions the
+    answer may neither call nor name. ``structure``: more requirements on the answer's form,
+    each ``(exercise, answer)``. ``requires``: the mechanisms (:class:`Require`). ``mistakes``:
+    the named mistakes, code -> message, which ``check_case`` and the requirements raise as
+    ``exercise.mistakes[code]``. ``facts``: what a ``check_case`` shared by two exercises
+    needs to tell them apart (``mode="forward"``).
+
+    Calling it checks an answer: ``check_vgrad(vgrad)`` in the visible test cell, and
+    ``check_vgrad(vgrad, cases=[...], jit=True)`` in the hidden tests.
+    """
+
+    def __init__(self, name, statement, *, cases, check_case, rule=None, nondiff_argnums=None,
+                 forbids=(), structure=(), requires=(), mistakes=None, **facts):
+        self.name, self.__doc__ = name, statement
+        self.cases, self.check_case = cases, check_case
+        self.rule, self.nondiff_argnums = rule, nondiff_argnums
+        self.forbids, self.structure, self.requires = forbids, structure, requires
+        self.mistakes = {code: Mistake(f"{name}/{code}", message)
+                         for code, message in (mistakes or {}).items()}
+        self.facts = facts
+
+    def __call__(self, answer, cases=None, jit=False):
+        visible = cases is None
+        _active.append(self)
+        try:
+            self._require_form(answer)
+            cases = self.cases() if visible else cases
+            checked = [r for r in self.requires if visible or r.always]
+            for requirement in (r for r in checked if r.first):
+                requirement.check(self, answer, cases, jit)
+            for case in cases:
+                self.check_case(self, answer, case, jit)
+            for requirement in (r for r in checked if not r.first):
+                requirement.check(self, answer, cases, jit)
+        except AssertionError as failure:  # raised afresh: the traceback ends at the test line
+            shown = AssertionError(str(failure))  # named AssertionError, as students expect
+            shown.code = getattr(failure, "code", None) or _code("unnamed")
+            raise shown from None
+        finally:
+            _active.pop()
+        _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _require_form(self, answer):
+        if self.rule:
+            _require_custom_rule(self.name, answer, self.rule)
+        if self.nondiff_argnums is not None:
+            wanted, why = self.nondiff_argnums
+            if tuple(getattr(answer, "nondiff_argnums", ())) != wanted:
+                raise Failed(f"{self.name} must declare nondiff_argnums={wanted}{why}",
+                             _code("nondiff-argnums"))
+        if self.forbids:
+            _require_no_forbidden_reference(self.name, answer, self.forbids)
+        for requirement in self.structure:
+            requirement(self, answer)
+
+
 # ---------------------------------------------------------------------------------------------
 # Assignment 01: forward and reverse mode
 
@@ -970,83 +1108,106 @@ def _visible_function_cases():
     ]
 
 
-def check_vgrad(vgrad, cases=None, jit=False):
-    """``vgrad(f, x)`` is the gradient of ``sum(f(x))``, i.e. the VJP with a cotangent of ones."""
-    visible = cases is None
-    cases = _visible_function_cases() if visible else cases
-    _require_no_forbidden_reference("vgrad", vgrad)
-    hint = ["The cotangent must have the shape of f(x), not of x."]
-    for case in cases:
-        f, x = case.args
-        expected = jax.jit(jax.grad(lambda x: jnp.sum(f(x)).real))(x)
-        actual = _run("vgrad", lambda x: vgrad(f, x), (x,), jit)
-        _compare("vgrad", case, actual, expected, shape_hints=hint)
-    if visible:
-        probe = lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x)
-        n = 300
-        _require_small_intermediates(
-            "vgrad", probe, (jnp.ones(n),), n * n,
-            f"for an input and an output of size {n}: it forms the whole Jacobian, where one "
-            "VJP with a cotangent of ones is enough.")
-        sizes = {m: len(_call("vgrad", lambda: _program(probe, jnp.ones(m)))) for m in (3, 8)}
-        if sizes[3] != sizes[8]:
-            raise AssertionError(
-                f"vgrad builds a program whose size grows with the size of f(x) ({sizes[3]} "
-                f"operations for 3 outputs, {sizes[8]} for 8): one pullback of a cotangent of "
-                "ones is enough, with no loop.")
-        _require_mode("vgrad", "reverse", lambda fn, _: _call("vgrad", vgrad, fn, jnp.ones(3)))
-    _passed("vgrad", cases, jit)
+def _vgrad_case(exercise, vgrad, case, jit):
+    f, x = case.args
+    expected = jax.jit(jax.grad(lambda x: jnp.sum(f(x)).real))(x)
+    actual = _run("vgrad", lambda x: vgrad(f, x), (x,), jit)
+    _compare("vgrad", case, actual, expected,
+             shape_hints=[exercise.mistakes["cotangent-shape"]])
+
+
+def _vgrad_probe(vgrad):
+    return lambda x: vgrad(lambda x: jnp.sin(x) * x[::-1], x)
+
+
+def _vgrad_one_pullback(exercise, vgrad, cases, jit):
+    n = 300
+    _require_small_intermediates("vgrad", _vgrad_probe(vgrad), (jnp.ones(n),), n * n,
+                                 exercise.mistakes["dense-jacobian"].format(n=n),
+                                 "dense-jacobian")
+    sizes = {m: len(_call("vgrad", lambda: _program(_vgrad_probe(vgrad), jnp.ones(m))))
+             for m in (3, 8)}
+    if sizes[3] != sizes[8]:
+        raise Failed(exercise.mistakes["loop"].format(small=sizes[3], large=sizes[8]),
+                     exercise.mistakes["loop"].code)
+
+
+def _uses_mode(mode, run):
+    """``Require``: ``run(answer, fn)`` must work on a function only ``mode`` can differentiate
+    (``fn`` is it and ``plain`` the same function without the trick)."""
+    return Require(f"uses {mode} mode", lambda exercise, answer, cases, jit: _require_mode(
+        exercise.name, mode, lambda fn, plain: run(answer, fn, plain)))
+
+
+check_vgrad = Exercise(
+    "vgrad", "vgrad(f, x) is the gradient of sum(f(x)): one VJP with a cotangent of ones.",
+    cases=_visible_function_cases, check_case=_vgrad_case,
+    forbids=("grad", "value_and_grad") + _JACOBIANS,
+    requires=[Require("never forms the Jacobian", _vgrad_one_pullback),
+              _uses_mode("reverse", lambda vgrad, fn, plain: _call("vgrad", vgrad, fn,
+                                                                   jnp.ones(3)))],
+    mistakes={
+        "cotangent-shape": "The cotangent must have the shape of f(x), not of x.",
+        "dense-jacobian": "for an input and an output of size {n}: it forms the whole "
+                          "Jacobian, where one VJP with a cotangent of ones is enough.",
+        "loop": "vgrad builds a program whose size grows with the size of f(x) ({small} "
+                "operations for 3 outputs, {large} for 8): one pullback of a cotangent of ones "
+                "is enough, with no loop.",
+    })
 
 
 def _product_cases(kind):
-    cases = []
-    for case in _visible_function_cases():
-        f, x = case.args
-        shape = jax.eval_shape(f, x).shape if kind == "mjp" else x.shape
-        cases.append(Case(case.label + ", 4 vectors", f, x, _normal(7, (4,) + shape)))
+    def cases():
+        found = []
+        for case in _visible_function_cases():
+            f, x = case.args
+            shape = jax.eval_shape(f, x).shape if kind == "mjp" else x.shape
+            found.append(Case(case.label + ", 4 vectors", f, x, _normal(7, (4,) + shape)))
+        return found
     return cases
 
 
-def _check_products(kind, implementation, cases, jit):
-    name = f"vmap_{kind}"
-    visible = cases is None
-    cases = _product_cases(kind) if visible else cases
-    for case in cases:
-        f, x, M = case.args
-        y_shape = jax.eval_shape(f, x).shape
-        J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
-        rows = M.reshape(M.shape[0], -1)
-        if kind == "mjp":
-            expected = (rows @ J).reshape((M.shape[0],) + x.shape)
-        else:
-            expected = (rows @ J.T).reshape((M.shape[0],) + y_shape)
-        actual = _run(name, lambda x, M: implementation(f, x, M), (x, M), jit)
-        _compare(name, case, actual, expected)
-    mode = "reverse" if kind == "mjp" else "forward"
-    if visible:
-        f = lambda x: jnp.tanh(x) * x[::-1]
-        x = jnp.linspace(-1.0, 1.0, 5)
-        _require_vectorized(name, lambda M: implementation(f, x, M), (jnp.ones((2, 5)),),
-                            (jnp.ones((9, 5)),))
-        n = 300
-        _require_small_intermediates(
-            name, lambda M: implementation(lambda x: jnp.sin(x) * x[::-1], jnp.ones(n), M),
-            (jnp.ones((2, n)),), n * n,
-            f"for 2 vectors of size {n}: it forms the whole Jacobian, which the products of 2 "
-            "vectors never need.")
-        _require_mode(name, mode, lambda fn, _: _call(name, implementation, fn, jnp.ones(3),
-                                                      jnp.ones((2, 3))))
-    _passed(name, cases, jit, f", is vectorized and uses {mode} mode" if visible else "")
+def _product_case(exercise, implementation, case, jit):
+    f, x, M = case.args
+    y_shape = jax.eval_shape(f, x).shape
+    J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
+    rows = M.reshape(M.shape[0], -1)
+    if exercise.facts["mode"] == "reverse":
+        expected = (rows @ J).reshape((M.shape[0],) + x.shape)
+    else:
+        expected = (rows @ J.T).reshape((M.shape[0],) + y_shape)
+    actual = _run(exercise.name, lambda x, M: implementation(f, x, M), (x, M), jit)
+    _compare(exercise.name, case, actual, expected)
 
 
-def check_vmap_mjp(vmap_mjp, cases=None, jit=False):
-    """``vmap_mjp(f, x, M)``: pull back each row of ``M`` (a cotangent) through f at x."""
-    _check_products("mjp", vmap_mjp, cases, jit)
+def _products_vectorized(exercise, implementation, cases, jit):
+    f = lambda x: jnp.tanh(x) * x[::-1]
+    x = jnp.linspace(-1.0, 1.0, 5)
+    _require_vectorized(exercise.name, lambda M: implementation(f, x, M), (jnp.ones((2, 5)),),
+                        (jnp.ones((9, 5)),))
+    n = 300
+    _require_small_intermediates(
+        exercise.name, lambda M: implementation(lambda x: jnp.sin(x) * x[::-1], jnp.ones(n), M),
+        (jnp.ones((2, n)),), n * n,
+        f"for 2 vectors of size {n}: it forms the whole Jacobian, which the products of 2 "
+        "vectors never need.", "dense-jacobian")
 
 
-def check_vmap_jmp(vmap_jmp, cases=None, jit=False):
-    """``vmap_jmp(f, x, M)``: push forward each row of ``M`` (a tangent) through f at x."""
-    _check_products("jmp", vmap_jmp, cases, jit)
+def _products(name, kind, mode, statement):
+    return Exercise(
+        name, statement, cases=_product_cases(kind), check_case=_product_case, mode=mode,
+        forbids=_JACOBIANS,
+        requires=[Require("is vectorized", _products_vectorized),
+                  _uses_mode(mode, lambda answer, fn, plain: _call(
+                      name, answer, fn, jnp.ones(3), jnp.ones((2, 3))))])
+
+
+check_vmap_mjp = _products(
+    "vmap_mjp", "mjp", "reverse",
+    "vmap_mjp(f, x, M) pulls back each row of M (a cotangent) through f at x.")
+check_vmap_jmp = _products(
+    "vmap_jmp", "jmp", "forward",
+    "vmap_jmp(f, x, M) pushes forward each row of M (a tangent) through f at x.")
 
 
 def _jacobian_cases():
@@ -1058,47 +1219,52 @@ def _jacobian_cases():
     ]
 
 
-def _check_jacobian(name, mode, builder, cases, jit):
-    reference = {"forward": jax.jacfwd, "reverse": jax.jacrev}[mode]
-    visible = cases is None
-    cases = _jacobian_cases() if visible else cases
-    _require_no_forbidden_reference(name, builder)
-    hint = ["The Jacobian of f at x has shape f(x).shape + x.shape."]
-    for case in cases:
-        f, x = case.args
-        expected = np.asarray(jax.jit(reference(f))(x))
-        out_axes = expected.ndim - np.ndim(x)
-        swapped = np.transpose(expected, tuple(range(out_axes, expected.ndim))
-                               + tuple(range(out_axes)))
-        jacobian_fn = _call(name, builder, f)
-        actual = _run(f"{name}(f)", jacobian_fn, (x,), jit)
-        _compare(f"{name}(f)", case, actual, expected, shape_hints=hint, suspects=[(
-            swapped, "its axes are swapped (the Jacobian transposed). Entry [i, j] is the "
-            "derivative of output i with respect to input j: the output's axes come first, "
-            "then the input's, f(x).shape + x.shape.")])
-    if visible:
-        _require_vectorized(name, lambda x: builder(jnp.sin)(x), (jnp.ones(2),),
-                            (jnp.ones(7),))
-        probe = Case(f"a function only {mode} mode can differentiate",
-                     jnp.linspace(0.0, 1.0, 3))
-
-        def run(fn, plain_fn):
-            jacobian = _call(f"{name}(f)", _call(name, builder, fn), *probe.args)
-            _compare(f"{name}(f)", probe, jacobian,
-                     jax.jit(jax.jacfwd(plain_fn))(*probe.args))
-
-        _require_mode(name, mode, run)
-    _passed(name, cases, jit, f", is vectorized and uses {mode} mode" if visible else "")
+def _jacobian_case(exercise, builder, case, jit):
+    name = f"{exercise.name}(f)"
+    reference = {"forward": jax.jacfwd, "reverse": jax.jacrev}[exercise.facts["mode"]]
+    f, x = case.args
+    expected = np.asarray(jax.jit(reference(f))(x))
+    out_axes = expected.ndim - np.ndim(x)
+    swapped = np.transpose(expected, tuple(range(out_axes, expected.ndim))
+                           + tuple(range(out_axes)))
+    jacobian_fn = _call(exercise.name, builder, f)
+    actual = _run(name, jacobian_fn, (x,), jit)
+    _compare(name, case, actual, expected, shape_hints=[exercise.mistakes["shape"]],
+             suspects=[(swapped, exercise.mistakes["transposed"])])
 
 
-def check_our_jacfwd(our_jacfwd, cases=None, jit=False):
-    """``our_jacfwd(f)(x)`` equals ``jax.jacfwd(f)(x)``, built on jvp and vmap."""
-    _check_jacobian("our_jacfwd", "forward", our_jacfwd, cases, jit)
+def _jacobian_vectorized(exercise, builder, cases, jit):
+    _require_vectorized(exercise.name, lambda x: builder(jnp.sin)(x), (jnp.ones(2),),
+                        (jnp.ones(7),))
 
 
-def check_our_jacrev(our_jacrev, cases=None, jit=False):
-    """``our_jacrev(f)(x)`` equals ``jax.jacrev(f)(x)``, built on vjp and vmap."""
-    _check_jacobian("our_jacrev", "reverse", our_jacrev, cases, jit)
+def _jacobian_in_mode(name, mode):
+    probe = Case(f"a function only {mode} mode can differentiate", jnp.linspace(0.0, 1.0, 3))
+
+    def run(builder, fn, plain):
+        jacobian = _call(f"{name}(f)", _call(name, builder, fn), *probe.args)
+        _compare(f"{name}(f)", probe, jacobian, jax.jit(jax.jacfwd(plain))(*probe.args))
+
+    return _uses_mode(mode, run)
+
+
+def _jacobian(name, mode, statement):
+    return Exercise(
+        name, statement, cases=_jacobian_cases, check_case=_jacobian_case, mode=mode,
+        forbids=_JACOBIANS,
+        requires=[Require("is vectorized", _jacobian_vectorized), _jacobian_in_mode(name, mode)],
+        mistakes={
+            "shape": "The Jacobian of f at x has shape f(x).shape + x.shape.",
+            "transposed": "its axes are swapped (the Jacobian transposed). Entry [i, j] is the "
+                          "derivative of output i with respect to input j: the output's axes "
+                          "come first, then the input's, f(x).shape + x.shape.",
+        })
+
+
+check_our_jacfwd = _jacobian("our_jacfwd", "forward",
+                             "our_jacfwd(f)(x) equals jax.jacfwd(f)(x), built on jvp and vmap.")
+check_our_jacrev = _jacobian("our_jacrev", "reverse",
+                             "our_jacrev(f)(x) equals jax.jacrev(f)(x), built on vjp and vmap.")
 
 
 def _wirtinger_cases():
@@ -1119,55 +1285,41 @@ def _doubled_by_its_rule(z):
 _doubled_by_its_rule.defjvp(lambda primals, tangents: (primals[0], 2 * tangents[0]))
 
 
-def check_wirtinger(wirtinger, cases=None, jit=False):
-    """``wirtinger(f, z)`` returns ``(df/dz, df/dzbar)`` of a complex function at a scalar z."""
-    visible = cases is None
-    cases = _wirtinger_cases() if visible else cases
-    _require_no_forbidden_reference("wirtinger", wirtinger)
-    for case in cases:
-        f, z = case.args
-        expected = tuple(np.asarray(e, z.dtype) for e in case.expected)
-        result = _run("wirtinger", lambda z: wirtinger(f, z), (z,), jit)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise AssertionError("wirtinger must return a tuple (df_dz, df_dzbar), got "
-                                 f"{_describe(result)}.")
-        swapped = all(np.allclose(np.asarray(r), np.asarray(e), atol=1e-5)
-                      for r, e in zip(result, expected[::-1]))
-        hint = ["You swapped df/dz and df/dzbar."] if swapped else []
-        _compare("wirtinger (df/dz)", case, result[0], expected[0], hint, factors=True)
-        _compare("wirtinger (df/dzbar)", case, result[1], expected[1], hint, factors=True)
-    if visible:
-        z = jnp.array(0.3 + 0.2j, jnp.complex64)
-        df_dz, df_dzbar = _call("wirtinger", wirtinger, _doubled_by_its_rule, z)
-        if not (_close(df_dz, 2 * jnp.ones_like(z)) and _close(df_dzbar, jnp.zeros_like(z))):
-            raise AssertionError(
-                "wirtinger must use jax.jvp: on a function whose derivative JAX knows only from "
-                "its JVP rule (the identity, with a rule that doubles the tangent) it returned "
-                f"({complex(np.asarray(df_dz)):.4g}, {complex(np.asarray(df_dzbar)):.4g}), "
-                "expected (2, 0). Finite differences, or a formula of your own, cannot see the "
-                "rule.")
-    _passed("wirtinger", cases, jit)
+def _wirtinger_case(exercise, wirtinger, case, jit):
+    f, z = case.args
+    expected = tuple(np.asarray(e, z.dtype) for e in case.expected)
+    result = _run("wirtinger", lambda z: wirtinger(f, z), (z,), jit)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise Failed("wirtinger must return a tuple (df_dz, df_dzbar), got "
+                     f"{_describe(result)}.", _code("not-a-pair"))
+    swapped = all(np.allclose(np.asarray(r), np.asarray(e), atol=1e-5)
+                  for r, e in zip(result, expected[::-1]))
+    hint = [exercise.mistakes["swapped"]] if swapped else []
+    _compare("wirtinger (df/dz)", case, result[0], expected[0], hint, factors=True)
+    _compare("wirtinger (df/dzbar)", case, result[1], expected[1], hint, factors=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# What a student reads when a check fails
+def _wirtinger_by_jvp(exercise, wirtinger, cases, jit):
+    z = jnp.array(0.3 + 0.2j, jnp.complex64)
+    df_dz, df_dzbar = _call("wirtinger", wirtinger, _doubled_by_its_rule, z)
+    if not (_close(df_dz, 2 * jnp.ones_like(z)) and _close(df_dzbar, jnp.zeros_like(z))):
+        mistake = exercise.mistakes["no-jvp"]
+        raise Failed(mistake.format(got=f"({complex(np.asarray(df_dz)):.4g}, "
+                                        f"{complex(np.asarray(df_dzbar)):.4g})"), mistake.code)
 
 
-def _student_facing(check):
-    """The check, except that its failure is raised afresh here: the student's traceback shows
-    the test line and the message, not every frame of the checker it passed through."""
+check_wirtinger = Exercise(
+    "wirtinger", "wirtinger(f, z) returns (df/dz, df/dzbar) of a complex f at a scalar z, "
+    "from JVPs.",
+    cases=_wirtinger_cases, check_case=_wirtinger_case,
+    forbids=("grad", "value_and_grad", "vjp"),
+    requires=[Require("uses jax.jvp", _wirtinger_by_jvp)],
+    mistakes={
+        "swapped": "You swapped df/dz and df/dzbar.",
+        "no-jvp": "wirtinger must use jax.jvp: on a function whose derivative JAX knows only "
+                  "from its JVP rule (the identity, with a rule that doubles the tangent) it "
+                  "returned {got}, expected (2, 0). Finite differences, or a formula of your "
+                  "own, cannot see the rule.",
+    })
 
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        try:
-            return check(*args, **kwargs)
-        except AssertionError as failure:
-            raise AssertionError(*failure.args) from None
 
-    return run
-
-
-for _name, _check in list(globals().items()):
-    if _name.startswith("check_") and callable(_check):
-        globals()[_name] = _student_facing(_check)
-del _name, _check

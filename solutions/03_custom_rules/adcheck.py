@@ -1,9 +1,12 @@
 """Checks for the course's exercises.
 
-Every exercise has one ``check_<name>`` function. The visible test cell of a notebook calls it
-with no cases, which runs a few small ones; the hidden tests call it again with more inputs,
-shapes and dtypes, under ``jax.jit``. A failure raises ``AssertionError`` with a message that
-names the likely mistake.
+Every exercise is declared once, as ``check_<name> = Exercise(...)`` in its assignment's
+section: its visible cases, its oracle (``check_case``), its form (a custom rule, forbidden
+built-ins), the mechanisms it requires and its named mistakes. The visible test cell of a
+notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
+mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
+``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
+and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
 
 Grading does not trust the notebook's namespace:
 
@@ -41,21 +44,10 @@ _OWN_LOCATION = re.compile(r"[^\s'\"]*adcheck\.py(:\d+)?")
 TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
-_FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
-    "vgrad": ("grad", "value_and_grad") + _JACOBIANS,
-    "vmap_mjp": _JACOBIANS,
-    "vmap_jmp": _JACOBIANS,
-    "our_jacfwd": _JACOBIANS,
-    "our_jacrev": _JACOBIANS,
-    "wirtinger": ("grad", "value_and_grad", "vjp"),
-    "hessian": ("hessian",),
-    "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "polar": ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
-             + _JACOBIANS,
-})
-_ORIGINALS = types.MappingProxyType(
-    {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
+_DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
+    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+_active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +464,33 @@ def setup():
 # Calling student code
 
 
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
 class Case:
     """One input of an exercise: a label that feedback may show, the arguments, and for some
     exercises the expected result (worked out for this input, e.g. in closed form)."""
@@ -523,38 +542,47 @@ def _shorten(text, limit=300):
     return text[:text.rfind(" ", 0, limit - 2)] + " …"
 
 
-# JAX's errors that common mistakes raise, said in the terms of the exercise: (pattern of JAX's
-# message, message; {name} is the student's function, the other fields the pattern's groups).
+# JAX's errors that common mistakes raise, said in the terms of the exercise: (code, pattern of
+# JAX's message, message; {name} is the student's function, the other fields the pattern's
+# groups).
 _JAX_ERRORS = (
-    (r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
+    ("cotangent-shape",
+     r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
      r"(?P<got>\S+), but expected (?P<want>\S+?) because",
      "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
      "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
      "output, not of its input."),
-    (r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
+    ("tangent-shape",
+     r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
      r"and tangent shape as (?P<tangent>\(.*?\))",
      "{name} called jax.jvp with a tangent of shape {tangent} for an input of shape {primal}: a "
      "tangent has the shape and dtype of the input it pushes forward."),
-    (r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
+    ("bwd-structure",
+     r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
      "{name}'s bwd rule must return a tuple with one cotangent for each argument of the "
      "function, in order (a 1-tuple, `(g,)`, for a function of one argument)."),
-    (r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+    ("jvp-of-custom-vjp",
+     r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
      "{name} was differentiated in forward mode (jax.jvp, jacfwd), which a function with a "
      "custom_vjp rule does not support: where forward mode is needed, write a custom_jvp rule "
      "or no custom rule."),
-    (r"Encountered an unexpected tracer",
+    ("leaked-tracer",
+     r"Encountered an unexpected tracer",
      "{name} leaked a traced value: a function handed to a JAX transformation or custom rule "
      "closes over a value that is being traced or differentiated. Pass such values in as "
      "arguments (to fixed_point, in its parameters a), or convert the function with "
      "jax.closure_convert."),
-    (r"vmap is only supported for the pure_callback primitive",
+    ("pure-callback",
+     r"vmap is only supported for the pure_callback primitive",
      "{name} calls jax.pure_callback (NumPy code), which has no rule for jax.vmap here: write it "
      "with jax.numpy, so that it works under vmap and jit."),
-    (r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
+    ("vmap-rank",
+     r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
-    (r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
+    ("while-condition",
+     r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
      "{name}'s while_loop condition returns {got}, not one boolean: reduce it (jnp.any, "
      "jnp.all) or test a norm."),
@@ -571,16 +599,16 @@ def _type_in_words(jax_type):
 
 
 def _explained(name, error):
-    """The student-facing text of an exception that ``name`` raised."""
+    """The failure that an exception ``name`` raised is to the student."""
     text = str(error)
-    for pattern, message in _JAX_ERRORS:
+    for code, pattern, message in _JAX_ERRORS:
         found = re.search(pattern, text)
         if found:
             fields = {k: _type_in_words(v) for k, v in found.groupdict().items()}
-            return message.format(name=name, **fields)
+            return Failed(message.format(name=name, **fields), _code(code))
     # JAX names where a traced function was defined; inside the checks that is noise.
     text = _OWN_LOCATION.sub("the checks", (text.strip().splitlines() or [""])[0])
-    return f"{name} raised {type(error).__name__}: {_shorten(text)}"
+    return Failed(f"{name} raised {type(error).__name__}: {_shorten(text)}", _code("raised"))
 
 
 def _call(name, fn, *args):
@@ -593,7 +621,7 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     # builtins included: after it returns, nothing is looked up before the guard restored all.
     try:
         _audit("adcheck.restore", "before a check called your code", "before")
-        with _forbidden_functions(name):
+        with _forbidden_functions():
             result = fn(*args)
         outcome = None
     except BaseException as error:
@@ -605,9 +633,9 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     if isinstance(outcome, AssertionError):
         raise outcome
     if isinstance(outcome, NotImplementedError) and not str(outcome):  # the answer cell's stub
-        raise AssertionError(f"{name} is not implemented yet.") from None
+        raise Failed(f"{name} is not implemented yet.", _code("not-implemented")) from None
     if isinstance(outcome, Exception):
-        raise AssertionError(_explained(name, outcome)) from None
+        raise _explained(name, outcome) from None
     raise outcome
 
 
@@ -615,14 +643,17 @@ def _as_array(name, value):
     """A plain NumPy copy of what student code returned: no subclass, no Python objects, so
     that nothing it returned can take part in the comparison."""
     if isinstance(value, tuple) and len(value) == 1:
-        raise AssertionError(
+        raise Failed(
             f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
-            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).")
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).",
+            _code("one-tuple"))
     if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        raise AssertionError(f"{name} returned a {type(value).__name__}, expected an array.")
+        raise Failed(f"{name} returned a {type(value).__name__}, expected an array.",
+                     _code("not-an-array"))
     array = np.array(value, copy=True, subok=False)
     if array.dtype.hasobject or type(array) is not np.ndarray:
-        raise AssertionError(f"{name} returned an array of Python objects, expected numbers.")
+        raise Failed(f"{name} returned an array of Python objects, expected numbers.",
+                     _code("python-objects"))
     return array
 
 
@@ -668,14 +699,17 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
         f" (arguments: {arguments})" if len(arguments) <= 100 else "")
     named = _suspects(actual, suspects)
     if named and not _close(actual, expected):
-        raise AssertionError(f"{where}: " + " ".join(named))
+        raise Failed(f"{where}: " + " ".join(named), _named_code(named))
     if actual.shape != expected.shape:
         message = f"{where}: shape {actual.shape}, expected {expected.shape}."
         if sorted(actual.shape) == sorted(expected.shape):
             message += " The axes are in the wrong order."
-        raise AssertionError(message + "".join(" " + h for h in (*shape_hints, *hints)))
+        hints = (*shape_hints, *hints)
+        raise Failed(message + "".join(" " + h for h in hints),
+                     _named_code(hints, "wrong-shape"))
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.")
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+                     _code("wrong-dtype"))
     rtol, atol = _tolerances(expected.dtype, expected)
     if relative:
         atol = float(np.finfo(expected.dtype).tiny)
@@ -693,33 +727,40 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     else:
         message = f"{where}: values differ (largest error {np.max(error):.3g})."
     factor = factors and _factor_in_words(actual, expected, rtol, atol)
+    code = "wrong-values"
     if np.allclose(actual, -expected, rtol=rtol, atol=atol):
-        message += " The sign is flipped."
+        message, code = message + " The sign is flipped.", "sign-flipped"
     elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
                                                     atol=atol):
-        message += " You returned the complex conjugate."
+        message, code = message + " You returned the complex conjugate.", "conjugate"
     elif factor:
         message += f" Every value is {factor} the expected one: a factor is missing or extra."
-    raise AssertionError(message + "".join(" " + h for h in hints))
+        code = "missing-factor"
+    raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
+
+
+def _named_code(hints, otherwise="wrong-values"):
+    """The code of the first named mistake among ``hints``, or the running exercise's
+    ``otherwise``; hints that are plain advice name none."""
+    return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
 
 
 # ---------------------------------------------------------------------------------------------
 # Mechanism checks
 
 
-def _exercise(name):
-    return name.split("(")[0].split(" ")[0]
-
-
 @contextlib.contextmanager
-def _forbidden_functions(name):
-    """While student code runs, the jax functions the exercise forbids raise when called."""
-    attrs = _FORBIDDEN.get(_exercise(name), ())
+def _forbidden_functions():
+    """While student code runs, the jax functions the running exercise forbids raise when
+    called."""
+    exercise = _active[-1] if _active else None
+    attrs = exercise.forbids if exercise else ()
     saved = {attr: getattr(jax, attr) for attr in attrs}
 
     def stub(attr):
         def forbidden(*args, **kwargs):
-            raise AssertionError(f"{_exercise(name)} must not call jax.{attr}.")
+            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+                         f"{exercise.name}/forbidden-call")
         return forbidden
 
     for attr in attrs:
@@ -755,13 +796,12 @@ def _referenced_objects(fn, depth=0, seen=None):
     return found
 
 
-def _require_no_forbidden_reference(name, fn):
+def _require_no_forbidden_reference(name, fn, forbids):
     """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
-    forbidden = _FORBIDDEN.get(name, ())
     for value in _referenced_objects(fn):
-        if _ORIGINALS.get(id(value)) in forbidden:
-            raise AssertionError(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise "
-                                 "forbids.")
+        if _ORIGINALS.get(id(value)) in forbids:
+            raise Failed(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise forbids.",
+                         f"{name}/forbidden-call")
 
 
 def _equations(fn, *args):
@@ -789,12 +829,14 @@ def _require_vectorized(name, fn, small_args, large_args):
     large = _call(name, lambda: _program(fn, *large_args))
     loops = sorted({p for p in large if p in ("scan", "while")})
     if loops:
-        raise AssertionError(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.")
+        raise Failed(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.",
+                     _code("python-loop"))
     if len(small) != len(large):
-        raise AssertionError(
+        raise Failed(
             f"{name} builds a program whose size grows with the number of vectors "
             f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
-            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.")
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.",
+            _code("python-loop"))
 
 
 def _largest_intermediate(fn, *args):
@@ -803,11 +845,11 @@ def _largest_intermediate(fn, *args):
                 for eqn in _equations(fn, *args) for var in eqn.outvars), default=0)
 
 
-def _require_small_intermediates(name, fn, args, limit, what):
+def _require_small_intermediates(name, fn, args, limit, what, code):
     """No array of ``limit`` entries or more in ``fn``'s program; ``what`` ends the message."""
     largest = _call(name, lambda: _largest_intermediate(fn, *args))
     if largest >= limit:
-        raise AssertionError(f"{name} builds an array of {largest} entries {what}")
+        raise Failed(f"{name} builds an array of {largest} entries {what}", _code(code))
 
 
 def _sin_twice(x):
@@ -845,18 +887,23 @@ def _require_mode(name, mode, run):
     try:
         run(*_MODE_PROBES[mode])
     except AssertionError as error:
-        raise AssertionError(
+        raise Failed(
             f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
-            f"can differentiate: are you using {other} mode? What failed: {error}") from None
+            f"can differentiate: are you using {other} mode? What failed: {error}",
+            _code("wrong-mode")) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared by the assignments' checks
 
 
-def _passed(what, cases, jit, also=""):
-    """Say that ``what`` passed its ``cases`` (under jit, if so) and what else was checked."""
+def _passed(what, cases, jit, mechanisms=()):
+    """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
+    also = ""
+    if mechanisms:
+        also = (", " + ", ".join(mechanisms[:-1]) if len(mechanisms) > 1 else "")
+        also += " and " + mechanisms[-1]
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
@@ -875,14 +922,14 @@ def _run(name, fn, args, jit):
         text = str(error)
         if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
             text = text[0].lower() + text[1:]
-        raise AssertionError(f"Under jax.jit, {text}") from None
+        raise Failed(f"Under jax.jit, {text}", getattr(error, "code", None)) from None
 
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
     if jax.tree.structure(actual) != jax.tree.structure(expected):
-        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
-                             f"{_describe(expected)}.")
+        raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                     f"{_describe(expected)}.", _code("wrong-structure"))
     paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
     for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
         _compare(_leaf_in_words(name, path), case, a, e, **hints)
@@ -938,9 +985,27 @@ def _require_custom_rule(name, fn, kind):
     """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
     cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
     if not isinstance(fn, cls):
-        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+        raise Failed(f"{name} must be a function decorated with @jax.custom_{kind}.",
+                     _code("no-custom-rule"))
     if getattr(fn, rule, None) is None:
-        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+        raise Failed(f"{name} has no rule yet: register it with {name}.def{kind}(...).",
+                     _code("no-custom-rule"))
+
+
+def _rule_helpers_at_module_level(exercise, answer):
+    """The statement's ``_fwd`` and ``_bwd``, defined in the notebook's namespace."""
+    namespace = _student_globals(answer)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise Failed(f"Define the rule's {helper} at module level, as the statement says.",
+                         _code("no-module-level-rule"))
+
+
+def _one_cotangent(returned, mistake):
+    """The one cotangent of a bwd rule's ``returned`` tuple; ``mistake`` if it is no 1-tuple."""
+    if not (isinstance(returned, tuple) and len(returned) == 1):
+        raise Failed(mistake, mistake.code)
+    return returned[0]
 
 
 def _close(actual, expected):
@@ -957,13 +1022,87 @@ def _suspects(actual, candidates):
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
+class Require:
+    """A mechanism the statement asks for: ``words`` says it in the pass message (``is
+    vectorized``), ``check(exercise, answer, cases, jit)`` raises unless the answer has it.
+    It runs after the visible cases have passed (before them when ``first``), or after every
+    set of cases when ``always``."""
+
+    def __init__(self, words, check, always=False, first=False):
+        self.words, self.check, self.always, self.first = words, check, always, first
+
+
+class Exercise:
+    """One exercise's specification, in the order of its statement; the checks are its runner.
+
+    ``name``: the function the student writes. ``statement``: what it computes, in one line.
+    ``cases()``: the visible cases (the hidden tests pass their own). ``check_case(exercise,
+    answer, case, jit)``: the answer against the oracle on one case. ``rule``: ``"jvp"`` or
+    ``"vjp"`` when the answer must be a ``jax.custom_jvp`` / ``custom_vjp`` with its rule;
+    ``nondiff_argnums``: the ones that rule must declare. ``forbids``: the jax functions the
+    answer may neither call nor name. ``structure``: more requirements on the answer's form,
+    each ``(exercise, answer)``. ``requires``: the mechanisms (:class:`Require`). ``mistakes``:
+    the named mistakes, code -> message, which ``check_case`` and the requirements raise as
+    ``exercise.mistakes[code]``. ``facts``: what a ``check_case`` shared by two exercises
+    needs to tell them apart (``mode="forward"``).
+
+    Calling it checks an answer: ``check_vgrad(vgrad)`` in the visible test cell, and
+    ``check_vgrad(vgrad, cases=[...], jit=True)`` in the hidden tests.
+    """
+
+    def __init__(self, name, statement, *, cases, check_case, rule=None, nondiff_argnums=None,
+                 forbids=(), structure=(), requires=(), mistakes=None, **facts):
+        self.name, self.__doc__ = name, statement
+        self.cases, self.check_case = cases, check_case
+        self.rule, self.nondiff_argnums = rule, nondiff_argnums
+        self.forbids, self.structure, self.requires = forbids, structure, requires
+        self.mistakes = {code: Mistake(f"{name}/{code}", message)
+                         for code, message in (mistakes or {}).items()}
+        self.facts = facts
+
+    def __call__(self, answer, cases=None, jit=False):
+        visible = cases is None
+        _active.append(self)
+        try:
+            self._require_form(answer)
+            cases = self.cases() if visible else cases
+            checked = [r for r in self.requires if visible or r.always]
+            for requirement in (r for r in checked if r.first):
+                requirement.check(self, answer, cases, jit)
+            for case in cases:
+                self.check_case(self, answer, case, jit)
+            for requirement in (r for r in checked if not r.first):
+                requirement.check(self, answer, cases, jit)
+        except AssertionError as failure:  # raised afresh: the traceback ends at the test line
+            shown = AssertionError(str(failure))  # named AssertionError, as students expect
+            shown.code = getattr(failure, "code", None) or _code("unnamed")
+            raise shown from None
+        finally:
+            _active.pop()
+        _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _require_form(self, answer):
+        if self.rule:
+            _require_custom_rule(self.name, answer, self.rule)
+        if self.nondiff_argnums is not None:
+            wanted, why = self.nondiff_argnums
+            if tuple(getattr(answer, "nondiff_argnums", ())) != wanted:
+                raise Failed(f"{self.name} must declare nondiff_argnums={wanted}{why}",
+                             _code("nondiff-argnums"))
+        if self.forbids:
+            _require_no_forbidden_reference(self.name, answer, self.forbids)
+        for requirement in self.structure:
+            requirement(self, answer)
+
+
 # ---------------------------------------------------------------------------------------------
 # Assignment 03: custom derivative rules
 
 
 def _finite(name, case, value):
     if not np.all(np.isfinite(np.asarray(value))):
-        raise AssertionError(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.")
+        raise Failed(f"{name} gives nan or inf for {case.label}: {np.asarray(value)}.",
+                     _code("not-finite"))
 
 
 def _elementwise_derivatives(fn, x, order):
@@ -976,56 +1115,54 @@ def _elementwise_derivatives(fn, x, order):
     return tuple(results)
 
 
-def _check_elementwise_rule(name, fn, cases, jit, value, derivative, second=None,
-                            second_hints=()):
-    """Compare an elementwise custom_jvp function and its derivatives with float64 formulas.
-
-    The second derivative is compared entry by entry with a relative tolerance.
-    """
-    for case in cases:
-        (x,) = case.args
-        x64 = np.asarray(x, np.float64)
-        depth = 2 if second else 1
-        results = _run(name, lambda x: _elementwise_derivatives(fn, x, depth), (x,), jit)
-        expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
-        labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
-        for order, (label, result, wanted) in enumerate(zip(labels, results, expected)):
-            _finite(label, case, result)
-            wanted = wanted.astype(x.dtype)
-            if order < 2:
-                _compare(label, case, result, wanted)
-                continue
-            rtol, atol = _tolerances(x.dtype)
-            scale = float(np.max(np.abs(wanted), initial=1.0))
-            lost_precision = np.allclose(result, wanted, rtol=rtol, atol=atol * scale)
-            _compare(label, case, result, wanted, relative=True,
-                     hints=second_hints if lost_precision else ())
-        tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
-        _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
-        flat, flat64 = x.reshape(-1), x64.reshape(-1)
-        batched = _run(f"{name} under jax.vmap", jax.vmap(jax.value_and_grad(fn)), (flat,), jit)
-        for label, result, wanted in zip((f"jax.vmap({name})", f"jax.vmap(jax.grad({name}))"),
-                                         batched, (value(flat64), derivative(flat64))):
-            _compare(label, case, result, wanted.astype(x.dtype))
+def _elementwise_rule_case(exercise, fn, case, jit):
+    """An elementwise custom_jvp function and its derivatives against the float64 formulas of
+    ``exercise.facts``: ``value``, ``derivative`` and maybe ``second``, which is compared entry
+    by entry with a relative tolerance."""
+    name, facts = exercise.name, exercise.facts
+    value, derivative, second = facts["value"], facts["derivative"], facts.get("second")
+    (x,) = case.args
+    x64 = np.asarray(x, np.float64)
+    depth = 2 if second else 1
+    results = _run(name, lambda x: _elementwise_derivatives(fn, x, depth), (x,), jit)
+    expected = [value(x64), derivative(x64)] + ([second(x64)] if second else [])
+    labels = [name, f"the derivative of {name}", f"the second derivative of {name}"]
+    for order, (label, result, wanted) in enumerate(zip(labels, results, expected)):
+        _finite(label, case, result)
+        wanted = wanted.astype(x.dtype)
+        if order < 2:
+            _compare(label, case, result, wanted)
+            continue
+        rtol, atol = _tolerances(x.dtype)
+        scale = float(np.max(np.abs(wanted), initial=1.0))
+        lost_precision = np.allclose(result, wanted, rtol=rtol, atol=atol * scale)
+        _compare(label, case, result, wanted, relative=True,
+                 hints=[exercise.mistakes["cancels"]] if lost_precision else ())
+    tangent = _run(name, lambda x: jax.jvp(fn, (x,), (jnp.full_like(x, 2.0),))[1], (x,), jit)
+    _compare(f"the JVP of {name}", case, tangent, (2 * derivative(x64)).astype(x.dtype))
+    flat, flat64 = x.reshape(-1), x64.reshape(-1)
+    batched = _run(f"{name} under jax.vmap", jax.vmap(jax.value_and_grad(fn)), (flat,), jit)
+    for label, result, wanted in zip((f"jax.vmap({name})", f"jax.vmap(jax.grad({name}))"),
+                                     batched, (value(flat64), derivative(flat64))):
+        _compare(label, case, result, wanted.astype(x.dtype))
 
 
 def _sigmoid64(x):
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-def check_log1pexp(log1pexp, cases=None, jit=False):
-    """A custom_jvp log(1 + e^x): accurate values, derivative sigmoid(x), never nan."""
-    _require_custom_rule("log1pexp", log1pexp, "jvp")
-    cases = cases or [Case("x from -100 to 100",
-                           jnp.array([-100.0, -3.0, 0.0, 2.0, 20.0, 100.0]))]
-    _check_elementwise_rule(
-        "log1pexp", log1pexp, cases, jit, value=lambda x: np.logaddexp(0.0, x),
-        derivative=_sigmoid64, second=lambda x: _sigmoid64(x) * _sigmoid64(-x),
-        second_hints=("JAX differentiates your rule's tangent: if it is jax.nn.sigmoid(x), "
-                      "the result is sigmoid(x) * (1 - sigmoid(x)), and 1 - sigmoid(x) "
-                      "cancels in float32 for large x. Write sigmoid(x) in a form whose "
-                      "derivative is sigmoid(x) * sigmoid(-x).",))
-    _passed("log1pexp", cases, jit)
+check_log1pexp = Exercise(
+    "log1pexp", "A custom_jvp log(1 + e^x): accurate values, derivative sigmoid(x), never nan.",
+    cases=lambda: [Case("x from -100 to 100", jnp.array([-100.0, -3.0, 0.0, 2.0, 20.0, 100.0]))],
+    check_case=_elementwise_rule_case, rule="jvp",
+    value=lambda x: np.logaddexp(0.0, x), derivative=_sigmoid64,
+    second=lambda x: _sigmoid64(x) * _sigmoid64(-x),
+    mistakes={
+        "cancels": "JAX differentiates your rule's tangent: if it is jax.nn.sigmoid(x), the "
+                   "result is sigmoid(x) * (1 - sigmoid(x)), and 1 - sigmoid(x) cancels in "
+                   "float32 for large x. Write sigmoid(x) in a form whose derivative is "
+                   "sigmoid(x) * sigmoid(-x).",
+    })
 
 
 def _shrink_derivative(x):
@@ -1033,39 +1170,38 @@ def _shrink_derivative(x):
     return (1 + root / 2) / (1 + root) ** 2
 
 
-def check_shrink(shrink, cases=None, jit=False):
-    """A custom_jvp x / (1 + sqrt(x)) whose derivative at 0 is 1, without nan."""
-    _require_custom_rule("shrink", shrink, "jvp")
-    cases = cases or [Case("x = 0, 0.25, 1 and 4", jnp.array([0.0, 0.25, 1.0, 4.0]))]
-    _check_elementwise_rule("shrink", shrink, cases, jit, value=lambda x: x / (1 + np.sqrt(x)),
-                            derivative=_shrink_derivative)
-    _passed("shrink", cases, jit)
+check_shrink = Exercise(
+    "shrink", "A custom_jvp x / (1 + sqrt(x)) whose derivative at 0 is 1, without nan.",
+    cases=lambda: [Case("x = 0, 0.25, 1 and 4", jnp.array([0.0, 0.25, 1.0, 4.0]))],
+    check_case=_elementwise_rule_case, rule="jvp",
+    value=lambda x: x / (1 + np.sqrt(x)), derivative=_shrink_derivative)
 
 
-def check_clip_gradient(clip_gradient, cases=None, jit=False):
-    """Identity forward; the cotangent is clipped to [lo, hi]; lo and hi get no gradient."""
-    _require_custom_rule("clip_gradient", clip_gradient, "vjp")
-    if cases is None:
-        cases = [Case("lo = -1, hi = 1", jnp.array(-1.0), jnp.array(1.0),
-                      jnp.array([0.5, 2.0, -3.0]), jnp.array([3.0, -0.5, -2.0]))]
-    for case in cases:
-        lo, hi, x, g = case.args
+def _clip_gradient_case(exercise, clip_gradient, case, jit):
+    lo, hi, x, g = case.args
 
-        def run(lo, hi, x, g):
-            y, pullback = jax.vjp(clip_gradient, lo, hi, x)
-            return y, pullback(g)
+    def run(lo, hi, x, g):
+        y, pullback = jax.vjp(clip_gradient, lo, hi, x)
+        return y, pullback(g)
 
-        y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
-        _compare("clip_gradient (forward pass)", case, y, x)
-        _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
-        for label, value in (("lo", g_lo), ("hi", g_hi)):
-            _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
-        xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
-        batched = jax.vmap(run, in_axes=(None, None, 0, 0))
-        _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
-        _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs,
-                 jnp.clip(gs, lo, hi))
-    _passed("clip_gradient", cases, jit)
+    y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
+    _compare("clip_gradient (forward pass)", case, y, x)
+    _compare("clip_gradient (cotangent of x)", case, g_x, jnp.clip(g, lo, hi))
+    for label, value in (("lo", g_lo), ("hi", g_hi)):
+        _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+    xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
+    batched = jax.vmap(run, in_axes=(None, None, 0, 0))
+    _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
+    _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs,
+             jnp.clip(gs, lo, hi))
+
+
+check_clip_gradient = Exercise(
+    "clip_gradient", "Identity forward; the cotangent is clipped to [lo, hi]; lo and hi get no "
+    "gradient.",
+    cases=lambda: [Case("lo = -1, hi = 1", jnp.array(-1.0), jnp.array(1.0),
+                        jnp.array([0.5, 2.0, -3.0]), jnp.array([3.0, -0.5, -2.0]))],
+    check_case=_clip_gradient_case, rule="vjp")
 
 
 def _polar_reference(point):
@@ -1080,46 +1216,56 @@ def _polar_untransposed(point, cotangent):
     return ({"x": pushed["r"], "y": pushed["theta"]},)
 
 
-def check_polar(polar, cases=None, jit=False):
-    """A custom_vjp from {"x", "y"} to {"r", "theta"}, pytrees in and out."""
-    _require_custom_rule("polar", polar, "vjp")
-    if cases is None:
-        point = {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])}
-        cases = [Case("two points", point, {"r": jnp.array([1.0, -1.0]),
-                                            "theta": jnp.array([0.5, 2.0])})]
+def _polar_case(exercise, polar, case, jit):
+    point, cotangent = case.args
+    expected_value, pullback = jax.vjp(_polar_reference, point)
+    jacobian = exercise.mistakes["jacobian"]
+
+    def by_hand(point, cotangent):  # the rule called directly: JAX's autodiff is forbidden
+        value, residuals = polar.fwd(point)
+        return value, polar.bwd(residuals, cotangent)
+
+    value, pulled = _run("polar", by_hand, (point, cotangent), jit)
+    _compare_tree("polar_fwd's output", case, value, expected_value)
+    untransposed = _polar_untransposed(point, cotangent)
+    if (jax.tree.structure(pulled) == jax.tree.structure(untransposed)
+            and all(map(_close, jax.tree.leaves(pulled), jax.tree.leaves(untransposed)))
+            and not all(map(_close, jax.tree.leaves(pulled),
+                            jax.tree.leaves(pullback(cotangent))))):
+        mistake = exercise.mistakes["untransposed"]
+        raise Failed(mistake.format(case=case.label), mistake.code)
+    _compare_tree("polar_bwd's cotangents", case, pulled, pullback(cotangent), hints=[jacobian])
+
+    vjp = jax.vjp  # the checks' own: the exercise forbids it to the answer only
+
+    def run(point, cotangent):
+        value, pullback = vjp(polar, point)
+        return value, pullback(cotangent)
+
+    value, pulled = _run("the VJP of polar", run, (point, cotangent), jit)
+    _compare_tree("polar", case, value, expected_value)
+    _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[jacobian])
+
+
+def _polar_rules_use_no_autodiff(exercise, polar):
     for rule in (polar.fwd, polar.bwd):
-        _require_no_forbidden_reference("polar", rule)
-    jacobian = "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2."
-    for case in cases:
-        point, cotangent = case.args
-        expected_value, pullback = jax.vjp(_polar_reference, point)
+        _require_no_forbidden_reference("polar", rule, exercise.forbids)
 
-        def by_hand(point, cotangent):  # the rule called directly: JAX's autodiff is forbidden
-            value, residuals = polar.fwd(point)
-            return value, polar.bwd(residuals, cotangent)
 
-        value, pulled = _run("polar", by_hand, (point, cotangent), jit)
-        _compare_tree("polar_fwd's output", case, value, expected_value)
-        untransposed = _polar_untransposed(point, cotangent)
-        if (jax.tree.structure(pulled) == jax.tree.structure(untransposed)
-                and all(map(_close, jax.tree.leaves(pulled), jax.tree.leaves(untransposed)))
-                and not all(map(_close, jax.tree.leaves(pulled),
-                                jax.tree.leaves(pullback(cotangent))))):
-            raise AssertionError(
-                f"polar_bwd is wrong for {case.label}: it multiplies the cotangent by the "
-                "Jacobian J instead of its transpose. A VJP computes J^T g: the cotangent of x "
-                "is dr/dx * g_r + dtheta/dx * g_theta, a column of J, not a row.")
-        _compare_tree("polar_bwd's cotangents", case, pulled, pullback(cotangent),
-                      hints=[jacobian])
-
-        def run(point, cotangent):
-            value, pullback = jax.vjp(polar, point)
-            return value, pullback(cotangent)
-
-        value, pulled = _run("the VJP of polar", run, (point, cotangent), jit)
-        _compare_tree("polar", case, value, expected_value)
-        _compare_tree("the VJP of polar", case, pulled, pullback(cotangent), hints=[jacobian])
-    _passed("polar", cases, jit)
+check_polar = Exercise(
+    "polar", "A custom_vjp from {'x', 'y'} to {'r', 'theta'}, pytrees in and out, whose rule "
+    "is written by hand.",
+    cases=lambda: [Case("two points", {"x": jnp.array([1.0, -2.0]), "y": jnp.array([1.0, 0.5])},
+                        {"r": jnp.array([1.0, -1.0]), "theta": jnp.array([0.5, 2.0])})],
+    check_case=_polar_case, rule="vjp", structure=[_polar_rules_use_no_autodiff],
+    forbids=_DERIVATIVES + _JACOBIANS,
+    mistakes={
+        "jacobian": "dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2.",
+        "untransposed": "polar_bwd is wrong for {case}: it multiplies the cotangent by the "
+                        "Jacobian J instead of its transpose. A VJP computes J^T g: the "
+                        "cotangent of x is dr/dx * g_r + dtheta/dx * g_theta, a column of J, "
+                        "not a row.",
+    })
 
 
 def _clipped_norm64(g, max_norm):
@@ -1127,29 +1273,31 @@ def _clipped_norm64(g, max_norm):
     return np.asarray(g, np.float64) * min(1.0, max_norm / norm if norm > 0 else 1.0)
 
 
-def check_clip_gradient_norm(clip_gradient_norm, cases=None, jit=False):
-    """Identity forward; the cotangent is rescaled to norm <= max_norm (nondiff_argnums=(0,))."""
-    _require_custom_rule("clip_gradient_norm", clip_gradient_norm, "vjp")
-    if tuple(getattr(clip_gradient_norm, "nondiff_argnums", ())) != (0,):
-        raise AssertionError("clip_gradient_norm must declare nondiff_argnums=(0,).")
-    if cases is None:
-        x = jnp.array([1.0, 2.0, 3.0])
-        cases = [Case("a long cotangent, max_norm = 1", 1.0, x, jnp.array([3.0, 0.0, -4.0])),
-                 Case("a short cotangent, max_norm = 10", 10.0, x, jnp.array([3.0, 0.0, -4.0])),
-                 Case("a zero cotangent", 1.0, x, jnp.zeros(3))]
-    for case in cases:
-        max_norm, x, g = case.args
+def _clip_norm_case(exercise, clip_gradient_norm, case, jit):
+    max_norm, x, g = case.args
 
-        def run(x, g):
-            y, pullback = jax.vjp(lambda x: clip_gradient_norm(max_norm, x), x)
-            return y, pullback(g)[0]
+    def run(x, g):
+        y, pullback = jax.vjp(lambda x: clip_gradient_norm(max_norm, x), x)
+        return y, pullback(g)[0]
 
-        y, pulled = _run("clip_gradient_norm", run, (x, g), jit)
-        _compare("clip_gradient_norm (forward pass)", case, y, x)
-        _finite("the VJP of clip_gradient_norm", case, pulled)
-        _compare("the VJP of clip_gradient_norm", case, pulled,
-                 _clipped_norm64(g, max_norm).astype(g.dtype))
-    _passed("clip_gradient_norm", cases, jit)
+    y, pulled = _run("clip_gradient_norm", run, (x, g), jit)
+    _compare("clip_gradient_norm (forward pass)", case, y, x)
+    _finite("the VJP of clip_gradient_norm", case, pulled)
+    _compare("the VJP of clip_gradient_norm", case, pulled,
+             _clipped_norm64(g, max_norm).astype(g.dtype))
+
+
+def _clip_norm_cases():
+    x = jnp.array([1.0, 2.0, 3.0])
+    return [Case("a long cotangent, max_norm = 1", 1.0, x, jnp.array([3.0, 0.0, -4.0])),
+            Case("a short cotangent, max_norm = 10", 10.0, x, jnp.array([3.0, 0.0, -4.0])),
+            Case("a zero cotangent", 1.0, x, jnp.zeros(3))]
+
+
+check_clip_gradient_norm = Exercise(
+    "clip_gradient_norm", "Identity forward; the cotangent is rescaled to norm <= max_norm.",
+    cases=_clip_norm_cases, check_case=_clip_norm_case, rule="vjp",
+    nondiff_argnums=((0,), "."))
 
 
 @contextlib.contextmanager
@@ -1165,80 +1313,72 @@ def _swapped_rule(fn, bwd):
         jax.clear_caches()
 
 
-def check_custom_vjp_grad_of_grad(custom_vjp_grad_of_grad, cases=None, jit=False):
-    """Reference exercise 000: ``custom_sumsq`` with its rule, differentiated twice through it."""
-    namespace = getattr(custom_vjp_grad_of_grad, "__globals__", {})
-    custom_sumsq = namespace.get("custom_sumsq")
-    _require_custom_rule("custom_sumsq", custom_sumsq, "vjp")
-    for helper in ("_fwd", "_bwd"):
-        if helper not in namespace:
-            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
-                                 "says.")
-    cases = cases or [Case("x = [1, 2]", jnp.array([1.0, 2.0])),
-                      Case("x of length 4", jnp.array([0.5, -1.0, 3.0, 0.0]))]
+def _sumsq_has_its_rule(exercise, answer):
+    _require_custom_rule("custom_sumsq", _student_globals(answer).get("custom_sumsq"), "vjp")
+
+
+def _grad_of_grad_case(exercise, custom_vjp_grad_of_grad, case, jit):
+    namespace = _student_globals(custom_vjp_grad_of_grad)
+    custom_sumsq = namespace["custom_sumsq"]
+    (x,) = case.args
+    value, residual = _call("_fwd", namespace["_fwd"], x)
+    _compare("custom_sumsq's _fwd (value)", case, value, jnp.sum(x**2))
+    _compare("custom_sumsq's _fwd (residual)", case, residual, x,
+             hints=["The residual is x itself."])
+    returned = _call("_bwd", namespace["_bwd"], x, jnp.array(1.5, x.dtype))
+    cotangent = _one_cotangent(returned, exercise.mistakes["bwd-not-a-tuple"])
+    _compare("custom_sumsq's _bwd", case, cotangent, 3.0 * x)
+    _compare("jax.grad(custom_sumsq)", case, _call("custom_sumsq", jax.grad(custom_sumsq), x),
+             2 * x)
+    result = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
+    _compare("custom_vjp_grad_of_grad", case, result, jnp.full_like(x, 2.0),
+             hints=["The answer is the gradient of sum(grad(custom_sumsq)(x))."])
+
+
+def _grad_of_grad_uses_the_rule(exercise, custom_vjp_grad_of_grad, cases, jit):
+    custom_sumsq = _student_globals(custom_vjp_grad_of_grad)["custom_sumsq"]
     for case in cases:
         (x,) = case.args
-        value, residual = _call("_fwd", namespace["_fwd"], x)
-        _compare("custom_sumsq's _fwd (value)", case, value, jnp.sum(x**2))
-        _compare("custom_sumsq's _fwd (residual)", case, residual, x,
-                 hints=["The residual is x itself."])
-        returned = _call("_bwd", namespace["_bwd"], x, jnp.array(1.5, x.dtype))
-        if not (isinstance(returned, tuple) and len(returned) == 1):
-            raise AssertionError("custom_sumsq's _bwd must return a tuple holding one cotangent, "
-                                 "(g * 2 * x,): mind the trailing comma.")
-        _compare("custom_sumsq's _bwd", case, returned[0], 3.0 * x)
-        _compare("jax.grad(custom_sumsq)", case, _call("custom_sumsq", jax.grad(custom_sumsq), x),
-                 2 * x)
-        result = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
-        _compare("custom_vjp_grad_of_grad", case, result, jnp.full_like(x, 2.0),
-                 hints=["The answer is the gradient of sum(grad(custom_sumsq)(x))."])
         with _swapped_rule(custom_sumsq, lambda x, g: (g * 3 * x**2,)):
             swapped = _run("custom_vjp_grad_of_grad", custom_vjp_grad_of_grad, (x,), jit)
         _compare("custom_vjp_grad_of_grad with the rule swapped for g * 3 x**2", case, swapped,
-                 6 * x, hints=["The result must come from custom_sumsq's registered rule."])
-    _passed("custom_vjp_grad_of_grad", cases, jit, " and uses the registered rule")
+                 6 * x, hints=[exercise.mistakes["rule-unused"]])
 
 
-def check_safe_norm(safe_norm, cases=None, jit=False):
-    """A custom_jvp Euclidean norm whose derivative at 0 is 0 (no nan anywhere)."""
-    _require_custom_rule("safe_norm", safe_norm, "jvp")
-    cases = cases or [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
-                      Case("x = 0 of shape (3,)", jnp.zeros(3))]
-    for case in cases:
-        (x,) = case.args
-        x64 = np.asarray(x, np.float64)
-        norm = np.sqrt(np.sum(x64**2))
-        gradient = x64 / norm if norm > 0 else np.zeros_like(x64)
-        value, grad = _run("safe_norm", lambda x: jax.value_and_grad(safe_norm)(x), (x,), jit)
-        _compare("safe_norm", case, value, np.asarray(norm, x.dtype))
-        _finite("the gradient of safe_norm", case, grad)
-        _compare("the gradient of safe_norm", case, grad, gradient.astype(x.dtype))
-        direction = jnp.ones_like(x)
-        tangent = _run("safe_norm", lambda x: jax.jvp(safe_norm, (x,), (direction,))[1], (x,), jit)
-        _finite("the JVP of safe_norm", case, tangent)
-        _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
-    _passed("safe_norm", cases, jit)
+check_custom_vjp_grad_of_grad = Exercise(
+    "custom_vjp_grad_of_grad", "Reference exercise 000: custom_sumsq with its rule, "
+    "differentiated twice through it.",
+    cases=lambda: [Case("x = [1, 2]", jnp.array([1.0, 2.0])),
+                   Case("x of length 4", jnp.array([0.5, -1.0, 3.0, 0.0]))],
+    check_case=_grad_of_grad_case,
+    structure=[_sumsq_has_its_rule, _rule_helpers_at_module_level],
+    requires=[Require("uses the registered rule", _grad_of_grad_uses_the_rule, always=True)],
+    mistakes={
+        "bwd-not-a-tuple": "custom_sumsq's _bwd must return a tuple holding one cotangent, "
+                           "(g * 2 * x,): mind the trailing comma.",
+        "rule-unused": "The result must come from custom_sumsq's registered rule.",
+    })
 
 
-# ---------------------------------------------------------------------------------------------
-# What a student reads when a check fails
+def _safe_norm_case(exercise, safe_norm, case, jit):
+    (x,) = case.args
+    x64 = np.asarray(x, np.float64)
+    norm = np.sqrt(np.sum(x64**2))
+    gradient = x64 / norm if norm > 0 else np.zeros_like(x64)
+    value, grad = _run("safe_norm", lambda x: jax.value_and_grad(safe_norm)(x), (x,), jit)
+    _compare("safe_norm", case, value, np.asarray(norm, x.dtype))
+    _finite("the gradient of safe_norm", case, grad)
+    _compare("the gradient of safe_norm", case, grad, gradient.astype(x.dtype))
+    direction = jnp.ones_like(x)
+    tangent = _run("safe_norm", lambda x: jax.jvp(safe_norm, (x,), (direction,))[1], (x,), jit)
+    _finite("the JVP of safe_norm", case, tangent)
+    _compare("the JVP of safe_norm", case, tangent, np.asarray(np.sum(gradient), x.dtype))
 
 
-def _student_facing(check):
-    """The check, except that its failure is raised afresh here: the student's traceback shows
-    the test line and the message, not every frame of the checker it passed through."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        try:
-            return check(*args, **kwargs)
-        except AssertionError as failure:
-            raise AssertionError(*failure.args) from None
-
-    return run
+check_safe_norm = Exercise(
+    "safe_norm", "A custom_jvp Euclidean norm whose derivative at 0 is 0 (no nan anywhere).",
+    cases=lambda: [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
+                   Case("x = 0 of shape (3,)", jnp.zeros(3))],
+    check_case=_safe_norm_case, rule="jvp")
 
 
-for _name, _check in list(globals().items()):
-    if _name.startswith("check_") and callable(_check):
-        globals()[_name] = _student_facing(_check)
-del _name, _check

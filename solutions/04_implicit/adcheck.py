@@ -1,9 +1,12 @@
 """Checks for the course's exercises.
 
-Every exercise has one ``check_<name>`` function. The visible test cell of a notebook calls it
-with no cases, which runs a few small ones; the hidden tests call it again with more inputs,
-shapes and dtypes, under ``jax.jit``. A failure raises ``AssertionError`` with a message that
-names the likely mistake.
+Every exercise is declared once, as ``check_<name> = Exercise(...)`` in its assignment's
+section: its visible cases, its oracle (``check_case``), its form (a custom rule, forbidden
+built-ins), the mechanisms it requires and its named mistakes. The visible test cell of a
+notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
+mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
+``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
+and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
 
 Grading does not trust the notebook's namespace:
 
@@ -41,21 +44,10 @@ _OWN_LOCATION = re.compile(r"[^\s'\"]*adcheck\.py(:\d+)?")
 TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
-_FORBIDDEN = types.MappingProxyType({  # exercise -> jax functions it must not call or name
-    "vgrad": ("grad", "value_and_grad") + _JACOBIANS,
-    "vmap_mjp": _JACOBIANS,
-    "vmap_jmp": _JACOBIANS,
-    "our_jacfwd": _JACOBIANS,
-    "our_jacrev": _JACOBIANS,
-    "wirtinger": ("grad", "value_and_grad", "vjp"),
-    "hessian": ("hessian",),
-    "hvp": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "hutchinson_trace": ("hessian", "jacfwd", "jacrev", "jacobian"),
-    "polar": ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
-             + _JACOBIANS,
-})
-_ORIGINALS = types.MappingProxyType(
-    {id(getattr(jax, attr)): attr for attrs in _FORBIDDEN.values() for attr in attrs})
+_DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
+    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+_active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +464,33 @@ def setup():
 # Calling student code
 
 
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
 class Case:
     """One input of an exercise: a label that feedback may show, the arguments, and for some
     exercises the expected result (worked out for this input, e.g. in closed form)."""
@@ -523,38 +542,47 @@ def _shorten(text, limit=300):
     return text[:text.rfind(" ", 0, limit - 2)] + " …"
 
 
-# JAX's errors that common mistakes raise, said in the terms of the exercise: (pattern of JAX's
-# message, message; {name} is the student's function, the other fields the pattern's groups).
+# JAX's errors that common mistakes raise, said in the terms of the exercise: (code, pattern of
+# JAX's message, message; {name} is the student's function, the other fields the pattern's
+# groups).
 _JAX_ERRORS = (
-    (r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
+    ("cotangent-shape",
+     r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
      r"(?P<got>\S+), but expected (?P<want>\S+?) because",
      "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
      "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
      "output, not of its input."),
-    (r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
+    ("tangent-shape",
+     r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
      r"and tangent shape as (?P<tangent>\(.*?\))",
      "{name} called jax.jvp with a tangent of shape {tangent} for an input of shape {primal}: a "
      "tangent has the shape and dtype of the input it pushes forward."),
-    (r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
+    ("bwd-structure",
+     r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
      "{name}'s bwd rule must return a tuple with one cotangent for each argument of the "
      "function, in order (a 1-tuple, `(g,)`, for a function of one argument)."),
-    (r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+    ("jvp-of-custom-vjp",
+     r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
      "{name} was differentiated in forward mode (jax.jvp, jacfwd), which a function with a "
      "custom_vjp rule does not support: where forward mode is needed, write a custom_jvp rule "
      "or no custom rule."),
-    (r"Encountered an unexpected tracer",
+    ("leaked-tracer",
+     r"Encountered an unexpected tracer",
      "{name} leaked a traced value: a function handed to a JAX transformation or custom rule "
      "closes over a value that is being traced or differentiated. Pass such values in as "
      "arguments (to fixed_point, in its parameters a), or convert the function with "
      "jax.closure_convert."),
-    (r"vmap is only supported for the pure_callback primitive",
+    ("pure-callback",
+     r"vmap is only supported for the pure_callback primitive",
      "{name} calls jax.pure_callback (NumPy code), which has no rule for jax.vmap here: write it "
      "with jax.numpy, so that it works under vmap and jit."),
-    (r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
+    ("vmap-rank",
+     r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
-    (r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
+    ("while-condition",
+     r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
      "{name}'s while_loop condition returns {got}, not one boolean: reduce it (jnp.any, "
      "jnp.all) or test a norm."),
@@ -571,16 +599,16 @@ def _type_in_words(jax_type):
 
 
 def _explained(name, error):
-    """The student-facing text of an exception that ``name`` raised."""
+    """The failure that an exception ``name`` raised is to the student."""
     text = str(error)
-    for pattern, message in _JAX_ERRORS:
+    for code, pattern, message in _JAX_ERRORS:
         found = re.search(pattern, text)
         if found:
             fields = {k: _type_in_words(v) for k, v in found.groupdict().items()}
-            return message.format(name=name, **fields)
+            return Failed(message.format(name=name, **fields), _code(code))
     # JAX names where a traced function was defined; inside the checks that is noise.
     text = _OWN_LOCATION.sub("the checks", (text.strip().splitlines() or [""])[0])
-    return f"{name} raised {type(error).__name__}: {_shorten(text)}"
+    return Failed(f"{name} raised {type(error).__name__}: {_shorten(text)}", _code("raised"))
 
 
 def _call(name, fn, *args):
@@ -593,7 +621,7 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     # builtins included: after it returns, nothing is looked up before the guard restored all.
     try:
         _audit("adcheck.restore", "before a check called your code", "before")
-        with _forbidden_functions(name):
+        with _forbidden_functions():
             result = fn(*args)
         outcome = None
     except BaseException as error:
@@ -605,9 +633,9 @@ def _call_guarded(name, fn, args, _audit=sys.audit):
     if isinstance(outcome, AssertionError):
         raise outcome
     if isinstance(outcome, NotImplementedError) and not str(outcome):  # the answer cell's stub
-        raise AssertionError(f"{name} is not implemented yet.") from None
+        raise Failed(f"{name} is not implemented yet.", _code("not-implemented")) from None
     if isinstance(outcome, Exception):
-        raise AssertionError(_explained(name, outcome)) from None
+        raise _explained(name, outcome) from None
     raise outcome
 
 
@@ -615,14 +643,17 @@ def _as_array(name, value):
     """A plain NumPy copy of what student code returned: no subclass, no Python objects, so
     that nothing it returned can take part in the comparison."""
     if isinstance(value, tuple) and len(value) == 1:
-        raise AssertionError(
+        raise Failed(
             f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
-            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).")
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).",
+            _code("one-tuple"))
     if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        raise AssertionError(f"{name} returned a {type(value).__name__}, expected an array.")
+        raise Failed(f"{name} returned a {type(value).__name__}, expected an array.",
+                     _code("not-an-array"))
     array = np.array(value, copy=True, subok=False)
     if array.dtype.hasobject or type(array) is not np.ndarray:
-        raise AssertionError(f"{name} returned an array of Python objects, expected numbers.")
+        raise Failed(f"{name} returned an array of Python objects, expected numbers.",
+                     _code("python-objects"))
     return array
 
 
@@ -668,14 +699,17 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
         f" (arguments: {arguments})" if len(arguments) <= 100 else "")
     named = _suspects(actual, suspects)
     if named and not _close(actual, expected):
-        raise AssertionError(f"{where}: " + " ".join(named))
+        raise Failed(f"{where}: " + " ".join(named), _named_code(named))
     if actual.shape != expected.shape:
         message = f"{where}: shape {actual.shape}, expected {expected.shape}."
         if sorted(actual.shape) == sorted(expected.shape):
             message += " The axes are in the wrong order."
-        raise AssertionError(message + "".join(" " + h for h in (*shape_hints, *hints)))
+        hints = (*shape_hints, *hints)
+        raise Failed(message + "".join(" " + h for h in hints),
+                     _named_code(hints, "wrong-shape"))
     if actual.dtype != expected.dtype:
-        raise AssertionError(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.")
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+                     _code("wrong-dtype"))
     rtol, atol = _tolerances(expected.dtype, expected)
     if relative:
         atol = float(np.finfo(expected.dtype).tiny)
@@ -693,33 +727,40 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     else:
         message = f"{where}: values differ (largest error {np.max(error):.3g})."
     factor = factors and _factor_in_words(actual, expected, rtol, atol)
+    code = "wrong-values"
     if np.allclose(actual, -expected, rtol=rtol, atol=atol):
-        message += " The sign is flipped."
+        message, code = message + " The sign is flipped.", "sign-flipped"
     elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
                                                     atol=atol):
-        message += " You returned the complex conjugate."
+        message, code = message + " You returned the complex conjugate.", "conjugate"
     elif factor:
         message += f" Every value is {factor} the expected one: a factor is missing or extra."
-    raise AssertionError(message + "".join(" " + h for h in hints))
+        code = "missing-factor"
+    raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
+
+
+def _named_code(hints, otherwise="wrong-values"):
+    """The code of the first named mistake among ``hints``, or the running exercise's
+    ``otherwise``; hints that are plain advice name none."""
+    return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
 
 
 # ---------------------------------------------------------------------------------------------
 # Mechanism checks
 
 
-def _exercise(name):
-    return name.split("(")[0].split(" ")[0]
-
-
 @contextlib.contextmanager
-def _forbidden_functions(name):
-    """While student code runs, the jax functions the exercise forbids raise when called."""
-    attrs = _FORBIDDEN.get(_exercise(name), ())
+def _forbidden_functions():
+    """While student code runs, the jax functions the running exercise forbids raise when
+    called."""
+    exercise = _active[-1] if _active else None
+    attrs = exercise.forbids if exercise else ()
     saved = {attr: getattr(jax, attr) for attr in attrs}
 
     def stub(attr):
         def forbidden(*args, **kwargs):
-            raise AssertionError(f"{_exercise(name)} must not call jax.{attr}.")
+            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+                         f"{exercise.name}/forbidden-call")
         return forbidden
 
     for attr in attrs:
@@ -755,13 +796,12 @@ def _referenced_objects(fn, depth=0, seen=None):
     return found
 
 
-def _require_no_forbidden_reference(name, fn):
+def _require_no_forbidden_reference(name, fn, forbids):
     """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
-    forbidden = _FORBIDDEN.get(name, ())
     for value in _referenced_objects(fn):
-        if _ORIGINALS.get(id(value)) in forbidden:
-            raise AssertionError(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise "
-                                 "forbids.")
+        if _ORIGINALS.get(id(value)) in forbids:
+            raise Failed(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise forbids.",
+                         f"{name}/forbidden-call")
 
 
 def _equations(fn, *args):
@@ -789,12 +829,14 @@ def _require_vectorized(name, fn, small_args, large_args):
     large = _call(name, lambda: _program(fn, *large_args))
     loops = sorted({p for p in large if p in ("scan", "while")})
     if loops:
-        raise AssertionError(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.")
+        raise Failed(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.",
+                     _code("python-loop"))
     if len(small) != len(large):
-        raise AssertionError(
+        raise Failed(
             f"{name} builds a program whose size grows with the number of vectors "
             f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
-            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.")
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.",
+            _code("python-loop"))
 
 
 def _largest_intermediate(fn, *args):
@@ -803,11 +845,11 @@ def _largest_intermediate(fn, *args):
                 for eqn in _equations(fn, *args) for var in eqn.outvars), default=0)
 
 
-def _require_small_intermediates(name, fn, args, limit, what):
+def _require_small_intermediates(name, fn, args, limit, what, code):
     """No array of ``limit`` entries or more in ``fn``'s program; ``what`` ends the message."""
     largest = _call(name, lambda: _largest_intermediate(fn, *args))
     if largest >= limit:
-        raise AssertionError(f"{name} builds an array of {largest} entries {what}")
+        raise Failed(f"{name} builds an array of {largest} entries {what}", _code(code))
 
 
 def _sin_twice(x):
@@ -845,18 +887,23 @@ def _require_mode(name, mode, run):
     try:
         run(*_MODE_PROBES[mode])
     except AssertionError as error:
-        raise AssertionError(
+        raise Failed(
             f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
-            f"can differentiate: are you using {other} mode? What failed: {error}") from None
+            f"can differentiate: are you using {other} mode? What failed: {error}",
+            _code("wrong-mode")) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # Shared by the assignments' checks
 
 
-def _passed(what, cases, jit, also=""):
-    """Say that ``what`` passed its ``cases`` (under jit, if so) and what else was checked."""
+def _passed(what, cases, jit, mechanisms=()):
+    """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
+    also = ""
+    if mechanisms:
+        also = (", " + ", ".join(mechanisms[:-1]) if len(mechanisms) > 1 else "")
+        also += " and " + mechanisms[-1]
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
@@ -875,14 +922,14 @@ def _run(name, fn, args, jit):
         text = str(error)
         if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
             text = text[0].lower() + text[1:]
-        raise AssertionError(f"Under jax.jit, {text}") from None
+        raise Failed(f"Under jax.jit, {text}", getattr(error, "code", None)) from None
 
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
     if jax.tree.structure(actual) != jax.tree.structure(expected):
-        raise AssertionError(f"{name} returned {_describe(actual)} for {case.label}; expected "
-                             f"{_describe(expected)}.")
+        raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                     f"{_describe(expected)}.", _code("wrong-structure"))
     paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
     for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
         _compare(_leaf_in_words(name, path), case, a, e, **hints)
@@ -938,9 +985,27 @@ def _require_custom_rule(name, fn, kind):
     """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
     cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
     if not isinstance(fn, cls):
-        raise AssertionError(f"{name} must be a function decorated with @jax.custom_{kind}.")
+        raise Failed(f"{name} must be a function decorated with @jax.custom_{kind}.",
+                     _code("no-custom-rule"))
     if getattr(fn, rule, None) is None:
-        raise AssertionError(f"{name} has no rule yet: register it with {name}.def{kind}(...).")
+        raise Failed(f"{name} has no rule yet: register it with {name}.def{kind}(...).",
+                     _code("no-custom-rule"))
+
+
+def _rule_helpers_at_module_level(exercise, answer):
+    """The statement's ``_fwd`` and ``_bwd``, defined in the notebook's namespace."""
+    namespace = _student_globals(answer)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise Failed(f"Define the rule's {helper} at module level, as the statement says.",
+                         _code("no-module-level-rule"))
+
+
+def _one_cotangent(returned, mistake):
+    """The one cotangent of a bwd rule's ``returned`` tuple; ``mistake`` if it is no 1-tuple."""
+    if not (isinstance(returned, tuple) and len(returned) == 1):
+        raise Failed(mistake, mistake.code)
+    return returned[0]
 
 
 def _close(actual, expected):
@@ -957,6 +1022,79 @@ def _suspects(actual, candidates):
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
+class Require:
+    """A mechanism the statement asks for: ``words`` says it in the pass message (``is
+    vectorized``), ``check(exercise, answer, cases, jit)`` raises unless the answer has it.
+    It runs after the visible cases have passed (before them when ``first``), or after every
+    set of cases when ``always``."""
+
+    def __init__(self, words, check, always=False, first=False):
+        self.words, self.check, self.always, self.first = words, check, always, first
+
+
+class Exercise:
+    """One exercise's specification, in the order of its statement; the checks are its runner.
+
+    ``name``: the function the student writes. ``statement``: what it computes, in one line.
+    ``cases()``: the visible cases (the hidden tests pass their own). ``check_case(exercise,
+    answer, case, jit)``: the answer against the oracle on one case. ``rule``: ``"jvp"`` or
+    ``"vjp"`` when the answer must be a ``jax.custom_jvp`` / ``custom_vjp`` with its rule;
+    ``nondiff_argnums``: the ones that rule must declare. ``forbids``: the jax functions the
+    answer may neither call nor name. ``structure``: more requirements on the answer's form,
+    each ``(exercise, answer)``. ``requires``: the mechanisms (:class:`Require`). ``mistakes``:
+    the named mistakes, code -> message, which ``check_case`` and the requirements raise as
+    ``exercise.mistakes[code]``. ``facts``: what a ``check_case`` shared by two exercises
+    needs to tell them apart (``mode="forward"``).
+
+    Calling it checks an answer: ``check_vgrad(vgrad)`` in the visible test cell, and
+    ``check_vgrad(vgrad, cases=[...], jit=True)`` in the hidden tests.
+    """
+
+    def __init__(self, name, statement, *, cases, check_case, rule=None, nondiff_argnums=None,
+                 forbids=(), structure=(), requires=(), mistakes=None, **facts):
+        self.name, self.__doc__ = name, statement
+        self.cases, self.check_case = cases, check_case
+        self.rule, self.nondiff_argnums = rule, nondiff_argnums
+        self.forbids, self.structure, self.requires = forbids, structure, requires
+        self.mistakes = {code: Mistake(f"{name}/{code}", message)
+                         for code, message in (mistakes or {}).items()}
+        self.facts = facts
+
+    def __call__(self, answer, cases=None, jit=False):
+        visible = cases is None
+        _active.append(self)
+        try:
+            self._require_form(answer)
+            cases = self.cases() if visible else cases
+            checked = [r for r in self.requires if visible or r.always]
+            for requirement in (r for r in checked if r.first):
+                requirement.check(self, answer, cases, jit)
+            for case in cases:
+                self.check_case(self, answer, case, jit)
+            for requirement in (r for r in checked if not r.first):
+                requirement.check(self, answer, cases, jit)
+        except AssertionError as failure:  # raised afresh: the traceback ends at the test line
+            shown = AssertionError(str(failure))  # named AssertionError, as students expect
+            shown.code = getattr(failure, "code", None) or _code("unnamed")
+            raise shown from None
+        finally:
+            _active.pop()
+        _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _require_form(self, answer):
+        if self.rule:
+            _require_custom_rule(self.name, answer, self.rule)
+        if self.nondiff_argnums is not None:
+            wanted, why = self.nondiff_argnums
+            if tuple(getattr(answer, "nondiff_argnums", ())) != wanted:
+                raise Failed(f"{self.name} must declare nondiff_argnums={wanted}{why}",
+                             _code("nondiff-argnums"))
+        if self.forbids:
+            _require_no_forbidden_reference(self.name, answer, self.forbids)
+        for requirement in self.structure:
+            requirement(self, answer)
+
+
 # ---------------------------------------------------------------------------------------------
 # Assignment 04: implicit differentiation
 
@@ -970,47 +1108,48 @@ def _newton_sqrt64(x, steps=10):
     return y, dy
 
 
-def check_fixed_point_sqrt(fixed_point_sqrt, cases=None, jit=False):
-    """Reference exercise 002: 10 Newton steps from ones, with the IFT rule g * 0.5 / y."""
-    _require_custom_rule("fixed_point_sqrt", fixed_point_sqrt, "vjp")
+def _fixed_point_sqrt_case(exercise, fixed_point_sqrt, case, jit):
     namespace = _student_globals(fixed_point_sqrt)
-    for helper in ("_fwd", "_bwd"):
-        if not callable(namespace.get(helper)):
-            raise AssertionError(f"Define the rule's {helper} at module level, as the statement "
-                                 "says.")
-    cases = cases or [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
-                           jnp.array([1.0, 2.0, -1.0, 0.5]))]
-    for case in cases:
-        x, g = case.args
-        y64, unrolled64 = _newton_sqrt64(x)
-        y, dtype = y64.astype(x.dtype), x.dtype
-        value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
-        _compare("fixed_point_sqrt", case, value, y, hints=_suspects(value, [
-            (np.sqrt(np.asarray(x, np.float64)).astype(dtype),
-             "These are exact square roots: the forward pass must be exactly 10 Newton steps "
-             "from ones, which has not converged yet for the largest entries.")]))
-        fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
-        _compare("the value returned by _fwd", case, fwd_value, y)
-        returned = _call("_bwd", namespace["_bwd"], residual, g)
-        if not (isinstance(returned, tuple) and len(returned) == 1):
-            raise AssertionError("_bwd must return a tuple holding one cotangent, "
-                                 "(g * 0.5 / y,): mind the trailing comma.")
-        expected = (np.asarray(g, np.float64) * 0.5 / y64).astype(dtype)
-        wrong_rules = [
-            ((np.asarray(g, np.float64) * unrolled64).astype(dtype),
-             "This is the derivative of the unrolled Newton steps, not the implicit rule."),
-            ((np.asarray(g, np.float64) * 0.5 / np.sqrt(np.asarray(x, np.float64))).astype(dtype),
-             "This is 0.5 / sqrt(x): the rule must use the saved y, the forward pass's output."),
-            ((np.asarray(g, np.float64) * 0.5 / np.asarray(x, np.float64)).astype(dtype),
-             "This is 0.5 / x: save y as the residual, not x."),
-        ]
-        _compare("_bwd(residual, g)", case, returned[0], expected,
-                 hints=_suspects(returned[0], wrong_rules))
-        pulled = _run("fixed_point_sqrt",
-                      lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
-        _compare("the VJP of fixed_point_sqrt", case, pulled, expected,
-                 hints=_suspects(pulled, wrong_rules))
-    _passed("fixed_point_sqrt", cases, jit)
+    mistakes = exercise.mistakes
+    x, g = case.args
+    y64, unrolled64 = _newton_sqrt64(x)
+    y, dtype = y64.astype(x.dtype), x.dtype
+    x64, g64 = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
+    _compare("fixed_point_sqrt", case, value, y,
+             suspects=[(np.sqrt(x64).astype(dtype), mistakes["exact-roots"])])
+    fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
+    _compare("the value returned by _fwd", case, fwd_value, y)
+    returned = _call("_bwd", namespace["_bwd"], residual, g)
+    cotangent = _one_cotangent(returned, mistakes["bwd-not-a-tuple"])
+    expected = (g64 * 0.5 / y64).astype(dtype)
+    wrong_rules = [((g64 * unrolled64).astype(dtype), mistakes["unrolled"]),
+                   ((g64 * 0.5 / np.sqrt(x64)).astype(dtype), mistakes["exact-root-in-rule"]),
+                   ((g64 * 0.5 / x64).astype(dtype), mistakes["x-saved"])]
+    _compare("_bwd(residual, g)", case, cotangent, expected, suspects=wrong_rules)
+    pulled = _run("fixed_point_sqrt",
+                  lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
+    _compare("the VJP of fixed_point_sqrt", case, pulled, expected, suspects=wrong_rules)
+
+
+check_fixed_point_sqrt = Exercise(
+    "fixed_point_sqrt", "Reference exercise 002: 10 Newton steps from ones, with the implicit "
+    "rule g * 0.5 / y.",
+    cases=lambda: [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
+                        jnp.array([1.0, 2.0, -1.0, 0.5]))],
+    check_case=_fixed_point_sqrt_case, rule="vjp", structure=[_rule_helpers_at_module_level],
+    mistakes={
+        "exact-roots": "These are exact square roots: the forward pass must be exactly 10 "
+                       "Newton steps from ones, which has not converged yet for the largest "
+                       "entries.",
+        "bwd-not-a-tuple": "_bwd must return a tuple holding one cotangent, (g * 0.5 / y,): "
+                           "mind the trailing comma.",
+        "unrolled": "This is the derivative of the unrolled Newton steps, not the implicit "
+                    "rule.",
+        "exact-root-in-rule": "This is 0.5 / sqrt(x): the rule must use the saved y, the "
+                              "forward pass's output.",
+        "x-saved": "This is 0.5 / x: save y as the residual, not x.",
+    })
 
 
 def _fixed_point64(f, a, x, steps=20_000):
@@ -1063,74 +1202,56 @@ def _visible_fixed_point_cases():
     ]
 
 
-def check_fixed_point(fixed_point, cases=None, jit=False):
-    """x* = f(a, x*) by lax.while_loop; a custom_vjp whose bwd solves the adjoint fixed point."""
-    _require_custom_rule("fixed_point", fixed_point, "vjp")
-    if tuple(getattr(fixed_point, "nondiff_argnums", ())) != (0,):
-        raise AssertionError("fixed_point must declare nondiff_argnums=(0,): f is a function, "
-                             "not an array to differentiate.")
-    visible = cases is None
-    cases = cases or _visible_fixed_point_cases()
+def _fixed_point_case(exercise, fixed_point, case, jit):
+    f, a, x_guess, v = case.args
+    mistakes = exercise.mistakes
+    with jax.enable_x64(True):
+        a64, v64 = _to64(a), _to64(v)
+        x64 = _fixed_point64(f, a64, _to64(x_guess))
+        a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
+    dtype = x_guess.dtype
+
+    def cast(tree):
+        return jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), tree)
+
+    value = _run("fixed_point", lambda a, x: fixed_point(f, a, x), (a, x_guess), jit)
+    _compare("fixed_point", case, value, cast(x64))
+    a_bar, x_bar = _run(
+        "fixed_point",
+        lambda a, x, v: jax.vjp(lambda a, x: fixed_point(f, a, x), a, x)[1](v),
+        (a, x_guess, v), jit)
+    hints = []
+    for wrong, mistake in ((no_solve64, mistakes["no-solve"]),
+                           (not_transposed64, mistakes["untransposed"])):
+        if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
+                _close(x, y) for x, y in zip(jax.tree.leaves(a_bar), jax.tree.leaves(cast(wrong)))):
+            hints.append(mistake)
+    if not hints and "started at the solution" in case.label:
+        hints.append(mistakes["unrolled"])
+    _compare_tree("the VJP of fixed_point (cotangent of a)", case, a_bar, cast(a_bar64),
+                  hints=hints)
+    _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
+             np.zeros(x_guess.shape, dtype), hints=[mistakes["guess-gradient"]])
+
+
+def _while_loops_both_ways(exercise, fixed_point, cases, jit):
+    """A while_loop in the forward pass, and another in the backward pass (the adjoint solve)."""
     for case in cases:
         f, a, x_guess, v = case.args
-        if visible:
-            _require_while_loops(fixed_point, f, a, x_guess, v)
-        with jax.enable_x64(True):
-            a64, v64 = _to64(a), _to64(v)
-            x64 = _fixed_point64(f, a64, _to64(x_guess))
-            a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
-        dtype = x_guess.dtype
-
-        def cast(tree):
-            return jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), tree)
-
-        value = _run("fixed_point", lambda a, x: fixed_point(f, a, x), (a, x_guess), jit)
-        _compare("fixed_point", case, value, cast(x64))
-        a_bar, x_bar = _run(
-            "fixed_point",
-            lambda a, x, v: jax.vjp(lambda a, x: fixed_point(f, a, x), a, x)[1](v),
-            (a, x_guess, v), jit)
-        hints = []
-        for wrong, hint in ((no_solve64, "This is v^T (df/da) alone: the backward pass must first "
-                             "solve the adjoint fixed point w = v + w^T (df/dx)."),
-                            (not_transposed64, "The Jacobian df/dx is applied untransposed: "
-                             "the adjoint iteration needs w -> v + vjp_x(w), a VJP, not a JVP.")):
-            if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
-                    _close(x, y) for x, y in zip(jax.tree.leaves(a_bar),
-                                                 jax.tree.leaves(cast(wrong)))):
-                hints.append(hint)
-        if not hints and "started at the solution" in case.label:
-            hints.append("With x_guess at the solution the loop stops at once, so only an "
-                         "implicit rule gets this right: do not differentiate the iterations.")
-        _compare_tree("the VJP of fixed_point (cotangent of a)", case, a_bar, cast(a_bar64),
-                      hints=hints)
-        _compare("the VJP of fixed_point (cotangent of x_guess)", case, x_bar,
-                 np.zeros(x_guess.shape, dtype),
-                 hints=["The solution does not depend on the initial guess."])
-    if visible:
-        _check_stopping_rule(fixed_point, jit)
-    _check_second_derivative(fixed_point, cases[0].args[2].dtype, jit)
-    _passed("fixed_point", cases, jit, " and a second derivative")
+        forward = _call("fixed_point", lambda: _program(lambda a: fixed_point(f, a, x_guess), a))
+        if "while" not in forward:
+            raise Failed(exercise.mistakes["fixed-steps"], exercise.mistakes["fixed-steps"].code)
+        both = _call("fixed_point", lambda: _program(
+            lambda a: jax.vjp(lambda a: fixed_point(f, a, x_guess), a)[1](v), a))
+        if both.count("while") < 2:
+            raise Failed(exercise.mistakes["dense-adjoint"],
+                         exercise.mistakes["dense-adjoint"].code)
 
 
-def _require_while_loops(fixed_point, f, a, x_guess, v):
-    """A while_loop in the forward pass, and another in the backward pass (the adjoint solve)."""
-    forward = _call("fixed_point", lambda: _program(lambda a: fixed_point(f, a, x_guess), a))
-    if "while" not in forward:
-        raise AssertionError("fixed_point must iterate with jax.lax.while_loop until "
-                             "converged(x_prev, x), not a fixed number of steps.")
-    both = _call("fixed_point", lambda: _program(
-        lambda a: jax.vjp(lambda a: fixed_point(f, a, x_guess), a)[1](v), a))
-    if both.count("while") < 2:
-        raise AssertionError(
-            "fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point itself: its "
-            "backward pass runs no loop, so it solves the adjoint equation some other way (a "
-            "dense solve forms the Jacobian A, which implicit layers exist to avoid).")
-
-
-def _check_stopping_rule(fixed_point, jit):
+def _stopping_rule(exercise, fixed_point, cases, jit):
     """The loop stops when ``converged`` says so, or after ``MAX_ITERATIONS`` evaluations of f."""
     a, x_guess = jnp.array([1.0, 2.0]), jnp.zeros(2)
+    mistakes = exercise.mistakes
 
     def halfway(a, x):  # converges slowly: x_k = 2 a (1 - 2**-k) from zeros
         return 0.5 * x + a
@@ -1142,15 +1263,9 @@ def _check_stopping_rule(fixed_point, jit):
     with _swap_global(fixed_point, "MAX_ITERATIONS", limit):
         capped = _run("fixed_point", lambda a, x: fixed_point(halfway, a, x), (a, x_guess), jit)
     case = Case(f"x = x / 2 + a with MAX_ITERATIONS = {limit}", halfway, a, x_guess)
-    _compare("fixed_point", case, capped, after(limit), hints=_suspects(capped, [
-        (after(60), "It ran until converged: the loop must also stop once the iteration count "
-                    "reaches MAX_ITERATIONS (a diverging iteration never converges)."),
-        (after(limit + 1), "One evaluation of f too many: the loop starts from "
-                           "(1, x_guess, f(a, x_guess)) and continues while iteration < "
-                           "MAX_ITERATIONS."),
-        (after(limit - 1), "One evaluation of f too few: the loop starts from "
-                           "(1, x_guess, f(a, x_guess)) and continues while iteration < "
-                           "MAX_ITERATIONS.")]))
+    _compare("fixed_point", case, capped, after(limit), suspects=[
+        (after(60), mistakes["no-cap"]), (after(limit + 1), mistakes["one-too-many"]),
+        (after(limit - 1), mistakes["one-too-few"])])
 
     def at_once(x_prev, x):
         return jnp.array(True)
@@ -1159,34 +1274,68 @@ def _check_stopping_rule(fixed_point, jit):
         stopped = _run("fixed_point", lambda a, x: fixed_point(halfway, a, x), (a, x_guess), jit)
     case = Case("x = x / 2 + a with a converged(x_prev, x) that is always True", halfway, a,
                 x_guess)
-    _compare("fixed_point", case, stopped, after(1), hints=[
-        "Stop with the notebook's converged(x_prev, x), not a test of your own."])
+    _compare("fixed_point", case, stopped, after(1), hints=[mistakes["own-test"]])
 
 
-def _check_second_derivative(fixed_point, dtype, jit):
-    a = jnp.array([0.5, 2.0, 9.0], dtype)
+def _second_derivative(exercise, fixed_point, cases, jit):
+    a = jnp.array([0.5, 2.0, 9.0], cases[0].args[2].dtype)
     case = Case(f"the second derivative of Newton's square root at a = {np.asarray(a)}", a)
+    hint = exercise.mistakes["undifferentiable-bwd"]
 
     def newton_sqrt(a):
         return fixed_point(_newton_update, a, a)
 
-    hint = ("The backward pass is differentiated too: solve the adjoint fixed point by calling "
-            "fixed_point itself (lax.while_loop cannot be reverse-differentiated).")
     try:
         second = _run("fixed_point", jax.grad(lambda a: jnp.sum(jax.grad(
             lambda a: jnp.sum(newton_sqrt(a)))(a))), (a,), jit)
     except AssertionError as error:
         if "leaked a traced value" in str(error):  # the adjoint map closes over x_star's VJP
-            raise AssertionError(
-                "grad(grad(newton_sqrt)) failed: fixed_point leaked a traced value. In "
-                "fixed_point_bwd, the map handed to fixed_point must get what it needs (a, "
-                "x_star, v) through its parameters, e.g. fixed_point(adjoint, (a, x_star, v), "
-                "v), and call jax.vjp inside: a closure over a VJP function made outside leaks "
-                "its tracers when the rule is differentiated (or use jax.closure_convert).") \
-                from None
-        raise AssertionError(f"grad(grad(newton_sqrt)) failed. {error} {hint}") from None
-    expected = (-0.25 * np.asarray(a, np.float64) ** -1.5).astype(dtype)
+            mistake = exercise.mistakes["closure"]
+            raise Failed(mistake, mistake.code) from None
+        raise Failed(f"grad(grad(newton_sqrt)) failed. {error} {hint}", hint.code) from None
+    expected = (-0.25 * np.asarray(a, np.float64) ** -1.5).astype(a.dtype)
     _compare("grad(grad(newton_sqrt))", case, second, expected, hints=[hint])
+
+
+check_fixed_point = Exercise(
+    "fixed_point", "x* = f(a, x*) by lax.while_loop; a custom_vjp whose bwd solves the adjoint "
+    "fixed point with fixed_point itself.",
+    cases=_visible_fixed_point_cases, check_case=_fixed_point_case, rule="vjp",
+    nondiff_argnums=((0,), ": f is a function, not an array to differentiate."),
+    requires=[Require("iterates with while loops", _while_loops_both_ways, first=True),
+              Require("stops as the statement says", _stopping_rule),
+              Require("has a second derivative", _second_derivative, always=True)],
+    mistakes={
+        "no-solve": "This is v^T (df/da) alone: the backward pass must first solve the "
+                    "adjoint fixed point w = v + w^T (df/dx).",
+        "untransposed": "The Jacobian df/dx is applied untransposed: the adjoint iteration "
+                        "needs w -> v + vjp_x(w), a VJP, not a JVP.",
+        "unrolled": "With x_guess at the solution the loop stops at once, so only an implicit "
+                    "rule gets this right: do not differentiate the iterations.",
+        "guess-gradient": "The solution does not depend on the initial guess.",
+        "fixed-steps": "fixed_point must iterate with jax.lax.while_loop until "
+                       "converged(x_prev, x), not a fixed number of steps.",
+        "dense-adjoint": "fixed_point_bwd must find w = v + A^T w by iterating, with "
+                         "fixed_point itself: its backward pass runs no loop, so it solves the "
+                         "adjoint equation some other way (a dense solve forms the Jacobian A, "
+                         "which implicit layers exist to avoid).",
+        "no-cap": "It ran until converged: the loop must also stop once the iteration count "
+                  "reaches MAX_ITERATIONS (a diverging iteration never converges).",
+        "one-too-many": "One evaluation of f too many: the loop starts from (1, x_guess, "
+                        "f(a, x_guess)) and continues while iteration < MAX_ITERATIONS.",
+        "one-too-few": "One evaluation of f too few: the loop starts from (1, x_guess, "
+                       "f(a, x_guess)) and continues while iteration < MAX_ITERATIONS.",
+        "own-test": "Stop with the notebook's converged(x_prev, x), not a test of your own.",
+        "undifferentiable-bwd": "The backward pass is differentiated too: solve the adjoint "
+                                "fixed point by calling fixed_point itself (lax.while_loop "
+                                "cannot be reverse-differentiated).",
+        "closure": "grad(grad(newton_sqrt)) failed: fixed_point leaked a traced value. In "
+                   "fixed_point_bwd, the map handed to fixed_point must get what it needs (a, "
+                   "x_star, v) through its parameters, e.g. fixed_point(adjoint, (a, x_star, "
+                   "v), v), and call jax.vjp inside: a closure over a VJP function made "
+                   "outside leaks its tracers when the rule is differentiated (or use "
+                   "jax.closure_convert).",
+    })
 
 
 def _custom_rule_sources(fn, *args):
@@ -1211,41 +1360,45 @@ def _kepler64(M, e):
     return 0.5 * (lo + hi)
 
 
-def check_kepler(kepler, cases=None, jit=False):
-    """E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in M and e."""
-    if cases is None:
-        cases = [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
-                      jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3])),
-                 Case("e = 0.95 near perihelion, M = [0.01, 0.05, 0.2, -0.1]",
-                      jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.array([0.95] * 4))]
-    for case in cases:
-        M, e = case.args
-        sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
-        if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s
-                   for s in sources):
-            raise AssertionError("kepler must solve the equation with jax.lax.custom_root.")
-        E64 = _kepler64(M, e)
-        slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
-        dM, de = 1.0 / slope, np.sin(E64) / slope
-        d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
-        dtype = M.dtype
-        value = _run("kepler", kepler, (M, e), jit)
-        _compare("kepler", case, value, E64.astype(dtype), hints=[
-            "Run Newton's method until it converges (check the number of steps and the sign "
-            "of the update)."])
-        grads = _run("kepler", jax.grad(lambda M, e: jnp.sum(kepler(M, e)), (0, 1)), (M, e), jit)
-        wrong_tangent_solve = [(np.asarray(slope).astype(dtype), "tangent_solve must divide by "
-                                "the derivative, y / g(1), not multiply by it.")]
-        _compare("dE/dM", case, grads[0], dM.astype(dtype),
-                 hints=_suspects(grads[0], wrong_tangent_solve))
-        _compare("dE/de", case, grads[1], de.astype(dtype))
-        t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
-        tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
-        _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
-        second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
-            jax.grad(lambda M: jnp.sum(kepler(M, e)))(M))), (M, e), jit)
-        _compare("d2E/dM2", case, second, d2M.astype(dtype))
-    _passed("kepler", cases, jit)
+def _kepler_case(exercise, kepler, case, jit):
+    M, e = case.args
+    sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
+    if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s for s in sources):
+        raise Failed(exercise.mistakes["no-custom-root"], exercise.mistakes["no-custom-root"].code)
+    E64 = _kepler64(M, e)
+    slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
+    dM, de = 1.0 / slope, np.sin(E64) / slope
+    d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
+    dtype = M.dtype
+    value = _run("kepler", kepler, (M, e), jit)
+    _compare("kepler", case, value, E64.astype(dtype), hints=[
+        "Run Newton's method until it converges (check the number of steps and the sign of "
+        "the update)."])
+    grads = _run("kepler", jax.grad(lambda M, e: jnp.sum(kepler(M, e)), (0, 1)), (M, e), jit)
+    _compare("dE/dM", case, grads[0], dM.astype(dtype),
+             suspects=[(np.asarray(slope).astype(dtype), exercise.mistakes["tangent-solve"])])
+    _compare("dE/de", case, grads[1], de.astype(dtype))
+    t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
+    tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
+    _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
+    second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
+        jax.grad(lambda M: jnp.sum(kepler(M, e)))(M))), (M, e), jit)
+    _compare("d2E/dM2", case, second, d2M.astype(dtype))
+
+
+check_kepler = Exercise(
+    "kepler", "E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in "
+    "M and e.",
+    cases=lambda: [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
+                        jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3])),
+                   Case("e = 0.95 near perihelion, M = [0.01, 0.05, 0.2, -0.1]",
+                        jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.array([0.95] * 4))],
+    check_case=_kepler_case,
+    mistakes={
+        "no-custom-root": "kepler must solve the equation with jax.lax.custom_root.",
+        "tangent-solve": "tangent_solve must divide by the derivative, y / g(1), not multiply "
+                         "by it.",
+    })
 
 
 def _reference_fixed_point(rule_scale):
@@ -1287,11 +1440,8 @@ def _refuse_closure_tangent(value):
 @functools.partial(_refuse_closure_tangent.defjvp, symbolic_zeros=True)
 def _refuse_closure_tangent_jvp(primals, tangents):
     if not isinstance(tangents[0], jax.custom_derivatives.SymbolicZero):
-        raise AssertionError(
-            "The function you hand to fixed_point closes over a value being differentiated "
-            "(log lambda, or lambda computed from it): fixed_point's rule differentiates only "
-            "its parameters a. Pass log lambda in a, e.g. fixed_point(step, (log_lam, X, y), "
-            "w0), and compute lambda inside the step.")
+        mistake = check_ridge_hypergradient.mistakes["closure"]
+        raise Failed(mistake, mistake.code)
     return primals[0], tangents[0]
 
 
@@ -1316,60 +1466,50 @@ def _ridge_data(seed, n, d, n_val, dtype=jnp.float32):
     return X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]
 
 
-def check_ridge_hypergradient(ridge_hypergradient, cases=None, jit=False):
-    """(validation loss, its derivative in log lambda), with w* found by fixed_point.
+def _ridge_case(exercise, ridge_hypergradient, case, jit):
+    """The checks put their own correct fixed_point in the notebook while they run, so a
+    mistake in the fixed_point exercise does not cost points here too."""
+    log_lam = case.args[0]
+    loss64, hypergradient64 = _ridge64(*case.args)
+    dtype = log_lam.dtype
+    with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(1.0)):
+        loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient, case.args, jit)
+    _compare("the validation loss of ridge_hypergradient", case, loss,
+             np.asarray(loss64, dtype), factors=True)
+    _compare("the hypergradient of ridge_hypergradient", case, hypergradient,
+             np.asarray(hypergradient64, dtype), suspects=[
+                 (np.asarray(hypergradient64 / np.exp(np.float64(log_lam)), dtype),
+                  exercise.mistakes["in-lambda"])])
 
-    The checks put their own correct fixed_point in the notebook while they run, so a mistake
-    in the fixed_point exercise does not cost points here too.
-    """
-    visible = cases is None
-    if visible:
-        cases = [Case("log lambda = -1, 20 training and 10 validation examples, 3 features",
-                      jnp.array(-1.0), *_ridge_data(0, 20, 3, 10))]
+
+def _ridge_through_fixed_point(exercise, ridge_hypergradient, cases, jit):
+    """With fixed_point's rule doubled, the hypergradient doubles."""
     for case in cases:
-        log_lam = case.args[0]
-        loss64, hypergradient64 = _ridge64(*case.args)
-        dtype = log_lam.dtype
-        for scale in (1.0, 2.0) if visible else (1.0,):
-            with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(scale)):
-                loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient,
-                                           case.args, jit)
-            _compare("the validation loss of ridge_hypergradient", case, loss,
-                     np.asarray(loss64, dtype), factors=True)
-            if scale == 1.0:
-                _compare("the hypergradient of ridge_hypergradient", case, hypergradient,
-                         np.asarray(hypergradient64, dtype), hints=_suspects(hypergradient, [
-                             (np.asarray(hypergradient64 / np.exp(np.float64(log_lam)), dtype),
-                              "This is the derivative in lambda: differentiate in log lambda."),
-                         ]))
-            elif not _close(hypergradient, np.asarray(2 * hypergradient64, dtype)):
-                raise AssertionError(
-                    "ridge_hypergradient's gradient does not come from fixed_point's implicit "
-                    "rule: when the checks double that rule, your hypergradient should double. "
-                    "Find w* with fixed_point (called by that name) and differentiate through "
-                    "it; no closed-form solve, no finite differences.")
-    _passed("ridge_hypergradient", cases, jit, ", and its gradient comes from fixed_point")
+        _, hypergradient64 = _ridge64(*case.args)
+        with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(2.0)):
+            _, hypergradient = _run("ridge_hypergradient", ridge_hypergradient, case.args, jit)
+        if not _close(hypergradient, np.asarray(2 * hypergradient64, case.args[0].dtype)):
+            mistake = exercise.mistakes["not-through-fixed-point"]
+            raise Failed(mistake, mistake.code)
 
 
-# ---------------------------------------------------------------------------------------------
-# What a student reads when a check fails
+check_ridge_hypergradient = Exercise(
+    "ridge_hypergradient", "(validation loss, its derivative in log lambda), with w* found by "
+    "fixed_point.",
+    cases=lambda: [Case("log lambda = -1, 20 training and 10 validation examples, 3 features",
+                        jnp.array(-1.0), *_ridge_data(0, 20, 3, 10))],
+    check_case=_ridge_case,
+    requires=[Require("its gradient comes from fixed_point", _ridge_through_fixed_point)],
+    mistakes={
+        "in-lambda": "This is the derivative in lambda: differentiate in log lambda.",
+        "not-through-fixed-point": "ridge_hypergradient's gradient does not come from "
+                                   "fixed_point's implicit rule: when the checks double that "
+                                   "rule, your hypergradient should double. Find w* with "
+                                   "fixed_point (called by that name) and differentiate "
+                                   "through it; no closed-form solve, no finite differences.",
+        "closure": "The function you hand to fixed_point closes over a value being "
+                   "differentiated (log lambda, or lambda computed from it): fixed_point's rule "
+                   "differentiates only its parameters a. Pass log lambda in a, e.g. "
+                   "fixed_point(step, (log_lam, X, y), w0), and compute lambda inside the step.",
+    })
 
-
-def _student_facing(check):
-    """The check, except that its failure is raised afresh here: the student's traceback shows
-    the test line and the message, not every frame of the checker it passed through."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        try:
-            return check(*args, **kwargs)
-        except AssertionError as failure:
-            raise AssertionError(*failure.args) from None
-
-    return run
-
-
-for _name, _check in list(globals().items()):
-    if _name.startswith("check_") and callable(_check):
-        globals()[_name] = _student_facing(_check)
-del _name, _check
