@@ -206,7 +206,7 @@ def test_student_runs_fills_and_validates_a_release_notebook(browser, student_la
     _wait(driver).until(EC.element_to_be_clickable(
         (By.XPATH, "//*[contains(@class,'jp-Toolbar')]//*[normalize-space(text())='Validate']"))
     ).click()
-    dialog = _wait(driver, 30).until(EC.visibility_of_element_located(
+    dialog = _wait(driver, 120).until(EC.visibility_of_element_located(
         (By.CSS_SELECTOR, ".jp-Dialog-content")))
     _wait(driver, RUN_ALL_SECONDS).until(lambda d: "not implemented yet" in dialog.text)
     screenshot(driver, "student-4-validate")

@@ -22,6 +22,7 @@ Grading does not trust the notebook's namespace:
 import builtins
 import contextlib
 import functools
+import operator
 import os
 import re
 import sys
@@ -581,6 +582,11 @@ _JAX_ERRORS = (
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
+    ("while-loop-reverse",
+     r"Reverse-mode differentiation does not work for lax\.while_loop",
+     "{name} runs a lax.while_loop (or a fori_loop whose bounds are not Python ints), which "
+     "reverse mode cannot differentiate: use jax.lax.scan, or fori_loop with bounds known "
+     "when tracing."),
     ("while-condition",
      r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
@@ -1006,6 +1012,18 @@ def _one_cotangent(returned, mistake):
     if not (isinstance(returned, tuple) and len(returned) == 1):
         raise Failed(mistake, mistake.code)
     return returned[0]
+
+
+def _to64(tree):
+    with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
+        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+
+
+def _uses_mode(mode, run):
+    """``Require``: ``run(answer, fn)`` must work on a function only ``mode`` can differentiate
+    (``fn`` is it and ``plain`` the same function without the trick)."""
+    return Require(f"uses {mode} mode", lambda exercise, answer, cases, jit: _require_mode(
+        exercise.name, mode, lambda fn, plain: run(answer, fn, plain)))
 
 
 def _close(actual, expected):

@@ -22,6 +22,7 @@ Grading does not trust the notebook's namespace:
 import builtins
 import contextlib
 import functools
+import operator
 import os
 import re
 import sys
@@ -581,6 +582,11 @@ _JAX_ERRORS = (
      r"its rank should be at least \d+, but is only (?P<rank>\d+)",
      "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
      "shared by every example (the parameters, say) takes in_axes=None."),
+    ("while-loop-reverse",
+     r"Reverse-mode differentiation does not work for lax\.while_loop",
+     "{name} runs a lax.while_loop (or a fori_loop whose bounds are not Python ints), which "
+     "reverse mode cannot differentiate: use jax.lax.scan, or fori_loop with bounds known "
+     "when tracing."),
     ("while-condition",
      r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
      r"[^)]*)\)\]",
@@ -1008,6 +1014,18 @@ def _one_cotangent(returned, mistake):
     return returned[0]
 
 
+def _to64(tree):
+    with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
+        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+
+
+def _uses_mode(mode, run):
+    """``Require``: ``run(answer, fn)`` must work on a function only ``mode`` can differentiate
+    (``fn`` is it and ``plain`` the same function without the trick)."""
+    return Require(f"uses {mode} mode", lambda exercise, answer, cases, jit: _require_mode(
+        exercise.name, mode, lambda fn, plain: run(answer, fn, plain)))
+
+
 def _close(actual, expected):
     """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare`."""
     actual, expected = np.asarray(actual), np.asarray(expected)
@@ -1175,11 +1193,6 @@ def _implicit_vjps64(f, a, x_star, v):
 
 def _newton_update(a, x):
     return 0.5 * (x + a / x)
-
-
-def _to64(tree):
-    with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
 
 
 def _visible_fixed_point_cases():
@@ -1512,4 +1525,5 @@ check_ridge_hypergradient = Exercise(
                    "differentiates only its parameters a. Pass log lambda in a, e.g. "
                    "fixed_point(step, (log_lam, X, y), w0), and compute lambda inside the step.",
     })
+
 

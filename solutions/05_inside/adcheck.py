@@ -1,0 +1,1566 @@
+"""Checks for the course's exercises.
+
+Every exercise is declared once, as ``check_<name> = Exercise(...)`` in its assignment's
+section: its visible cases, its oracle (``check_case``), its form (a custom rule, forbidden
+built-ins), the mechanisms it requires and its named mistakes. The visible test cell of a
+notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
+mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
+``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
+and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
+
+Grading does not trust the notebook's namespace:
+
+* ``setup()`` (in the notebook's locked first cell, before any student code) snapshots the
+  state of numpy, jax, builtins and friends. Before every cell, and again around every call of
+  student code, that state is put back, so a monkeypatch in an answer cell changes nothing the
+  checks use.
+* Test cells run with ``adcheck``, ``jax``, ``jnp`` and ``np`` bound to the real modules and
+  with any student global that shadows a builtin hidden; the student's names come back after.
+* All comparisons happen in this module, whose globals the notebook does not reach.
+"""
+
+import builtins
+import contextlib
+import functools
+import operator
+import os
+import re
+import sys
+import types
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_PROTECTED_PACKAGES = (
+    "builtins", "numpy", "jax", "jaxlib", "ml_dtypes", "math", "operator", "functools",
+    "contextlib", "types", "IPython", "ipykernel", "adcheck", "sys", "os", "posix", "gc",
+    "threading", "_thread", "signal", "_signal", "subprocess", "_posixsubprocess", "importlib",
+    "_imp", "inspect", "traceback", "linecache", "weakref", "copy",
+)
+_MISSING = object()
+TEST_CELL_MARK = "adcheck.check_"  # every test cell calls a check, and is guarded for it
+_OWN_LOCATION = re.compile(r"[^\s'\"]*adcheck\.py(:\d+)?")
+TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs come from
+_stashed_names = {}
+_JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
+_DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
+    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+_active = []  # the exercise whose check is running: its forbids= hold for every call it makes
+
+
+# ---------------------------------------------------------------------------------------------
+# Tamper resistance
+#
+# setup() snapshots the protected modules and installs a guard: a Python audit hook
+# (sys.addaudithook), which no later code can remove, whose state lives in its closure where the
+# notebook cannot reach it. The guard puts the snapshot back (and jax.config, and the signal
+# handlers) whenever a test cell starts and after every call of student code. While grading it
+# also refuses what would reach into the checks from the side: threads and processes, gc
+# introspection, frames of the checks seen from student code, swapping a function's code or
+# defaults, ctypes, tracing hooks, /proc/*/mem. A Python thread that still runs when a test
+# cell starts, or returns while a check calls student code, stops the kernel: no check could be
+# trusted while it runs.
+
+_FUNCTION_ATTRS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+_FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
+_REFUSED_WHILE_GRADING = frozenset({
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "gc.freeze",
+    "sys.settrace", "sys.setprofile", "sys._current_frames", "code.__new__",
+    "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.system",
+    "subprocess.Popen", "pty.spawn", "sys.remote_exec",
+})
+_SENSITIVE_BUILTINS = frozenset({
+    "_thread", "_signal", "_posixsubprocess", "_ctypes", "gc", "sys", "posix", "_imp",
+    "builtins", "_io", "_weakref"})
+
+
+def _protected(name):
+    return any(name == p or name.startswith(p + ".") for p in _PROTECTED_PACKAGES)
+
+
+def _snapshot():
+    """The protected modules' attributes and their classes', frozen."""
+    modules, classes = [], []
+    for name, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or not _protected(name):
+            continue
+        attrs = dict(vars(module))
+        modules.append((name, module, type(module), types.MappingProxyType(attrs)))
+        for value in attrs.values():
+            if isinstance(value, type) and getattr(value, "__module__", None) == name:
+                classes.append((value, types.MappingProxyType(dict(vars(value)))))
+    return tuple(modules), tuple(classes)
+
+
+def _restore_snapshot(snapshot, _missing=_MISSING, _modules=sys.modules, _setattr=setattr,
+                      _delattr=delattr, _module_dict=types.ModuleType.__dict__["__dict__"],
+                      _object_setattr=object.__setattr__, _list=list):
+    """Put back every module attribute and class attribute of the snapshot. It uses nothing
+    that the notebook could have replaced: no globals, no builtins looked up by name."""
+    modules, classes = snapshot
+    for name, module, module_type, attrs in modules:
+        _modules[name] = module
+        if type(module) is not module_type:
+            _object_setattr(module, "__class__", module_type)
+        current = _module_dict.__get__(module)
+        for key, value in attrs.items():
+            if current.get(key, _missing) is not value:
+                current[key] = value
+    for cls, attrs in classes:
+        current = cls.__dict__
+        for key, value in attrs.items():
+            if current.get(key, _missing) is not value:
+                try:
+                    _setattr(cls, key, value)
+                except BaseException:  # read-only attributes of built-in types
+                    pass
+        for key in [k for k in _list(current) if k not in attrs and k.startswith("__")]:
+            try:
+                _delattr(cls, key)
+            except BaseException:
+                pass
+
+
+def _jax_config_state():
+    holders = getattr(jax.config, "_value_holders", {})
+    return tuple((holder, holder.get_global(), holder.get_local())
+                 for holder in holders.values() if hasattr(holder, "get_local"))
+
+
+def _restore_jax_config(saved):
+    for holder, global_value, local_value in saved:
+        if holder.get_global() is not global_value:
+            holder.set_global(global_value)
+        if holder.get_local() is not local_value:
+            holder.set_local(local_value)
+
+
+def _signal_state():
+    import signal
+
+    return tuple((number, signal.getsignal(number)) for number in signal.valid_signals()
+                 if number != signal.SIGINT and signal.getsignal(number) is not None)
+
+
+def _restore_signals(saved):
+    import signal
+
+    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+        signal.setitimer(timer, 0)
+    for number, handler in saved:
+        if signal.getsignal(number) is not handler:
+            signal.signal(number, handler)
+
+
+def _trusted_folders():
+    """Where the code of the libraries and of this module lives; notebook cells live elsewhere."""
+    import site
+    import sysconfig
+
+    folders = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib",
+                                                      "platlib")}
+    folders.update(site.getsitepackages())
+    return tuple(sorted(os.path.join(os.path.realpath(f), "") for f in folders)) + ("<frozen ",)
+
+
+def _verdict_file():
+    """Where a kernel stopped by the guard leaves its reason for the grader: the folder of its
+    connection file, which the grader's sandbox shares with the kernel."""
+    try:
+        from ipykernel.kernelapp import IPKernelApp
+
+        connection_file = IPKernelApp.instance().connection_file
+    except Exception:
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(connection_file)), "grading-verdict.txt")
+
+
+def _refuse_while_grading(module, name, message):
+    original = getattr(module, name, None)
+    if original is None:
+        return
+
+    def refused(*args, **kwargs):
+        raise RuntimeError(message)
+
+    refused.__name__ = name
+    setattr(module, name, refused)
+
+
+def _refuse_sensitive_builtins():
+    """``_imp.create_builtin`` would hand out fresh copies of the modules patched here."""
+    import _imp
+
+    create_builtin = _imp.create_builtin
+
+    def guarded_create_builtin(spec, _create=create_builtin, _refused=_SENSITIVE_BUILTINS):
+        if getattr(spec, "name", None) in _refused:
+            raise ImportError(f"grading: {spec.name} cannot be loaded again")
+        return _create(spec)
+
+    _imp.create_builtin = guarded_create_builtin
+
+
+def _frame_readers():
+    """Library functions that look at a frame and hand none to their caller, only a module name
+    or a yes/no (e.g. when a lazily imported jax module first defines a named tuple or
+    subscripts a generic class inside a check): the code objects, which a notebook cannot fake
+    since changing a function's code is refused."""
+    import collections
+    import typing
+
+    readers = [collections.namedtuple, getattr(typing, "_caller", None)]
+    try:
+        import typing_extensions
+    except ImportError:
+        pass
+    else:
+        readers += [getattr(typing_extensions, name, None) for name in (
+            "_caller", "_has_generic_or_protocol_as_origin")]
+    return frozenset(f.__code__ for f in readers if hasattr(f, "__code__"))
+
+
+def _install_guard(snapshot, grading, shell):
+    """Install the audit hook. Everything it uses at run time is bound here, in its closure:
+    the notebook can replace globals and builtins, not a closure it cannot reach."""
+    import threading
+
+    getframe, current_frames = sys._getframe, sys._current_frames
+    exit_now, write, open_fd, close, fsdecode = os._exit, os.write, os.open, os.close, os.fsdecode
+    write_flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    is_instance, is_callable, text_types, frozen = isinstance, callable, (str, bytes), frozenset
+    refusal = RuntimeError
+    refused_events, function_attrs, frame_attrs = (
+        _REFUSED_WHILE_GRADING, _FUNCTION_ATTRS, _FRAME_ATTRS)
+    main_thread = threading.main_thread().ident
+    baseline_threads = frozen(current_frames())
+    config_state = _jax_config_state
+    jax_config, signals = config_state(), _signal_state()
+    restore_snapshot, restore_config, restore_signals, bind_trusted_names = (
+        _restore_snapshot, _restore_jax_config, _restore_signals, _bind_trusted_names)
+    libraries, this_module, checks_namespace = _trusted_folders(), __file__, globals()
+    verdict_file = _verdict_file() if grading else None
+    busy, config_stack = [False], []
+    frame_readers = _frame_readers()
+
+    def stop_kernel(reason):
+        message = ("GradingStopped: " + reason).encode()
+        try:
+            if verdict_file:
+                fd = open_fd(verdict_file, write_flags, 0o600)
+                write(fd, message)
+                close(fd)
+            write(2, b"\n" + message + b"\n")
+        finally:
+            exit_now(70)
+
+    def restore_all(when, phase):
+        """Put everything back. jax.config goes back to the snapshot when a test cell starts;
+        around a call of student code, to what the test cell had set (e.g. enable_x64)."""
+        busy[0] = True
+        try:
+            if grading and frozen(current_frames()) - baseline_threads - {main_thread}:
+                stop_kernel(f"a thread started by the notebook was still running {when}. No "
+                            "check can be trusted while other code runs beside it: grading "
+                            "stopped, and the remaining tests score zero.")
+            restore_snapshot(snapshot)
+            restore_signals(signals)
+            if phase == "cell":
+                config_stack.clear()
+                restore_config(jax_config)
+            elif phase == "before":
+                config_stack.append(config_state())
+            elif phase == "after" and config_stack:
+                restore_config(config_stack.pop())
+        finally:
+            busy[0] = False
+
+    def student_code_inside_a_check():
+        """Whether a frame of notebook code runs inside a call from this module."""
+        frame, student = getframe(2), False
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if name == this_module:
+                return student
+            if "traceback_util" in name and not student:
+                return False  # jax hides its own frames in the tracebacks it raises
+            if not name.startswith(libraries):
+                student = True
+            frame = frame.f_back
+        return False
+
+    def guard(event, args):
+        if busy[0]:
+            return
+        if event == "adcheck.setup":
+            raise refusal("adcheck.setup() runs once, in the notebook's first cell.")
+        if event == "adcheck.restore":
+            restore_all(*args)
+            return
+        if event == "exec":
+            names = getattr(args[0], "co_names", ())
+            if "adcheck" in names and any(n.startswith("check_") for n in names):
+                restore_all("when a test cell started", "cell")
+                busy[0] = True
+                try:
+                    bind_trusted_names(shell)
+                finally:
+                    busy[0] = False
+            return
+        if not grading:
+            return
+        if event in refused_events or event.startswith("ctypes."):
+            raise refusal(f"grading does not allow {event} in a notebook.")
+        if event == "object.__setattr__" and args[1] in function_attrs and is_callable(args[0]):
+            busy[0] = True
+            try:  # libraries may set defaults (jax does); the notebook, and code in it, not
+                setter = getframe(1).f_code.co_filename
+                ours = getattr(args[0], "__globals__", None) is checks_namespace
+            finally:
+                busy[0] = False
+            if ours or not setter.startswith(libraries):
+                raise refusal(f"grading does not allow changing a function's {args[1]}.")
+        if event == "open" and is_instance(args[0], text_types):
+            path = fsdecode(args[0])
+            if path.startswith("/proc/") and path.endswith(("/mem", "/environ")):
+                raise refusal(f"grading does not allow opening {path}.")
+        if event == "sys._getframe" or (event == "object.__getattr__" and args[1] in frame_attrs):
+            busy[0] = True
+            try:
+                inside = (event != "sys._getframe" or getframe(1).f_code not in frame_readers
+                          ) and student_code_inside_a_check()
+            finally:
+                busy[0] = False
+            if inside:
+                raise refusal("grading does not allow code called by a check to look at the "
+                              "frames of the check.")
+
+    sys.addaudithook(guard)
+
+
+def restore():
+    """Undo every change made since ``setup()`` to the protected modules, their classes,
+    ``jax.config`` and the signal handlers."""
+    sys.audit("adcheck.restore", "when restore() was called", "cell")
+
+
+def _shell():
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def _is_test_cell(source):
+    return TEST_CELL_MARK in source
+
+
+def _bind_trusted_names(shell):
+    """Test cells run with ``adcheck``, ``jax``, ``jnp`` and ``np`` bound to the real modules and
+    without the student's globals that shadow builtins; ``_after_cell`` gives them back."""
+    if shell is None:
+        return
+    for method in ("showtraceback", "_showtraceback", "showsyntaxerror", "run_cell",
+                   "run_ast_nodes", "run_code"):
+        vars(shell).pop(method, None)
+    user_ns = shell.user_ns
+    trusted = {"adcheck": sys.modules[__name__], "jax": jax, "jnp": jnp, "np": np}
+    shadowing = [n for n in user_ns if n in vars(builtins) and not n.startswith("_")]
+    for name in list(trusted) + shadowing:
+        _stashed_names.setdefault(name, user_ns.get(name, _MISSING))
+    for name in shadowing:
+        del user_ns[name]
+    user_ns.update(trusted)
+
+
+def _after_cell(result):
+    shell = _shell()
+    if shell is not None:
+        for name, value in _stashed_names.items():
+            if value is _MISSING:
+                shell.user_ns.pop(name, None)
+            else:
+                shell.user_ns[name] = value
+    _stashed_names.clear()
+
+
+def _keep_compiled_programs():
+    """JAX's persistent compilation cache, so that running a notebook again (or the build,
+    then nbval) reuses what XLA compiled before. Never while grading: a cache that kernels of
+    different students share is a way for one of them to change another's results."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    folder = os.environ.get("ADCOURSE_JAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jax-autodiff-course")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        # A bounded cache takes a file lock around every read and write: two kernels running
+        # at once never read an entry half written.
+        jax.config.update("jax_compilation_cache_max_size", 512 * 2**20)
+
+
+def _traceback_without_checks(shell, etype, value, tb, tb_offset=None):
+    """IPython's traceback of an error, without the frames of this module: the student reads
+    their own code and the message, not the checks' or the guard's internals."""
+    own = os.path.realpath(__file__)
+    kept = []
+    while tb is not None:
+        if os.path.realpath(tb.tb_frame.f_code.co_filename) != own:
+            kept.append(tb)
+        tb = tb.tb_next
+    trimmed = None
+    for entry in reversed(kept):
+        trimmed = types.TracebackType(trimmed, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    shell.showtraceback((etype, value, trimmed), tb_offset=tb_offset)
+    return []
+
+
+def setup():
+    """Snapshot the libraries' state and guard every later cell of the notebook."""
+    sys.audit("adcheck.setup")  # the guard of an earlier setup() refuses a second one
+    grading = os.environ.get("NBGRADER_EXECUTION") == "autograde"
+    if not grading:
+        _keep_compiled_programs()
+        if jax.__version__ != TESTED_JAX:
+            print(f"Note: this course was tested with JAX {TESTED_JAX} and this kernel runs JAX "
+                  f"{jax.__version__}: some outputs and messages may differ from the text.")
+    jax.jit(jax.grad(jnp.sin))(1.0)  # load jax's lazily imported modules before the snapshot
+    if grading:
+        import _posixsubprocess
+        import _thread
+        import threading
+
+        # pyzmq sends a large output (a plot) without copying it, through a helper thread it
+        # starts on first use, which grading refuses: copy every output instead (no thread
+        # that notebook code could reach while a check runs).
+        kernel = getattr(_shell(), "kernel", None)
+        iopub = getattr(getattr(kernel, "iopub_thread", None), "socket", None)
+        if iopub is not None:
+            iopub.copy_threshold = 2 ** 31 - 1
+
+        for module, name in ((_thread, "start_new_thread"), (threading, "_start_new_thread"),
+                             (_posixsubprocess, "fork_exec")):
+            _refuse_while_grading(module, name, f"grading does not allow {name} in a notebook.")
+        _refuse_sensitive_builtins()
+    # The checks' own numerics (a sqrt of a negative probe, a float64 request outside x64) are
+    # not the student's business: warnings issued from this module's code are not shown.
+    warnings.filterwarnings("ignore", module="adcheck")
+    shell = _shell()
+    _install_guard(_snapshot(), grading, shell)
+    if shell is not None:
+        shell.set_custom_exc((Exception,), _traceback_without_checks)
+        for registered in list(shell.events.callbacks["post_run_cell"]):
+            if getattr(registered, "__name__", "") == _after_cell.__name__:
+                shell.events.unregister("post_run_cell", registered)
+        shell.events.register("post_run_cell", _after_cell)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling student code
+
+
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
+class Case:
+    """One input of an exercise: a label that feedback may show, the arguments, and for some
+    exercises the expected result (worked out for this input, e.g. in closed form)."""
+
+    def __init__(self, label, *args, expected=None):
+        self.label = label
+        self.args = args
+        self.expected = expected
+
+    def __repr__(self):
+        return self.label
+
+
+def _describe(value):
+    """``value`` in words, as a message to a student names it: ``a float32 array of shape
+    (3,)``, ``a function``, ``a dict {'w': ..., 'b': ...}``."""
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+            return "a PRNG key"
+        shape = tuple(np.shape(value))
+        return f"a {value.dtype} " + (f"array of shape {shape}" if shape else "scalar")
+    if callable(value):
+        return "a function"
+    if isinstance(value, (tuple, list)):
+        return (f"a {type(value).__name__} of {len(value)} ("
+                + ", ".join(_describe(v) for v in value) + ")")
+    if isinstance(value, dict):
+        return "a dict {" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (bool, int, float, complex)):
+        return f"the {type(value).__name__} {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def _arguments(args):
+    """The arguments of a call in words: ``a function and a float32 array of shape (3,)``."""
+    words = [_describe(arg) for arg in args]
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]])) if words else "nothing"
+
+
+def _shorten(text, limit=300):
+    """``text`` cut to at most ``limit`` characters at a sentence's end or, failing that, at a
+    word's end followed by an ellipsis: never in the middle of a word."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    sentence_end = text.rfind(". ", 0, limit)
+    if sentence_end > limit // 2:
+        return text[:sentence_end + 1]
+    return text[:text.rfind(" ", 0, limit - 2)] + " …"
+
+
+# JAX's errors that common mistakes raise, said in the terms of the exercise: (code, pattern of
+# JAX's message, message; {name} is the student's function, the other fields the pattern's
+# groups).
+_JAX_ERRORS = (
+    ("cotangent-shape",
+     r"unexpected JAX type \(e\.g\. shape/dtype\) for argument to VJP function: got "
+     r"(?P<got>\S+), but expected (?P<want>\S+?) because",
+     "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
+     "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
+     "output, not of its input."),
+    ("tangent-shape",
+     r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
+     r"and tangent shape as (?P<tangent>\(.*?\))",
+     "{name} called jax.jvp with a tangent of shape {tangent} for an input of shape {primal}: a "
+     "tangent has the shape and dtype of the input it pushes forward."),
+    ("bwd-structure",
+     r"Custom VJP bwd rule must produce an output with the same container \(pytree\) structure",
+     "{name}'s bwd rule must return a tuple with one cotangent for each argument of the "
+     "function, in order (a 1-tuple, `(g,)`, for a function of one argument)."),
+    ("jvp-of-custom-vjp",
+     r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function",
+     "{name} was differentiated in forward mode (jax.jvp, jacfwd), which a function with a "
+     "custom_vjp rule does not support: where forward mode is needed, write a custom_jvp rule "
+     "or no custom rule."),
+    ("leaked-tracer",
+     r"Encountered an unexpected tracer",
+     "{name} leaked a traced value: a function handed to a JAX transformation or custom rule "
+     "closes over a value that is being traced or differentiated. Pass such values in as "
+     "arguments (to fixed_point, in its parameters a), or convert the function with "
+     "jax.closure_convert."),
+    ("pure-callback",
+     r"vmap is only supported for the pure_callback primitive",
+     "{name} calls jax.pure_callback (NumPy code), which has no rule for jax.vmap here: write it "
+     "with jax.numpy, so that it works under vmap and jit."),
+    ("vmap-rank",
+     r"vmap was requested to map its argument along axis (?P<axis>\d+), which implies that "
+     r"its rank should be at least \d+, but is only (?P<rank>\d+)",
+     "{name} asks jax.vmap to map an argument of rank {rank} along axis {axis}: an argument "
+     "shared by every example (the parameters, say) takes in_axes=None."),
+    ("while-loop-reverse",
+     r"Reverse-mode differentiation does not work for lax\.while_loop",
+     "{name} runs a lax.while_loop (or a fori_loop whose bounds are not Python ints), which "
+     "reverse mode cannot differentiate: use jax.lax.scan, or fori_loop with bounds known "
+     "when tracing."),
+    ("while-condition",
+     r"cond_fun must return a boolean scalar, but got output type\(s\) \[ShapedArray\((?P<got>"
+     r"[^)]*)\)\]",
+     "{name}'s while_loop condition returns {got}, not one boolean: reduce it (jnp.any, "
+     "jnp.all) or test a norm."),
+)
+
+
+def _type_in_words(jax_type):
+    """JAX's ``float32[2,3]`` as ``a float32 array of shape (2, 3)``."""
+    found = re.fullmatch(r"(\w+)\[([\d,]*)\]", jax_type)
+    if not found:
+        return jax_type
+    shape = tuple(int(n) for n in found.group(2).split(",") if n)
+    return f"a {found.group(1)} " + (f"array of shape {shape}" if shape else "scalar")
+
+
+def _explained(name, error):
+    """The failure that an exception ``name`` raised is to the student."""
+    text = str(error)
+    for code, pattern, message in _JAX_ERRORS:
+        found = re.search(pattern, text)
+        if found:
+            fields = {k: _type_in_words(v) for k, v in found.groupdict().items()}
+            return Failed(message.format(name=name, **fields), _code(code))
+    # JAX names where a traced function was defined; inside the checks that is noise.
+    text = _OWN_LOCATION.sub("the checks", (text.strip().splitlines() or [""])[0])
+    return Failed(f"{name} raised {type(error).__name__}: {_shorten(text)}", _code("raised"))
+
+
+def _call(name, fn, *args):
+    """Call student code; restore the libraries afterwards; turn its errors into feedback."""
+    return _call_guarded(name, fn, args)
+
+
+def _call_guarded(name, fn, args, _audit=sys.audit):
+    # The student's code may replace anything reachable by name, this module's globals and the
+    # builtins included: after it returns, nothing is looked up before the guard restored all.
+    try:
+        _audit("adcheck.restore", "before a check called your code", "before")
+        with _forbidden_functions():
+            result = fn(*args)
+        outcome = None
+    except BaseException as error:
+        outcome = error
+    finally:
+        _audit("adcheck.restore", "when your code returned to a check", "after")
+    if outcome is None:
+        return result
+    if isinstance(outcome, AssertionError):
+        raise outcome
+    if isinstance(outcome, NotImplementedError) and not str(outcome):  # the answer cell's stub
+        raise Failed(f"{name} is not implemented yet.", _code("not-implemented")) from None
+    if isinstance(outcome, Exception):
+        raise _explained(name, outcome) from None
+    raise outcome
+
+
+def _as_array(name, value):
+    """A plain NumPy copy of what student code returned: no subclass, no Python objects, so
+    that nothing it returned can take part in the comparison."""
+    if isinstance(value, tuple) and len(value) == 1:
+        raise Failed(
+            f"{name} returned a tuple of length 1; a VJP function returns a tuple with one "
+            "cotangent per primal input, so unpack it (e.g. `g, = vjp_fn(ct)`).",
+            _code("one-tuple"))
+    if not isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        raise Failed(f"{name} returned a {type(value).__name__}, expected an array.",
+                     _code("not-an-array"))
+    array = np.array(value, copy=True, subok=False)
+    if array.dtype.hasobject or type(array) is not np.ndarray:
+        raise Failed(f"{name} returned an array of Python objects, expected numbers.",
+                     _code("python-objects"))
+    return array
+
+
+def _tolerances(dtype, expected=None):
+    """(rtol, atol) for results of ``dtype``; with ``expected``, atol is scaled by its largest
+    entry (at least 1)."""
+    rtol, atol = (1e-9, 1e-10) if np.dtype(dtype) in (np.float64, np.complex128) else (2e-4, 2e-5)
+    if expected is not None:
+        atol *= float(np.max(np.abs(expected), initial=1.0))
+    return rtol, atol
+
+
+def _factor_in_words(actual, expected, rtol, atol):
+    """``"twice"``, ``"half"``, ``"8 times"``, ``"1/8 of"``: how ``actual`` is a whole multiple or
+    fraction (2 to 64) of ``expected``, or None."""
+    nonzero = np.abs(expected) > atol
+    if not nonzero.any():
+        return None
+    ratio = np.median(np.real(actual[nonzero] / expected[nonzero]))
+    for n in range(2, 65):
+        for factor, words in ((n, {2: "twice"}.get(n, f"{n} times")),
+                              (1 / n, {2: "half"}.get(n, f"1/{n} of"))):
+            if (abs(ratio - factor) <= 1e-3 * factor
+                    and np.allclose(actual, factor * expected, rtol=rtol, atol=atol)):
+                return words
+    return None
+
+
+def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=False,
+             suspects=(), factors=False):
+    """Raise an AssertionError naming the mistake unless ``actual`` matches ``expected``.
+
+    The tolerance is relative to the largest expected entry, or to each entry when
+    ``relative`` (down to the smallest normal float, which XLA may flush to zero).
+    ``suspects`` are ``(value, message)`` of named mistakes: a result equal to one of those
+    values gets its message. With ``factors``, a result off by a whole factor says so (for
+    exercises where a missing constant is a likely mistake, not a coincidence of the case).
+    """
+    actual = _as_array(name, actual)
+    expected = np.asarray(expected)
+    arguments = _arguments(case.args)  # named unless the list is too long to read at a glance
+    where = f"{name} is wrong for {case.label}" + (
+        f" (arguments: {arguments})" if len(arguments) <= 100 else "")
+    named = _suspects(actual, suspects)
+    if named and not _close(actual, expected):
+        raise Failed(f"{where}: " + " ".join(named), _named_code(named))
+    if actual.shape != expected.shape:
+        message = f"{where}: shape {actual.shape}, expected {expected.shape}."
+        if sorted(actual.shape) == sorted(expected.shape):
+            message += " The axes are in the wrong order."
+        hints = (*shape_hints, *hints)
+        raise Failed(message + "".join(" " + h for h in hints),
+                     _named_code(hints, "wrong-shape"))
+    if actual.dtype != expected.dtype:
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+                     _code("wrong-dtype"))
+    rtol, atol = _tolerances(expected.dtype, expected)
+    if relative:
+        atol = float(np.finfo(expected.dtype).tiny)
+    if np.allclose(actual, expected, rtol=rtol, atol=atol):
+        return
+    error = np.abs(actual - expected)
+    if relative:
+        worst = np.unravel_index(np.argmax(error / np.maximum(np.abs(expected), atol)),
+                                 error.shape)
+        inputs = [np.asarray(arg) for arg in case.args]
+        at = (f"x = {inputs[0][worst]:.6g}" if len(inputs) == 1 and inputs[0].shape == error.shape
+              else f"entry {worst}")
+        message = (f"{where}: at {at} the value is {actual[worst]:.6g}, "
+                   f"expected {expected[worst]:.6g}.")
+    else:
+        message = f"{where}: values differ (largest error {np.max(error):.3g})."
+    factor = factors and _factor_in_words(actual, expected, rtol, atol)
+    code = "wrong-values"
+    if np.allclose(actual, -expected, rtol=rtol, atol=atol):
+        message, code = message + " The sign is flipped.", "sign-flipped"
+    elif np.iscomplexobj(expected) and np.allclose(actual, np.conj(expected), rtol=rtol,
+                                                    atol=atol):
+        message, code = message + " You returned the complex conjugate.", "conjugate"
+    elif factor:
+        message += f" Every value is {factor} the expected one: a factor is missing or extra."
+        code = "missing-factor"
+    raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
+
+
+def _named_code(hints, otherwise="wrong-values"):
+    """The code of the first named mistake among ``hints``, or the running exercise's
+    ``otherwise``; hints that are plain advice name none."""
+    return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mechanism checks
+
+
+@contextlib.contextmanager
+def _forbidden_functions():
+    """While student code runs, the jax functions the running exercise forbids raise when
+    called."""
+    exercise = _active[-1] if _active else None
+    attrs = exercise.forbids if exercise else ()
+    saved = {attr: getattr(jax, attr) for attr in attrs}
+
+    def stub(attr):
+        def forbidden(*args, **kwargs):
+            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+                         f"{exercise.name}/forbidden-call")
+        return forbidden
+
+    for attr in attrs:
+        setattr(jax, attr, stub(attr))
+    try:
+        yield
+    finally:
+        for attr, value in saved.items():
+            setattr(jax, attr, value)
+
+
+def _referenced_objects(fn, depth=0, seen=None):
+    """Objects a function can reach by name: globals, closures, and helpers defined by the user."""
+    seen = set() if seen is None else seen
+    if id(fn) in seen or depth > 5:
+        return []
+    seen.add(id(fn))
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    names, stack = set(), [code]
+    while stack:
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    values = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    values += [cell.cell_contents for cell in (fn.__closure__ or ())
+               if cell.cell_contents is not None]
+    found = list(values)
+    for value in values:
+        if isinstance(value, types.FunctionType) and not _protected(value.__module__ or ""):
+            found += _referenced_objects(value, depth + 1, seen)
+    return found
+
+
+def _require_no_forbidden_reference(name, fn, forbids):
+    """Catch forbidden functions reached through an alias (``from jax import jacfwd as J``)."""
+    for value in _referenced_objects(fn):
+        if _ORIGINALS.get(id(value)) in forbids:
+            raise Failed(f"{name} uses jax.{_ORIGINALS[id(value)]}, which this exercise forbids.",
+                         f"{name}/forbidden-call")
+
+
+def _equations(fn, *args):
+    """Every equation of ``fn``'s program (its jaxpr), those of sub-programs (jit, cond, scan,
+    custom rules, ...) included: the one walker of the checks that inspect a program."""
+    stack = [jax.make_jaxpr(fn)(*args).jaxpr]
+    while stack:
+        for eqn in stack.pop().eqns:
+            yield eqn
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, (tuple, list)) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        stack.append(inner)
+
+
+def _program(fn, *args):
+    """Primitive names of ``fn``'s program, sub-programs included."""
+    return [eqn.primitive.name for eqn in _equations(fn, *args)]
+
+
+def _require_vectorized(name, fn, small_args, large_args):
+    """Equal program sizes for a small and a large batch mean no Python loop over the batch."""
+    small = _call(name, lambda: _program(fn, *small_args))
+    large = _call(name, lambda: _program(fn, *large_args))
+    loops = sorted({p for p in large if p in ("scan", "while")})
+    if loops:
+        raise Failed(f"{name} runs a {loops[0]} loop over the vectors: use jax.vmap.",
+                     _code("python-loop"))
+    if len(small) != len(large):
+        raise Failed(
+            f"{name} builds a program whose size grows with the number of vectors "
+            f"({len(small)} operations for a batch of {small_args[0].shape[0]}, {len(large)} for "
+            f"{large_args[0].shape[0]}): use jax.vmap instead of a Python loop.",
+            _code("python-loop"))
+
+
+def _largest_intermediate(fn, *args):
+    """Size of the largest array in ``fn``'s program, sub-programs included."""
+    return max((int(np.prod(getattr(var.aval, "shape", ())))
+                for eqn in _equations(fn, *args) for var in eqn.outvars), default=0)
+
+
+def _require_small_intermediates(name, fn, args, limit, what, code):
+    """No array of ``limit`` entries or more in ``fn``'s program; ``what`` ends the message."""
+    largest = _call(name, lambda: _largest_intermediate(fn, *args))
+    if largest >= limit:
+        raise Failed(f"{name} builds an array of {largest} entries {what}", _code(code))
+
+
+def _sin_twice(x):
+    return jnp.sin(x) * 2.0
+
+
+@jax.custom_vjp
+def _reverse_only(x):
+    """``_sin_twice`` with a custom VJP: forward mode raises on it."""
+    return _sin_twice(x)
+
+
+_reverse_only.defvjp(lambda x: (_sin_twice(x), jnp.cos(x)), lambda cos_x, g: (2.0 * cos_x * g,))
+
+
+def _sin_plus_identity_twice(x):
+    for _ in range(2):
+        x = jnp.sin(x) + x
+    return x
+
+
+def _forward_only(x):
+    """``_sin_plus_identity_twice`` as a while_loop, which reverse mode cannot differentiate."""
+    return jax.lax.while_loop(lambda s: s[0] < 2, lambda s: (s[0] + 1, jnp.sin(s[1]) + s[1]),
+                              (0, x))[1]
+
+
+_MODE_PROBES = {"forward": (_forward_only, _sin_plus_identity_twice),
+                "reverse": (_reverse_only, _sin_twice)}
+
+
+def _require_mode(name, mode, run):
+    """``run(fn, plain_fn)`` must work where ``fn`` only ``mode`` can differentiate."""
+    other = "reverse" if mode == "forward" else "forward"
+    try:
+        run(*_MODE_PROBES[mode])
+    except AssertionError as error:
+        raise Failed(
+            f"{name} must use {mode} mode, but it failed on a function that only {mode} mode "
+            f"can differentiate: are you using {other} mode? What failed: {error}",
+            _code("wrong-mode")) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared by the assignments' checks
+
+
+def _passed(what, cases, jit, mechanisms=()):
+    """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
+    count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
+    also = ""
+    if mechanisms:
+        also = (", " + ", ".join(mechanisms[:-1]) if len(mechanisms) > 1 else "")
+        also += " and " + mechanisms[-1]
+    print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
+
+
+def _normal(seed, shape, dtype=jnp.float32):
+    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+
+
+def _run(name, fn, args, jit):
+    """``fn(*args)`` called eagerly, or compiled with ``jax.jit`` (hidden tests)."""
+    if not jit:
+        return _call(name, fn, *args)
+    try:  # a fresh wrapper: jax's trace cache must not serve a compilation of an earlier case
+        return _call(name, jax.jit(lambda *args: fn(*args)), *args)
+    except AssertionError as error:
+        text = str(error)
+        if text[:2].istitle():  # a sentence of its own ("The function ..."), not a name
+            text = text[0].lower() + text[1:]
+        raise Failed(f"Under jax.jit, {text}", getattr(error, "code", None)) from None
+
+
+def _compare_tree(name, case, actual, expected, **hints):
+    """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
+    if jax.tree.structure(actual) != jax.tree.structure(expected):
+        raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
+                     f"{_describe(expected)}.", _code("wrong-structure"))
+    paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(expected)]
+    for path, a, e in zip(paths, jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        _compare(_leaf_in_words(name, path), case, a, e, **hints)
+
+
+def _leaf_in_words(name, path):
+    """A leaf of a pytree as a student reads it: ``the 'x' entry of element 0 of polar's
+    cotangents`` for the path ``[0]['x']``."""
+    words = []
+    for key in reversed(path):
+        if isinstance(key, jax.tree_util.DictKey):
+            words.append(f"the {key.key!r} entry")
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            words.append(f"element {key.idx}")
+        else:
+            words.append(f"the part {jax.tree_util.keystr((key,))}")
+    return " of ".join(words + [name])
+
+
+def _swap_global(fn, name, value):
+    """Context: ``fn``'s global ``name`` replaced by ``value``, put back afterwards.
+
+    Compilation caches are cleared on the way in and out, so that a student function wrapped
+    in ``jax.jit`` is traced again with the swapped global.
+    """
+    @contextlib.contextmanager
+    def swapped():
+        namespace = _student_globals(fn)
+        saved = namespace.get(name, _MISSING)
+        namespace[name] = value
+        jax.clear_caches()
+        try:
+            yield
+        finally:
+            if saved is _MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = saved
+            jax.clear_caches()
+    return swapped()
+
+
+def _student_globals(fn):
+    """The notebook namespace of a student function, through jit and custom_vjp wrappers."""
+    for _ in range(5):
+        if hasattr(fn, "__globals__"):
+            return fn.__globals__
+        fn = getattr(fn, "__wrapped__", None) or getattr(fn, "fun", None)
+    return {}
+
+
+def _require_custom_rule(name, fn, kind):
+    """``fn`` must be a ``jax.custom_jvp`` / ``jax.custom_vjp`` object with its rule defined."""
+    cls, rule = {"jvp": (jax.custom_jvp, "jvp"), "vjp": (jax.custom_vjp, "bwd")}[kind]
+    if not isinstance(fn, cls):
+        raise Failed(f"{name} must be a function decorated with @jax.custom_{kind}.",
+                     _code("no-custom-rule"))
+    if getattr(fn, rule, None) is None:
+        raise Failed(f"{name} has no rule yet: register it with {name}.def{kind}(...).",
+                     _code("no-custom-rule"))
+
+
+def _rule_helpers_at_module_level(exercise, answer):
+    """The statement's ``_fwd`` and ``_bwd``, defined in the notebook's namespace."""
+    namespace = _student_globals(answer)
+    for helper in ("_fwd", "_bwd"):
+        if not callable(namespace.get(helper)):
+            raise Failed(f"Define the rule's {helper} at module level, as the statement says.",
+                         _code("no-module-level-rule"))
+
+
+def _one_cotangent(returned, mistake):
+    """The one cotangent of a bwd rule's ``returned`` tuple; ``mistake`` if it is no 1-tuple."""
+    if not (isinstance(returned, tuple) and len(returned) == 1):
+        raise Failed(mistake, mistake.code)
+    return returned[0]
+
+
+def _to64(tree):
+    with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
+        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+
+
+def _uses_mode(mode, run):
+    """``Require``: ``run(answer, fn)`` must work on a function only ``mode`` can differentiate
+    (``fn`` is it and ``plain`` the same function without the trick)."""
+    return Require(f"uses {mode} mode", lambda exercise, answer, cases, jit: _require_mode(
+        exercise.name, mode, lambda fn, plain: run(answer, fn, plain)))
+
+
+def _close(actual, expected):
+    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare`."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False
+    rtol, atol = _tolerances(expected.dtype, expected)
+    return bool(np.allclose(actual, expected, rtol=rtol, atol=atol))
+
+
+def _suspects(actual, candidates):
+    """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
+    return [hint for value, hint in candidates if _close(actual, value)]
+
+
+class Require:
+    """A mechanism the statement asks for: ``words`` says it in the pass message (``is
+    vectorized``), ``check(exercise, answer, cases, jit)`` raises unless the answer has it.
+    It runs after the visible cases have passed (before them when ``first``), or after every
+    set of cases when ``always``."""
+
+    def __init__(self, words, check, always=False, first=False):
+        self.words, self.check, self.always, self.first = words, check, always, first
+
+
+class Exercise:
+    """One exercise's specification, in the order of its statement; the checks are its runner.
+
+    ``name``: the function the student writes. ``statement``: what it computes, in one line.
+    ``cases()``: the visible cases (the hidden tests pass their own). ``check_case(exercise,
+    answer, case, jit)``: the answer against the oracle on one case. ``rule``: ``"jvp"`` or
+    ``"vjp"`` when the answer must be a ``jax.custom_jvp`` / ``custom_vjp`` with its rule;
+    ``nondiff_argnums``: the ones that rule must declare. ``forbids``: the jax functions the
+    answer may neither call nor name. ``structure``: more requirements on the answer's form,
+    each ``(exercise, answer)``. ``requires``: the mechanisms (:class:`Require`). ``mistakes``:
+    the named mistakes, code -> message, which ``check_case`` and the requirements raise as
+    ``exercise.mistakes[code]``. ``facts``: what a ``check_case`` shared by two exercises
+    needs to tell them apart (``mode="forward"``).
+
+    Calling it checks an answer: ``check_vgrad(vgrad)`` in the visible test cell, and
+    ``check_vgrad(vgrad, cases=[...], jit=True)`` in the hidden tests.
+    """
+
+    def __init__(self, name, statement, *, cases, check_case, rule=None, nondiff_argnums=None,
+                 forbids=(), structure=(), requires=(), mistakes=None, **facts):
+        self.name, self.__doc__ = name, statement
+        self.cases, self.check_case = cases, check_case
+        self.rule, self.nondiff_argnums = rule, nondiff_argnums
+        self.forbids, self.structure, self.requires = forbids, structure, requires
+        self.mistakes = {code: Mistake(f"{name}/{code}", message)
+                         for code, message in (mistakes or {}).items()}
+        self.facts = facts
+
+    def __call__(self, answer, cases=None, jit=False):
+        visible = cases is None
+        _active.append(self)
+        try:
+            self._require_form(answer)
+            cases = self.cases() if visible else cases
+            checked = [r for r in self.requires if visible or r.always]
+            for requirement in (r for r in checked if r.first):
+                requirement.check(self, answer, cases, jit)
+            for case in cases:
+                self.check_case(self, answer, case, jit)
+            for requirement in (r for r in checked if not r.first):
+                requirement.check(self, answer, cases, jit)
+        except AssertionError as failure:  # raised afresh: the traceback ends at the test line
+            shown = AssertionError(str(failure))  # named AssertionError, as students expect
+            shown.code = getattr(failure, "code", None) or _code("unnamed")
+            raise shown from None
+        finally:
+            _active.pop()
+        _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _require_form(self, answer):
+        if self.rule:
+            _require_custom_rule(self.name, answer, self.rule)
+        if self.nondiff_argnums is not None:
+            wanted, why = self.nondiff_argnums
+            if tuple(getattr(answer, "nondiff_argnums", ())) != wanted:
+                raise Failed(f"{self.name} must declare nondiff_argnums={wanted}{why}",
+                             _code("nondiff-argnums"))
+        if self.forbids:
+            _require_no_forbidden_reference(self.name, answer, self.forbids)
+        for requirement in self.structure:
+            requirement(self, answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Assignment 05: inside autodiff
+
+
+class _Plain:
+    """A JAX array behind the interface of the ``Dual`` exercise (arithmetic with numbers and
+    with each other, ``x.sin()``, ``x.exp()``, ``x.log()``, ``x ** n``): the exercise's test
+    functions run on it to give the oracle, ``jax.jvp`` of the same function."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def sin(self):
+        return _Plain(jnp.sin(self.value))
+
+    def exp(self):
+        return _Plain(jnp.exp(self.value))
+
+    def log(self):
+        return _Plain(jnp.log(self.value))
+
+    def __neg__(self):
+        return _Plain(-self.value)
+
+
+def _plain_operator(op, swapped):
+    def apply(self, other):
+        other = other.value if isinstance(other, _Plain) else other
+        return _Plain(op(other, self.value) if swapped else op(self.value, other))
+    return apply
+
+
+for _op in ("add", "sub", "mul", "truediv", "pow"):
+    setattr(_Plain, f"__{_op}__", _plain_operator(getattr(operator, _op), False))
+    setattr(_Plain, f"__r{_op}__", _plain_operator(getattr(operator, _op), True))
+del _op
+
+# One operation each, in the order a dual number is built: the first that fails names its rule.
+# Each function uses only its own operation and those of the rules before it.
+_DUAL_RULES = (  # (code, the operation, a function that uses it, its rule)
+    ("sin", "x.sin()", lambda x: x.sin(), "sin(x)' = cos(x) x'"),
+    ("exp", "x.exp()", lambda x: x.exp(), "exp(x)' = exp(x) x'"),
+    ("log", "x.log()", lambda x: x.log(), "log(x)' = x' / x"),
+    ("negation", "-x", lambda x: -x, "(-x)' = -x'"),
+    ("sum", "x + y", lambda x: x + x.sin(), "(x + y)' = x' + y'"),
+    ("sum-constant", "x + c and c + x", lambda x: (2.0 + x) + 1.5, "(x + c)' = x'"),
+    ("difference", "x - y", lambda x: x - x.exp(), "(x - y)' = x' - y'"),
+    ("constant-minus", "c - x", lambda x: 3.0 - x, "(c - x)' = -x'"),
+    ("product", "x * y", lambda x: x * x.sin(), "(x y)' = x' y + x y'"),
+    ("constant-product", "c * x and x * c", lambda x: 2.0 * x * 3.0, "(c x)' = c x'"),
+    ("quotient", "x / y", lambda x: x.sin() / x.exp(), "(x / y)' = (x' y - x y') / y**2"),
+    ("constant-over", "c / x", lambda x: 2.0 / x, "(c / x)' = -c x' / x**2"),
+    ("power", "x ** n", lambda x: x ** 3, "(x**n)' = n x**(n - 1) x'"),
+)
+
+
+def _dual_cases():
+    x, t = jnp.array([0.5, 1.0, 2.0]), jnp.array([1.0, -1.0, 0.5])
+    cases = [Case(f"{name}, x = [0.5, 1, 2]", f, x, t) for _, name, f, _ in _DUAL_RULES]
+    return cases + [
+        Case("f(x) = x.sin() * x.exp() / (1 + x ** 2), x of shape (3,)",
+             lambda x: x.sin() * x.exp() / (1.0 + x ** 2), x, t),
+        Case("f(x) = (x * x.log() - 2 / x) ** 2, x of shape (2, 2)",
+             lambda x: (x * x.log() - 2.0 / x) ** 2, jnp.array([[0.5, 1.5], [2.0, 3.0]]),
+             jnp.ones((2, 2))),
+    ]
+
+
+def _dual_rule(label):
+    """The named mistake of the rule a case with this label tests, or None."""
+    return next((Mistake(f"Dual/{code}", f"The rule to use: {rule}.")
+                 for code, name, _, rule in _DUAL_RULES if label.startswith(name + ",")), None)
+
+
+def _dual_case(exercise, Dual, case, jit):
+    f, x, t = case.args
+
+    def run(x, t):
+        out = f(Dual(x, t))
+        if not hasattr(out, "primal") or not hasattr(out, "tangent"):
+            raise Failed(exercise.mistakes["not-a-dual"].format(got=_describe(out)),
+                         exercise.mistakes["not-a-dual"].code)
+        return out.primal, out.tangent
+
+    primal, tangent = _run("Dual", run, (x, t), jit)
+    y, y_dot = jax.jit(lambda x, t: jax.jvp(lambda x: f(_Plain(x)).value, (x,), (t,)))(x, t)
+    _compare("the primal of the result", case, primal, y)
+    rule = _dual_rule(case.label)
+    _compare("the tangent of the result", case, tangent, y_dot, hints=[rule] if rule else [])
+
+
+check_Dual = Exercise(
+    "Dual", "Dual(primal, tangent): forward mode by dual numbers, whose arithmetic and sin, exp, "
+    "log carry the tangent by the rules of calculus, with no JAX differentiation.",
+    cases=_dual_cases, check_case=_dual_case, forbids=_DERIVATIVES + _JACOBIANS,
+    mistakes={"not-a-dual": "An operation on Dual numbers returned {got}, not a Dual: every "
+                            "method returns Dual(primal, tangent)."})
+
+
+def _several_inputs_cases():
+    x, w = jnp.array([0.5, -1.0, 2.0]), jnp.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0]])
+    return [
+        Case("f(x) = sin(x) * x[::-1], x of shape (3,)", lambda x: jnp.sin(x) * x[::-1], (x,),
+             jnp.array([1.0, 0.5, -2.0])),
+        Case("f(w, x) = tanh(w @ x), two inputs", lambda w, x: jnp.tanh(w @ x), (w, x),
+             jnp.array([1.0, -1.0])),
+        Case("a dict in, a tuple out", lambda p: (jnp.sum(p["a"] ** 2), p["a"] * p["b"]),
+             ({"a": x, "b": jnp.array(2.0)},), (jnp.array(1.0), jnp.ones(3))),
+    ]
+
+
+def _vjp_from_linearize_case(exercise, vjp_from_linearize, case, jit):
+    f, primals, cotangent = case.args
+    expected_out, pullback = jax.vjp(f, *primals)
+    expected = pullback(cotangent)
+
+    def run(primals, cotangent):
+        out, student_pullback = vjp_from_linearize(f, *primals)
+        return out, student_pullback(cotangent)
+
+    out, pulled = _run("vjp_from_linearize", run, (primals, cotangent), jit)
+    _compare_tree("the output of vjp_from_linearize", case, out, expected_out)
+    suspects = []
+    if (jax.tree.structure(primals) == jax.tree.structure((cotangent,)) and all(
+            np.shape(p) == np.shape(c)
+            for p, c in zip(jax.tree.leaves(primals), jax.tree.leaves(cotangent)))):
+        _, pushed = jax.jvp(f, primals, (cotangent,))
+        suspects = [(pushed, exercise.mistakes["untransposed"])]
+    if jax.tree.structure(pulled) != jax.tree.structure(expected):
+        mistake = exercise.mistakes["tuple"]
+        raise Failed(f"The pullback of vjp_from_linearize returned {_describe(pulled)} for "
+                     f"{case.label}; expected {_describe(expected)}. {mistake}", mistake.code)
+    for a, e in zip(jax.tree.leaves(pulled), jax.tree.leaves(expected)):
+        _compare("the pullback of vjp_from_linearize", case, a, e,
+                 suspects=[(jax.tree.leaves(s)[0], m) for s, m in suspects])
+
+
+def _vjp_from_linearize_no_jacobian(exercise, vjp_from_linearize, cases, jit):
+    n = 300
+
+    def probe(x, v):
+        return vjp_from_linearize(lambda x: jnp.sin(x) * x[::-1], x)[1](v)
+
+    _require_small_intermediates("vjp_from_linearize", probe, (jnp.ones(n), jnp.ones(n)), n * n,
+                                 f"for an input and an output of size {n}: it forms the whole "
+                                 "Jacobian, where transposing the linear map is enough.",
+                                 "dense-jacobian")
+
+
+check_vjp_from_linearize = Exercise(
+    "vjp_from_linearize", "vjp_from_linearize(f, *primals) returns (f(*primals), pullback) "
+    "like jax.vjp, from jax.linearize and jax.linear_transpose.",
+    cases=_several_inputs_cases, check_case=_vjp_from_linearize_case,
+    forbids=("grad", "value_and_grad", "vjp", "jvp") + _JACOBIANS,
+    requires=[Require("never forms the Jacobian", _vjp_from_linearize_no_jacobian)],
+    mistakes={
+        "untransposed": "The pullback applies the linear map J itself, a JVP: a pullback "
+                        "applies its transpose, J^T, which jax.linear_transpose gives.",
+        "tuple": "Like jax.vjp's, the pullback returns a tuple with one cotangent per input "
+                 "of f (a 1-tuple for one input).",
+    })
+
+
+def _jvp_from_vjp_case(exercise, jvp_from_vjp, case, jit):
+    f, x, t = case.args
+    expected_out, expected = jax.jvp(f, (x,), (t,))
+    out, tangent = _run("jvp_from_vjp", lambda x, t: jvp_from_vjp(f, x, t), (x, t), jit)
+    _compare("the output of jvp_from_vjp", case, out, expected_out)
+    suspects = []
+    if np.shape(x) == np.shape(expected_out):
+        suspects = [(jax.vjp(f, x)[1](t)[0], exercise.mistakes["one-vjp"])]
+    _compare("the tangent of jvp_from_vjp", case, tangent, expected, suspects=suspects)
+
+
+def _jvp_from_vjp_cases():
+    return [
+        Case("f(x) = sin(x) * x[::-1], x of shape (3,)", lambda x: jnp.sin(x) * x[::-1],
+             jnp.array([0.5, -1.0, 2.0]), jnp.array([1.0, 0.5, -2.0])),
+        Case("f(x) = x @ x.T, x of shape (2, 3)", lambda x: x @ x.T, _normal(11, (2, 3)),
+             _normal(12, (2, 3))),
+    ]
+
+
+def _jvp_from_vjp_no_jacobian(exercise, jvp_from_vjp, cases, jit):
+    n = 300
+    _require_small_intermediates(
+        "jvp_from_vjp", lambda x: jvp_from_vjp(lambda x: jnp.sin(x) * x[::-1], x, x)[1],
+        (jnp.ones(n),), n * n, f"for an input and an output of size {n}: it forms the whole "
+        "Jacobian, where two VJPs are enough.", "dense-jacobian")
+
+
+check_jvp_from_vjp = Exercise(
+    "jvp_from_vjp", "jvp_from_vjp(f, x, t) returns (f(x), J t) like jax.jvp, from two VJPs: the "
+    "pullback is linear in its cotangent, and the VJP of the pullback is J t.",
+    cases=_jvp_from_vjp_cases, check_case=_jvp_from_vjp_case,
+    forbids=("jvp", "linearize") + _JACOBIANS,
+    requires=[Require("never forms the Jacobian", _jvp_from_vjp_no_jacobian),
+              _uses_mode("reverse", lambda jvp_from_vjp, fn, plain: _call(
+                  "jvp_from_vjp", jvp_from_vjp, fn, jnp.ones(3), jnp.ones(3)))],
+    mistakes={
+        "one-vjp": "This is J^T t, one VJP: pull back once more, differentiating the pullback "
+                   "with respect to its cotangent, to get J t.",
+    })
+
+
+def _layer(p, x):
+    return x + p * jnp.sin(x)
+
+
+def _deep(params, x):
+    for p in params:
+        x = _layer(p, x)
+    return x
+
+
+def _deep_cases():
+    x = jnp.linspace(-1.0, 1.0, 5)
+    return [Case("12 layers, every = 4", jnp.linspace(0.1, 0.5, 12), x, 4),
+            Case("6 layers, every = 1", jnp.linspace(-0.3, 0.3, 6), x, 1)]
+
+
+def _deep_case(exercise, deep_checkpointed, case, jit):
+    params, x, every = case.args
+    loss = lambda forward: lambda p, x: jnp.sum(jnp.cos(forward(p, x)))
+    expected = jax.jit(jax.value_and_grad(loss(_deep), (0, 1)))(params, x)
+    actual = _run("deep_checkpointed", jax.value_and_grad(
+        loss(lambda p, x: deep_checkpointed(p, x, every)), (0, 1)), (params, x), jit)
+    _compare("the value of sum(cos(deep_checkpointed(params, x, every)))", case, actual[0],
+             expected[0])
+    for label, a, e in zip(("params", "x"), actual[1], expected[1]):
+        _compare(f"the gradient with respect to {label}", case, a, e)
+
+
+def _saved_activations(deep_checkpointed, params, x, every):
+    """How many arrays of x's size the pullback of deep_checkpointed keeps (its residuals)."""
+    _, pullback = jax.vjp(lambda p, x: deep_checkpointed(p, x, every), params, x)
+    return sum(leaf.size for leaf in jax.tree.leaves(pullback)
+               if hasattr(leaf, "size") and leaf.size >= x.size) / x.size
+
+
+def _deep_saves_segment_inputs(exercise, deep_checkpointed, cases, jit):
+    layers, x = 12, jnp.linspace(-1.0, 1.0, 256)
+    params = jnp.linspace(0.1, 0.5, layers)
+    for every in (1, 3, 4, 12):
+        saved = _call("deep_checkpointed", _saved_activations, deep_checkpointed, params, x,
+                      every)
+        wanted = -(-layers // every)
+        if saved != wanted:
+            code = ("no-checkpoint" if saved > layers else "per-layer" if saved == layers
+                    else "whole-chain" if saved < wanted else "too-many")
+            mistake = exercise.mistakes[code]
+            raise Failed(mistake.format(layers=layers, every=every, saved=f"{saved:g}",
+                                        wanted=wanted), mistake.code)
+
+
+check_deep_checkpointed = Exercise(
+    "deep_checkpointed", "deep_checkpointed(params, x, every) is deep(params, x), with every "
+    "`every` consecutive layers in one jax.checkpoint: its pullback saves one activation per "
+    "segment.",
+    cases=_deep_cases, check_case=_deep_case,
+    requires=[Require("saves one activation per segment", _deep_saves_segment_inputs,
+                      always=True)],
+    mistakes={
+        "no-checkpoint": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                         "activations, more than the {layers} layers: nothing is checkpointed. "
+                         "Wrap each segment of `every` layers in jax.checkpoint.",
+        "per-layer": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                     "activations, one per layer: each layer is checkpointed on its own. Wrap "
+                     "segments of `every` layers, so that only {wanted} segment inputs are kept.",
+        "whole-chain": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                       "activations, fewer than the {wanted} segments: the checkpoints hold "
+                       "more than `every` layers each, so the backward pass recomputes and "
+                       "holds more at once.",
+        "too-many": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                    "activations, expected {wanted}, one per segment of `every` layers.",
+    })
+
+
+def _rnn_loss_by_loop(params, xs):
+    """The recurrent loss by a Python loop (the checks' own reference)."""
+    h = jnp.zeros(params["W"].shape[0], xs.dtype)
+    total = 0.0
+    for x in xs:
+        h = jnp.tanh(params["W"] @ h + params["U"] @ x)
+        total = total + params["v"] @ h
+    return total
+
+
+def _rnn_params(seed, hidden, inputs, dtype=jnp.float32):
+    return {"W": 0.5 * _normal(seed, (hidden, hidden), dtype),
+            "U": _normal(seed + 1, (hidden, inputs), dtype),
+            "v": _normal(seed + 2, (hidden,), dtype)}
+
+
+def _rnn_case(exercise, rnn_loss, case, jit):
+    params, xs = case.args
+    expected = jax.jit(jax.value_and_grad(_rnn_loss_by_loop))(params, xs)
+    value, grads = _run("rnn_loss", jax.value_and_grad(rnn_loss), (params, xs), jit)
+    _compare("rnn_loss", case, value, expected[0])
+    _compare_tree("the gradient of rnn_loss", case, grads, expected[1])
+
+
+def _rnn_scans(exercise, rnn_loss, cases, jit):
+    params = _rnn_params(20, 3, 2)
+    sizes = {}
+    for steps in (3, 12):
+        program = _call("rnn_loss", lambda: _program(jax.grad(rnn_loss), params,
+                                                     jnp.ones((steps, 2))))
+        sizes[steps] = len(program)
+    if sizes[3] != sizes[12]:
+        mistake = exercise.mistakes["unrolled"]
+        raise Failed(mistake.format(small=sizes[3], large=sizes[12]), mistake.code)
+
+
+check_rnn_loss = Exercise(
+    "rnn_loss", "rnn_loss(params, xs) is sum_t v . h_t, h_t = tanh(W h_(t-1) + U x_t) from "
+    "h_0 = 0, as one lax.scan over the sequence.",
+    cases=lambda: [Case("3 hidden units, 5 steps of 2 inputs", _rnn_params(0, 3, 2),
+                        _normal(3, (5, 2)))],
+    check_case=_rnn_case, requires=[Require("is one scan", _rnn_scans)],
+    mistakes={
+        "unrolled": "rnn_loss's gradient is a program whose size grows with the sequence "
+                    "({small} operations for 3 steps, {large} for 12): the loop is unrolled "
+                    "in Python. Use jax.lax.scan.",
+    })
+
+
+def _root64(g, theta, x0, steps=60):
+    """The root x of g(theta, x) = 0 by unrolled Newton steps in float64, which jax.grad can
+    differentiate (converged, so the derivative is the implicit one): the checks' reference."""
+    def step(_, x):
+        value, slope = jax.jvp(lambda x: g(theta, x), (x,), (jnp.ones_like(x),))
+        return x - value / slope
+
+    return jax.lax.fori_loop(0, steps, step, x0)
+
+
+def _root_cases():
+    return [
+        Case("g(a, x) = x**3 - a, a = [2, 8, 27]", lambda a, x: x**3 - a,
+             jnp.array([2.0, 8.0, 27.0]), jnp.array([1.0, 2.0, 3.0])),
+        Case("g(a, x) = x - a cos(x), a = 0.7", lambda a, x: x - a * jnp.cos(x),
+             jnp.array(0.7), jnp.array(0.5)),
+    ]
+
+
+def _newton_root_case(exercise, newton_root, case, jit):
+    g, theta, x0 = case.args
+    with jax.enable_x64(True):
+        theta64, x064 = _to64(theta), _to64(x0)
+        root64 = _root64(g, theta64, x064)
+        grad64 = jax.grad(lambda t: jnp.sum(_root64(g, t, x064)))(theta64)
+    dtype = x0.dtype
+
+    def value_and_grad(theta, x0):  # f closes over theta, which is being differentiated
+        return jax.value_and_grad(lambda t: jnp.sum(newton_root(lambda x: g(t, x), x0)))(theta)
+
+    root = _run("newton_root", lambda t, x0: newton_root(lambda x: g(t, x), x0), (theta, x0),
+                jit)
+    _compare("newton_root", case, root, np.asarray(root64).astype(dtype))
+    _, grad = _run("newton_root", value_and_grad, (theta, x0), jit)
+    _compare_tree("the derivative of sum(newton_root(f, x0)) in the value f closes over", case,
+                  grad, jax.tree.map(lambda leaf: np.asarray(leaf).astype(dtype), grad64),
+                  hints=[exercise.mistakes["rule"]])
+
+
+def _newton_root_has_a_rule(exercise, newton_root, cases, jit):
+    g, theta, x0 = _root_cases()[0].args
+    program = _call("newton_root", lambda: _program(
+        lambda t: newton_root(lambda x: g(t, x), x0), theta))
+    if "custom_vjp_call" not in program:
+        raise Failed(exercise.mistakes["no-rule"], exercise.mistakes["no-rule"].code)
+
+
+check_newton_root = Exercise(
+    "newton_root", "newton_root(f, x0) solves f(x) = 0 elementwise by Newton's method, with a "
+    "custom_vjp implicit rule that differentiates the values f closes over "
+    "(jax.closure_convert).",
+    cases=_root_cases, check_case=_newton_root_case,
+    requires=[Require("differentiates by a custom_vjp rule", _newton_root_has_a_rule,
+                      first=True)],
+    mistakes={
+        "rule": "The implicit rule: with w = g / f'(x*) (elementwise), the cotangent of the "
+                "closed-over values is minus the VJP of w through f in those values.",
+        "no-rule": "newton_root must differentiate through a jax.custom_vjp rule (called with "
+                   "the function jax.closure_convert returns), not through Newton's iterations.",
+    })
+
+
+_jvp_calls = []  # tangents pushed through _counted_band by the answer being checked
+
+
+@jax.custom_jvp
+def _counted_band(x):
+    """f(x)_i = sin(x_i) * x_(i+1) + x_(i-1)**2 (zero beyond the ends): a Jacobian of half
+    bandwidth 1, whose JVP rule counts the tangents it receives."""
+    return _band(x)
+
+
+def _band(x):
+    right = jnp.concatenate([x[1:], jnp.zeros(1, x.dtype)])
+    left = jnp.concatenate([jnp.zeros(1, x.dtype), x[:-1]])
+    return jnp.sin(x) * right + left**2
+
+
+@_counted_band.defjvp
+def _counted_band_jvp(primals, tangents):
+    jax.debug.callback(lambda t: _jvp_calls.append(1), tangents[0])
+    return jax.jvp(_band, primals, tangents)
+
+
+def _banded_cases():
+    return [
+        Case("f(x)_i = sin(x_i) x_(i+1) + x_(i-1)**2, n = 7, bandwidth 1", _band,
+             jnp.linspace(-1.0, 1.0, 7), 1),
+        Case("f(x)_i = tanh(x_i) + x_(i-2) / 2 + x_(i+1)**3, n = 6, bandwidth 2",
+             lambda x: jnp.tanh(x) + 0.5 * jnp.roll(x, 2).at[:2].set(0.0)
+             + jnp.roll(x, -1).at[-1:].set(0.0) ** 3, jnp.linspace(0.5, 2.0, 6), 2),
+    ]
+
+
+def _banded_case(exercise, banded_jacobian, case, jit):
+    f, x, bandwidth = case.args
+    expected = jax.jit(jax.jacfwd(f))(x)
+    actual = _run("banded_jacobian", lambda x: banded_jacobian(f, x, bandwidth), (x,), jit)
+    _compare("banded_jacobian", case, actual, expected,
+             shape_hints=["The Jacobian of f: R^n -> R^n at x has shape (n, n)."])
+
+
+def _banded_counts_jvps(exercise, banded_jacobian, cases, jit):
+    n = 12
+    _jvp_calls.clear()
+    _call("banded_jacobian", lambda: jax.block_until_ready(
+        banded_jacobian(_counted_band, jnp.linspace(-1.0, 1.0, n), 1)))
+    jax.effects_barrier()
+    if len(_jvp_calls) != 3:
+        mistake = exercise.mistakes["jvps"]
+        raise Failed(mistake.format(n=n, calls=len(_jvp_calls)), mistake.code)
+
+
+check_banded_jacobian = Exercise(
+    "banded_jacobian", "banded_jacobian(f, x, bandwidth) is the dense Jacobian of f: R^n -> "
+    "R^n, whose entries vanish beyond `bandwidth` off the diagonal, from 2 bandwidth + 1 JVPs.",
+    cases=_banded_cases, check_case=_banded_case,
+    forbids=("grad", "value_and_grad", "vjp") + _JACOBIANS,
+    requires=[Require("pushes 2 bandwidth + 1 tangents", _banded_counts_jvps)],
+    mistakes={
+        "jvps": "For n = {n} and bandwidth 1, banded_jacobian pushed {calls} tangents through "
+                "f, expected 3: colour column j by j mod (2 bandwidth + 1), push one tangent "
+                "per colour, and read each entry back from its colour's JVP.",
+    })
