@@ -31,6 +31,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.sparse.linalg
 import numpy as np
 
 _PROTECTED_PACKAGES = (
@@ -46,8 +47,20 @@ TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
 _DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_SOLVERS = ("scipy.sparse.linalg.cg",)
+
+
+def _owner(path):
+    """``(module, name)`` of a function of jax named by its path: ``scipy.sparse.linalg.cg``."""
+    *modules, name = path.split(".")
+    owner = jax
+    for module in modules:
+        owner = getattr(owner, module)
+    return owner, name
+
+
 _ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
-    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+    {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
 _active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
@@ -668,7 +681,8 @@ def _tolerances(dtype, expected=None):
     entry (at least 1)."""
     rtol, atol = (1e-9, 1e-10) if np.dtype(dtype) in (np.float64, np.complex128) else (2e-4, 2e-5)
     if expected is not None:
-        atol *= float(np.max(np.abs(expected), initial=1.0))
+        finite = np.abs(expected)[np.isfinite(expected)]
+        atol *= float(np.max(finite, initial=1.0))
     return rtol, atol
 
 
@@ -760,22 +774,22 @@ def _forbidden_functions():
     """While student code runs, the jax functions the running exercise forbids raise when
     called."""
     exercise = _active[-1] if _active else None
-    attrs = exercise.forbids if exercise else ()
-    saved = {attr: getattr(jax, attr) for attr in attrs}
+    paths = exercise.forbids if exercise else ()
+    saved = {path: getattr(*_owner(path)) for path in paths}
 
-    def stub(attr):
+    def stub(path):
         def forbidden(*args, **kwargs):
-            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+            raise Failed(f"{exercise.name} must not call jax.{path}.",
                          f"{exercise.name}/forbidden-call")
         return forbidden
 
-    for attr in attrs:
-        setattr(jax, attr, stub(attr))
+    for path in paths:
+        setattr(*_owner(path), stub(path))
     try:
         yield
     finally:
-        for attr, value in saved.items():
-            setattr(jax, attr, value)
+        for path, value in saved.items():
+            setattr(*_owner(path), value)
 
 
 def _referenced_objects(fn, depth=0, seen=None):
@@ -1634,6 +1648,67 @@ check_hutchinson_trace = Exercise(
               _forward_over_reverse(_probe_hutchinson)])
 
 
+def _quadratic_with(eigenvalues, seed, dtype=jnp.float32):
+    """f(x) = x^T A x / 2 for a symmetric A with these eigenvalues and random eigenvectors."""
+    n = len(eigenvalues)
+    Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
+    A = jnp.asarray((Q * np.asarray(eigenvalues)) @ Q.T, dtype)
+    return lambda x: 0.5 * x @ A @ x
+
+
+def _top_eigenvalue_case(exercise, top_eigenvalue, case, jit):
+    f, x, v0, num_iters = case.args
+    with jax.enable_x64(True):
+        hessian = np.asarray(jax.hessian(f)(_to64(x)), np.float64).reshape(x.size, x.size)
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    top = eigenvalues[np.argmax(np.abs(eigenvalues))]
+    actual = _run("top_eigenvalue", lambda x, v0: top_eigenvalue(f, x, v0, num_iters), (x, v0),
+                  jit)
+    suspects = [(np.asarray(-top, x.dtype), exercise.mistakes["norm"])] if top < 0 else []
+    _compare("top_eigenvalue", case, actual, np.asarray(top, x.dtype), suspects=suspects)
+
+
+def _top_eigenvalue_cases():
+    return [
+        Case("a quadratic with eigenvalues 5, 2, -1", _quadratic_with([5.0, 2.0, -1.0], 3),
+             jnp.zeros(3), jnp.array([1.0, 0.5, -0.3]), 40),
+        Case("a quadratic whose largest eigenvalue in magnitude is -6",
+             _quadratic_with([-6.0, 3.0, 1.0], 4), jnp.ones(3), jnp.ones(3), 40),
+    ]
+
+
+def _top_eigenvalue_one_loop(exercise, top_eigenvalue, cases, jit):
+    f, x, v0, _ = _top_eigenvalue_cases()[0].args
+    sizes = {k: len(_call("top_eigenvalue", lambda: _program(
+        lambda x: top_eigenvalue(f, x, v0, k), x))) for k in (3, 30)}
+    if sizes[3] != sizes[30]:
+        mistake = exercise.mistakes["unrolled"]
+        raise Failed(mistake.format(small=sizes[3], large=sizes[30]), mistake.code)
+
+
+def _probe_top_eigenvalue(top_eigenvalue, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("top_eigenvalue", Case("a probe function", x),
+             _call("top_eigenvalue", top_eigenvalue, f, x, jnp.ones(3), 60), -jnp.sin(1.0))
+
+
+check_top_eigenvalue = Exercise(
+    "top_eigenvalue", "top_eigenvalue(f, x, v0, num_iters): the Hessian's eigenvalue of largest "
+    "magnitude, by power iteration on forward-over-reverse HVPs and a Rayleigh quotient.",
+    cases=_top_eigenvalue_cases, check_case=_top_eigenvalue_case,
+    forbids=("hessian",) + _JACOBIANS[:3],
+    requires=[_no_dense_hessian(lambda top_eigenvalue, x: top_eigenvalue(
+                  _sin_times_reversed, x, x, 3)),
+              Require("runs one loop", _top_eigenvalue_one_loop),
+              _forward_over_reverse(_probe_top_eigenvalue)],
+    mistakes={
+        "norm": "This is the eigenvalue's magnitude, with the sign lost: return the Rayleigh "
+                "quotient v . (H v) of the unit vector v, not the norm of H v.",
+        "unrolled": "top_eigenvalue builds a program whose size grows with num_iters ({small} "
+                    "operations for 3 steps, {large} for 30): loop with jax.lax.fori_loop.",
+    })
+
+
 # ---------------------------------------------------------------------------------------------
 # Assignment 03: custom derivative rules
 
@@ -1919,6 +1994,57 @@ check_safe_norm = Exercise(
     cases=lambda: [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
                    Case("x = 0 of shape (3,)", jnp.zeros(3))],
     check_case=_safe_norm_case, rule="jvp")
+
+
+def _spd_matrix(n, seed, condition=10.0, dtype=jnp.float32):
+    """A symmetric positive definite n x n matrix with eigenvalues from 1 to ``condition``."""
+    Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
+    A = (Q * np.geomspace(1.0, condition, n)) @ Q.T
+    return jnp.asarray((A + A.T) / 2, dtype)
+
+
+def _logdet_case(exercise, logdet, case, jit):
+    A, g = case.args
+    A64 = np.asarray(A, np.float64)
+    value64 = np.linalg.slogdet(A64)[1]
+    inverse64 = np.linalg.inv(A64)
+    value = _run("logdet", logdet, (A,), jit)
+    _compare("logdet", case, value, np.asarray(value64, A.dtype), factors=True, suspects=[
+        (np.asarray(np.inf, A.dtype), exercise.mistakes["overflow"]),
+        (np.asarray(-np.inf, A.dtype), exercise.mistakes["overflow"])])
+    pulled = _run("logdet", lambda A, g: jax.vjp(logdet, A)[1](g)[0], (A, g), jit)
+    _compare("the VJP of logdet", case, pulled, (np.asarray(g, np.float64) * inverse64)
+             .astype(A.dtype), suspects=[((np.asarray(g, np.float64) * A64).astype(A.dtype),
+                                          exercise.mistakes["not-inverted"])])
+
+
+def _logdet_saves_the_factor(exercise, logdet):
+    A = _spd_matrix(4, 1)
+    _, residual = _call("logdet_fwd", logdet.fwd, A)
+    factor = np.linalg.cholesky(np.asarray(A, np.float64)).astype(np.float32)
+    if not any(np.shape(leaf) == factor.shape and _close(leaf, factor)
+               for leaf in jax.tree.leaves(residual)):
+        raise Failed(exercise.mistakes["no-factor"], exercise.mistakes["no-factor"].code)
+
+
+check_logdet = Exercise(
+    "logdet", "A custom_vjp log det A of a symmetric positive definite A: 2 sum log diag L "
+    "forward, g A^-1 from the saved Cholesky factor L backward.",
+    cases=lambda: [Case("a 3 x 3 matrix", jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2],
+                                                     [0.5, 0.2, 2.0]]), jnp.array(1.0)),
+                   Case("100 times the 30 x 30 identity (det = 1e60 overflows)",
+                        100.0 * jnp.eye(30), jnp.array(2.0))],
+    check_case=_logdet_case, rule="vjp", structure=[_logdet_saves_the_factor],
+    mistakes={
+        "overflow": "The determinant overflows (or underflows) float32 for this matrix: add "
+                    "the logs of the Cholesky factor's diagonal, 2 sum(log L_ii), instead of "
+                    "taking the log of det(A).",
+        "not-inverted": "This is g A: the gradient of log det A is A^-1, from the saved "
+                        "factor by cho_solve((L, True), I).",
+        "no-factor": "logdet_fwd must save the Cholesky factor L = jnp.linalg.cholesky(A) as "
+                     "its residual, so that the backward pass reuses it instead of factoring "
+                     "A again.",
+    })
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2332,6 +2458,75 @@ check_ridge_hypergradient = Exercise(
                    "differentiated (log lambda, or lambda computed from it): fixed_point's rule "
                    "differentiates only its parameters a. Pass log lambda in a, e.g. "
                    "fixed_point(step, (log_lam, X, y), w0), and compute lambda inside the step.",
+    })
+
+
+def _tridiagonal_operator(theta, v):
+    """A v for A = diag(theta) + the second-difference matrix (2 on the diagonal, -1 beside
+    it): symmetric positive definite for positive theta."""
+    zero = jnp.zeros(1, v.dtype)
+    return (theta + 2.0) * v - jnp.concatenate([zero, v[:-1]]) - jnp.concatenate([v[1:], zero])
+
+
+def _dense_solution64(theta, b):
+    n = b.shape[0]
+    A = jnp.diag(theta + 2.0) - jnp.eye(n, k=1, dtype=b.dtype) - jnp.eye(n, k=-1, dtype=b.dtype)
+    return jnp.linalg.solve(A, b)
+
+
+def _cg_case(exercise, cg_solve, case, jit):
+    theta, b, num_iters = case.args
+    weights = jnp.linspace(1.0, 2.0, b.shape[0], dtype=b.dtype)
+    with jax.enable_x64(True):
+        theta64, b64 = _to64(theta), _to64(b)
+        x64 = _dense_solution64(theta64, b64)
+        grads64 = jax.grad(lambda t, b: jnp.sum(_to64(weights) * _dense_solution64(t, b)),
+                           (0, 1))(theta64, b64)
+
+    def solve(theta, b):
+        return cg_solve(lambda v: _tridiagonal_operator(theta, v), b, num_iters)
+
+    x = _run("cg_solve", solve, (theta, b), jit)
+    _compare("cg_solve", case, x, np.asarray(x64).astype(b.dtype))
+    grads = _run("cg_solve", jax.grad(lambda t, b: jnp.sum(weights * solve(t, b)), (0, 1)),
+                 (theta, b), jit)
+    for label, a, e in zip(("theta (closed over by matvec)", "b"), grads, grads64):
+        _compare(f"the gradient of sum(w * cg_solve(...)) in {label}", case, a,
+                 np.asarray(e).astype(b.dtype))
+
+
+def _cg_uses_linear_solve(exercise, cg_solve, cases, jit):
+    n = 300
+    theta, b = jnp.ones(n), jnp.ones(n)
+
+    def gradient(theta, b):
+        return jax.grad(lambda t: jnp.sum(cg_solve(
+            lambda v: _tridiagonal_operator(t, v), b, 5)))(theta)
+
+    program = _call("cg_solve", lambda: _program(gradient, theta, b))
+    if "custom_linear_solve" not in program:
+        raise Failed(exercise.mistakes["no-linear-solve"],
+                     exercise.mistakes["no-linear-solve"].code)
+    _require_small_intermediates("cg_solve", gradient, (theta, b), n * n,
+                                 f"for n = {n}: it forms the matrix A, which the statement "
+                                 "forbids (only matvec may touch it).", "dense-matrix")
+
+
+check_cg_solve = Exercise(
+    "cg_solve", "cg_solve(matvec, b, num_iters): conjugate gradients of your own inside "
+    "lax.custom_linear_solve(symmetric=True), differentiated by an adjoint solve.",
+    cases=lambda: [Case("n = 5, theta = 1", jnp.ones(5), jnp.array([1.0, -1.0, 2.0, 0.0, 0.5]),
+                        10),
+                   Case("n = 8, theta from 0.5 to 3", jnp.linspace(0.5, 3.0, 8),
+                        jnp.linspace(-1.0, 1.0, 8), 20)],
+    check_case=_cg_case, forbids=("scipy.sparse.linalg.cg",),
+    requires=[Require("solves the adjoint by custom_linear_solve", _cg_uses_linear_solve,
+                      first=True)],
+    mistakes={
+        "no-linear-solve": "cg_solve's gradient does not go through jax.lax.custom_linear_solve: "
+                           "differentiating CG's iterations is slow, memory-hungry and "
+                           "inaccurate before convergence. Wrap your CG in "
+                           "custom_linear_solve(matvec, b, solve, symmetric=True).",
     })
 
 

@@ -31,6 +31,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.sparse.linalg
 import numpy as np
 
 _PROTECTED_PACKAGES = (
@@ -46,8 +47,20 @@ TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
 _DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_SOLVERS = ("scipy.sparse.linalg.cg",)
+
+
+def _owner(path):
+    """``(module, name)`` of a function of jax named by its path: ``scipy.sparse.linalg.cg``."""
+    *modules, name = path.split(".")
+    owner = jax
+    for module in modules:
+        owner = getattr(owner, module)
+    return owner, name
+
+
 _ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
-    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+    {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
 _active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
@@ -668,7 +681,8 @@ def _tolerances(dtype, expected=None):
     entry (at least 1)."""
     rtol, atol = (1e-9, 1e-10) if np.dtype(dtype) in (np.float64, np.complex128) else (2e-4, 2e-5)
     if expected is not None:
-        atol *= float(np.max(np.abs(expected), initial=1.0))
+        finite = np.abs(expected)[np.isfinite(expected)]
+        atol *= float(np.max(finite, initial=1.0))
     return rtol, atol
 
 
@@ -760,22 +774,22 @@ def _forbidden_functions():
     """While student code runs, the jax functions the running exercise forbids raise when
     called."""
     exercise = _active[-1] if _active else None
-    attrs = exercise.forbids if exercise else ()
-    saved = {attr: getattr(jax, attr) for attr in attrs}
+    paths = exercise.forbids if exercise else ()
+    saved = {path: getattr(*_owner(path)) for path in paths}
 
-    def stub(attr):
+    def stub(path):
         def forbidden(*args, **kwargs):
-            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+            raise Failed(f"{exercise.name} must not call jax.{path}.",
                          f"{exercise.name}/forbidden-call")
         return forbidden
 
-    for attr in attrs:
-        setattr(jax, attr, stub(attr))
+    for path in paths:
+        setattr(*_owner(path), stub(path))
     try:
         yield
     finally:
-        for attr, value in saved.items():
-            setattr(jax, attr, value)
+        for path, value in saved.items():
+            setattr(*_owner(path), value)
 
 
 def _referenced_objects(fn, depth=0, seen=None):
@@ -1411,5 +1425,66 @@ check_hutchinson_trace = Exercise(
                   _sin_times_reversed, x, jax.random.key(0), 4)),
               Require("is vectorized", _hutchinson_vectorized),
               _forward_over_reverse(_probe_hutchinson)])
+
+
+def _quadratic_with(eigenvalues, seed, dtype=jnp.float32):
+    """f(x) = x^T A x / 2 for a symmetric A with these eigenvalues and random eigenvectors."""
+    n = len(eigenvalues)
+    Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
+    A = jnp.asarray((Q * np.asarray(eigenvalues)) @ Q.T, dtype)
+    return lambda x: 0.5 * x @ A @ x
+
+
+def _top_eigenvalue_case(exercise, top_eigenvalue, case, jit):
+    f, x, v0, num_iters = case.args
+    with jax.enable_x64(True):
+        hessian = np.asarray(jax.hessian(f)(_to64(x)), np.float64).reshape(x.size, x.size)
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    top = eigenvalues[np.argmax(np.abs(eigenvalues))]
+    actual = _run("top_eigenvalue", lambda x, v0: top_eigenvalue(f, x, v0, num_iters), (x, v0),
+                  jit)
+    suspects = [(np.asarray(-top, x.dtype), exercise.mistakes["norm"])] if top < 0 else []
+    _compare("top_eigenvalue", case, actual, np.asarray(top, x.dtype), suspects=suspects)
+
+
+def _top_eigenvalue_cases():
+    return [
+        Case("a quadratic with eigenvalues 5, 2, -1", _quadratic_with([5.0, 2.0, -1.0], 3),
+             jnp.zeros(3), jnp.array([1.0, 0.5, -0.3]), 40),
+        Case("a quadratic whose largest eigenvalue in magnitude is -6",
+             _quadratic_with([-6.0, 3.0, 1.0], 4), jnp.ones(3), jnp.ones(3), 40),
+    ]
+
+
+def _top_eigenvalue_one_loop(exercise, top_eigenvalue, cases, jit):
+    f, x, v0, _ = _top_eigenvalue_cases()[0].args
+    sizes = {k: len(_call("top_eigenvalue", lambda: _program(
+        lambda x: top_eigenvalue(f, x, v0, k), x))) for k in (3, 30)}
+    if sizes[3] != sizes[30]:
+        mistake = exercise.mistakes["unrolled"]
+        raise Failed(mistake.format(small=sizes[3], large=sizes[30]), mistake.code)
+
+
+def _probe_top_eigenvalue(top_eigenvalue, f):
+    x = jnp.linspace(0.0, 1.0, 3)
+    _compare("top_eigenvalue", Case("a probe function", x),
+             _call("top_eigenvalue", top_eigenvalue, f, x, jnp.ones(3), 60), -jnp.sin(1.0))
+
+
+check_top_eigenvalue = Exercise(
+    "top_eigenvalue", "top_eigenvalue(f, x, v0, num_iters): the Hessian's eigenvalue of largest "
+    "magnitude, by power iteration on forward-over-reverse HVPs and a Rayleigh quotient.",
+    cases=_top_eigenvalue_cases, check_case=_top_eigenvalue_case,
+    forbids=("hessian",) + _JACOBIANS[:3],
+    requires=[_no_dense_hessian(lambda top_eigenvalue, x: top_eigenvalue(
+                  _sin_times_reversed, x, x, 3)),
+              Require("runs one loop", _top_eigenvalue_one_loop),
+              _forward_over_reverse(_probe_top_eigenvalue)],
+    mistakes={
+        "norm": "This is the eigenvalue's magnitude, with the sign lost: return the Rayleigh "
+                "quotient v . (H v) of the unit vector v, not the norm of H v.",
+        "unrolled": "top_eigenvalue builds a program whose size grows with num_iters ({small} "
+                    "operations for 3 steps, {large} for 30): loop with jax.lax.fori_loop.",
+    })
 
 

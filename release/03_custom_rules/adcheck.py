@@ -31,6 +31,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.sparse.linalg
 import numpy as np
 
 _PROTECTED_PACKAGES = (
@@ -46,8 +47,20 @@ TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
 _DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_SOLVERS = ("scipy.sparse.linalg.cg",)
+
+
+def _owner(path):
+    """``(module, name)`` of a function of jax named by its path: ``scipy.sparse.linalg.cg``."""
+    *modules, name = path.split(".")
+    owner = jax
+    for module in modules:
+        owner = getattr(owner, module)
+    return owner, name
+
+
 _ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
-    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+    {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
 _active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
@@ -668,7 +681,8 @@ def _tolerances(dtype, expected=None):
     entry (at least 1)."""
     rtol, atol = (1e-9, 1e-10) if np.dtype(dtype) in (np.float64, np.complex128) else (2e-4, 2e-5)
     if expected is not None:
-        atol *= float(np.max(np.abs(expected), initial=1.0))
+        finite = np.abs(expected)[np.isfinite(expected)]
+        atol *= float(np.max(finite, initial=1.0))
     return rtol, atol
 
 
@@ -760,22 +774,22 @@ def _forbidden_functions():
     """While student code runs, the jax functions the running exercise forbids raise when
     called."""
     exercise = _active[-1] if _active else None
-    attrs = exercise.forbids if exercise else ()
-    saved = {attr: getattr(jax, attr) for attr in attrs}
+    paths = exercise.forbids if exercise else ()
+    saved = {path: getattr(*_owner(path)) for path in paths}
 
-    def stub(attr):
+    def stub(path):
         def forbidden(*args, **kwargs):
-            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+            raise Failed(f"{exercise.name} must not call jax.{path}.",
                          f"{exercise.name}/forbidden-call")
         return forbidden
 
-    for attr in attrs:
-        setattr(jax, attr, stub(attr))
+    for path in paths:
+        setattr(*_owner(path), stub(path))
     try:
         yield
     finally:
-        for attr, value in saved.items():
-            setattr(jax, attr, value)
+        for path, value in saved.items():
+            setattr(*_owner(path), value)
 
 
 def _referenced_objects(fn, depth=0, seen=None):
@@ -1398,5 +1412,56 @@ check_safe_norm = Exercise(
     cases=lambda: [Case("x = [3, 4]", jnp.array([3.0, 4.0])),
                    Case("x = 0 of shape (3,)", jnp.zeros(3))],
     check_case=_safe_norm_case, rule="jvp")
+
+
+def _spd_matrix(n, seed, condition=10.0, dtype=jnp.float32):
+    """A symmetric positive definite n x n matrix with eigenvalues from 1 to ``condition``."""
+    Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
+    A = (Q * np.geomspace(1.0, condition, n)) @ Q.T
+    return jnp.asarray((A + A.T) / 2, dtype)
+
+
+def _logdet_case(exercise, logdet, case, jit):
+    A, g = case.args
+    A64 = np.asarray(A, np.float64)
+    value64 = np.linalg.slogdet(A64)[1]
+    inverse64 = np.linalg.inv(A64)
+    value = _run("logdet", logdet, (A,), jit)
+    _compare("logdet", case, value, np.asarray(value64, A.dtype), factors=True, suspects=[
+        (np.asarray(np.inf, A.dtype), exercise.mistakes["overflow"]),
+        (np.asarray(-np.inf, A.dtype), exercise.mistakes["overflow"])])
+    pulled = _run("logdet", lambda A, g: jax.vjp(logdet, A)[1](g)[0], (A, g), jit)
+    _compare("the VJP of logdet", case, pulled, (np.asarray(g, np.float64) * inverse64)
+             .astype(A.dtype), suspects=[((np.asarray(g, np.float64) * A64).astype(A.dtype),
+                                          exercise.mistakes["not-inverted"])])
+
+
+def _logdet_saves_the_factor(exercise, logdet):
+    A = _spd_matrix(4, 1)
+    _, residual = _call("logdet_fwd", logdet.fwd, A)
+    factor = np.linalg.cholesky(np.asarray(A, np.float64)).astype(np.float32)
+    if not any(np.shape(leaf) == factor.shape and _close(leaf, factor)
+               for leaf in jax.tree.leaves(residual)):
+        raise Failed(exercise.mistakes["no-factor"], exercise.mistakes["no-factor"].code)
+
+
+check_logdet = Exercise(
+    "logdet", "A custom_vjp log det A of a symmetric positive definite A: 2 sum log diag L "
+    "forward, g A^-1 from the saved Cholesky factor L backward.",
+    cases=lambda: [Case("a 3 x 3 matrix", jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2],
+                                                     [0.5, 0.2, 2.0]]), jnp.array(1.0)),
+                   Case("100 times the 30 x 30 identity (det = 1e60 overflows)",
+                        100.0 * jnp.eye(30), jnp.array(2.0))],
+    check_case=_logdet_case, rule="vjp", structure=[_logdet_saves_the_factor],
+    mistakes={
+        "overflow": "The determinant overflows (or underflows) float32 for this matrix: add "
+                    "the logs of the Cholesky factor's diagonal, 2 sum(log L_ii), instead of "
+                    "taking the log of det(A).",
+        "not-inverted": "This is g A: the gradient of log det A is A^-1, from the saved "
+                        "factor by cho_solve((L, True), I).",
+        "no-factor": "logdet_fwd must save the Cholesky factor L = jnp.linalg.cholesky(A) as "
+                     "its residual, so that the backward pass reuses it instead of factoring "
+                     "A again.",
+    })
 
 

@@ -31,6 +31,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.sparse.linalg
 import numpy as np
 
 _PROTECTED_PACKAGES = (
@@ -46,8 +47,20 @@ TESTED_JAX = "0.10.2"  # the JAX of requirements.txt, which the course's outputs
 _stashed_names = {}
 _JACOBIANS = ("jacfwd", "jacrev", "jacobian", "hessian")
 _DERIVATIVES = ("grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose")
+_SOLVERS = ("scipy.sparse.linalg.cg",)
+
+
+def _owner(path):
+    """``(module, name)`` of a function of jax named by its path: ``scipy.sparse.linalg.cg``."""
+    *modules, name = path.split(".")
+    owner = jax
+    for module in modules:
+        owner = getattr(owner, module)
+    return owner, name
+
+
 _ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
-    {id(getattr(jax, attr)): attr for attr in _DERIVATIVES + _JACOBIANS})
+    {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
 _active = []  # the exercise whose check is running: its forbids= hold for every call it makes
 
 
@@ -668,7 +681,8 @@ def _tolerances(dtype, expected=None):
     entry (at least 1)."""
     rtol, atol = (1e-9, 1e-10) if np.dtype(dtype) in (np.float64, np.complex128) else (2e-4, 2e-5)
     if expected is not None:
-        atol *= float(np.max(np.abs(expected), initial=1.0))
+        finite = np.abs(expected)[np.isfinite(expected)]
+        atol *= float(np.max(finite, initial=1.0))
     return rtol, atol
 
 
@@ -760,22 +774,22 @@ def _forbidden_functions():
     """While student code runs, the jax functions the running exercise forbids raise when
     called."""
     exercise = _active[-1] if _active else None
-    attrs = exercise.forbids if exercise else ()
-    saved = {attr: getattr(jax, attr) for attr in attrs}
+    paths = exercise.forbids if exercise else ()
+    saved = {path: getattr(*_owner(path)) for path in paths}
 
-    def stub(attr):
+    def stub(path):
         def forbidden(*args, **kwargs):
-            raise Failed(f"{exercise.name} must not call jax.{attr}.",
+            raise Failed(f"{exercise.name} must not call jax.{path}.",
                          f"{exercise.name}/forbidden-call")
         return forbidden
 
-    for attr in attrs:
-        setattr(jax, attr, stub(attr))
+    for path in paths:
+        setattr(*_owner(path), stub(path))
     try:
         yield
     finally:
-        for attr, value in saved.items():
-            setattr(jax, attr, value)
+        for path, value in saved.items():
+            setattr(*_owner(path), value)
 
 
 def _referenced_objects(fn, depth=0, seen=None):
@@ -1524,6 +1538,75 @@ check_ridge_hypergradient = Exercise(
                    "differentiated (log lambda, or lambda computed from it): fixed_point's rule "
                    "differentiates only its parameters a. Pass log lambda in a, e.g. "
                    "fixed_point(step, (log_lam, X, y), w0), and compute lambda inside the step.",
+    })
+
+
+def _tridiagonal_operator(theta, v):
+    """A v for A = diag(theta) + the second-difference matrix (2 on the diagonal, -1 beside
+    it): symmetric positive definite for positive theta."""
+    zero = jnp.zeros(1, v.dtype)
+    return (theta + 2.0) * v - jnp.concatenate([zero, v[:-1]]) - jnp.concatenate([v[1:], zero])
+
+
+def _dense_solution64(theta, b):
+    n = b.shape[0]
+    A = jnp.diag(theta + 2.0) - jnp.eye(n, k=1, dtype=b.dtype) - jnp.eye(n, k=-1, dtype=b.dtype)
+    return jnp.linalg.solve(A, b)
+
+
+def _cg_case(exercise, cg_solve, case, jit):
+    theta, b, num_iters = case.args
+    weights = jnp.linspace(1.0, 2.0, b.shape[0], dtype=b.dtype)
+    with jax.enable_x64(True):
+        theta64, b64 = _to64(theta), _to64(b)
+        x64 = _dense_solution64(theta64, b64)
+        grads64 = jax.grad(lambda t, b: jnp.sum(_to64(weights) * _dense_solution64(t, b)),
+                           (0, 1))(theta64, b64)
+
+    def solve(theta, b):
+        return cg_solve(lambda v: _tridiagonal_operator(theta, v), b, num_iters)
+
+    x = _run("cg_solve", solve, (theta, b), jit)
+    _compare("cg_solve", case, x, np.asarray(x64).astype(b.dtype))
+    grads = _run("cg_solve", jax.grad(lambda t, b: jnp.sum(weights * solve(t, b)), (0, 1)),
+                 (theta, b), jit)
+    for label, a, e in zip(("theta (closed over by matvec)", "b"), grads, grads64):
+        _compare(f"the gradient of sum(w * cg_solve(...)) in {label}", case, a,
+                 np.asarray(e).astype(b.dtype))
+
+
+def _cg_uses_linear_solve(exercise, cg_solve, cases, jit):
+    n = 300
+    theta, b = jnp.ones(n), jnp.ones(n)
+
+    def gradient(theta, b):
+        return jax.grad(lambda t: jnp.sum(cg_solve(
+            lambda v: _tridiagonal_operator(t, v), b, 5)))(theta)
+
+    program = _call("cg_solve", lambda: _program(gradient, theta, b))
+    if "custom_linear_solve" not in program:
+        raise Failed(exercise.mistakes["no-linear-solve"],
+                     exercise.mistakes["no-linear-solve"].code)
+    _require_small_intermediates("cg_solve", gradient, (theta, b), n * n,
+                                 f"for n = {n}: it forms the matrix A, which the statement "
+                                 "forbids (only matvec may touch it).", "dense-matrix")
+
+
+check_cg_solve = Exercise(
+    "cg_solve", "cg_solve(matvec, b, num_iters): conjugate gradients of your own inside "
+    "lax.custom_linear_solve(symmetric=True), differentiated by an adjoint solve.",
+    cases=lambda: [Case("n = 5, theta = 1", jnp.ones(5), jnp.array([1.0, -1.0, 2.0, 0.0, 0.5]),
+                        10),
+                   Case("n = 8, theta from 0.5 to 3", jnp.linspace(0.5, 3.0, 8),
+                        jnp.linspace(-1.0, 1.0, 8), 20)],
+    check_case=_cg_case, forbids=("scipy.sparse.linalg.cg",),
+    requires=[Require("solves the adjoint by custom_linear_solve", _cg_uses_linear_solve,
+                      first=True)],
+    mistakes={
+        "no-linear-solve": "cg_solve's gradient does not go through jax.lax.custom_linear_solve: "
+                           "differentiating CG's iterations is slow, memory-hungry and "
+                           "inaccurate before convergence. Wrap your CG in "
+                           "custom_linear_solve(matvec, b, solve, symmetric=True).",
     })
 
 

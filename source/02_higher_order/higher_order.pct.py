@@ -1349,7 +1349,84 @@ for name, rounder in [("jnp.round", jnp.round), ("straight-through", straight_th
     print("\n".join("    " + line for line in history))
 
 # %% [markdown]
-# ## 9. Summary
+# ## 9. Design: the largest curvature, without the Hessian
+#
+# How sharp is a minimum? The eigenvalue of the Hessian with the largest magnitude,
+# $\lambda_{\max}$, tells: gradient descent with a step larger than $2/\lambda_{\max}$
+# diverges along its eigenvector. For a network with a million parameters the Hessian has
+# $10^{12}$ entries, but *power iteration* needs only products $Hv$: from a vector $v_0$,
+# repeat $v \leftarrow Hv / \lVert Hv \rVert$. The component of $v$ along each eigenvector is
+# multiplied by its eigenvalue at every step, so after $k$ steps the eigenvector of the
+# largest $|\lambda|$ dominates, with an error shrinking like $|\lambda_2 / \lambda_1|^k$. The
+# Rayleigh quotient $v^\top H v$ (for $\lVert v \rVert = 1$) then gives $\lambda_{\max}$ with
+# its sign, which $\lVert Hv \rVert$ would lose.
+#
+# ### Exercise 8: `top_eigenvalue(f, x, v0, num_iters)` (3 points)
+#
+# Return the eigenvalue of largest magnitude of the Hessian of the scalar function `f` at `x`
+# (an array of any shape), by `num_iters` steps of power iteration from `v0` (an array of
+# `x`'s shape, not necessarily of norm 1), followed by the Rayleigh quotient of the final unit
+# vector.
+#
+# * Use forward-over-reverse HVPs, never the Hessian (no `jax.hessian`, `jacfwd`, `jacrev`).
+# * `num_iters` is a Python int; loop with `jax.lax.fori_loop`, so that the program does not
+#   grow with it.
+
+# %% nbgrader={"grade_id": "top_eigenvalue", "solution": true}
+def top_eigenvalue(f, x, v0, num_iters):
+    """The eigenvalue of largest magnitude of the Hessian of f at x, by power iteration."""
+    ### BEGIN SOLUTION
+    def hessian_times(v):
+        return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+    def step(_, v):
+        w = hessian_times(v)
+        return w / jnp.linalg.norm(w)
+
+    v = jax.lax.fori_loop(0, num_iters, step, v0 / jnp.linalg.norm(v0))
+    return jnp.vdot(v, hessian_times(v))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "top_eigenvalue_tests", "points": 3}
+adcheck.check_top_eigenvalue(top_eigenvalue)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_quadratic = adcheck._quadratic_with
+adcheck.check_top_eigenvalue(top_eigenvalue, jit=True, cases=[
+    _Case("a quadratic with eigenvalues 4, -1, 0.5, 0.1", _quadratic([4.0, -1.0, 0.5, 0.1], 5),
+          jnp.ones(4), jnp.array([1.0, 0.0, 0.0, 0.0]), 50),
+    _Case("a negative dominant eigenvalue, 8 dimensions",
+          _quadratic([-9.0, 3.0, 2.0, 1.0, 0.5, -0.5, 0.2, 0.1], 6), jnp.zeros(8),
+          jnp.linspace(-1.0, 1.0, 8), 60),
+    _Case("x of shape (2, 2), f(x) = sum(x**4) + sum(x[0] * x[1])",
+          lambda x: jnp.sum(x**4) + jnp.sum(x[0] * x[1]), jnp.array([[1.0, -2.0], [0.5, 0.0]]),
+          jnp.ones((2, 2)), 80),
+])
+with jax.enable_x64(True):
+    adcheck.check_top_eigenvalue(top_eigenvalue, jit=True, cases=[
+        _Case("float64, eigenvalues 3, 1, -0.5", _quadratic([3.0, 1.0, -0.5], 7, jnp.float64),
+              jnp.zeros(3, jnp.float64), jnp.ones(3, jnp.float64), 80),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# How fast the estimate converges, for a quadratic whose two largest eigenvalues are 10 and
+# $-7$, against the eigenvalues of `jax.hessian`'s matrix. The vector's error shrinks like
+# $0.7^k$, and the Rayleigh quotient's like its square, $0.49^k$, until float32's rounding
+# ($10^{-6}$ relative) stops it:
+
+# %% tags=["demo"]
+f_sharp = adcheck._quadratic_with([10.0, -7.0, 3.0, 1.0, 0.5, 0.1], 8)
+x_sharp, v_start = jnp.zeros(6), jnp.ones(6)
+estimates = {k: float(top_eigenvalue(f_sharp, x_sharp, v_start, k)) for k in range(0, 41, 5)}
+exact = np.linalg.eigvalsh(np.asarray(jax.hessian(f_sharp)(x_sharp), np.float64))
+print("eigenvalues of the dense Hessian:", np.round(exact, 4))
+for k, estimate in estimates.items():
+    print(f"{k:2} steps: {estimate:9.5f}   error {abs(estimate - 10.0):.1e}")
+
+# %% [markdown]
+# ## 10. Summary
 #
 # | goal | JAX | cost |
 # |---|---|---|

@@ -45,6 +45,7 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -1676,7 +1677,90 @@ for name, (value, gradient) in zip(["jnp.linalg.norm", "safe_norm"], results):
     print(f"{name}: total distance {float(value):.4f}, gradient\n{rounded(gradient)}")
 
 # %% [markdown]
-# ## 6. Summary
+# ## 6. Design: the log-determinant through its Cholesky factor
+#
+# Every Gaussian likelihood contains $\log\det A$ for a symmetric positive definite matrix
+# $A$. Computing $\det A$ first is a bad idea: for $A = 100\,I$ of size 30 the determinant is
+# $10^{60}$, beyond float32's largest number, so `jnp.log(jnp.linalg.det(A))` is `inf`. The
+# Cholesky factor $L$ ($A = L L^\top$, $L$ lower triangular with a positive diagonal) avoids
+# it: $\det A = \prod_i L_{ii}^2$, so $\log\det A = 2 \sum_i \log L_{ii}$, a sum of moderate
+# numbers.
+#
+# The derivative: $d \log\det A = \operatorname{tr}(A^{-1}\, dA)$, so the gradient with
+# respect to the entries of $A$ is $A^{-\top} = A^{-1}$ (symmetric $A$), and the VJP of a
+# cotangent $g$ is $g\,A^{-1}$. The backward pass does not need a fresh factorisation: with
+# the $L$ of the forward pass, $A^{-1} = L^{-\top} L^{-1}$ costs two triangular solves,
+# `jax.scipy.linalg.cho_solve((L, True), I)`.
+#
+# ### Exercise 8: `logdet` (3 points)
+#
+# Make `logdet(A)` a `jax.custom_vjp` function for a symmetric positive definite `A` of shape
+# `(n, n)`:
+#
+# * `logdet_fwd(A)` returns $2 \sum_i \log L_{ii}$ and, as the residual, the Cholesky factor
+#   `L = jnp.linalg.cholesky(A)` (alone, or in a tuple);
+# * `logdet_bwd(L, g)` returns the 1-tuple `(g * A^{-1},)`, computed from `L` with
+#   `jax.scipy.linalg.cho_solve`, never from `det`.
+
+# %% nbgrader={"grade_id": "logdet", "solution": true}
+@jax.custom_vjp
+def logdet(A):
+    """log det A of a symmetric positive definite A, by its Cholesky factor."""
+    ### BEGIN SOLUTION
+    return logdet_fwd(A)[0]
+    ### END SOLUTION
+
+
+def logdet_fwd(A):
+    ### BEGIN SOLUTION
+    L = jnp.linalg.cholesky(A)
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), L
+    ### END SOLUTION
+
+
+def logdet_bwd(L, g):
+    ### BEGIN SOLUTION
+    identity = jnp.eye(L.shape[0], dtype=L.dtype)
+    return (g * jax.scipy.linalg.cho_solve((L, True), identity),)
+    ### END SOLUTION
+
+
+logdet.defvjp(logdet_fwd, logdet_bwd)
+
+# %% nbgrader={"grade_id": "logdet_tests", "points": 3}
+adcheck.check_logdet(logdet)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_spd = adcheck._spd_matrix
+adcheck.check_logdet(logdet, jit=True, cases=[
+    _Case("a 1 x 1 matrix", jnp.array([[2.5]]), jnp.array(1.5)),
+    _Case("a random 6 x 6 matrix", _spd(6, 10), jnp.array(-2.0)),
+    _Case("an ill-conditioned 5 x 5 matrix (condition number 1e4)",
+          _spd(5, 11, condition=1e4), jnp.array(1.0)),
+    _Case("1e-3 times a 40 x 40 matrix (det = 1e-120 underflows)", 1e-3 * _spd(40, 12),
+          jnp.array(0.5)),
+])
+with jax.enable_x64(True):
+    adcheck.check_logdet(logdet, jit=True, cases=[
+        _Case("float64, a random 8 x 8 matrix", _spd(8, 13, dtype=jnp.float64),
+              jnp.array(2.0, jnp.float64)),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The determinant overflows where the factor does not, and the gradient agrees with
+# `jnp.linalg.slogdet`'s:
+
+# %% tags=["demo"]
+A_big = 100.0 * jnp.eye(30)
+print("log(det(A))   :", jnp.log(jnp.linalg.det(A_big)))
+print("logdet(A)     :", logdet(A_big), " (30 log 100 =", 30 * np.log(100.0), ")")
+A_small = jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+print("gradient      :\n", rounded(jax.grad(logdet)(A_small)))
+print("slogdet's     :\n", rounded(jax.grad(lambda A: jnp.linalg.slogdet(A)[1])(A_small)))
+
+# %% [markdown]
+# ## 7. Summary
 #
 # | task | tool | remember |
 # |---|---|---|

@@ -41,6 +41,7 @@
 # %% nbgrader={"grade_id": "setup", "locked": true}
 import functools
 import textwrap
+import time
 
 import jax
 import jax.numpy as jnp
@@ -1035,7 +1036,96 @@ with jax.enable_x64(True):
 # `nan` and never counts as converged), and the rule faithfully returns `inf` as a
 # "derivative". In practice, check the solver's residual $\lVert f(a, x) - x \rVert$ before you
 # trust its gradient.
+
+# %% [markdown]
+# ## 9. Design: a linear solve too big to form
 #
+# Many implicit layers end in a linear system: a Gaussian process posterior, a physics
+# simulation, a Newton step. Take $x^*(\theta) = A(\theta)^{-1} b$ for a symmetric positive
+# definite $A(\theta)$ of size $n = 10^6$: $A$ is never formed, only applied, as a function
+# `matvec(v)` $= A v$. Conjugate gradients (CG) solves $A x = b$ with matvecs alone. To
+# differentiate, the implicit function theorem applied to $A x - b = 0$ gives, for a cotangent
+# $g$ of $x^*$, $w = A^{-\top} g$ (one more solve, the *adjoint*), $\bar b = w$ and
+# $\bar\theta = -\,(\partial (A(\theta) x^*) / \partial \theta)^\top w$: the VJP of `matvec`
+# at $x^*$, in whatever it closes over. `jax.lax.custom_linear_solve(matvec, b, solve,
+# symmetric=True)` is exactly this rule: it runs `solve(matvec, b)` forward, and for
+# derivatives it calls `solve` again on the adjoint system, never differentiating the solver's
+# iterations; `symmetric=True` says that $A^\top = A$, so the same `solve` serves the
+# adjoint.
+#
+# ### Exercise 5: `cg_solve(matvec, b, num_iters)` (3 points)
+#
+# Return the solution of $A x = b$ for a symmetric positive definite operator `matvec` and a
+# vector `b`, differentiable in `b` and in the values `matvec` closes over:
+#
+# * write conjugate gradients yourself, `num_iters` steps (a Python int) of
+#   `jax.lax.fori_loop` from $x_0 = 0$: $r = b - A x$, $p = r$, then
+#   $\alpha = r^\top r / p^\top A p$, $x \leftarrow x + \alpha p$,
+#   $r' = r - \alpha A p$, $p \leftarrow r' + (r'^\top r' / r^\top r)\, p$. Where a
+#   denominator is 0 (the system is solved), take the step size 0;
+# * wrap it in `jax.lax.custom_linear_solve(..., symmetric=True)`; do not call
+#   `jax.scipy.sparse.linalg.cg` (which is built the same way), and never form $A$.
+
+# %% nbgrader={"grade_id": "cg_solve", "solution": true}
+def cg_solve(matvec, b, num_iters):
+    """x with matvec(x) = b, by conjugate gradients, differentiated by an adjoint solve."""
+    ### BEGIN SOLUTION
+    def conjugate_gradients(matvec, b):
+        def step(_, state):
+            x, r, p, rr = state
+            Ap = matvec(p)
+            pAp = jnp.vdot(p, Ap)
+            alpha = jnp.where(pAp > 0, rr / jnp.where(pAp > 0, pAp, 1.0), 0.0)
+            x, r = x + alpha * p, r - alpha * Ap
+            rr_next = jnp.vdot(r, r)
+            beta = jnp.where(rr > 0, rr_next / jnp.where(rr > 0, rr, 1.0), 0.0)
+            return x, r, r + beta * p, rr_next
+
+        x0 = jnp.zeros_like(b)
+        state = (x0, b, b, jnp.vdot(b, b))
+        return jax.lax.fori_loop(0, num_iters, step, state)[0]
+
+    return jax.lax.custom_linear_solve(matvec, b, conjugate_gradients, symmetric=True)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "cg_solve_tests", "points": 3}
+adcheck.check_cg_solve(cg_solve)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_cg_solve(cg_solve, jit=True, cases=[
+    _Case("n = 1", jnp.array([2.0]), jnp.array([3.0]), 3),
+    _Case("n = 12, a stiffer operator (theta from 0.1)", jnp.linspace(0.1, 1.0, 12),
+          jnp.sin(jnp.arange(12.0)), 40),
+    _Case("n = 30, b of ones", jnp.full(30, 0.5), jnp.ones(30), 60),
+])
+with jax.enable_x64(True):
+    adcheck.check_cg_solve(cg_solve, jit=True, cases=[
+        _Case("float64, n = 10", jnp.linspace(1.0, 2.0, 10, dtype=jnp.float64),
+              jnp.linspace(-1.0, 1.0, 10, dtype=jnp.float64), 30),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The gradient costs one more CG solve whatever the number of iterations, and a million
+# unknowns take no $n \times n$ matrix:
+
+# %% tags=["demo", "nbval-ignore-output"]
+def layer_loss(theta, b):
+    x = cg_solve(lambda v: adcheck._tridiagonal_operator(theta, v), b, 200)
+    return jnp.sum(x**2)
+
+
+n_big = 1_000_000
+theta_big, b_big = jnp.full(n_big, 0.5), jnp.cos(jnp.arange(n_big) / 1000.0)
+gradient_fn = jax.jit(jax.grad(layer_loss))
+gradient_fn(theta_big, b_big).block_until_ready()
+start = time.perf_counter()
+gradient_big = gradient_fn(theta_big, b_big).block_until_ready()
+print(f"gradient in theta for n = {n_big:,}: {time.perf_counter() - start:.2f} s, "
+      f"shape {gradient_big.shape}, finite: {bool(jnp.all(jnp.isfinite(gradient_big)))}")
+
+# %% [markdown]
 # ## Summary
 #
 # * The implicit function theorem gives the derivative of a solution from the equation it

@@ -560,6 +560,98 @@ ALTERNATIVES = [
 ]
 
 
+_LOGDET_FWD = """
+def logdet_fwd(A):
+    L = jnp.linalg.cholesky(A)
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), L
+"""
+
+WRONG += [
+    Answer("logdet", "the log of the determinant, which overflows", ("""
+        @jax.custom_vjp
+        def logdet(A):
+            return jnp.log(jnp.linalg.det(A))
+
+        def logdet_fwd(A):
+            return jnp.log(jnp.linalg.det(A)), jnp.linalg.cholesky(A)
+
+        def logdet_bwd(L, g):
+            return (g * jax.scipy.linalg.cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype)),)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """,), says="The determinant overflows"),
+    Answer("logdet", "forgets the factor 2 (the sum of log L_ii is half of log det A)", ("""
+        @jax.custom_vjp
+        def logdet(A):
+            return logdet_fwd(A)[0]
+
+        def logdet_fwd(A):
+            L = jnp.linalg.cholesky(A)
+            return jnp.sum(jnp.log(jnp.diagonal(L))), L
+
+        def logdet_bwd(L, g):
+            return (g * jax.scipy.linalg.cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype)),)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """,), says="Every value is half the expected one"),
+    Answer("logdet", "the backward pass returns g A instead of g A^-1", (_LOGDET_FWD, """
+        @jax.custom_vjp
+        def logdet(A):
+            return logdet_fwd(A)[0]
+
+        def logdet_bwd(L, g):
+            return (g * L @ L.T,)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """), says="This is g A"),
+    Answer("logdet", "saves A and inverts it in the backward pass", ("""
+        @jax.custom_vjp
+        def logdet(A):
+            return logdet_fwd(A)[0]
+
+        def logdet_fwd(A):
+            L = jnp.linalg.cholesky(A)
+            return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), A
+
+        def logdet_bwd(A, g):
+            return (g * jnp.linalg.inv(A),)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """,), says="must save the Cholesky factor"),
+    Answer("logdet", "no custom rule: JAX differentiates the Cholesky factorisation", """
+        def logdet(A):
+            return 2.0 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(A))))
+
+        def logdet_fwd(A):
+            L = jnp.linalg.cholesky(A)
+            return logdet(A), L
+
+        def logdet_bwd(L, g):
+            return (g * jax.scipy.linalg.cho_solve((L, True), jnp.eye(L.shape[0])),)
+        """, says="logdet must be a function decorated with @jax.custom_vjp."),
+]
+
+ALTERNATIVES += [
+    Answer("logdet", "two triangular solves, and the factor in a tuple", ("""
+        @jax.custom_vjp
+        def logdet(A):
+            return 2.0 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(A))))
+
+        def logdet_fwd(A):
+            L = jnp.linalg.cholesky(A)
+            return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), (L,)
+
+        def logdet_bwd(residuals, g):
+            (L,) = residuals
+            identity = jnp.eye(L.shape[0], dtype=L.dtype)
+            L_inv = jax.scipy.linalg.solve_triangular(L, identity, lower=True)
+            return (g * (L_inv.T @ L_inv),)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """,)),
+]
+
+
 def _wrong(reason):
     return by_reason(WRONG, reason)
 

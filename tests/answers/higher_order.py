@@ -280,6 +280,60 @@ ALTERNATIVES = [
 
 
 
+WRONG += [
+    Answer("top_eigenvalue", "returns the norm of H v, which loses the sign", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            hv = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+            v = jax.lax.fori_loop(0, num_iters, lambda _, v: hv(v) / jnp.linalg.norm(hv(v)),
+                                  v0 / jnp.linalg.norm(v0))
+            return jnp.linalg.norm(hv(v))
+        """, says="the sign lost"),
+    Answer("top_eigenvalue", "builds the Hessian and takes its eigenvalues", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            H = jax.hessian(f)(x).reshape(x.size, x.size)
+            eigenvalues = jnp.linalg.eigvalsh(H)
+            return eigenvalues[jnp.argmax(jnp.abs(eigenvalues))]
+        """, says="top_eigenvalue must not call jax.hessian."),
+    Answer("top_eigenvalue", "a Python loop over the iterations", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            hv = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+            v = v0 / jnp.linalg.norm(v0)
+            for _ in range(num_iters):
+                w = hv(v)
+                v = w / jnp.linalg.norm(w)
+            return jnp.vdot(v, hv(v))
+        """, says="grows with num_iters"),
+    Answer("top_eigenvalue", "reverse-over-reverse HVPs", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            hv = lambda v: jax.grad(lambda x: jnp.vdot(jax.grad(f)(x), v))(x)
+            v = jax.lax.fori_loop(0, num_iters, lambda _, v: hv(v) / jnp.linalg.norm(hv(v)),
+                                  v0 / jnp.linalg.norm(v0))
+            return jnp.vdot(v, hv(v))
+        """, says="must be forward-over-reverse"),
+    Answer("top_eigenvalue", "the Rayleigh quotient of the unnormalized start vector", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            hv = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
+            v = jax.lax.fori_loop(0, num_iters, lambda _, v: hv(v) / jnp.linalg.norm(hv(v)), v0)
+            return jnp.vdot(v0, hv(v0))
+        """, says="top_eigenvalue is wrong for"),
+]
+
+ALTERNATIVES += [
+    Answer("top_eigenvalue", "the Rayleigh quotient divided by v . v, one HVP per step", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            def hv(v):
+                return jax.jvp(lambda x: jax.grad(f)(x), (x,), (v,))[1]
+
+            def step(_, v):
+                w = hv(v)
+                return w / jnp.sqrt(jnp.sum(w * w))
+
+            v = jax.lax.fori_loop(0, num_iters, step, v0)
+            return jnp.sum(v * hv(v)) / jnp.sum(v * v)
+        """),
+]
+
+
 def _wrong(reason):
     return by_reason(WRONG, reason)
 

@@ -579,6 +579,77 @@ ALTERNATIVES = [
 ]
 
 
+_CG_STEPS = """
+def conjugate_gradients(matvec, b, num_iters):
+    def step(_, state):
+        x, r, p, rr = state
+        Ap = matvec(p)
+        pAp = jnp.vdot(p, Ap)
+        alpha = jnp.where(pAp > 0, rr / jnp.where(pAp > 0, pAp, 1.0), 0.0)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_next = jnp.vdot(r, r)
+        beta = jnp.where(rr > 0, rr_next / jnp.where(rr > 0, rr, 1.0), 0.0)
+        return x, r, r + beta * p, rr_next
+
+    return jax.lax.fori_loop(0, num_iters, step, (jnp.zeros_like(b), b, b, jnp.vdot(b, b)))[0]
+"""
+
+WRONG += [
+    Answer("cg_solve", "no custom_linear_solve: differentiates CG's iterations", (_CG_STEPS, """
+        def cg_solve(matvec, b, num_iters):
+            return conjugate_gradients(matvec, b, num_iters)
+        """), says="does not go through jax.lax.custom_linear_solve"),
+    Answer("cg_solve", "calls jax.scipy.sparse.linalg.cg", """
+        def cg_solve(matvec, b, num_iters):
+            return jax.scipy.sparse.linalg.cg(matvec, b, maxiter=num_iters)[0]
+        """, says="cg_solve must not call jax.scipy.sparse.linalg.cg."),
+    Answer("cg_solve", "forms the matrix A and solves densely", """
+        def cg_solve(matvec, b, num_iters):
+            A = jax.vmap(matvec)(jnp.eye(b.shape[0], dtype=b.dtype)).T
+            return jax.lax.custom_linear_solve(matvec, b, lambda mv, r: jnp.linalg.solve(A, r),
+                                               symmetric=True)
+        """, says="it forms the matrix A"),
+    Answer("cg_solve", "CG's step size r.r / p.p instead of r.r / p.Ap", """
+        def cg_solve(matvec, b, num_iters):
+            def cg(matvec, b):
+                def step(_, state):
+                    x, r, p, rr = state
+                    Ap = matvec(p)
+                    alpha = rr / jnp.vdot(p, p)
+                    x, r = x + alpha * p, r - alpha * Ap
+                    rr_next = jnp.vdot(r, r)
+                    return x, r, r + rr_next / rr * p, rr_next
+                state = (jnp.zeros_like(b), b, b, jnp.vdot(b, b))
+                return jax.lax.fori_loop(0, num_iters, step, state)[0]
+
+            return jax.lax.custom_linear_solve(matvec, b, cg, symmetric=True)
+        """, says="cg_solve is wrong for"),
+]
+
+ALTERNATIVES += [
+    Answer("cg_solve", "a while_loop CG with a tolerance, capped at num_iters", """
+        def cg_solve(matvec, b, num_iters):
+            def cg(matvec, b):
+                def keep_going(state):
+                    k, x, r, p, rr = state
+                    return (k < num_iters) & (rr > 0)
+
+                def step(state):
+                    k, x, r, p, rr = state
+                    Ap = matvec(p)
+                    alpha = rr / jnp.vdot(p, Ap)
+                    x, r = x + alpha * p, r - alpha * Ap
+                    rr_next = jnp.vdot(r, r)
+                    return k + 1, x, r, r + (rr_next / rr) * p, rr_next
+
+                state = (0, jnp.zeros_like(b), b, b, jnp.vdot(b, b))
+                return jax.lax.while_loop(keep_going, step, state)[1]
+
+            return jax.lax.custom_linear_solve(matvec, b, cg, symmetric=True)
+        """),
+]
+
+
 def _wrong(reason):
     return by_reason(WRONG, reason)
 
