@@ -1387,8 +1387,7 @@ check_deep_checkpointed = Exercise(
     "`every` consecutive layers in one jax.checkpoint: its pullback saves one activation per "
     "segment.",
     cases=_deep_cases, check_case=_deep_case,
-    requires=[Require("saves one activation per segment", _deep_saves_segment_inputs,
-                      always=True)],
+    requires=[Require("saves one activation per segment", _deep_saves_segment_inputs)],
     mistakes={
         "no-checkpoint": "For {layers} layers and every = {every}, the pullback keeps {saved} "
                          "activations, more than the {layers} layers: nothing is checkpointed. "
