@@ -11,6 +11,8 @@ COMMANDS = {
     "start": ("start", "copy assignments from release/ into work/, the student's own folder"),
     "grade": ("grade_class", "grade a class: collect, inspect, autograde in parallel, feedback, "
                              "export, plot"),
+    "report": ("mistakes", "what the class got wrong: per exercise, full marks and each named "
+                           "mistake with its students (table, CSV, plot, HTML page)"),
     "benchmark": ("benchmark", "time every notebook (cold and warm compilation cache), grading "
                                "against its floor, and the demo"),
     "benchmark-grading": ("benchmark_grading", "time serial nbgrader autograde against `grade` "

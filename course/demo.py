@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import build, grade_class, scratch_course
+from . import build, grade_class, mistakes, scratch_course
 
 
 def demo_class(root, assignment):
@@ -69,6 +69,7 @@ def main(argv=None):
                                        log=lambda line: print("  " + line, flush=True))
     for assignment in assignments:
         print(f"\n{assignment}:\n" + grade_class.grade_table(course, assignment), flush=True)
+    print("\n" + mistakes.table(assignments[-1], mistakes.collect(course, assignments[-1])))
     plots = [result.plot for result in results]
     print()
     rows = scratch_course.read_grades(course / "grades.csv")
@@ -83,6 +84,8 @@ def main(argv=None):
     print(f"  grades      {course / 'grades.csv'}")
     for plot in plots:
         print(f"  plot        {plot}")
+    for result in results:
+        print(f"  mistakes    {result.mistakes[2]}")
     failed = sorted(f"{r.assignment}/{student}" for r in results for student in r.failed)
     if failed:
         print(f"nbgrader could not grade {', '.join(failed)}: see the messages above.")

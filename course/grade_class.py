@@ -1,4 +1,5 @@
-"""Grade a whole class with nbgrader: collect, inspect, autograde in parallel, feedback, export.
+"""Grade a whole class with nbgrader: collect, inspect, autograde in parallel, feedback, export,
+and report what the class got wrong (course/mistakes.py).
 
     python -m course grade ASSIGNMENT [ASSIGNMENT ...] [--collect | --zip-collect] [--workers N]
 
@@ -26,7 +27,7 @@ import nbformat
 from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
-from . import build, intake
+from . import build, intake, mistakes
 from .nbgrader_tools import db_url, load_config, nbgrader
 
 SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the SQLite gradebook
@@ -66,6 +67,7 @@ class ClassResult:
     seconds: dict  # step -> seconds
     grades_csv: Path
     plot: Path
+    mistakes: list = dataclasses.field(default_factory=list)  # the report's csv, png, html
 
 
 def sandbox_setting(course):
@@ -289,10 +291,11 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
     for assignment in assignments:
         plot = score_distribution(course, assignment,
                                   course / "reports" / f"{assignment}-scores.png")
+        report = mistakes.write_report(course, assignment, log=lambda text: None)
         results.append(ClassResult(
             assignment, names[assignment], notes[assignment],
             {s: e for (a, s), e in failed.items() if a == assignment}, seconds,
-            course / "grades.csv", plot))
+            course / "grades.csv", plot, report))
     return results
 
 
@@ -334,6 +337,9 @@ def main(argv=None):
     for result in results:
         print(f"\n{result.assignment}:\n{grade_table(args.course, result.assignment)}\n"
               f"feedback in feedback/*/{result.assignment}/, plot {result.plot}")
+        print("\n" + mistakes.table(result.assignment, mistakes.collect(args.course,
+                                                                        result.assignment)))
+        print("report: " + ", ".join(str(path) for path in result.mistakes))
     print(f"\ngrades: {results[0].grades_csv} (empty scores: not submitted)")
     for result in results:
         for student, error in result.failed.items():

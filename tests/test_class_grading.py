@@ -11,7 +11,7 @@ import zipfile
 import nbformat
 import pytest
 
-from course import grade_class, scratch_course
+from course import grade_class, mistakes, scratch_course
 from tests.harness import ROOT, visible_text
 from tests.tiny_assignment import (
     ASSIGNMENT,
@@ -203,3 +203,23 @@ def test_corrupt_file_reason_is_quoted(tiny_course, tmp_path):
     notes = intake.inspect(folder, {"tiny": release(tiny_course)}, tmp_path / "kept")
     assert "not a readable notebook" in notes["tiny"][0]
     assert (tmp_path / "kept" / "tiny.ipynb").exists()
+
+
+def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
+    """``python -m course grade`` writes the report; every student who lost points appears in
+    it under the exercise they lost, each case's two identical submissions under the same
+    mistake; the model's students nowhere; written again, it is the same."""
+    course, result = graded_tiny_class
+    csv_path, png, page = result.mistakes
+    assert png.read_bytes().startswith(b"\x89PNG") and "<script" not in page.read_text()
+    assert "square(-1.5)" not in page.read_text() + csv_path.read_text(), "a hidden test shown"
+    found = {(exercise.name, student): code for exercise in mistakes.collect(course, ASSIGNMENT)
+             for code, pairs in exercise.mistakes.items() for student, _ in pairs}
+    for case, (_, marks, _) in {**BAD, **GOOD}.items():
+        for exercise, mark in zip(("double", "square", "halve"), marks):
+            codes = [found.get((exercise, f"{case}-{copy}")) for copy in "ab"]
+            assert (codes[0] is None) == (mark == 1), f"{case}/{exercise}: {codes}, mark {mark}"
+            assert codes[0] == codes[1], f"{case}/{exercise}: graded twice, reported {codes}"
+    before = [path.read_bytes() for path in result.mistakes]
+    again = mistakes.write_report(course, ASSIGNMENT, log=lambda text: None)
+    assert [path.read_bytes() for path in again] == before

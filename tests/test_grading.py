@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from course import nbgrader_tools, scratch_course
+from course import mistakes, nbgrader_tools, scratch_course
 from tests.harness import ROOT, notebook_name, source_notebooks, visible_text
 
 EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
@@ -59,17 +59,59 @@ def test_each_wrong_answer_is_told_its_mistake(graded_class):
     problems = []
     for student, (kind, answer) in graded_class.kernel_answers.items():
         message = graded_class.kernel_messages[student]
-        text = message.removeprefix("AssertionError: ")
+        code = mistakes.MISTAKE.search(message)
+        text = mistakes.MISTAKE.sub("", message.removeprefix("AssertionError: "))
         where = f"{answer.grade_id} ({answer.reason}): {message!r}"
         if kind != "wrong":
             if message:
                 problems.append(f"alternative {where}")
+        elif not code or not code.group(1).startswith(f"{answer.grade_id}/") or \
+                code.group(1).endswith("/unnamed"):
+            problems.append(f"no named mistake code of {answer.grade_id}: {where}")
         elif not answer.says or answer.says not in text:
             problems.append(f"expected {answer.says!r} in {where}")
         elif not text.endswith((".", "?")):
             problems.append(f"not a whole sentence: {where}")
         elif re.search(r"\b(float|int|complex|bool|uint)\d*\[|\binputs \(", text):
             problems.append(f"JAX's notation instead of words: {where}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_mistake_report_names_what_each_student_got_wrong(graded_class):
+    """The report of each assignment graded by real nbgrader: each wrong answer graded there is
+    reported for its student under the code its message carries in the one-kernel run (which
+    test_each_wrong_answer_is_told_its_mistake checks); a tampering submission under a code for
+    every exercise it attacked; the model and the alternatives under none. Written twice, the
+    report is the same, and it quotes no test source."""
+    problems = []
+    assignment_of = {student: assignment for assignment, student in graded_class.submissions}
+    for assignment, course in graded_class.courses.items():
+        paths = mistakes.write_report(course, assignment, log=lambda text: None)
+        written = [path.read_bytes() for path in paths]
+        again = mistakes.write_report(course, assignment, log=lambda text: None)
+        assert [path.read_bytes() for path in again] == written, f"{assignment}: not the same"
+        page = paths[2].read_text()
+        assert "HIDDEN TESTS" not in page and "_Case(" not in page and "<script" not in page
+        found = {(exercise.name, student): code
+                 for exercise in mistakes.collect(course, assignment)
+                 for code, pairs in exercise.mistakes.items() for student, _ in pairs}
+        for name, answer, student, in_kernel in graded_class.both:
+            if assignment_of[student] != assignment:
+                continue
+            got = found.get((answer.grade_id, student))
+            if graded_class.kernel_answers[in_kernel][0] == "wrong":
+                expected = mistakes.MISTAKE.search(graded_class.kernel_messages[in_kernel])
+                if expected is None or got != expected.group(1):
+                    problems.append(f"{student} {answer.grade_id} ({answer.reason}): reported "
+                                    f"{got}, told {graded_class.kernel_messages[in_kernel]!r}")
+            elif got:
+                problems.append(f"alternative {student} {answer.grade_id}: reported {got}")
+        for name, kind, student, answer in graded_class.answers:
+            if (kind == "tampering" and assignment_of[student] == assignment
+                    and (answer.grade_id, student) not in found):
+                problems.append(f"tampering {student} {answer.grade_id}: not reported")
+        problems += [f"the model reported: {key} {code}" for key, code in found.items()
+                     if key[1].endswith("-model")]
     assert not problems, "\n".join(problems)
 
 

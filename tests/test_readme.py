@@ -81,6 +81,10 @@ def test_the_whole_cycle_runs_as_written(course):
     fetched = list((course / "class" / "ada" / ASSIGNMENT / "feedback").glob("*/tiny.html"))
     assert len(fetched) == 1, fetched  # ada's own feedback, not bob's
     assert not (course / "class" / "bob" / ASSIGNMENT / "feedback").exists()
+    with open(course / "reports" / f"{ASSIGNMENT}-mistakes.csv", newline="") as handle:
+        reported = [row for row in csv.DictReader(handle) if row["mistake"]]
+    assert {row["exercise"] for row in reported} == {"double", "square", "halve"}
+    assert all(row["students"] == "ada bob" for row in reported), reported
 
 
 def test_grade_prints_the_table_and_leaves_unsubmitted_empty(course):
@@ -111,6 +115,9 @@ def test_grade_prints_the_table_and_leaves_unsubmitted_empty(course):
         ["dan", "0/1", "0/1", "0/1", "0/3"],
         ["eve", "1/1", "1/1", "0/1", "2/3"]]
     assert (course / "feedback" / "eve" / ASSIGNMENT / "tiny.html").exists()
+    report = result.stdout[result.stdout.index(f"{ASSIGNMENT}: what the class got wrong"):]
+    halve = report[report.index("  halve: 0/4 full marks"):].splitlines()
+    assert "ada, bob, dan, eve" in halve[1] or any("eve" in line for line in halve[1:3]), report
     with open(course / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert (rows["cyd"]["raw_score"], rows["cyd"]["score"]) == ("", "")

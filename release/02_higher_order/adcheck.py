@@ -6,7 +6,8 @@ built-ins), the mechanisms it requires and its named mistakes. The visible test 
 notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
 mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
 ``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
-and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
+and ends with a stable code for it, ``[mistake: our_jacfwd/transposed]``, which
+``python -m course report`` counts across a class.
 
 Grading does not trust the notebook's namespace:
 
@@ -1106,9 +1107,9 @@ class Exercise:
             for requirement in (r for r in checked if not r.first):
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
-            shown = AssertionError(str(failure))  # named AssertionError, as students expect
-            shown.code = getattr(failure, "code", None) or _code("unnamed")
-            raise shown from None
+            code = getattr(failure, "code", None) or _code("unnamed")
+            # named AssertionError, as students expect; the code is for the class's report
+            raise AssertionError(f"{failure} [mistake: {code}]") from None
         finally:
             _active.pop()
         _passed(self.name, cases, jit, [r.words for r in checked])
@@ -1252,6 +1253,14 @@ def _td_updates(value_fn, r_t, s_tm1, s_t):
     }
 
 
+_TD_MISREADINGS = {  # the misreadings of _td_updates, as a student is told of them
+    "nothing-stopped": "td_update differentiates through the target: wrap the target "
+                       "r_t + v(s_t) in jax.lax.stop_gradient.",
+    "error-stopped": "td_update stops the prediction v(s_tm1) too: only the target "
+                     "r_t + v(s_t) goes inside jax.lax.stop_gradient.",
+}
+
+
 def _td_update_case(exercise, td_update, case, jit):
     """Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is
     replaced by the case's own while the case runs, so an answer must call ``value_fn``."""
@@ -1284,13 +1293,7 @@ check_td_update = Exercise(
     "td_update", "td_update is the TD(0) update (r + v(s_t) - v(s_tm1)) grad v(s_tm1) for "
     "value_fn, with only the target r + v(s_t) stopped: its own derivative shows which terms "
     "are.",
-    cases=_td_update_cases, check_case=_td_update_case,
-    mistakes={
-        "nothing-stopped": "td_update differentiates through the target: wrap the target "
-                           "r_t + v(s_t) in jax.lax.stop_gradient.",
-        "error-stopped": "td_update stops the prediction v(s_tm1) too: only the target "
-                         "r_t + v(s_t) goes inside jax.lax.stop_gradient.",
-    })
+    cases=_td_update_cases, check_case=_td_update_case, mistakes=_TD_MISREADINGS)
 
 
 def _straight_through_case(exercise, straight_through_round, case, jit):

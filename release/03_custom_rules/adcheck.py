@@ -6,7 +6,8 @@ built-ins), the mechanisms it requires and its named mistakes. The visible test 
 notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
 mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
 ``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
-and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
+and ends with a stable code for it, ``[mistake: our_jacfwd/transposed]``, which
+``python -m course report`` counts across a class.
 
 Grading does not trust the notebook's namespace:
 
@@ -1106,9 +1107,9 @@ class Exercise:
             for requirement in (r for r in checked if not r.first):
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
-            shown = AssertionError(str(failure))  # named AssertionError, as students expect
-            shown.code = getattr(failure, "code", None) or _code("unnamed")
-            raise shown from None
+            code = getattr(failure, "code", None) or _code("unnamed")
+            # named AssertionError, as students expect; the code is for the class's report
+            raise AssertionError(f"{failure} [mistake: {code}]") from None
         finally:
             _active.pop()
         _passed(self.name, cases, jit, [r.words for r in checked])
@@ -1445,14 +1446,18 @@ def _logdet_saves_the_factor(exercise, logdet):
         raise Failed(exercise.mistakes["no-factor"], exercise.mistakes["no-factor"].code)
 
 
+def _logdet_cases():
+    A = jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+    return [Case("a 3 x 3 matrix", A, jnp.array(1.0)),
+            Case("100 times the 30 x 30 identity (det = 1e60 overflows)", 100.0 * jnp.eye(30),
+                 jnp.array(2.0))]
+
+
 check_logdet = Exercise(
     "logdet", "A custom_vjp log det A of a symmetric positive definite A: 2 sum log diag L "
     "forward, g A^-1 from the saved Cholesky factor L backward.",
-    cases=lambda: [Case("a 3 x 3 matrix", jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2],
-                                                     [0.5, 0.2, 2.0]]), jnp.array(1.0)),
-                   Case("100 times the 30 x 30 identity (det = 1e60 overflows)",
-                        100.0 * jnp.eye(30), jnp.array(2.0))],
-    check_case=_logdet_case, rule="vjp", structure=[_logdet_saves_the_factor],
+    cases=_logdet_cases, check_case=_logdet_case, rule="vjp",
+    structure=[_logdet_saves_the_factor],
     mistakes={
         "overflow": "The determinant overflows (or underflows) float32 for this matrix: add "
                     "the logs of the Cholesky factor's diagonal, 2 sum(log L_ii), instead of "

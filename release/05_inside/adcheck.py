@@ -6,7 +6,8 @@ built-ins), the mechanisms it requires and its named mistakes. The visible test 
 notebook calls ``adcheck.check_<name>(answer)``, which runs the visible cases and the
 mechanism checks; the hidden tests call it again with more inputs, shapes and dtypes, under
 ``jax.jit``. A failure raises ``AssertionError`` with a message that names the likely mistake
-and a stable code for it (``Failed.code``, e.g. ``our_jacfwd/transposed``).
+and ends with a stable code for it, ``[mistake: our_jacfwd/transposed]``, which
+``python -m course report`` counts across a class.
 
 Grading does not trust the notebook's namespace:
 
@@ -1106,9 +1107,9 @@ class Exercise:
             for requirement in (r for r in checked if not r.first):
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
-            shown = AssertionError(str(failure))  # named AssertionError, as students expect
-            shown.code = getattr(failure, "code", None) or _code("unnamed")
-            raise shown from None
+            code = getattr(failure, "code", None) or _code("unnamed")
+            # named AssertionError, as students expect; the code is for the class's report
+            raise AssertionError(f"{failure} [mistake: {code}]") from None
         finally:
             _active.pop()
         _passed(self.name, cases, jit, [r.words for r in checked])
