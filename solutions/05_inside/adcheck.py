@@ -1516,26 +1516,11 @@ check_newton_root = Exercise(
     })
 
 
-_jvp_calls = []  # tangents pushed through _counted_band by the answer being checked
-
-
-@jax.custom_jvp
-def _counted_band(x):
-    """f(x)_i = sin(x_i) * x_(i+1) + x_(i-1)**2 (zero beyond the ends): a Jacobian of half
-    bandwidth 1, whose JVP rule counts the tangents it receives."""
-    return _band(x)
-
-
 def _band(x):
+    """f(x)_i = sin(x_i) * x_(i+1) + x_(i-1)**2 (zero beyond the ends): half bandwidth 1."""
     right = jnp.concatenate([x[1:], jnp.zeros(1, x.dtype)])
     left = jnp.concatenate([jnp.zeros(1, x.dtype), x[:-1]])
     return jnp.sin(x) * right + left**2
-
-
-@_counted_band.defjvp
-def _counted_band_jvp(primals, tangents):
-    jax.debug.callback(lambda t: _jvp_calls.append(1), tangents[0])
-    return jax.jvp(_band, primals, tangents)
 
 
 def _banded_cases():
@@ -1557,14 +1542,24 @@ def _banded_case(exercise, banded_jacobian, case, jit):
 
 
 def _banded_counts_jvps(exercise, banded_jacobian, cases, jit):
-    n = 12
-    _jvp_calls.clear()
+    # The count lives in this call's closure, out of reach of the answer that is counted.
+    n, calls = 12, []
+
+    @jax.custom_jvp
+    def counted_band(x):
+        return _band(x)
+
+    @counted_band.defjvp
+    def counted_band_jvp(primals, tangents):
+        jax.debug.callback(lambda t: calls.append(1), tangents[0])
+        return jax.jvp(_band, primals, tangents)
+
     _call("banded_jacobian", lambda: jax.block_until_ready(
-        banded_jacobian(_counted_band, jnp.linspace(-1.0, 1.0, n), 1)))
+        banded_jacobian(counted_band, jnp.linspace(-1.0, 1.0, n), 1)))
     jax.effects_barrier()
-    if len(_jvp_calls) != 3:
+    if len(calls) != 3:
         mistake = exercise.mistakes["jvps"]
-        raise Failed(mistake.format(n=n, calls=len(_jvp_calls)), mistake.code)
+        raise Failed(mistake.format(n=n, calls=len(calls)), mistake.code)
 
 
 check_banded_jacobian = Exercise(
