@@ -19,6 +19,7 @@ from nbgrader.preprocessors import (
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from course.judge import JudgeTestCells  # noqa: E402
 from course.nbgrader_ext import (  # noqa: E402
     DeduplicateIdsCompletely,
     ExecuteSurvivingCrashes,
@@ -92,9 +93,11 @@ c.ExecuteSurvivingCrashes.memory_limit_mb = 8192
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIdsCompletely, OverwriteKernelspec, OverwriteCells, SetupCellFirst,
     CheckCellMetadata]
+# Test cells are decided by the judge (course/judge.py), outside the student's kernel, from the
+# evidence the checks report: the kernel's own reply and outputs decide nothing.
 c.Autograde.autograde_preprocessors = [
-    ExecuteSurvivingCrashes, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
-    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    ExecuteSurvivingCrashes, JudgeTestCells, IgnorePattern, ClearMetadataPreprocessor,
+    LimitOutputSize, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # A test cell deleted from a submission is put back (and so graded); an emptied or edited one is
 # overwritten with the original, since test cells are locked.

@@ -5,8 +5,9 @@ exercise's tests again. Here the source notebook (hidden tests included, in grad
 once, in order, in one kernel; when it reaches an exercise's answer cell it first runs each
 answer to try in its place, followed by the exercise's test cell, and scores that test cell with
 nbgrader's own rule (``nbgrader.utils.determine_grade``: an error or any stderr output scores
-zero). Then the model answer runs and the notebook goes on. Cells tagged demo are skipped, as
-the grader skips them.
+zero) after the judge (course/judge.py) has decided it from the evidence the kernel
+reported, as nbgrader's autograde does. Then the model answer runs and the notebook goes on.
+Cells tagged demo are skipped, as the grader skips them.
 
 So each answer meets the state a submission would give it (the model's answers to the earlier
 exercises, the notebook's cells up to its own), without the sandbox: only the libraries' wrong
@@ -25,7 +26,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
 
-from course import notebooks
+from course import judge, notebooks
 
 CELL_TIMEOUT = 180  # as nbgrader_config.py's Execute.timeout
 
@@ -50,6 +51,7 @@ def grade_in_one_kernel(source_nb, assignment_dir, answers):
         raise ValueError(f"no answer cell followed by a test cell: {sorted(missing)}")
 
     results = {}
+    checks = judge.checks_module(str(Path(assignment_dir) / "adcheck.py"))
     with tempfile.TemporaryDirectory(prefix="kernel-grading-") as cwd:
         for path in Path(assignment_dir).iterdir():
             if path.suffix == ".py" and not path.name.endswith(notebooks.TEXT_SUFFIX):
@@ -66,6 +68,8 @@ def grade_in_one_kernel(source_nb, assignment_dir, answers):
                     client.execute_cell(new_code_cell(code), index)
                     test = nbformat.from_dict(test_after[grade_id])
                     client.execute_cell(test, index)
+                    judge.judge_cell(checks, ("kernel-grading", str(assignment_dir), grade_id),
+                                     test_after[grade_id].source, test)
                     errors = [o for o in test.outputs if o.output_type == "error"]
                     message = f"{errors[0].ename}: {errors[0].evalue}" if errors else ""
                     results[key] = (*utils.determine_grade(test), message)

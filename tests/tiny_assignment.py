@@ -6,7 +6,7 @@ import shutil
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course import build, scratch_course
+from course import build, checks_bundle, scratch_course
 
 ASSIGNMENT = "00_tiny"
 EXERCISES = {"double": "2 * x", "square": "x * x", "halve": "x / 2"}
@@ -23,19 +23,68 @@ def _cell(source, **nbgrader):
 
 
 def tiny_notebook():
-    cells = [_cell("import math", grade_id="setup", locked=True),
+    cells = [_cell("import adcheck\nadcheck.setup()", grade_id="setup", locked=True),
              new_markdown_cell("Three small functions."), demo_cell()]
     for name, body in EXERCISES.items():
         cells.append(_cell(f"def {name}(x):\n    ### BEGIN SOLUTION\n    return {body}\n"
                            "    ### END SOLUTION", grade_id=name, solution=True))
-        x = 3
         cells.append(_cell(
-            f"assert {name}({x}) == {eval(body)}, '{name}({x}) should be {eval(body)}'\n"
-            f"### BEGIN HIDDEN TESTS\nassert {name}(-1.5) == {eval(body, {'x': -1.5})}\n"
+            f"adcheck.check_{name}({name})\n"
+            f"### BEGIN HIDDEN TESTS\nadcheck.check_{name}({name}, cases=[-1.5])\n"
             "### END HIDDEN TESTS", grade_id=f"{name}_tests", grade=True, locked=True,
             points=1))
     return new_notebook(cells=cells, metadata={"kernelspec": {
         "name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+TINY_CHECKS = '''
+class Exercise:
+    """One tiny exercise: the student's function against ``oracle`` on each case (x = 3 in the
+    visible test, the hidden test names its own)."""
+
+    def __init__(self, name, oracle):
+        self.name, self.oracle = name, oracle
+
+    def __call__(self, answer, cases=(3,)):
+        _active.append(self)
+        try:
+            facts = {"visible": cases == (3,), "jit": False, "cases": [repr(x) for x in cases]}
+            with _checking(self.name, facts):
+                try:
+                    for index, x in enumerate(cases):
+                        _at("case", index)
+                        got = _observe(self.name, lambda: answer(x))
+                        want = _oracle(lambda: self.oracle(x))
+                        if not _probing() and got != want:
+                            raise Failed(f"{self.name}({x!r}) should be {want!r}",
+                                         _code("wrong-values"))
+                except AssertionError as failure:
+                    code = getattr(failure, "code", None) or _code("unnamed")
+                    raise AssertionError(f"{failure} [mistake: {code}]") from None
+        finally:
+            _active.pop()
+        if not _probing():
+            print(f"{self.name} passed")
+
+
+def setup():
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        _Evidence.mode = "probe"
+
+
+check_double = Exercise("double", lambda x: 2 * x)
+check_square = Exercise("square", lambda x: x * x)
+check_halve = Exercise("halve", lambda x: x / 2)
+'''
+
+
+def tiny_checks(root):
+    """The tiny assignment's checks module: the course's evidence section (the kernel observes,
+    the judge decides) and three exercises, with no JAX, so that it grades in seconds."""
+    text = (root / "course" / "adcheck.py").read_text()
+    evidence = checks_bundle.section(text, "Evidence")
+    return ("import base64\nimport contextlib\nimport json\nimport os\nimport re\n\n"
+            "import numpy as np\n\n" + evidence + TINY_CHECKS)
 
 
 DEMO_OUTPUT = "the demo cell ran"
@@ -93,6 +142,7 @@ def make_tiny_course(course, root):
         config.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     nbformat.write(tiny_notebook(), course / "source" / ASSIGNMENT / "tiny.ipynb")
+    (course / "source" / ASSIGNMENT / "adcheck.py").write_text(tiny_checks(root))
     build.build_release(ASSIGNMENT, root=course)
     return course
 

@@ -18,11 +18,16 @@ Grading does not trust the notebook's namespace:
 * Test cells run with ``adcheck``, ``jax``, ``jnp`` and ``np`` bound to the real modules and
   with any student global that shadows a builtin hidden; the student's names come back after.
 * All comparisons happen in this module, whose globals the notebook does not reach.
+
+While grading, none of that decides the grade: the kernel only observes and reports, and the
+judge (course/judge.py) decides outside it (see the section "Evidence").
 """
 
+import base64
 import builtins
 import contextlib
 import functools
+import json
 import operator
 import os
 import re
@@ -62,7 +67,358 @@ def _owner(path):
 
 _ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
     {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence: the kernel observes, the judge decides
+#
+# A student's own run (and Validate) checks in the kernel, as a student expects. While grading,
+# the kernel runs the same checks in "probe" mode: every call of student code is an
+# observation, recorded as plain data (numbers, arrays, strings; never code), expected values
+# are not computed and nothing is compared. Each check call hands its record out of the kernel
+# as a display output of type EVIDENCE_MIME. The judge (course/judge.py), a process that never
+# runs student code, runs the test cell's trusted source with this module in "judge" mode: the
+# observations are replayed from the record in the same order, the oracle computes the expected
+# values there (once per grading process: the cases are the same for every student), and the
+# comparisons decide. A record that is missing, malformed or out of order fails the check.
+# This section needs only numpy and the standard library.
+
+EVIDENCE_MIME = "application/vnd.adcourse.evidence+json"
 _active = []  # the exercise whose check is running: its forbids= hold for every call it makes
+_ARRAY_DTYPES = frozenset({
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128"})
+_LIMITS = {"depth": 12, "items": 100_000, "text": 20_000, "bytes": 64 * 2**20}
+
+
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
+class _EvidenceState:
+    """Where the checks run: ``mode`` is "run" (decide here), "probe" (record, while grading)
+    or "judge" (replay a record in the grader). ``record`` is the running check's list of
+    observations (probe) or an iterator over them (judge); ``oracles`` the judge's cache. One
+    instance: the guard restores this module's classes, not an instance's state."""
+
+    mode = "run"
+    record = None
+    oracle_key = None
+    oracle_count = 0
+    oracles = {}
+    pending = []  # judge: the records of the test cell being judged, in order
+    cell_key = None  # judge: the test cell being judged (its oracle values are cached by it)
+    depth = 0  # probe: how many observations are running (only the outermost is recorded)
+    position = None  # judge: the case or requirement being checked, for the oracle's cache
+    calls_in_cell = 0
+    stopped = None  # judge: how the test cell ended in the kernel (an exception's name)
+
+
+_Evidence = _EvidenceState()
+
+
+def _probing():
+    """Whether the kernel only observes: while grading, outside an observation (inside one,
+    e.g. a check of the answer's form, the kernel's decision is what is recorded)."""
+    return _Evidence.mode == "probe" and not _Evidence.depth
+
+
+def _judging():
+    return _Evidence.mode == "judge"
+
+
+class _Replayed:
+    """What student code gave, as the judge sees it: a name, never the object. The judge never
+    calls it; reading its attributes gives more names (``logdet.fwd``)."""
+
+    def __init__(self, name, kind="function"):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_kind", kind)
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _Replayed(f"{self._name}.{attribute}")
+
+    def __setattr__(self, attribute, value):
+        raise _JudgeError(f"the checks tried to change {self._name} in the judge")
+
+    def __call__(self, *args, **kwargs):
+        raise _JudgeError(f"the checks tried to call {self._name} in the judge")
+
+    def __repr__(self):
+        return self._name
+
+
+class _ReplayedNamespace(dict):
+    """The judge's stand-in for a student function's globals: every name is a ``_Replayed``,
+    and changing one changes nothing."""
+
+    def __missing__(self, name):
+        return _Replayed(name)
+
+    def get(self, name, default=None):
+        return _Replayed(name)
+
+    def __setitem__(self, name, value):
+        pass
+
+    def pop(self, name, *default):
+        return None
+
+
+class _JudgeError(Exception):
+    """A check that does not keep observation and decision apart: a fault of the checks, not of
+    the student (the judge reports it to the instructor)."""
+
+
+def _opaque_type(name):
+    """A class named like the object the student's code returned (``Dual``), so that messages
+    name it: only its name crosses from the kernel."""
+    name = name if isinstance(name, str) and name.isidentifier() and len(name) <= 60 else "object"
+    return type(name, (_Replayed,), {})
+
+
+def _encode(value, depth=0):
+    """``value`` (what student code returned) as JSON data: arrays by dtype, shape and bytes,
+    numbers, strings, containers of them; anything else by its kind only."""
+    if depth > _LIMITS["depth"]:
+        return {"object": "deep"}
+    if value is None or isinstance(value, (bool, str)):
+        return {"value": value[:_LIMITS["text"]] if isinstance(value, str) else value}
+    if isinstance(value, (int, float)) and type(value) in (int, float):
+        return {"number": repr(value), "type": type(value).__name__}
+    if isinstance(value, complex) and type(value) is complex:
+        return {"number": repr(value), "type": "complex"}
+    if type(value) in (tuple, list):
+        return {"sequence": type(value).__name__,
+                "items": [_encode(v, depth + 1) for v in value[:_LIMITS["items"]]]}
+    if type(value) is dict and all(isinstance(k, str) for k in value):
+        return {"dict": {k: _encode(v, depth + 1) for k, v in value.items()}}
+    array = _plain_array(value)
+    if array is not None:
+        return {"array": str(array.dtype), "shape": list(array.shape),
+                "scalar": isinstance(value, np.generic),
+                "data": base64.b64encode(array.tobytes()).decode()}
+    kind = "function" if callable(value) else "object"
+    return {kind: type(value).__name__}
+
+
+def _plain_array(value):
+    """A C-ordered NumPy copy of an array (NumPy's or JAX's) of numbers, or None."""
+    if not (hasattr(value, "dtype") and hasattr(value, "shape") and hasattr(value, "__array__")):
+        return None
+    try:
+        array = np.array(np.asarray(value), order="C", copy=True)
+    except Exception:
+        return None
+    if array.dtype.name not in _ARRAY_DTYPES or array.nbytes > _LIMITS["bytes"]:
+        return None
+    return array
+
+
+def _decode(data, depth=0):
+    """What ``_encode`` wrote, back as Python and NumPy values; ``ValueError`` if malformed."""
+    if not isinstance(data, dict) or len(data) == 0 or depth > _LIMITS["depth"] + 1:
+        raise ValueError("not an encoded value")
+    if "value" in data:
+        value = data["value"]
+        if value is not None and not isinstance(value, (bool, str)):
+            raise ValueError("bad value")
+        return value
+    if "number" in data:
+        kind = {"int": int, "float": float, "complex": complex}[data["type"]]
+        text = str(data["number"])[:400]
+        return kind(text) if kind is not complex else complex(text.strip("()"))
+    if "sequence" in data:
+        items = [_decode(item, depth + 1) for item in list(data["items"])[:_LIMITS["items"]]]
+        return tuple(items) if data["sequence"] == "tuple" else items
+    if "dict" in data:
+        return {str(k): _decode(v, depth + 1) for k, v in dict(data["dict"]).items()}
+    if "array" in data:
+        dtype = str(data["array"])
+        if dtype not in _ARRAY_DTYPES:
+            raise ValueError("bad dtype")
+        shape = tuple(int(n) for n in data["shape"])
+        raw = base64.b64decode(str(data["data"]), validate=True)
+        array = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+        return array[()] if data.get("scalar") and array.ndim == 0 else array
+    if "function" in data:
+        return _opaque_type(data["function"])("what your code returned")
+    if "object" in data:
+        return _opaque_type(data["object"])("what your code returned", kind="object")
+    raise ValueError("not an encoded value")
+
+
+def _observe(name, thunk):
+    """``thunk()``, which runs student code: the one door between the checks and the student.
+
+    In a student's run it returns what ``thunk`` returns (or raises its ``Failed``). While
+    grading, the kernel also records it; the judge replays it from the record instead."""
+    if _Evidence.mode == "run":
+        return thunk()
+    if _Evidence.mode == "probe":
+        if _Evidence.depth:  # inside another observation, which is recorded as a whole
+            return thunk()
+        _Evidence.depth += 1
+        try:
+            value = thunk()
+        except AssertionError as failure:
+            _Evidence.record.append({"name": name, "failed": str(failure)[:2000],
+                                     "code": getattr(failure, "code", None)})
+            raise
+        finally:
+            _Evidence.depth -= 1
+        _Evidence.record.append({"name": name, "returned": _encode(value)})
+        return value
+    event = next(_Evidence.record, None)
+    if not isinstance(event, dict) or event.get("name") != name:
+        raise _missing_evidence(name)
+    if "failed" in event:
+        code = event.get("code")
+        if not (isinstance(code, str) and re.fullmatch(r"[\w.:/-]{1,100}", code)):
+            code = _code("unnamed")
+        raise Failed(str(event["failed"])[:2000], code)
+    try:
+        return _decode(event["returned"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise _missing_evidence(name) from None
+
+
+_STOPPED = {  # how a test cell ended in the kernel, for a record that stops short
+    "CellTimeoutError": "the test cell ran past the grader's time limit and was stopped",
+    "KernelDied": "the kernel died while this test cell ran",
+    "NotRun": "this test cell did not run: the kernel had died or stopped in an earlier cell",
+    "GradingStopped": "the grader stopped the kernel (a thread or process the notebook started "
+                      "was still running)",
+    "NameError": "a name the test cell uses is not defined: run the answer cell above it (and "
+                 "every cell before) without errors",
+}
+
+
+def _missing_evidence(name):
+    stopped = _Evidence.stopped
+    if stopped:
+        why = _STOPPED.get(stopped, "the test cell stopped before its checks finished")
+        return Failed(f"{stopped}: {why}.", _code(f"error:{stopped}"))
+    return Failed(f"The grader received no result of the checks of {name} from this test cell "
+                  "(the notebook changed how its cells run, or what they print).",
+                  _code("no-evidence"))
+
+
+class _Unknown:
+    """What the kernel has instead of an expected value while grading: every operation on it
+    gives it back (as an array, it is nan), so the checks' code runs on to the next
+    observation without computing anything."""
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __getitem__(self, key):
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(np.nan)
+
+    def __bool__(self):
+        return False
+
+
+for _op in ("add", "sub", "mul", "truediv", "pow", "matmul", "neg"):
+    setattr(_Unknown, f"__{_op}__", _Unknown.__call__)
+    setattr(_Unknown, f"__r{_op}__", _Unknown.__call__)
+for _op in ("lt", "le", "gt", "ge"):
+    setattr(_Unknown, f"__{_op}__", lambda self, other: False)
+del _op
+_UNKNOWN = _Unknown()
+
+
+def _at(*position):
+    """The runner is at this case or requirement: the judge's cache counts oracles from here."""
+    _Evidence.position, _Evidence.oracle_count = position, 0
+
+
+def _oracle(compute, parts=None):
+    """The expected value ``compute()`` gives (a tuple of ``parts`` values, if given). A
+    student's run computes it; the kernel never does while grading (it gets unknowns); the
+    judge computes it once per grading process, since the cases are the same for everyone.
+    ``compute`` may use the case and public constants, never what the student's code gave."""
+    if _Evidence.mode == "run":
+        return compute()
+    if _probing():
+        return (_UNKNOWN,) * parts if parts else _UNKNOWN
+    if _Evidence.mode == "probe":  # inside an observation: the kernel decides on public values
+        return compute()
+    key = (_Evidence.oracle_key, _Evidence.position, _Evidence.oracle_count)
+    _Evidence.oracle_count += 1
+    if key not in _Evidence.oracles:
+        _Evidence.oracles[key] = compute()
+    return _Evidence.oracles[key]
+
+
+@contextlib.contextmanager
+def _checking(exercise, facts):
+    """Around one check call: records it (probe) or takes its record (judge)."""
+    if _Evidence.mode == "run":
+        yield
+        return
+    if _Evidence.mode == "probe":
+        _Evidence.record = []
+        try:
+            yield
+        except AssertionError:
+            pass  # recorded: the judge decides
+        finally:
+            _emit({"exercise": exercise, "facts": facts, "observations": _Evidence.record})
+            _Evidence.record = None
+        return
+    found = _Evidence.pending.pop(0) if _Evidence.pending else None
+    ok = (isinstance(found, dict) and found.get("exercise") == exercise
+          and found.get("facts") == facts and isinstance(found.get("observations"), list))
+    _Evidence.record = iter(found["observations"] if ok else [])
+    _Evidence.oracle_key = (_Evidence.cell_key, _Evidence.calls_in_cell, exercise)
+    _Evidence.calls_in_cell += 1
+    _Evidence.oracle_count = 0
+    try:
+        yield
+    finally:
+        _Evidence.record = None
+
+
+def _emit(record):
+    """Hand ``record`` out of the kernel, as a display output the grader reads as data."""
+    from IPython.display import publish_display_data
+
+    publish_display_data({EVIDENCE_MIME: json.loads(json.dumps(record)),
+                          "text/plain": "(checked by the grader)"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +795,9 @@ def setup():
     """Snapshot the libraries' state and guard every later cell of the notebook."""
     sys.audit("adcheck.setup")  # the guard of an earlier setup() refuses a second one
     grading = os.environ.get("NBGRADER_EXECUTION") == "autograde"
-    if not grading:
+    if grading:
+        _Evidence.mode = "probe"
+    else:
         _keep_compiled_programs()
         if jax.__version__ != TESTED_JAX:
             print(f"Note: this course was tested with JAX {TESTED_JAX} and this kernel runs JAX "
@@ -479,41 +837,14 @@ def setup():
 # Calling student code
 
 
-class Mistake(str):
-    """A named mistake: the message a student reads, with a short code that stays the same
-    when the wording changes (``our_jacfwd/transposed``)."""
-
-    def __new__(cls, code, message):
-        mistake = super().__new__(cls, message)
-        mistake.code = code
-        return mistake
-
-    def say(self, **fields):
-        """This mistake, its message's ``{fields}`` filled in."""
-        return Mistake(self.code, self.format(**fields))
-
-
-class Failed(AssertionError):
-    """A check's failure: the message, and the code of the mistake it names (or None)."""
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.code = code
-
-
-def _code(mistake):
-    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
-    return f"{_active[-1].name}/{mistake}" if _active else mistake
-
-
 class Case:
-    """One input of an exercise: a label that feedback may show, the arguments, and for some
-    exercises the expected result (worked out for this input, e.g. in closed form)."""
+    """One input of an exercise: a label that feedback may show, and the arguments. Never the
+    expected result: while grading, the kernel sees the cases, and only the judge's oracle
+    knows what they should give."""
 
-    def __init__(self, label, *args, expected=None):
+    def __init__(self, label, *args):
         self.label = label
         self.args = args
-        self.expected = expected
 
     def __repr__(self):
         return self.label
@@ -632,8 +963,9 @@ def _explained(name, error):
 
 
 def _call(name, fn, *args):
-    """Call student code; restore the libraries afterwards; turn its errors into feedback."""
-    return _call_guarded(name, fn, args)
+    """Call student code; restore the libraries afterwards; turn its errors into feedback. While
+    grading, an observation (see ``_observe``)."""
+    return _observe(name, lambda: _call_guarded(name, fn, args))
 
 
 def _call_guarded(name, fn, args, _audit=sys.audit):
@@ -705,7 +1037,8 @@ def _factor_in_words(actual, expected, rtol, atol):
 
 def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=False,
              suspects=(), factors=False):
-    """Raise an AssertionError naming the mistake unless ``actual`` matches ``expected``.
+    """Raise an AssertionError naming the mistake unless ``actual`` matches ``expected``
+    (nothing while the kernel probes: the judge compares).
 
     The tolerance is relative to the largest expected entry, or to each entry when
     ``relative`` (down to the smallest normal float, which XLA may flush to zero).
@@ -713,6 +1046,8 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     values gets its message. With ``factors``, a result off by a whole factor says so (for
     exercises where a missing constant is a likely mistake, not a coincidence of the case).
     """
+    if _probing():
+        return
     actual = _as_array(name, actual)
     expected = np.asarray(expected)
     arguments = _arguments(case.args)  # named unless the list is too long to read at a glance
@@ -920,6 +1255,8 @@ def _require_mode(name, mode, run):
 
 def _passed(what, cases, jit, mechanisms=()):
     """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
+    if _probing():
+        return
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
     also = ""
     if mechanisms:
@@ -948,6 +1285,8 @@ def _run(name, fn, args, jit):
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
+    if _probing():
+        return
     if jax.tree.structure(actual) != jax.tree.structure(expected):
         raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
                      f"{_describe(expected)}.", _code("wrong-structure"))
@@ -978,6 +1317,9 @@ def _swap_global(fn, name, value):
     """
     @contextlib.contextmanager
     def swapped():
+        if _judging():  # the kernel did it; the judge has only the record of it
+            yield
+            return
         namespace = _student_globals(fn)
         saved = namespace.get(name, _MISSING)
         namespace[name] = value
@@ -995,6 +1337,8 @@ def _swap_global(fn, name, value):
 
 def _student_globals(fn):
     """The notebook namespace of a student function, through jit and custom_vjp wrappers."""
+    if isinstance(fn, _Replayed):
+        return _ReplayedNamespace()
     for _ in range(5):
         if hasattr(fn, "__globals__"):
             return fn.__globals__
@@ -1042,7 +1386,8 @@ def _uses_mode(mode, run):
 
 
 def _close(actual, expected):
-    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare`."""
+    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare` (never an
+    unknown expected value, which is what the kernel has while grading)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         return False
@@ -1052,6 +1397,8 @@ def _close(actual, expected):
 
 def _suspects(actual, candidates):
     """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
+    if _probing():
+        return []
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
@@ -1095,23 +1442,32 @@ class Exercise:
 
     def __call__(self, answer, cases=None, jit=False):
         visible = cases is None
+        cases = self.cases() if visible else cases
         _active.append(self)
         try:
-            self._require_form(answer)
-            cases = self.cases() if visible else cases
+            with _checking(self.name, {"visible": visible, "jit": bool(jit),
+                                       "cases": [str(case.label) for case in cases]}):
+                self._check(answer, cases, visible, jit)
+        finally:
+            _active.pop()
+
+    def _check(self, answer, cases, visible, jit):
+        try:
+            _observe(f"the form of {self.name}", lambda: self._require_form(answer))
             checked = [r for r in self.requires if visible or r.always]
             for requirement in (r for r in checked if r.first):
+                _at("first", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
-            for case in cases:
+            for index, case in enumerate(cases):
+                _at("case", index)
                 self.check_case(self, answer, case, jit)
             for requirement in (r for r in checked if not r.first):
+                _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
             code = getattr(failure, "code", None) or _code("unnamed")
             # named AssertionError, as students expect; the code is for the class's report
             raise AssertionError(f"{failure} [mistake: {code}]") from None
-        finally:
-            _active.pop()
         _passed(self.name, cases, jit, [r.words for r in checked])
 
     def _require_form(self, answer):
@@ -1188,7 +1544,7 @@ def _scalar_function_cases():
 
 def _hessian_case(exercise, hessian, case, jit):
     f, x = case.args
-    expected = jax.jit(jax.hessian(f))(x)
+    expected = _oracle(lambda: jax.jit(jax.hessian(f))(x))
     actual = _run("hessian(f)", _call("hessian", hessian, f), (x,), jit)
     _compare("hessian(f)", case, actual, expected,
              shape_hints=["The Hessian of f at x has shape x.shape + x.shape."])
@@ -1218,7 +1574,8 @@ def _hvp_cases():
 
 def _hvp_case(exercise, hvp, case, jit):
     f, x, v = case.args
-    expected = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v)
+    expected = _oracle(lambda: jax.jit(
+        lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x, v))
     actual = _run("hvp", lambda x, v: hvp(f, (x,), (v,)), (x, v), jit)
     _compare_tree("hvp", case, actual, expected)
 
@@ -1265,9 +1622,13 @@ def _td_update_case(exercise, td_update, case, jit):
     """Each case is ``(value_fn, theta, s_tm1, r_t, s_t)``: the notebook's ``value_fn`` is
     replaced by the case's own while the case runs, so an answer must call ``value_fn``."""
     value_fn, theta, s_tm1, r_t, s_t = case.args
-    updates = _td_updates(value_fn, r_t, s_tm1, s_t)
-    expected = jax.jit(updates["target stopped"])(theta)
-    jacobians = {kind: jax.jit(jax.jacfwd(update))(theta) for kind, update in updates.items()}
+
+    def references():
+        updates = _td_updates(value_fn, r_t, s_tm1, s_t)
+        return jax.jit(updates["target stopped"])(theta), {
+            kind: jax.jit(jax.jacfwd(update))(theta) for kind, update in updates.items()}
+
+    expected, jacobians = _oracle(references, parts=2)
     with _swap_global(td_update, "value_fn", value_fn):
         actual = _run("td_update", td_update, (theta, s_tm1, r_t, s_t), jit)
         _compare("td_update", case, actual, expected, hints=[
@@ -1298,22 +1659,24 @@ check_td_update = Exercise(
 
 def _straight_through_case(exercise, straight_through_round, case, jit):
     (x,) = case.args
+    batch = jnp.stack([x, x + 0.25])
+    rounded, gradient_expected, rounded_batch = _oracle(lambda: (
+        jnp.round(x), jnp.cos(x) - jnp.round(x) * jnp.sin(x), jnp.round(batch)), parts=3)
     value = _run("straight_through_round", straight_through_round, (x,), jit)
-    _compare("straight_through_round", case, value, jnp.round(x))
+    _compare("straight_through_round", case, value, rounded)
     gradient = _run("straight_through_round",
                     jax.grad(lambda x: jnp.sum(straight_through_round(x) * jnp.cos(x))), (x,),
                     jit)
     _compare("the gradient of sum(straight_through_round(x) * cos(x))", case, gradient,
-             jnp.cos(x) - jnp.round(x) * jnp.sin(x), hints=[
+             gradient_expected, hints=[
                  "The backward pass must treat rounding as the identity."])
     tangent = _run("straight_through_round",
                    lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
                    (x,), jit)
     _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
-    batch = jnp.stack([x, x + 0.25])
     batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
                    (batch,), jit)
-    _compare("jax.vmap(straight_through_round)", case, batched, jnp.round(batch))
+    _compare("jax.vmap(straight_through_round)", case, batched, rounded_batch)
 
 
 check_straight_through_round = Exercise(
@@ -1329,7 +1692,8 @@ def _logistic_loss(params, x, y):
 
 def _perex_case(exercise, perex_grads, case, jit):
     loss, params, xs, ys = case.args
-    expected = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(params, xs, ys)
+    expected = _oracle(lambda: jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))(
+        params, xs, ys))
     actual = _run("perex_grads", lambda p, xs, ys: perex_grads(loss, p, xs, ys),
                   (params, xs, ys), jit)
     _compare_tree("perex_grads", case, actual, expected, shape_hints=[
@@ -1363,7 +1727,7 @@ def _maml_case(exercise, maml_grad, case, jit):
         g = jax.grad(loss)(p, train)
         return loss(jax.tree.map(lambda p, g: p - lr * g, p, g), test)
 
-    expected = jax.jit(jax.grad(meta_loss))(params)
+    expected = _oracle(lambda: jax.jit(jax.grad(meta_loss))(params))
     actual = _run("maml_grad", lambda p: maml_grad(loss, p, train, test, lr), (params,), jit)
     _compare_tree("maml_grad", case, actual, expected, hints=[
         "Differentiate through the inner step (no stop_gradient), evaluate the adapted "
@@ -1392,7 +1756,8 @@ def _hutchinson_reference(f, x, key, num_samples):
 
 def _hutchinson_case(exercise, hutchinson_trace, case, jit):
     f, x, key, num_samples = case.args
-    expected = jax.jit(_hutchinson_reference, static_argnums=(0, 3))(f, x, key, num_samples)
+    expected = _oracle(lambda: jax.jit(_hutchinson_reference, static_argnums=(0, 3))(
+        f, x, key, num_samples))
     actual = _run("hutchinson_trace", lambda x, key: hutchinson_trace(f, x, key, num_samples),
                   (x, key), jit)
     _compare("hutchinson_trace", case, actual, expected, factors=True, hints=[
@@ -1440,10 +1805,14 @@ def _quadratic_with(eigenvalues, seed, dtype=jnp.float32):
 
 def _top_eigenvalue_case(exercise, top_eigenvalue, case, jit):
     f, x, v0, num_iters = case.args
-    with jax.enable_x64(True):
-        hessian = np.asarray(jax.hessian(f)(_to64(x)), np.float64).reshape(x.size, x.size)
-    eigenvalues = np.linalg.eigvalsh(hessian)
-    top = eigenvalues[np.argmax(np.abs(eigenvalues))]
+
+    def largest():
+        with jax.enable_x64(True):
+            hessian = np.asarray(jax.hessian(f)(_to64(x)), np.float64).reshape(x.size, x.size)
+        eigenvalues = np.linalg.eigvalsh(hessian)
+        return eigenvalues[np.argmax(np.abs(eigenvalues))]
+
+    top = _oracle(largest)
     actual = _run("top_eigenvalue", lambda x, v0: top_eigenvalue(f, x, v0, num_iters), (x, v0),
                   jit)
     suspects = [(np.asarray(-top, x.dtype), exercise.mistakes["norm"])] if top < 0 else []

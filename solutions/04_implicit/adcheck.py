@@ -18,11 +18,16 @@ Grading does not trust the notebook's namespace:
 * Test cells run with ``adcheck``, ``jax``, ``jnp`` and ``np`` bound to the real modules and
   with any student global that shadows a builtin hidden; the student's names come back after.
 * All comparisons happen in this module, whose globals the notebook does not reach.
+
+While grading, none of that decides the grade: the kernel only observes and reports, and the
+judge (course/judge.py) decides outside it (see the section "Evidence").
 """
 
+import base64
 import builtins
 import contextlib
 import functools
+import json
 import operator
 import os
 import re
@@ -62,7 +67,358 @@ def _owner(path):
 
 _ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
     {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence: the kernel observes, the judge decides
+#
+# A student's own run (and Validate) checks in the kernel, as a student expects. While grading,
+# the kernel runs the same checks in "probe" mode: every call of student code is an
+# observation, recorded as plain data (numbers, arrays, strings; never code), expected values
+# are not computed and nothing is compared. Each check call hands its record out of the kernel
+# as a display output of type EVIDENCE_MIME. The judge (course/judge.py), a process that never
+# runs student code, runs the test cell's trusted source with this module in "judge" mode: the
+# observations are replayed from the record in the same order, the oracle computes the expected
+# values there (once per grading process: the cases are the same for every student), and the
+# comparisons decide. A record that is missing, malformed or out of order fails the check.
+# This section needs only numpy and the standard library.
+
+EVIDENCE_MIME = "application/vnd.adcourse.evidence+json"
 _active = []  # the exercise whose check is running: its forbids= hold for every call it makes
+_ARRAY_DTYPES = frozenset({
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex64", "complex128"})
+_LIMITS = {"depth": 12, "items": 100_000, "text": 20_000, "bytes": 64 * 2**20}
+
+
+class Mistake(str):
+    """A named mistake: the message a student reads, with a short code that stays the same
+    when the wording changes (``our_jacfwd/transposed``)."""
+
+    def __new__(cls, code, message):
+        mistake = super().__new__(cls, message)
+        mistake.code = code
+        return mistake
+
+    def say(self, **fields):
+        """This mistake, its message's ``{fields}`` filled in."""
+        return Mistake(self.code, self.format(**fields))
+
+
+class Failed(AssertionError):
+    """A check's failure: the message, and the code of the mistake it names (or None)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
+def _code(mistake):
+    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
+    return f"{_active[-1].name}/{mistake}" if _active else mistake
+
+
+class _EvidenceState:
+    """Where the checks run: ``mode`` is "run" (decide here), "probe" (record, while grading)
+    or "judge" (replay a record in the grader). ``record`` is the running check's list of
+    observations (probe) or an iterator over them (judge); ``oracles`` the judge's cache. One
+    instance: the guard restores this module's classes, not an instance's state."""
+
+    mode = "run"
+    record = None
+    oracle_key = None
+    oracle_count = 0
+    oracles = {}
+    pending = []  # judge: the records of the test cell being judged, in order
+    cell_key = None  # judge: the test cell being judged (its oracle values are cached by it)
+    depth = 0  # probe: how many observations are running (only the outermost is recorded)
+    position = None  # judge: the case or requirement being checked, for the oracle's cache
+    calls_in_cell = 0
+    stopped = None  # judge: how the test cell ended in the kernel (an exception's name)
+
+
+_Evidence = _EvidenceState()
+
+
+def _probing():
+    """Whether the kernel only observes: while grading, outside an observation (inside one,
+    e.g. a check of the answer's form, the kernel's decision is what is recorded)."""
+    return _Evidence.mode == "probe" and not _Evidence.depth
+
+
+def _judging():
+    return _Evidence.mode == "judge"
+
+
+class _Replayed:
+    """What student code gave, as the judge sees it: a name, never the object. The judge never
+    calls it; reading its attributes gives more names (``logdet.fwd``)."""
+
+    def __init__(self, name, kind="function"):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_kind", kind)
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _Replayed(f"{self._name}.{attribute}")
+
+    def __setattr__(self, attribute, value):
+        raise _JudgeError(f"the checks tried to change {self._name} in the judge")
+
+    def __call__(self, *args, **kwargs):
+        raise _JudgeError(f"the checks tried to call {self._name} in the judge")
+
+    def __repr__(self):
+        return self._name
+
+
+class _ReplayedNamespace(dict):
+    """The judge's stand-in for a student function's globals: every name is a ``_Replayed``,
+    and changing one changes nothing."""
+
+    def __missing__(self, name):
+        return _Replayed(name)
+
+    def get(self, name, default=None):
+        return _Replayed(name)
+
+    def __setitem__(self, name, value):
+        pass
+
+    def pop(self, name, *default):
+        return None
+
+
+class _JudgeError(Exception):
+    """A check that does not keep observation and decision apart: a fault of the checks, not of
+    the student (the judge reports it to the instructor)."""
+
+
+def _opaque_type(name):
+    """A class named like the object the student's code returned (``Dual``), so that messages
+    name it: only its name crosses from the kernel."""
+    name = name if isinstance(name, str) and name.isidentifier() and len(name) <= 60 else "object"
+    return type(name, (_Replayed,), {})
+
+
+def _encode(value, depth=0):
+    """``value`` (what student code returned) as JSON data: arrays by dtype, shape and bytes,
+    numbers, strings, containers of them; anything else by its kind only."""
+    if depth > _LIMITS["depth"]:
+        return {"object": "deep"}
+    if value is None or isinstance(value, (bool, str)):
+        return {"value": value[:_LIMITS["text"]] if isinstance(value, str) else value}
+    if isinstance(value, (int, float)) and type(value) in (int, float):
+        return {"number": repr(value), "type": type(value).__name__}
+    if isinstance(value, complex) and type(value) is complex:
+        return {"number": repr(value), "type": "complex"}
+    if type(value) in (tuple, list):
+        return {"sequence": type(value).__name__,
+                "items": [_encode(v, depth + 1) for v in value[:_LIMITS["items"]]]}
+    if type(value) is dict and all(isinstance(k, str) for k in value):
+        return {"dict": {k: _encode(v, depth + 1) for k, v in value.items()}}
+    array = _plain_array(value)
+    if array is not None:
+        return {"array": str(array.dtype), "shape": list(array.shape),
+                "scalar": isinstance(value, np.generic),
+                "data": base64.b64encode(array.tobytes()).decode()}
+    kind = "function" if callable(value) else "object"
+    return {kind: type(value).__name__}
+
+
+def _plain_array(value):
+    """A C-ordered NumPy copy of an array (NumPy's or JAX's) of numbers, or None."""
+    if not (hasattr(value, "dtype") and hasattr(value, "shape") and hasattr(value, "__array__")):
+        return None
+    try:
+        array = np.array(np.asarray(value), order="C", copy=True)
+    except Exception:
+        return None
+    if array.dtype.name not in _ARRAY_DTYPES or array.nbytes > _LIMITS["bytes"]:
+        return None
+    return array
+
+
+def _decode(data, depth=0):
+    """What ``_encode`` wrote, back as Python and NumPy values; ``ValueError`` if malformed."""
+    if not isinstance(data, dict) or len(data) == 0 or depth > _LIMITS["depth"] + 1:
+        raise ValueError("not an encoded value")
+    if "value" in data:
+        value = data["value"]
+        if value is not None and not isinstance(value, (bool, str)):
+            raise ValueError("bad value")
+        return value
+    if "number" in data:
+        kind = {"int": int, "float": float, "complex": complex}[data["type"]]
+        text = str(data["number"])[:400]
+        return kind(text) if kind is not complex else complex(text.strip("()"))
+    if "sequence" in data:
+        items = [_decode(item, depth + 1) for item in list(data["items"])[:_LIMITS["items"]]]
+        return tuple(items) if data["sequence"] == "tuple" else items
+    if "dict" in data:
+        return {str(k): _decode(v, depth + 1) for k, v in dict(data["dict"]).items()}
+    if "array" in data:
+        dtype = str(data["array"])
+        if dtype not in _ARRAY_DTYPES:
+            raise ValueError("bad dtype")
+        shape = tuple(int(n) for n in data["shape"])
+        raw = base64.b64decode(str(data["data"]), validate=True)
+        array = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+        return array[()] if data.get("scalar") and array.ndim == 0 else array
+    if "function" in data:
+        return _opaque_type(data["function"])("what your code returned")
+    if "object" in data:
+        return _opaque_type(data["object"])("what your code returned", kind="object")
+    raise ValueError("not an encoded value")
+
+
+def _observe(name, thunk):
+    """``thunk()``, which runs student code: the one door between the checks and the student.
+
+    In a student's run it returns what ``thunk`` returns (or raises its ``Failed``). While
+    grading, the kernel also records it; the judge replays it from the record instead."""
+    if _Evidence.mode == "run":
+        return thunk()
+    if _Evidence.mode == "probe":
+        if _Evidence.depth:  # inside another observation, which is recorded as a whole
+            return thunk()
+        _Evidence.depth += 1
+        try:
+            value = thunk()
+        except AssertionError as failure:
+            _Evidence.record.append({"name": name, "failed": str(failure)[:2000],
+                                     "code": getattr(failure, "code", None)})
+            raise
+        finally:
+            _Evidence.depth -= 1
+        _Evidence.record.append({"name": name, "returned": _encode(value)})
+        return value
+    event = next(_Evidence.record, None)
+    if not isinstance(event, dict) or event.get("name") != name:
+        raise _missing_evidence(name)
+    if "failed" in event:
+        code = event.get("code")
+        if not (isinstance(code, str) and re.fullmatch(r"[\w.:/-]{1,100}", code)):
+            code = _code("unnamed")
+        raise Failed(str(event["failed"])[:2000], code)
+    try:
+        return _decode(event["returned"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise _missing_evidence(name) from None
+
+
+_STOPPED = {  # how a test cell ended in the kernel, for a record that stops short
+    "CellTimeoutError": "the test cell ran past the grader's time limit and was stopped",
+    "KernelDied": "the kernel died while this test cell ran",
+    "NotRun": "this test cell did not run: the kernel had died or stopped in an earlier cell",
+    "GradingStopped": "the grader stopped the kernel (a thread or process the notebook started "
+                      "was still running)",
+    "NameError": "a name the test cell uses is not defined: run the answer cell above it (and "
+                 "every cell before) without errors",
+}
+
+
+def _missing_evidence(name):
+    stopped = _Evidence.stopped
+    if stopped:
+        why = _STOPPED.get(stopped, "the test cell stopped before its checks finished")
+        return Failed(f"{stopped}: {why}.", _code(f"error:{stopped}"))
+    return Failed(f"The grader received no result of the checks of {name} from this test cell "
+                  "(the notebook changed how its cells run, or what they print).",
+                  _code("no-evidence"))
+
+
+class _Unknown:
+    """What the kernel has instead of an expected value while grading: every operation on it
+    gives it back (as an array, it is nan), so the checks' code runs on to the next
+    observation without computing anything."""
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __getitem__(self, key):
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(np.nan)
+
+    def __bool__(self):
+        return False
+
+
+for _op in ("add", "sub", "mul", "truediv", "pow", "matmul", "neg"):
+    setattr(_Unknown, f"__{_op}__", _Unknown.__call__)
+    setattr(_Unknown, f"__r{_op}__", _Unknown.__call__)
+for _op in ("lt", "le", "gt", "ge"):
+    setattr(_Unknown, f"__{_op}__", lambda self, other: False)
+del _op
+_UNKNOWN = _Unknown()
+
+
+def _at(*position):
+    """The runner is at this case or requirement: the judge's cache counts oracles from here."""
+    _Evidence.position, _Evidence.oracle_count = position, 0
+
+
+def _oracle(compute, parts=None):
+    """The expected value ``compute()`` gives (a tuple of ``parts`` values, if given). A
+    student's run computes it; the kernel never does while grading (it gets unknowns); the
+    judge computes it once per grading process, since the cases are the same for everyone.
+    ``compute`` may use the case and public constants, never what the student's code gave."""
+    if _Evidence.mode == "run":
+        return compute()
+    if _probing():
+        return (_UNKNOWN,) * parts if parts else _UNKNOWN
+    if _Evidence.mode == "probe":  # inside an observation: the kernel decides on public values
+        return compute()
+    key = (_Evidence.oracle_key, _Evidence.position, _Evidence.oracle_count)
+    _Evidence.oracle_count += 1
+    if key not in _Evidence.oracles:
+        _Evidence.oracles[key] = compute()
+    return _Evidence.oracles[key]
+
+
+@contextlib.contextmanager
+def _checking(exercise, facts):
+    """Around one check call: records it (probe) or takes its record (judge)."""
+    if _Evidence.mode == "run":
+        yield
+        return
+    if _Evidence.mode == "probe":
+        _Evidence.record = []
+        try:
+            yield
+        except AssertionError:
+            pass  # recorded: the judge decides
+        finally:
+            _emit({"exercise": exercise, "facts": facts, "observations": _Evidence.record})
+            _Evidence.record = None
+        return
+    found = _Evidence.pending.pop(0) if _Evidence.pending else None
+    ok = (isinstance(found, dict) and found.get("exercise") == exercise
+          and found.get("facts") == facts and isinstance(found.get("observations"), list))
+    _Evidence.record = iter(found["observations"] if ok else [])
+    _Evidence.oracle_key = (_Evidence.cell_key, _Evidence.calls_in_cell, exercise)
+    _Evidence.calls_in_cell += 1
+    _Evidence.oracle_count = 0
+    try:
+        yield
+    finally:
+        _Evidence.record = None
+
+
+def _emit(record):
+    """Hand ``record`` out of the kernel, as a display output the grader reads as data."""
+    from IPython.display import publish_display_data
+
+    publish_display_data({EVIDENCE_MIME: json.loads(json.dumps(record)),
+                          "text/plain": "(checked by the grader)"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +795,9 @@ def setup():
     """Snapshot the libraries' state and guard every later cell of the notebook."""
     sys.audit("adcheck.setup")  # the guard of an earlier setup() refuses a second one
     grading = os.environ.get("NBGRADER_EXECUTION") == "autograde"
-    if not grading:
+    if grading:
+        _Evidence.mode = "probe"
+    else:
         _keep_compiled_programs()
         if jax.__version__ != TESTED_JAX:
             print(f"Note: this course was tested with JAX {TESTED_JAX} and this kernel runs JAX "
@@ -479,41 +837,14 @@ def setup():
 # Calling student code
 
 
-class Mistake(str):
-    """A named mistake: the message a student reads, with a short code that stays the same
-    when the wording changes (``our_jacfwd/transposed``)."""
-
-    def __new__(cls, code, message):
-        mistake = super().__new__(cls, message)
-        mistake.code = code
-        return mistake
-
-    def say(self, **fields):
-        """This mistake, its message's ``{fields}`` filled in."""
-        return Mistake(self.code, self.format(**fields))
-
-
-class Failed(AssertionError):
-    """A check's failure: the message, and the code of the mistake it names (or None)."""
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.code = code
-
-
-def _code(mistake):
-    """The code of a mistake of the running exercise: ``vgrad/python-loop``."""
-    return f"{_active[-1].name}/{mistake}" if _active else mistake
-
-
 class Case:
-    """One input of an exercise: a label that feedback may show, the arguments, and for some
-    exercises the expected result (worked out for this input, e.g. in closed form)."""
+    """One input of an exercise: a label that feedback may show, and the arguments. Never the
+    expected result: while grading, the kernel sees the cases, and only the judge's oracle
+    knows what they should give."""
 
-    def __init__(self, label, *args, expected=None):
+    def __init__(self, label, *args):
         self.label = label
         self.args = args
-        self.expected = expected
 
     def __repr__(self):
         return self.label
@@ -632,8 +963,9 @@ def _explained(name, error):
 
 
 def _call(name, fn, *args):
-    """Call student code; restore the libraries afterwards; turn its errors into feedback."""
-    return _call_guarded(name, fn, args)
+    """Call student code; restore the libraries afterwards; turn its errors into feedback. While
+    grading, an observation (see ``_observe``)."""
+    return _observe(name, lambda: _call_guarded(name, fn, args))
 
 
 def _call_guarded(name, fn, args, _audit=sys.audit):
@@ -705,7 +1037,8 @@ def _factor_in_words(actual, expected, rtol, atol):
 
 def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=False,
              suspects=(), factors=False):
-    """Raise an AssertionError naming the mistake unless ``actual`` matches ``expected``.
+    """Raise an AssertionError naming the mistake unless ``actual`` matches ``expected``
+    (nothing while the kernel probes: the judge compares).
 
     The tolerance is relative to the largest expected entry, or to each entry when
     ``relative`` (down to the smallest normal float, which XLA may flush to zero).
@@ -713,6 +1046,8 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     values gets its message. With ``factors``, a result off by a whole factor says so (for
     exercises where a missing constant is a likely mistake, not a coincidence of the case).
     """
+    if _probing():
+        return
     actual = _as_array(name, actual)
     expected = np.asarray(expected)
     arguments = _arguments(case.args)  # named unless the list is too long to read at a glance
@@ -920,6 +1255,8 @@ def _require_mode(name, mode, run):
 
 def _passed(what, cases, jit, mechanisms=()):
     """Say that ``what`` passed its ``cases`` (under jit, if so) and had the ``mechanisms``."""
+    if _probing():
+        return
     count = f"{len(cases)} case" + ("" if len(cases) == 1 else "s")
     also = ""
     if mechanisms:
@@ -948,6 +1285,8 @@ def _run(name, fn, args, jit):
 
 def _compare_tree(name, case, actual, expected, **hints):
     """``_compare`` leaf by leaf, after checking that the pytree structures agree."""
+    if _probing():
+        return
     if jax.tree.structure(actual) != jax.tree.structure(expected):
         raise Failed(f"{name} returned {_describe(actual)} for {case.label}; expected "
                      f"{_describe(expected)}.", _code("wrong-structure"))
@@ -978,6 +1317,9 @@ def _swap_global(fn, name, value):
     """
     @contextlib.contextmanager
     def swapped():
+        if _judging():  # the kernel did it; the judge has only the record of it
+            yield
+            return
         namespace = _student_globals(fn)
         saved = namespace.get(name, _MISSING)
         namespace[name] = value
@@ -995,6 +1337,8 @@ def _swap_global(fn, name, value):
 
 def _student_globals(fn):
     """The notebook namespace of a student function, through jit and custom_vjp wrappers."""
+    if isinstance(fn, _Replayed):
+        return _ReplayedNamespace()
     for _ in range(5):
         if hasattr(fn, "__globals__"):
             return fn.__globals__
@@ -1042,7 +1386,8 @@ def _uses_mode(mode, run):
 
 
 def _close(actual, expected):
-    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare`."""
+    """Whether ``actual`` matches ``expected`` by the comparison of :func:`_compare` (never an
+    unknown expected value, which is what the kernel has while grading)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         return False
@@ -1052,6 +1397,8 @@ def _close(actual, expected):
 
 def _suspects(actual, candidates):
     """The hints of the wrong answers ``actual`` matches: ``candidates`` is [(value, hint)]."""
+    if _probing():
+        return []
     return [hint for value, hint in candidates if _close(actual, value)]
 
 
@@ -1095,23 +1442,32 @@ class Exercise:
 
     def __call__(self, answer, cases=None, jit=False):
         visible = cases is None
+        cases = self.cases() if visible else cases
         _active.append(self)
         try:
-            self._require_form(answer)
-            cases = self.cases() if visible else cases
+            with _checking(self.name, {"visible": visible, "jit": bool(jit),
+                                       "cases": [str(case.label) for case in cases]}):
+                self._check(answer, cases, visible, jit)
+        finally:
+            _active.pop()
+
+    def _check(self, answer, cases, visible, jit):
+        try:
+            _observe(f"the form of {self.name}", lambda: self._require_form(answer))
             checked = [r for r in self.requires if visible or r.always]
             for requirement in (r for r in checked if r.first):
+                _at("first", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
-            for case in cases:
+            for index, case in enumerate(cases):
+                _at("case", index)
                 self.check_case(self, answer, case, jit)
             for requirement in (r for r in checked if not r.first):
+                _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
             code = getattr(failure, "code", None) or _code("unnamed")
             # named AssertionError, as students expect; the code is for the class's report
             raise AssertionError(f"{failure} [mistake: {code}]") from None
-        finally:
-            _active.pop()
         _passed(self.name, cases, jit, [r.words for r in checked])
 
     def _require_form(self, answer):
@@ -1145,20 +1501,23 @@ def _fixed_point_sqrt_case(exercise, fixed_point_sqrt, case, jit):
     namespace = _student_globals(fixed_point_sqrt)
     mistakes = exercise.mistakes
     x, g = case.args
-    y64, unrolled64 = _newton_sqrt64(x)
-    y, dtype = y64.astype(x.dtype), x.dtype
-    x64, g64 = np.asarray(x, np.float64), np.asarray(g, np.float64)
+
+    def references():
+        y64, unrolled64 = _newton_sqrt64(x)
+        dtype = x.dtype
+        x64, g64 = np.asarray(x, np.float64), np.asarray(g, np.float64)
+        return (y64.astype(dtype), np.sqrt(x64).astype(dtype), (g64 * 0.5 / y64).astype(dtype),
+                [((g64 * unrolled64).astype(dtype), mistakes["unrolled"]),
+                 ((g64 * 0.5 / np.sqrt(x64)).astype(dtype), mistakes["exact-root-in-rule"]),
+                 ((g64 * 0.5 / x64).astype(dtype), mistakes["x-saved"])])
+
+    y, root, expected, wrong_rules = _oracle(references, parts=4)
     value = _run("fixed_point_sqrt", fixed_point_sqrt, (x,), jit)
-    _compare("fixed_point_sqrt", case, value, y,
-             suspects=[(np.sqrt(x64).astype(dtype), mistakes["exact-roots"])])
+    _compare("fixed_point_sqrt", case, value, y, suspects=[(root, mistakes["exact-roots"])])
     fwd_value, residual = _call("_fwd", namespace["_fwd"], x)
     _compare("the value returned by _fwd", case, fwd_value, y)
     returned = _call("_bwd", namespace["_bwd"], residual, g)
     cotangent = _one_cotangent(returned, mistakes["bwd-not-a-tuple"])
-    expected = (g64 * 0.5 / y64).astype(dtype)
-    wrong_rules = [((g64 * unrolled64).astype(dtype), mistakes["unrolled"]),
-                   ((g64 * 0.5 / np.sqrt(x64)).astype(dtype), mistakes["exact-root-in-rule"]),
-                   ((g64 * 0.5 / x64).astype(dtype), mistakes["x-saved"])]
     _compare("_bwd(residual, g)", case, cotangent, expected, suspects=wrong_rules)
     pulled = _run("fixed_point_sqrt",
                   lambda x, g: jax.vjp(fixed_point_sqrt, x)[1](g)[0], (x, g), jit)
@@ -1233,10 +1592,14 @@ def _visible_fixed_point_cases():
 def _fixed_point_case(exercise, fixed_point, case, jit):
     f, a, x_guess, v = case.args
     mistakes = exercise.mistakes
-    with jax.enable_x64(True):
-        a64, v64 = _to64(a), _to64(v)
-        x64 = _fixed_point64(f, a64, _to64(x_guess))
-        a_bar64, no_solve64, not_transposed64 = _implicit_vjps64(f, a64, x64, v64)
+
+    def references():
+        with jax.enable_x64(True):
+            a64, v64 = _to64(a), _to64(v)
+            x64 = _fixed_point64(f, a64, _to64(x_guess))
+            return (x64, *_implicit_vjps64(f, a64, x64, v64))
+
+    x64, a_bar64, no_solve64, not_transposed64 = _oracle(references, parts=4)
     dtype = x_guess.dtype
 
     def cast(tree):
@@ -1251,7 +1614,7 @@ def _fixed_point_case(exercise, fixed_point, case, jit):
     hints = []
     for wrong, mistake in ((no_solve64, mistakes["no-solve"]),
                            (not_transposed64, mistakes["untransposed"])):
-        if jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
+        if not _probing() and jax.tree.structure(a_bar) == jax.tree.structure(wrong) and all(
                 _close(x, y) for x, y in zip(jax.tree.leaves(a_bar), jax.tree.leaves(cast(wrong)))):
             hints.append(mistake)
     if not hints and "started at the solution" in case.label:
@@ -1393,10 +1756,14 @@ def _kepler_case(exercise, kepler, case, jit):
     sources = _call("kepler", lambda: _custom_rule_sources(kepler, M, e))
     if not any(s.startswith("_custom_root ") and "control_flow/solves.py" in s for s in sources):
         raise Failed(exercise.mistakes["no-custom-root"], exercise.mistakes["no-custom-root"].code)
-    E64 = _kepler64(M, e)
-    slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
-    dM, de = 1.0 / slope, np.sin(E64) / slope
-    d2M = -np.asarray(e, np.float64) * np.sin(E64) / slope**3
+
+    def references():
+        E64 = _kepler64(M, e)
+        slope = 1.0 - np.asarray(e, np.float64) * np.cos(E64)
+        dM, de = 1.0 / slope, np.sin(E64) / slope
+        return E64, slope, dM, de, -np.asarray(e, np.float64) * np.sin(E64) / slope**3
+
+    E64, slope, dM, de, d2M = _oracle(references, parts=5)
     dtype = M.dtype
     value = _run("kepler", kepler, (M, e), jit)
     _compare("kepler", case, value, E64.astype(dtype), hints=[
@@ -1498,7 +1865,7 @@ def _ridge_case(exercise, ridge_hypergradient, case, jit):
     """The checks put their own correct fixed_point in the notebook while they run, so a
     mistake in the fixed_point exercise does not cost points here too."""
     log_lam = case.args[0]
-    loss64, hypergradient64 = _ridge64(*case.args)
+    loss64, hypergradient64 = _oracle(lambda: _ridge64(*case.args), parts=2)
     dtype = log_lam.dtype
     with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(1.0)):
         loss, hypergradient = _run("ridge_hypergradient", ridge_hypergradient, case.args, jit)
@@ -1513,10 +1880,11 @@ def _ridge_case(exercise, ridge_hypergradient, case, jit):
 def _ridge_through_fixed_point(exercise, ridge_hypergradient, cases, jit):
     """With fixed_point's rule doubled, the hypergradient doubles."""
     for case in cases:
-        _, hypergradient64 = _ridge64(*case.args)
+        _, hypergradient64 = _oracle(lambda: _ridge64(*case.args), parts=2)
         with _swap_global(ridge_hypergradient, "fixed_point", _reference_fixed_point(2.0)):
             _, hypergradient = _run("ridge_hypergradient", ridge_hypergradient, case.args, jit)
-        if not _close(hypergradient, np.asarray(2 * hypergradient64, case.args[0].dtype)):
+        doubled = np.asarray(2 * hypergradient64, case.args[0].dtype)
+        if not _probing() and not _close(hypergradient, doubled):
             mistake = exercise.mistakes["not-through-fixed-point"]
             raise Failed(mistake, mistake.code)
 
@@ -1558,11 +1926,15 @@ def _dense_solution64(theta, b):
 def _cg_case(exercise, cg_solve, case, jit):
     theta, b, num_iters = case.args
     weights = jnp.linspace(1.0, 2.0, b.shape[0], dtype=b.dtype)
-    with jax.enable_x64(True):
-        theta64, b64 = _to64(theta), _to64(b)
-        x64 = _dense_solution64(theta64, b64)
-        grads64 = jax.grad(lambda t, b: jnp.sum(_to64(weights) * _dense_solution64(t, b)),
-                           (0, 1))(theta64, b64)
+
+    def references():
+        with jax.enable_x64(True):
+            theta64, b64 = _to64(theta), _to64(b)
+            return _dense_solution64(theta64, b64), jax.grad(
+                lambda t, b: jnp.sum(_to64(weights) * _dense_solution64(t, b)), (0, 1))(
+                    theta64, b64)
+
+    x64, grads64 = _oracle(references, parts=2)
 
     def solve(theta, b):
         return cg_solve(lambda v: _tridiagonal_operator(theta, v), b, num_iters)
@@ -1571,6 +1943,8 @@ def _cg_case(exercise, cg_solve, case, jit):
     _compare("cg_solve", case, x, np.asarray(x64).astype(b.dtype))
     grads = _run("cg_solve", jax.grad(lambda t, b: jnp.sum(weights * solve(t, b)), (0, 1)),
                  (theta, b), jit)
+    if _probing():
+        return
     for label, a, e in zip(("theta (closed over by matvec)", "b"), grads, grads64):
         _compare(f"the gradient of sum(w * cg_solve(...)) in {label}", case, a,
                  np.asarray(e).astype(b.dtype))

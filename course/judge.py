@@ -1,0 +1,176 @@
+"""The judge: decides every test cell of a graded notebook, outside the student's kernel.
+
+While grading, the kernel runs each test cell with the checks in "probe" mode (see the section
+"Evidence" of course/adcheck.py): they call the student's code on the cases and hand out what it
+returned, as data, in display outputs of type ``EVIDENCE_MIME``; they compute no expected value
+and decide nothing. This nbgrader preprocessor runs next, in the grader's process, which never
+imports or runs anything the student wrote. For each test cell it runs the cell's trusted source
+(from ``source/``) with the assignment's checks module in "judge" mode: every call of student
+code is answered from the kernel's record, the oracle computes the expected values (once per
+process: the cases are the same for every student), and the comparisons decide. The cell's
+outputs are then replaced by the judge's verdict alone, the pass message or an error with the
+message that names the mistake, which nbgrader scores as usual (an error output scores zero).
+Nothing the kernel printed in a test cell reaches the graded notebook or the feedback.
+"""
+
+import builtins
+import contextlib
+import hashlib
+import importlib.util
+import io
+import os
+import re
+import sys
+
+import nbformat
+from nbformat.v4 import new_output
+from nbgrader import utils
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Unicode
+
+EVIDENCE_MIME = "application/vnd.adcourse.evidence+json"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
+
+_modules = {}  # path of a checks module -> (its digest, the module loaded in judge mode)
+_sources = {}  # path of a source notebook -> (its mtime, {grade_id: source})
+
+
+def checks_module(path):
+    """The checks module at ``path`` (a trusted file of source/), loaded once per process in
+    judge mode, under a name of its own so that nothing else imports it by accident."""
+    with open(path, "rb") as handle:
+        text = handle.read()
+    digest = hashlib.sha256(text).hexdigest()
+    cached = _modules.get(path)
+    if cached and cached[0] == digest:
+        return cached[1]
+    name = f"_judged_checks_{digest[:16]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    module._Evidence.mode = "judge"
+    _modules[path] = (digest, module)
+    return module
+
+
+def test_sources(path):
+    """``{grade_id: source}`` of the test cells of the source notebook at ``path``."""
+    mtime = os.stat(path).st_mtime_ns
+    cached = _sources.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    nb = nbformat.read(path, as_version=4)
+    found = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
+             if cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)}
+    _sources[path] = (mtime, found)
+    return found
+
+
+class _CellNamespace(dict):
+    """The globals a test cell runs with in the judge: the checks module and the libraries it
+    uses; any other name (the student's functions) is a stand-in the judge never calls."""
+
+    def __init__(self, module):
+        super().__init__(__builtins__=builtins, adcheck=module)
+        for name in ("jax", "jnp", "np"):
+            if hasattr(module, name):
+                self[name] = getattr(module, name)
+        self._module = module
+
+    def __missing__(self, name):
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        return self._module._Replayed(name)
+
+
+def _records(cell):
+    return [output["data"][EVIDENCE_MIME] for output in cell.get("outputs", [])
+            if output.get("output_type") == "display_data"
+            and EVIDENCE_MIME in output.get("data", {})]
+
+
+def _stopped(cell):
+    """The name of the error that ended the test cell in the kernel, if it ended with one."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            name = str(output.get("ename", ""))
+            return name if _IDENTIFIER.fullmatch(name) else "Error"
+    return None
+
+
+def _exercise(source):
+    found = re.search(r"adcheck\.check_(\w+)", source)
+    return found.group(1) if found else "test"
+
+
+def verdict(module, key, source, cell):
+    """``(passed, message)`` of one test cell: its trusted ``source`` run in the judge against
+    the record the kernel left in ``cell``'s outputs."""
+    evidence = module._Evidence
+    evidence.pending = _records(cell)
+    evidence.stopped = _stopped(cell)
+    evidence.cell_key = key
+    evidence.calls_in_cell = 0
+    printed = io.StringIO()
+    exercise = _exercise(source)
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(source, f"<test cell {key[2]}>", "exec"), _CellNamespace(module))
+    except AssertionError as failure:
+        return False, str(failure)
+    except module._JudgeError as error:
+        return False, (f"The grader could not judge this test cell ({error}): tell your "
+                       f"instructor. [mistake: {exercise}/error:judge]")
+    except Exception as error:  # what the student's code returned broke a check
+        return False, (f"The checks stopped with {type(error).__name__} on what your code "
+                       f"returned: run this test cell in your notebook to see why. "
+                       f"[mistake: {exercise}/error:{type(error).__name__}]")
+    finally:
+        evidence.pending, evidence.stopped = [], None
+    if evidence.calls_in_cell == 0:
+        return False, (f"This test cell runs no check the judge knows. [mistake: "
+                       f"{exercise}/error:judge]")
+    return True, printed.getvalue() or "passed\n"
+
+
+class JudgeTestCells(NbGraderPreprocessor):
+    """Decide every test cell of the notebook from the kernel's evidence (see the module's
+    docstring), and replace its outputs by the verdict."""
+
+    enabled = Bool(True, help="judge the test cells outside the kernel (turn off only to grade "
+                              "by the kernel's own reply, as stock nbgrader does)").tag(config=True)
+    checks_file = Unicode(
+        "adcheck.py", help="the checks module of an assignment's source folder, which the "
+                           "judge loads (it is never the student's copy)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        if not self.enabled:
+            return nb, resources
+        about = resources.get("nbgrader", {})
+        coursedir = CourseDirectory(config=self.config)
+        folder = coursedir.format_path(coursedir.source_directory, ".", about["assignment"])
+        sources = test_sources(os.path.join(folder, about["notebook"] + ".ipynb"))
+        module = checks_module(os.path.join(folder, self.checks_file))
+        for cell in nb.cells:
+            if not (cell.cell_type == "code" and utils.is_grade(cell)
+                    and not utils.is_solution(cell)):
+                continue
+            grade_id = cell.metadata["nbgrader"]["grade_id"]
+            judge_cell(module, (about["assignment"], about["notebook"], grade_id),
+                       sources.get(grade_id), cell)
+        return nb, resources
+
+
+def judge_cell(module, where, source, cell):
+    """Replace the outputs of the test ``cell`` (at ``where``: assignment, notebook, grade id)
+    by the verdict of its trusted ``source`` (None: the source has no such cell)."""
+    if source is None:
+        passed, message = False, "This test cell is not in the assignment's source."
+    else:
+        key = (*where, hashlib.sha256(source.encode()).hexdigest())
+        passed, message = verdict(module, key, source, cell)
+    cell.outputs = ([new_output("stream", name="stdout", text=message)] if passed else
+                    [new_output("error", ename="AssertionError", evalue=message,
+                                traceback=[f"AssertionError: {message}"])])
