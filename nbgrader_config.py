@@ -19,7 +19,7 @@ from nbgrader.preprocessors import (
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from course.judge import JudgeTestCells  # noqa: E402
+from course.checks.judge import JudgeTestCells  # noqa: E402
 from course.nbgrader_ext import (  # noqa: E402
     DeduplicateIdsCompletely,
     ExecuteSurvivingCrashes,

@@ -1,6 +1,6 @@
 """Where the time goes, measured side by side in one run.
 
-    python -m course benchmark [--skip-demo] [--notebooks NAME ...]
+    python -m course benchmark [--skip-demo] [--grading-only] [--notebooks NAME ...]
 
 1. Every solution notebook executed from a fresh kernel, first with an empty JAX compilation
    cache (a first run on a new machine), then again with the cache that run left (every later
@@ -9,7 +9,7 @@
    included), against its floor: a fresh kernel running only the graded path (the setup cell,
    the answer cells and the test cells with their hidden tests) as the grader does, without
    nbgrader and without the sandbox. The ratio is what nbgrader, the sandbox and the notebook's
-   other cells add.
+   other cells add, the judge included (it decides the test cells in nbgrader's process).
 3. ``python -m course demo``, as the README runs it.
 
 Times are wall-clock seconds on this machine; no test asserts them.
@@ -120,21 +120,28 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebooks", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--grading-only", action="store_true",
+                        help="time grading only (neither the notebooks nor the demo)")
     args = parser.parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     found = all_notebooks(args.notebooks)
-    log("notebooks:")
-    nb_rows = bench_notebooks(found, log)
+    nb_rows = []
+    if not args.grading_only:
+        log("notebooks:")
+        nb_rows = bench_notebooks(found, log)
     log("grading:")
     grade_rows = bench_grading(found, log)
-    demo_seconds = None if args.skip_demo else (log("demo:") or bench_demo(log))
+    demo_seconds = (None if args.skip_demo or args.grading_only
+                    else (log("demo:") or bench_demo(log)))
 
     print(f"{os.cpu_count()} cores, jax {__import__('jax').__version__}")
-    print(f"{'notebook':18} {'cold s':>7} {'warm s':>7}   slowest cells of the cold run (s)")
-    for name, cold, warm, slow in nb_rows:
-        print(f"{name:18} {cold:7.1f} {warm:7.1f}   "
-              + ", ".join(f"#{i} {s:.1f}" for s, i in slow))
-    print(f"{'all':18} {sum(r[1] for r in nb_rows):7.1f} {sum(r[2] for r in nb_rows):7.1f}")
+    if nb_rows:
+        print(f"{'notebook':18} {'cold s':>7} {'warm s':>7}   slowest cells of the cold run (s)")
+        for name, cold, warm, slow in nb_rows:
+            print(f"{name:18} {cold:7.1f} {warm:7.1f}   "
+                  + ", ".join(f"#{i} {s:.1f}" for s, i in slow))
+        print(f"{'all':18} {sum(r[1] for r in nb_rows):7.1f} "
+              f"{sum(r[2] for r in nb_rows):7.1f}")
     print(f"\n{'notebook':18} {'autograde s':>11} {'floor s':>8} {'ratio':>6}  model full marks")
     for name, seconds, floor, full in grade_rows:
         print(f"{name:18} {seconds:11.1f} {floor:8.1f} {seconds / floor:6.2f}  "

@@ -17,13 +17,14 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
-from . import checks_bundle, notebooks
+from . import notebooks
+from .checks import bundle
 from .nbgrader_tools import nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = "work"  # the students' own folder (python -m course start), which the build never touches
 CELL_TIMEOUT = 600
-CHECKS = "adcheck.py"  # the checks module; release/ and solutions/ get a bundle of it
+CHECKS = "adcheck.py"  # an assignment's checks module, built from course/checks/
 
 
 def assignments(root=ROOT):
@@ -49,6 +50,8 @@ def execute(nb, cwd, env=None, record_timing=False):
 
 
 def build_source(assignment, root=ROOT):
+    if bundle.declarations(assignment):  # its checks: the shared parts and its declarations
+        bundle.write_bundle(assignment, Path(root) / "source" / assignment / CHECKS)
     for text_path in notebooks.text_sources(Path(root) / "source" / assignment):
         nb = notebooks.to_notebook(text_path)
         problems = notebooks.demo_dependencies(nb)
@@ -120,10 +123,6 @@ def build_release(assignment, root=ROOT):
             "there. Nothing was changed.\n" + "\n".join(
                 _what_to_do(assignment, path, Path(root)) for path in changes))
     nbgrader("generate_assignment", assignment, "--force", root=root)
-    checks = Path(root) / "source" / assignment / CHECKS
-    if checks.exists():  # students receive their own assignment's checks only
-        checks_bundle.write_bundle(checks, Path(root) / "release" / assignment / CHECKS,
-                                   assignment)
     for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
@@ -136,9 +135,7 @@ def build_solutions(assignment, root=ROOT, env=None):
     target_dir.mkdir(parents=True, exist_ok=True)
     for path in support_files(source_dir):
         target = target_dir / path.name
-        if path.name == CHECKS:
-            checks_bundle.write_bundle(path, target, assignment)
-        elif not target.exists() or target.read_bytes() != path.read_bytes():
+        if not target.exists() or target.read_bytes() != path.read_bytes():
             shutil.copyfile(path, target)
     for text_path in notebooks.text_sources(source_dir):
         source_nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
@@ -154,8 +151,9 @@ def build_solutions(assignment, root=ROOT, env=None):
 
 
 def _inputs_digest(nb, support):
-    """What an executed solution depends on: its cells, the checks module, and the JAX that
-    ran it."""
+    """What an executed solution depends on: its cells, its assignment's checks module (the
+    shared parts and its own declarations, not the other assignments'), and the JAX that ran
+    it."""
     digest = hashlib.sha256(nbformat.writes(nb).encode())
     for path in support:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

@@ -3,12 +3,12 @@
     python -m course report ASSIGNMENT [ASSIGNMENT ...]
 
 A failing check ends its message with the stable code of the mistake it names, such as
-``[mistake: our_jacfwd/transposed]`` (see ``Exercise`` in course/adcheck.py), and nbgrader keeps
-that message in every autograded notebook. This reads the gradebook's marks and those messages
-and writes, per exercise, how many students got full marks and which mistakes the others made,
-with their names: a table on the terminal, ``reports/<assignment>-mistakes.csv``, a plot
-``reports/<assignment>-mistakes.png`` and a page ``reports/<assignment>-mistakes.html`` that
-opens without a network. A failure whose message names no mistake is reported as
+``[mistake: our_jacfwd/transposed]`` (see ``Exercise`` in course/checks/exercise.py), and
+nbgrader keeps that message in every autograded notebook. This reads the gradebook's marks and
+those messages and writes, per exercise, how many students got full marks and which mistakes the
+others made, with their names: a table on the terminal, ``reports/<assignment>-mistakes.csv``, a
+plot ``reports/<assignment>-mistakes.png`` and a page ``reports/<assignment>-mistakes.html``
+that opens without a network. A failure whose message names no mistake is reported as
 ``<exercise>/unnamed`` (a check's own assertion or a student's), and one that is not an
 assertion as ``<exercise>/error:<kind>`` (a crash, a timeout, a name the notebook lost). Only
 the checks' messages are read: no test source, hidden or not, reaches a report.

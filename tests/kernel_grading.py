@@ -5,7 +5,7 @@ exercise's tests again. Here the source notebook (hidden tests included, in grad
 once, in order, in one kernel; when it reaches an exercise's answer cell it first runs each
 answer to try in its place, followed by the exercise's test cell, and scores that test cell with
 nbgrader's own rule (``nbgrader.utils.determine_grade``: an error or any stderr output scores
-zero) after the judge (course/judge.py) has decided it from the evidence the kernel
+zero) after the judge (course/checks/judge.py) has decided it from the evidence the kernel
 reported, as nbgrader's autograde does. Then the model answer runs and the notebook goes on.
 Cells tagged demo are skipped, as the grader skips them.
 
@@ -26,7 +26,8 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
 
-from course import judge, notebooks
+from course import notebooks
+from course.checks import judge
 
 CELL_TIMEOUT = 180  # as nbgrader_config.py's Execute.timeout
 

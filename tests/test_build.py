@@ -11,7 +11,8 @@ import nbformat
 import pytest
 from nbgrader import utils as nbgrader_utils
 
-from course import adcheck, build, notebooks
+from course import build, notebooks
+from course.checks import bundle, guard
 from tests.harness import ROOT, deprecations, source_notebooks
 
 GENERATED = ("release", "solutions")
@@ -104,9 +105,11 @@ def test_release_has_stubs_and_nothing_to_hide(assignment, text_path):
 def test_students_receive_only_their_assignments_checks(assignment, text_path):
     nb = nbformat.read(notebooks.notebook_path(text_path), as_version=4)
     own = {f"check_{answer}" for answer in notebooks.test_cells(nb)}
-    every = {name for name in vars(adcheck) if name.startswith("check_")}
+    every = {f"check_{answer}" for _, other in source_notebooks()
+             for answer in notebooks.test_cells(nbformat.read(
+                 notebooks.notebook_path(other), as_version=4))}
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or "ruff"
-    for folder in ("release", "solutions"):
+    for folder in ("source", "release", "solutions"):
         path = ROOT / folder / assignment / "adcheck.py"
         tree = ast.parse(path.read_text())
         defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
@@ -117,6 +120,8 @@ def test_students_receive_only_their_assignments_checks(assignment, text_path):
         undefined = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--select",
                                     "F821,F811", str(path)], capture_output=True, text=True)
         assert undefined.returncode == 0, undefined.stdout
+        assert path.read_text() == bundle.bundle(assignment), f"{path} is not the built bundle"
+        assert "def verdict" not in path.read_text(), "the judge is never shipped"
 
 
 @pytest.mark.parametrize("assignment,text_path", source_notebooks())
@@ -145,11 +150,19 @@ def test_build_executes_only_solutions_whose_inputs_changed(rebuilt, tmp_path, m
     assert [Path(cwd).name for cwd in executed] == [first], (
         "a changed notebook must be executed again, and no other")
     executed.clear()
-    (copy / "course" / "adcheck.py").write_text(
-        (copy / "course" / "adcheck.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(bundle, "HERE", copy / "course" / "checks")
+    last = build.assignments(copy)[-1]
+    own = bundle.declarations(last)
+    own.write_text(own.read_text() + "\n# changed\n")
+    build.build(root=copy, log=lambda *_: None)
+    assert [Path(cwd).name for cwd in executed] == [last], (
+        "a change to one assignment's checks must execute its solutions again, and no other")
+    executed.clear()
+    shared = copy / "course" / "checks" / "calls.py"
+    shared.write_text(shared.read_text() + "\n# changed\n")
     build.build(root=copy, log=lambda *_: None)
     assert sorted(Path(cwd).name for cwd in executed) == build.assignments(copy), (
-        "a changed checks module must execute every solution again")
+        "a change to the shared checks must execute every solution again")
 
 
 def test_build_refuses_a_graded_cell_that_reads_a_demo_cell(tmp_path):
@@ -184,8 +197,8 @@ def test_every_notebook_has_demo_cells_and_none_that_graded_cells_need(rebuilt):
 
 def test_the_checks_know_the_pinned_jax():
     pinned = re.search(r"^jax==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
-    assert pinned and pinned.group(1) == adcheck.TESTED_JAX, (
-        "course/adcheck.py's TESTED_JAX must be the jax of requirements.txt")
+    assert pinned and pinned.group(1) == guard.TESTED_JAX, (
+        "course/checks/guard.py's TESTED_JAX must be the jax of requirements.txt")
 
 
 def test_the_first_cell_says_when_jax_is_not_the_tested_one():

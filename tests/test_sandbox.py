@@ -72,7 +72,7 @@ def _guarded_notebook():
 @needs_bwrap
 def test_a_thread_alive_when_a_test_cell_starts_stops_grading(tmp_path, monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    shutil.copy(ROOT / "course" / "adcheck.py", tmp_path)
+    shutil.copy(ROOT / "source" / "01_forward_reverse" / "adcheck.py", tmp_path)
     nb = _run(_guarded_notebook(), tmp_path)
     [error] = [o for o in nb.cells[3].outputs if o.output_type == "error"]
     assert error.ename == "GradingStopped" and "thread" in error.evalue, error

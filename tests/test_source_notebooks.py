@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from nbgrader import utils as nbgrader_utils
 
-from course import adcheck, build, notebooks
+from course import build, notebooks
+from course.checks import bundle, guard
 from tests.harness import SHOW_DEPRECATIONS, answer_to_test_cell, deprecations, source_notebooks
 
 NOTEBOOKS = source_notebooks()
@@ -33,7 +34,7 @@ def test_nbgrader_metadata(assignment, text_path):
             assert meta.get("points", 0) > 0, f"{where} is graded but has no points"
         if meta["grade"] and not meta["solution"]:
             assert meta["locked"], f"{where}: test cells must be locked"
-            assert adcheck.TEST_CELL_MARK in cell.source, (
+            assert guard.TEST_CELL_MARK in cell.source, (
                 f"{where}: a test cell calls adcheck.check_..., so that grading guards it")
             assert "### BEGIN HIDDEN TESTS" in cell.source, f"{where} has no hidden tests"
         if meta["solution"]:
@@ -50,8 +51,9 @@ def test_every_answer_is_followed_by_its_test_cell(assignment, text_path):
     for answer, test in notebooks.test_cells(nb).items():
         assert f"adcheck.check_{answer}({answer}" in test.source, (
             f"{answer}'s test cell must call adcheck.check_{answer}({answer}, ...)")
-        assert callable(getattr(adcheck, f"check_{answer}", None)), (
-            f"course/adcheck.py declares no check_{answer}")
+        declared = bundle.declarations(assignment).read_text()
+        assert f"check_{answer} = " in declared, (
+            f"{bundle.declarations(assignment).name} declares no check_{answer}")
 
 
 @pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)

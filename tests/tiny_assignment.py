@@ -6,7 +6,8 @@ import shutil
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course import build, checks_bundle, scratch_course
+from course import build, scratch_course
+from course.checks import bundle
 
 ASSIGNMENT = "00_tiny"
 EXERCISES = {"double": "2 * x", "square": "x * x", "halve": "x / 2"}
@@ -56,8 +57,10 @@ class Exercise:
                         got = _observe(self.name, lambda: answer(x))
                         want = _oracle(lambda: self.oracle(x))
                         if not _probing() and got != want:
-                            raise Failed(f"{self.name}({x!r}) should be {want!r}",
-                                         _code("wrong-values"))
+                            where = f"({x!r})" if facts["visible"] else " on a hidden case"
+                            raise Failed(f"{self.name}{where} should be {want!r}"
+                                         if facts["visible"] else f"{self.name} is wrong"
+                                         f"{where}", _code("wrong-values"))
                 except AssertionError as failure:
                     code = getattr(failure, "code", None) or _code("unnamed")
                     raise AssertionError(f"{failure} [mistake: {code}]") from None
@@ -68,6 +71,8 @@ class Exercise:
 
 
 def setup():
+    import os
+
     if os.environ.get("NBGRADER_EXECUTION") == "autograde":
         _Evidence.mode = "probe"
 
@@ -78,13 +83,10 @@ check_halve = Exercise("halve", lambda x: x / 2)
 '''
 
 
-def tiny_checks(root):
+def tiny_checks():
     """The tiny assignment's checks module: the course's evidence section (the kernel observes,
     the judge decides) and three exercises, with no JAX, so that it grades in seconds."""
-    text = (root / "course" / "adcheck.py").read_text()
-    evidence = checks_bundle.section(text, "Evidence")
-    return ("import base64\nimport contextlib\nimport json\nimport os\nimport re\n\n"
-            "import numpy as np\n\n" + evidence + TINY_CHECKS)
+    return bundle.bundle(ASSIGNMENT, parts=("evidence",)) + TINY_CHECKS
 
 
 DEMO_OUTPUT = "the demo cell ran"
@@ -142,7 +144,7 @@ def make_tiny_course(course, root):
         config.write(f"\nc.Execute.timeout = {CELL_TIMEOUT}\n")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     nbformat.write(tiny_notebook(), course / "source" / ASSIGNMENT / "tiny.ipynb")
-    (course / "source" / ASSIGNMENT / "adcheck.py").write_text(tiny_checks(root))
+    (course / "source" / ASSIGNMENT / "adcheck.py").write_text(tiny_checks())
     build.build_release(ASSIGNMENT, root=course)
     return course
 

@@ -1,7 +1,7 @@
 """The judge: decides every test cell of a graded notebook, outside the student's kernel.
 
 While grading, the kernel runs each test cell with the checks in "probe" mode (see the section
-"Evidence" of course/adcheck.py): they call the student's code on the cases and hand out what it
+course/checks/evidence.py): they call the student's code on the cases and hand out what it
 returned, as data, in display outputs of type ``EVIDENCE_MIME``; they compute no expected value
 and decide nothing. This nbgrader preprocessor runs next, in the grader's process, which never
 imports or runs anything the student wrote. For each test cell it runs the cell's trusted source

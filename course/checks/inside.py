@@ -1,0 +1,478 @@
+"""Assignment 05: inside autodiff (shipped to its students only).
+"""
+
+import operator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .calls import _DERIVATIVES, _JACOBIANS, Case, _call, _compare, _describe
+from .evidence import Failed, Mistake, _oracle, _probing
+from .exercise import Exercise, Require, _compare_tree, _normal, _run, _to64, _uses_mode
+from .mechanisms import _program, _require_small_intermediates
+
+
+class _Plain:
+    """A JAX array behind the interface of the ``Dual`` exercise (arithmetic with numbers and
+    with each other, ``x.sin()``, ``x.exp()``, ``x.log()``, ``x ** n``): the exercise's test
+    functions run on it to give the oracle, ``jax.jvp`` of the same function."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def sin(self):
+        return _Plain(jnp.sin(self.value))
+
+    def exp(self):
+        return _Plain(jnp.exp(self.value))
+
+    def log(self):
+        return _Plain(jnp.log(self.value))
+
+    def __neg__(self):
+        return _Plain(-self.value)
+
+
+def _plain_operator(op, swapped):
+    def apply(self, other):
+        other = other.value if isinstance(other, _Plain) else other
+        return _Plain(op(other, self.value) if swapped else op(self.value, other))
+    return apply
+
+
+for _op in ("add", "sub", "mul", "truediv", "pow"):
+    setattr(_Plain, f"__{_op}__", _plain_operator(getattr(operator, _op), False))
+    setattr(_Plain, f"__r{_op}__", _plain_operator(getattr(operator, _op), True))
+
+
+del _op
+
+
+# One operation each, in the order a dual number is built: the first that fails names its rule.
+# Each function uses only its own operation and those of the rules before it.
+_DUAL_RULES = (  # (code, the operation, a function that uses it, its rule)
+    ("sin", "x.sin()", lambda x: x.sin(), "sin(x)' = cos(x) x'"),
+    ("exp", "x.exp()", lambda x: x.exp(), "exp(x)' = exp(x) x'"),
+    ("log", "x.log()", lambda x: x.log(), "log(x)' = x' / x"),
+    ("negation", "-x", lambda x: -x, "(-x)' = -x'"),
+    ("sum", "x + y", lambda x: x + x.sin(), "(x + y)' = x' + y'"),
+    ("sum-constant", "x + c and c + x", lambda x: (2.0 + x) + 1.5, "(x + c)' = x'"),
+    ("difference", "x - y", lambda x: x - x.exp(), "(x - y)' = x' - y'"),
+    ("constant-minus", "c - x", lambda x: 3.0 - x, "(c - x)' = -x'"),
+    ("product", "x * y", lambda x: x * x.sin(), "(x y)' = x' y + x y'"),
+    ("constant-product", "c * x and x * c", lambda x: 2.0 * x * 3.0, "(c x)' = c x'"),
+    ("quotient", "x / y", lambda x: x.sin() / x.exp(), "(x / y)' = (x' y - x y') / y**2"),
+    ("constant-over", "c / x", lambda x: 2.0 / x, "(c / x)' = -c x' / x**2"),
+    ("power", "x ** n", lambda x: x ** 3, "(x**n)' = n x**(n - 1) x'"),
+)
+
+
+def _dual_cases():
+    x, t = jnp.array([0.5, 1.0, 2.0]), jnp.array([1.0, -1.0, 0.5])
+    cases = [Case(f"{name}, x = [0.5, 1, 2]", f, x, t) for _, name, f, _ in _DUAL_RULES]
+    return cases + [
+        Case("f(x) = x.sin() * x.exp() / (1 + x ** 2), x of shape (3,)",
+             lambda x: x.sin() * x.exp() / (1.0 + x ** 2), x, t),
+        Case("f(x) = (x * x.log() - 2 / x) ** 2, x of shape (2, 2)",
+             lambda x: (x * x.log() - 2.0 / x) ** 2, jnp.array([[0.5, 1.5], [2.0, 3.0]]),
+             jnp.ones((2, 2))),
+    ]
+
+
+def _dual_rule(label):
+    """The named mistake of the rule a case with this label tests, or None."""
+    return next((Mistake(f"Dual/{code}", f"The rule to use: {rule}.")
+                 for code, name, _, rule in _DUAL_RULES if label.startswith(name + ",")), None)
+
+
+def _dual_case(exercise, Dual, case, jit):
+    f, x, t = case.args
+
+    def run(x, t):
+        out = f(Dual(x, t))
+        if not hasattr(out, "primal") or not hasattr(out, "tangent"):
+            raise Failed(exercise.mistakes["not-a-dual"].format(got=_describe(out)),
+                         exercise.mistakes["not-a-dual"].code)
+        return out.primal, out.tangent
+
+    primal, tangent = _run("Dual", run, (x, t), jit)
+    y, y_dot = jax.jit(lambda x, t: jax.jvp(lambda x: f(_Plain(x)).value, (x,), (t,)))(x, t)
+    _compare("the primal of the result", case, primal, y)
+    rule = _dual_rule(case.label)
+    _compare("the tangent of the result", case, tangent, y_dot, hints=[rule] if rule else [])
+
+
+check_Dual = Exercise(
+    "Dual", "Dual(primal, tangent): forward mode by dual numbers, whose arithmetic and sin, exp, "
+    "log carry the tangent by the rules of calculus, with no JAX differentiation.",
+    cases=_dual_cases, check_case=_dual_case, forbids=_DERIVATIVES + _JACOBIANS,
+    mistakes={"not-a-dual": "An operation on Dual numbers returned {got}, not a Dual: every "
+                            "method returns Dual(primal, tangent)."})
+
+
+def _several_inputs_cases():
+    x, w = jnp.array([0.5, -1.0, 2.0]), jnp.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0]])
+    return [
+        Case("f(x) = sin(x) * x[::-1], x of shape (3,)", lambda x: jnp.sin(x) * x[::-1], (x,),
+             jnp.array([1.0, 0.5, -2.0])),
+        Case("f(w, x) = tanh(w @ x), two inputs", lambda w, x: jnp.tanh(w @ x), (w, x),
+             jnp.array([1.0, -1.0])),
+        Case("a dict in, a tuple out", lambda p: (jnp.sum(p["a"] ** 2), p["a"] * p["b"]),
+             ({"a": x, "b": jnp.array(2.0)},), (jnp.array(1.0), jnp.ones(3))),
+    ]
+
+
+def _vjp_from_linearize_case(exercise, vjp_from_linearize, case, jit):
+    f, primals, cotangent = case.args
+
+    def references():
+        expected_out, pullback = jax.vjp(f, *primals)
+        pushed = None
+        if (jax.tree.structure(primals) == jax.tree.structure((cotangent,)) and all(
+                np.shape(p) == np.shape(c)
+                for p, c in zip(jax.tree.leaves(primals), jax.tree.leaves(cotangent)))):
+            _, pushed = jax.jvp(f, primals, (cotangent,))
+        return expected_out, pullback(cotangent), pushed
+
+    expected_out, expected, pushed = _oracle(references, parts=3)
+
+    def run(primals, cotangent):
+        out, student_pullback = vjp_from_linearize(f, *primals)
+        return out, student_pullback(cotangent)
+
+    out, pulled = _run("vjp_from_linearize", run, (primals, cotangent), jit)
+    _compare_tree("the output of vjp_from_linearize", case, out, expected_out)
+    if _probing():
+        return
+    suspects = [(pushed, exercise.mistakes["untransposed"])] if pushed is not None else []
+    if jax.tree.structure(pulled) != jax.tree.structure(expected):
+        mistake = exercise.mistakes["tuple"]
+        raise Failed(f"The pullback of vjp_from_linearize returned {_describe(pulled)} for "
+                     f"{case.label}; expected {_describe(expected)}. {mistake}", mistake.code)
+    for a, e in zip(jax.tree.leaves(pulled), jax.tree.leaves(expected)):
+        _compare("the pullback of vjp_from_linearize", case, a, e,
+                 suspects=[(jax.tree.leaves(s)[0], m) for s, m in suspects])
+
+
+def _vjp_from_linearize_no_jacobian(exercise, vjp_from_linearize, cases, jit):
+    n = 300
+
+    def probe(x, v):
+        return vjp_from_linearize(lambda x: jnp.sin(x) * x[::-1], x)[1](v)
+
+    _require_small_intermediates("vjp_from_linearize", probe, (jnp.ones(n), jnp.ones(n)), n * n,
+                                 f"for an input and an output of size {n}: it forms the whole "
+                                 "Jacobian, where transposing the linear map is enough.",
+                                 "dense-jacobian")
+
+
+check_vjp_from_linearize = Exercise(
+    "vjp_from_linearize", "vjp_from_linearize(f, *primals) returns (f(*primals), pullback) "
+    "like jax.vjp, from jax.linearize and jax.linear_transpose.",
+    cases=_several_inputs_cases, check_case=_vjp_from_linearize_case,
+    forbids=("grad", "value_and_grad", "vjp", "jvp") + _JACOBIANS,
+    requires=[Require("never forms the Jacobian", _vjp_from_linearize_no_jacobian)],
+    mistakes={
+        "untransposed": "The pullback applies the linear map J itself, a JVP: a pullback "
+                        "applies its transpose, J^T, which jax.linear_transpose gives.",
+        "tuple": "Like jax.vjp's, the pullback returns a tuple with one cotangent per input "
+                 "of f (a 1-tuple for one input).",
+    })
+
+
+def _jvp_from_vjp_case(exercise, jvp_from_vjp, case, jit):
+    f, x, t = case.args
+
+    def references():
+        expected_out, expected = jax.jvp(f, (x,), (t,))
+        one_vjp = jax.vjp(f, x)[1](t)[0] if np.shape(x) == np.shape(expected_out) else None
+        return expected_out, expected, one_vjp
+
+    expected_out, expected, one_vjp = _oracle(references, parts=3)
+    out, tangent = _run("jvp_from_vjp", lambda x, t: jvp_from_vjp(f, x, t), (x, t), jit)
+    _compare("the output of jvp_from_vjp", case, out, expected_out)
+    suspects = [(one_vjp, exercise.mistakes["one-vjp"])] if one_vjp is not None else []
+    _compare("the tangent of jvp_from_vjp", case, tangent, expected, suspects=suspects)
+
+
+def _jvp_from_vjp_cases():
+    return [
+        Case("f(x) = sin(x) * x[::-1], x of shape (3,)", lambda x: jnp.sin(x) * x[::-1],
+             jnp.array([0.5, -1.0, 2.0]), jnp.array([1.0, 0.5, -2.0])),
+        Case("f(x) = x @ x.T, x of shape (2, 3)", lambda x: x @ x.T, _normal(11, (2, 3)),
+             _normal(12, (2, 3))),
+    ]
+
+
+def _jvp_from_vjp_no_jacobian(exercise, jvp_from_vjp, cases, jit):
+    n = 300
+    _require_small_intermediates(
+        "jvp_from_vjp", lambda x: jvp_from_vjp(lambda x: jnp.sin(x) * x[::-1], x, x)[1],
+        (jnp.ones(n),), n * n, f"for an input and an output of size {n}: it forms the whole "
+        "Jacobian, where two VJPs are enough.", "dense-jacobian")
+
+
+check_jvp_from_vjp = Exercise(
+    "jvp_from_vjp", "jvp_from_vjp(f, x, t) returns (f(x), J t) like jax.jvp, from two VJPs: the "
+    "pullback is linear in its cotangent, and the VJP of the pullback is J t.",
+    cases=_jvp_from_vjp_cases, check_case=_jvp_from_vjp_case,
+    forbids=("jvp", "linearize") + _JACOBIANS,
+    requires=[Require("never forms the Jacobian", _jvp_from_vjp_no_jacobian),
+              _uses_mode("reverse", lambda jvp_from_vjp, fn, plain: _call(
+                  "jvp_from_vjp", jvp_from_vjp, fn, jnp.ones(3), jnp.ones(3)))],
+    mistakes={
+        "one-vjp": "This is J^T t, one VJP: pull back once more, differentiating the pullback "
+                   "with respect to its cotangent, to get J t.",
+    })
+
+
+def _layer(p, x):
+    return x + p * jnp.sin(x)
+
+
+def _deep(params, x):
+    for p in params:
+        x = _layer(p, x)
+    return x
+
+
+def _deep_cases():
+    x = jnp.linspace(-1.0, 1.0, 5)
+    return [Case("12 layers, every = 4", jnp.linspace(0.1, 0.5, 12), x, 4),
+            Case("6 layers, every = 1", jnp.linspace(-0.3, 0.3, 6), x, 1)]
+
+
+def _deep_case(exercise, deep_checkpointed, case, jit):
+    params, x, every = case.args
+    loss = lambda forward: lambda p, x: jnp.sum(jnp.cos(forward(p, x)))
+    expected = _oracle(lambda: jax.jit(jax.value_and_grad(loss(_deep), (0, 1)))(params, x))
+    actual = _run("deep_checkpointed", jax.value_and_grad(
+        loss(lambda p, x: deep_checkpointed(p, x, every)), (0, 1)), (params, x), jit)
+    _compare("the value of sum(cos(deep_checkpointed(params, x, every)))", case, actual[0],
+             expected[0])
+    if _probing():
+        return
+    for label, a, e in zip(("params", "x"), actual[1], expected[1]):
+        _compare(f"the gradient with respect to {label}", case, a, e)
+
+
+def _saved_activations(deep_checkpointed, params, x, every):
+    """How many arrays of x's size the pullback of deep_checkpointed keeps (its residuals)."""
+    _, pullback = jax.vjp(lambda p, x: deep_checkpointed(p, x, every), params, x)
+    return sum(leaf.size for leaf in jax.tree.leaves(pullback)
+               if hasattr(leaf, "size") and leaf.size >= x.size) / x.size
+
+
+def _deep_saves_segment_inputs(exercise, deep_checkpointed, cases, jit):
+    layers, x = 12, jnp.linspace(-1.0, 1.0, 256)
+    params = jnp.linspace(0.1, 0.5, layers)
+    for every in (1, 3, 4, 12):
+        saved = _call("deep_checkpointed", _saved_activations, deep_checkpointed, params, x,
+                      every)
+        wanted = -(-layers // every)
+        if saved != wanted:
+            code = ("no-checkpoint" if saved > layers else "per-layer" if saved == layers
+                    else "whole-chain" if saved < wanted else "too-many")
+            mistake = exercise.mistakes[code]
+            raise Failed(mistake.format(layers=layers, every=every, saved=f"{saved:g}",
+                                        wanted=wanted), mistake.code)
+
+
+check_deep_checkpointed = Exercise(
+    "deep_checkpointed", "deep_checkpointed(params, x, every) is deep(params, x), with every "
+    "`every` consecutive layers in one jax.checkpoint: its pullback saves one activation per "
+    "segment.",
+    cases=_deep_cases, check_case=_deep_case,
+    requires=[Require("saves one activation per segment", _deep_saves_segment_inputs)],
+    mistakes={
+        "no-checkpoint": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                         "activations, more than the {layers} layers: nothing is checkpointed. "
+                         "Wrap each segment of `every` layers in jax.checkpoint.",
+        "per-layer": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                     "activations, one per layer: each layer is checkpointed on its own. Wrap "
+                     "segments of `every` layers, so that only {wanted} segment inputs are kept.",
+        "whole-chain": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                       "activations, fewer than the {wanted} segments: the checkpoints hold "
+                       "more than `every` layers each, so the backward pass recomputes and "
+                       "holds more at once.",
+        "too-many": "For {layers} layers and every = {every}, the pullback keeps {saved} "
+                    "activations, expected {wanted}, one per segment of `every` layers.",
+    })
+
+
+def _rnn_loss_by_loop(params, xs):
+    """The recurrent loss by a Python loop (the checks' own reference)."""
+    h = jnp.zeros(params["W"].shape[0], xs.dtype)
+    total = 0.0
+    for x in xs:
+        h = jnp.tanh(params["W"] @ h + params["U"] @ x)
+        total = total + params["v"] @ h
+    return total
+
+
+def _rnn_params(seed, hidden, inputs, dtype=jnp.float32):
+    return {"W": 0.5 * _normal(seed, (hidden, hidden), dtype),
+            "U": _normal(seed + 1, (hidden, inputs), dtype),
+            "v": _normal(seed + 2, (hidden,), dtype)}
+
+
+def _rnn_case(exercise, rnn_loss, case, jit):
+    params, xs = case.args
+    expected = _oracle(lambda: jax.jit(jax.value_and_grad(_rnn_loss_by_loop))(params, xs))
+    value, grads = _run("rnn_loss", jax.value_and_grad(rnn_loss), (params, xs), jit)
+    _compare("rnn_loss", case, value, expected[0])
+    _compare_tree("the gradient of rnn_loss", case, grads, expected[1])
+
+
+def _rnn_scans(exercise, rnn_loss, cases, jit):
+    params = _rnn_params(20, 3, 2)
+    sizes = {}
+    for steps in (3, 12):
+        program = _call("rnn_loss", lambda: _program(jax.grad(rnn_loss), params,
+                                                     jnp.ones((steps, 2))))
+        sizes[steps] = len(program)
+    if sizes[3] != sizes[12]:
+        mistake = exercise.mistakes["unrolled"]
+        raise Failed(mistake.format(small=sizes[3], large=sizes[12]), mistake.code)
+
+
+check_rnn_loss = Exercise(
+    "rnn_loss", "rnn_loss(params, xs) is sum_t v . h_t, h_t = tanh(W h_(t-1) + U x_t) from "
+    "h_0 = 0, as one lax.scan over the sequence.",
+    cases=lambda: [Case("3 hidden units, 5 steps of 2 inputs", _rnn_params(0, 3, 2),
+                        _normal(3, (5, 2)))],
+    check_case=_rnn_case, requires=[Require("is one scan", _rnn_scans)],
+    mistakes={
+        "unrolled": "rnn_loss's gradient is a program whose size grows with the sequence "
+                    "({small} operations for 3 steps, {large} for 12): the loop is unrolled "
+                    "in Python. Use jax.lax.scan.",
+    })
+
+
+def _root64(g, theta, x0, steps=60):
+    """The root x of g(theta, x) = 0 by unrolled Newton steps in float64, which jax.grad can
+    differentiate (converged, so the derivative is the implicit one): the checks' reference."""
+    def step(_, x):
+        value, slope = jax.jvp(lambda x: g(theta, x), (x,), (jnp.ones_like(x),))
+        return x - value / slope
+
+    return jax.lax.fori_loop(0, steps, step, x0)
+
+
+def _root_cases():
+    return [
+        Case("g(a, x) = x**3 - a, a = [2, 8, 27]", lambda a, x: x**3 - a,
+             jnp.array([2.0, 8.0, 27.0]), jnp.array([1.0, 2.0, 3.0])),
+        Case("g(a, x) = x - a cos(x), a = 0.7", lambda a, x: x - a * jnp.cos(x),
+             jnp.array(0.7), jnp.array(0.5)),
+    ]
+
+
+def _newton_root_case(exercise, newton_root, case, jit):
+    g, theta, x0 = case.args
+    dtype = x0.dtype
+
+    def references():
+        with jax.enable_x64(True):
+            theta64, x064 = _to64(theta), _to64(x0)
+            return (np.asarray(_root64(g, theta64, x064)).astype(dtype), jax.tree.map(
+                lambda leaf: np.asarray(leaf).astype(dtype),
+                jax.grad(lambda t: jnp.sum(_root64(g, t, x064)))(theta64)))
+
+    root64, grad64 = _oracle(references, parts=2)
+
+    def value_and_grad(theta, x0):  # f closes over theta, which is being differentiated
+        return jax.value_and_grad(lambda t: jnp.sum(newton_root(lambda x: g(t, x), x0)))(theta)
+
+    root = _run("newton_root", lambda t, x0: newton_root(lambda x: g(t, x), x0), (theta, x0),
+                jit)
+    _compare("newton_root", case, root, root64)
+    _, grad = _run("newton_root", value_and_grad, (theta, x0), jit)
+    _compare_tree("the derivative of sum(newton_root(f, x0)) in the value f closes over", case,
+                  grad, grad64, hints=[exercise.mistakes["rule"]])
+
+
+def _newton_root_has_a_rule(exercise, newton_root, cases, jit):
+    g, theta, x0 = _root_cases()[0].args
+    program = _call("newton_root", lambda: _program(
+        lambda t: newton_root(lambda x: g(t, x), x0), theta))
+    if "custom_vjp_call" not in program:
+        raise Failed(exercise.mistakes["no-rule"], exercise.mistakes["no-rule"].code)
+
+
+check_newton_root = Exercise(
+    "newton_root", "newton_root(f, x0) solves f(x) = 0 elementwise by Newton's method, with a "
+    "custom_vjp implicit rule that differentiates the values f closes over "
+    "(jax.closure_convert).",
+    cases=_root_cases, check_case=_newton_root_case,
+    requires=[Require("differentiates by a custom_vjp rule", _newton_root_has_a_rule,
+                      first=True)],
+    mistakes={
+        "rule": "The implicit rule: with w = g / f'(x*) (elementwise), the cotangent of the "
+                "closed-over values is minus the VJP of w through f in those values.",
+        "no-rule": "newton_root must differentiate through a jax.custom_vjp rule (called with "
+                   "the function jax.closure_convert returns), not through Newton's iterations.",
+    })
+
+
+def _band(x):
+    """f(x)_i = sin(x_i) * x_(i+1) + x_(i-1)**2 (zero beyond the ends): half bandwidth 1."""
+    right = jnp.concatenate([x[1:], jnp.zeros(1, x.dtype)])
+    left = jnp.concatenate([jnp.zeros(1, x.dtype), x[:-1]])
+    return jnp.sin(x) * right + left**2
+
+
+def _banded_cases():
+    return [
+        Case("f(x)_i = sin(x_i) x_(i+1) + x_(i-1)**2, n = 7, bandwidth 1", _band,
+             jnp.linspace(-1.0, 1.0, 7), 1),
+        Case("f(x)_i = tanh(x_i) + x_(i-2) / 2 + x_(i+1)**3, n = 6, bandwidth 2",
+             lambda x: jnp.tanh(x) + 0.5 * jnp.roll(x, 2).at[:2].set(0.0)
+             + jnp.roll(x, -1).at[-1:].set(0.0) ** 3, jnp.linspace(0.5, 2.0, 6), 2),
+    ]
+
+
+def _banded_case(exercise, banded_jacobian, case, jit):
+    f, x, bandwidth = case.args
+    expected = _oracle(lambda: jax.jit(jax.jacfwd(f))(x))
+    actual = _run("banded_jacobian", lambda x: banded_jacobian(f, x, bandwidth), (x,), jit)
+    _compare("banded_jacobian", case, actual, expected,
+             shape_hints=["The Jacobian of f: R^n -> R^n at x has shape (n, n)."])
+
+
+def _banded_counts_jvps(exercise, banded_jacobian, cases, jit):
+    # The count lives in this call's closure, out of reach of the answer that is counted.
+    n, calls = 12, []
+
+    @jax.custom_jvp
+    def counted_band(x):
+        return _band(x)
+
+    @counted_band.defjvp
+    def counted_band_jvp(primals, tangents):
+        jax.debug.callback(lambda t: calls.append(1), tangents[0])
+        return jax.jvp(_band, primals, tangents)
+
+    def count():
+        jax.block_until_ready(banded_jacobian(counted_band, jnp.linspace(-1.0, 1.0, n), 1))
+        jax.effects_barrier()
+        return len(calls)
+
+    pushed = _call("banded_jacobian", count)
+    if pushed != 3:
+        mistake = exercise.mistakes["jvps"]
+        raise Failed(mistake.format(n=n, calls=pushed), mistake.code)
+
+
+check_banded_jacobian = Exercise(
+    "banded_jacobian", "banded_jacobian(f, x, bandwidth) is the dense Jacobian of f: R^n -> "
+    "R^n, whose entries vanish beyond `bandwidth` off the diagonal, from 2 bandwidth + 1 JVPs.",
+    cases=_banded_cases, check_case=_banded_case,
+    forbids=("grad", "value_and_grad", "vjp") + _JACOBIANS,
+    requires=[Require("pushes 2 bandwidth + 1 tangents", _banded_counts_jvps)],
+    mistakes={
+        "jvps": "For n = {n} and bandwidth 1, banded_jacobian pushed {calls} tangents through "
+                "f, expected 3: colour column j by j mod (2 bandwidth + 1), push one tangent "
+                "per colour, and read each entry back from its colour's JVP.",
+    })

@@ -1,0 +1,157 @@
+"""The judge and the evidence it decides on, without a kernel: the tiny assignment's checks run
+in probe mode in this process (as a grading kernel runs them), their record is handed to the
+judge as nbgrader would hand it the graded notebook, and the judge decides.
+
+What a kernel may forge is exactly the record, so each test changes the record, never the
+judge: right values pass, wrong or missing ones fail with a message, and nothing of the
+student's is ever called by the judge.
+"""
+
+import importlib.util
+import itertools
+
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell, new_output
+
+from course.checks import evidence, judge
+from tests.tiny_assignment import tiny_checks
+
+_loaded = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def checks_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "adcheck.py"
+    path.write_text(tiny_checks())
+    return path
+
+
+def _module(path, mode):
+    spec = importlib.util.spec_from_file_location(f"_tiny_checks_{next(_loaded)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module._Evidence.mode = mode
+    return module
+
+
+def _kernel_run(path, source, namespace):
+    """What a grading kernel hands out when it runs the test cell ``source``: the outputs of
+    the cell (its records as display outputs, an error if it stopped with one)."""
+    probe = _module(path, "probe")
+    outputs = []
+    probe._emit = lambda record: outputs.append(new_output(
+        "display_data", data={judge.EVIDENCE_MIME: record, "text/plain": "(checked)"}))
+    try:
+        exec(source, {"adcheck": probe, **namespace})
+    except AssertionError as error:
+        outputs.append(new_output("error", ename="AssertionError", evalue=str(error),
+                                  traceback=[]))
+    return outputs
+
+
+SOURCE = "adcheck.check_square(square)\nadcheck.check_square(square, cases=[-1.5])\n"
+
+
+def _judged(path, outputs, source=SOURCE):
+    cell = new_code_cell(source, outputs=outputs)
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "square_tests", "points": 1}
+    module = judge.checks_module(str(path))
+    judge.judge_cell(module, ("00_tiny", "tiny", "square_tests"), source, cell)
+    return cell.outputs
+
+
+def _score(outputs):
+    return 0 if any(o.output_type == "error" for o in outputs) else 1
+
+
+def test_a_right_answer_passes_and_its_messages_are_the_judges(checks_file):
+    outputs = _judged(checks_file, _kernel_run(checks_file, SOURCE, {"square": lambda x: x * x}))
+    assert _score(outputs) == 1 and outputs[0].text == "square passed\nsquare passed\n"
+
+
+def test_a_wrong_answer_fails_with_its_message(checks_file):
+    outputs = _judged(checks_file, _kernel_run(checks_file, SOURCE, {"square": lambda x: 2 * x}))
+    assert _score(outputs) == 0
+    assert outputs[0].evalue == "square(3) should be 9 [mistake: square/wrong-values]"
+
+
+def test_right_on_the_visible_case_only_fails_on_the_hidden_one(checks_file):
+    lookup = {3: 9}
+    outputs = _judged(checks_file, _kernel_run(checks_file, SOURCE,
+                                               {"square": lambda x: lookup.get(x, 0)}))
+    assert outputs[0].evalue == "square is wrong on a hidden case [mistake: square/wrong-values]"
+
+
+def _forged(values):
+    """A record as a hostile kernel could write it: the hidden case answered with ``values``."""
+    return [new_output("display_data", data={judge.EVIDENCE_MIME: {
+        "exercise": "square", "facts": facts, "observations": [
+            {"name": "square", "returned": evidence._encode(value)}]}})
+        for facts, value in zip(({"visible": True, "jit": False, "cases": ["3"]},
+                                 {"visible": False, "jit": False, "cases": ["-1.5"]}), values)]
+
+
+def test_a_forged_record_scores_only_with_the_right_values(checks_file):
+    assert _score(_judged(checks_file, _forged([9, 2.25]))) == 1
+    assert _score(_judged(checks_file, _forged([9, 2.0]))) == 0
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda outputs: [],  # the kernel skipped the cell, or hid its outputs
+    lambda outputs: outputs[:1],  # the hidden check did not report
+    lambda outputs: outputs[::-1],  # out of order
+    lambda outputs: [new_output("display_data", data={judge.EVIDENCE_MIME: {
+        "exercise": "square", "facts": {"visible": True}, "observations": "all passed"}})],
+    lambda outputs: [new_output("stream", name="stdout", text="square passed\n")],
+], ids=["no-record", "one-record", "reversed", "malformed", "printed-pass"])
+def test_a_missing_or_spoiled_record_fails(checks_file, spoil):
+    right = _kernel_run(checks_file, SOURCE, {"square": lambda x: x * x})
+    outputs = _judged(checks_file, spoil(right))
+    assert _score(outputs) == 0
+    assert "[mistake: square/no-evidence]" in outputs[0].evalue
+
+
+def test_the_kernels_error_is_named_not_quoted(checks_file):
+    outputs = [new_output("error", ename="NameError", evalue="the hidden test is -1.5",
+                          traceback=["secret"])]
+    [verdict] = _judged(checks_file, outputs)
+    assert verdict.evalue.startswith("NameError: a name the test cell uses is not defined")
+    assert "-1.5" not in verdict.evalue and verdict.traceback == [f"AssertionError: "
+                                                                  f"{verdict.evalue}"]
+
+
+def test_the_judge_never_calls_student_code(checks_file):
+    module = judge.checks_module(str(checks_file))
+    stand_in = module._Replayed("square")
+    with pytest.raises(module._JudgeError):
+        stand_in(3)
+    with pytest.raises(module._JudgeError):
+        stand_in.attribute = 1
+
+
+@pytest.mark.parametrize("value", [
+    np.float32(1.5), np.arange(6, dtype=np.int16).reshape(2, 3), np.array(2.0),
+    np.array([1 + 2j], np.complex64), (1, 2.5, None, "x", True), {"w": np.ones(2), "b": [3]},
+    [np.zeros((0, 4))],
+], ids=lambda v: type(v).__name__)
+def test_values_cross_as_data(value):
+    back = evidence._decode(evidence._encode(value))
+    assert type(back) is type(value)
+    for a, b in zip(np.atleast_1d(np.asarray(back, dtype=object)).ravel(),
+                    np.atleast_1d(np.asarray(value, dtype=object)).ravel()):
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_code_never_crosses():
+    def answer():
+        pass
+
+    back = evidence._decode(evidence._encode(answer))
+    assert type(back).__name__ == "function" and isinstance(back, evidence._Replayed)
+    assert evidence._encode(np.array([answer], dtype=object)) == {"object": "ndarray"}
+    with pytest.raises(ValueError):
+        evidence._decode({"array": "object", "shape": [1], "data": ""})
+    with pytest.raises(ValueError):
+        evidence._decode({"array": "float32", "shape": [10**9], "data": "AAAA"})
