@@ -25,8 +25,11 @@ from course.nbgrader_ext import (  # noqa: E402
     ExecuteSurvivingCrashes,
     HideTestTracebacks,
     LimitOutputSize,
+    NoteRefusedFiles,
+    RepairCellMetadata,
     SetupCellFirst,
 )
+from course.submission_files import install_autograde_guard  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -50,6 +53,12 @@ elif os.environ.get("JUPYTERHUB_API_TOKEN"):
     c.Exchange.root = "/srv/nbgrader/exchange"
 else:
     c.Exchange.root = os.path.join(HERE, "exchange")
+# Only regular files of a submission get in (course/submission_files.py): collect copies regular
+# files of one name only, never following a link; before autograde (and formgrader, and
+# `python -m course grade`) reads a submission, links, hard links, FIFOs, devices and sockets are
+# removed from it, each named in the student's grading notes (NoteRefusedFiles, below).
+c.ExchangeFactory.collect = "course.exchange.CollectRegularFiles"
+install_autograde_guard()
 # Feedback of submissions placed in submitted/ by hand is named, not a crash of the whole class.
 c.ExchangeFactory.release_feedback = "course.exchange.ReleaseFeedbackExplained"
 # grades.csv leaves the scores empty where a student submitted nothing (nbgrader writes 0.0).
@@ -79,25 +88,34 @@ c.Execute.error_on_timeout = {
 # submission and nothing of the course, has no network and its own PID namespace. Without
 # bubblewrap grading stops and says what to install; "none" grades without isolation (only where
 # each grading worker is a container of its own). Its limits: max_processes, file_size_limit_mb,
-# open_files_limit, cpu_time_limit, tmp_size_mb, importable_files (help: course/nbgrader_ext.py).
+# open_files_limit, cpu_time_limit, tmp_size_mb, connection_size_kb, importable_files (help:
+# course/nbgrader_ext.py).
 c.ExecuteSurvivingCrashes.sandbox = "bwrap"
+
+# Grading one notebook, the kernel's start and every cell together, stops after this many
+# seconds (the cell then running is interrupted): the cells still to run score zero, and the
+# batch goes on to the next submission.
+c.ExecuteSurvivingCrashes.total_timeout = 600
 
 # A grading kernel may reserve this much memory (MiB). Past it, the allocation fails in that
 # cell (MemoryError), so one student cannot push the machine into its out-of-memory killer.
 # Allow for the workers: `python -m course grade --workers N` runs N kernels at once.
 c.ExecuteSurvivingCrashes.memory_limit_mb = 8192
 
+# Test cells are decided by the judge (course/judge.py), outside the student's kernel, from the
+# evidence the checks report: the kernel's own reply and outputs decide nothing.
 # nbgrader's autograde steps, except that a cell pasted twice no longer stops grading, that a
 # dying kernel costs the cells from there on (not the whole submission), and that one huge
 # output is cut by size as well as by lines (see course/nbgrader_ext.py).
+# Broken nbgrader metadata of a submitted cell is repaired from the source notebook, or the cell
+# graded as ordinary code, first: nbgrader would stop the whole class on an unknown schema_version.
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateIdsCompletely, OverwriteKernelspec, OverwriteCells, SetupCellFirst,
-    CheckCellMetadata]
-# Test cells are decided by the judge (course/judge.py), outside the student's kernel, from the
-# evidence the checks report: the kernel's own reply and outputs decide nothing.
+    RepairCellMetadata, NoteRefusedFiles, ClearOutput, DeduplicateIdsCompletely,
+    OverwriteKernelspec, OverwriteCells, SetupCellFirst, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ExecuteSurvivingCrashes, JudgeTestCells, IgnorePattern, ClearMetadataPreprocessor,
-    LimitOutputSize, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    LimitOutputSize,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # A test cell deleted from a submission is put back (and so graded); an emptied or edited one is
 # overwritten with the original, since test cells are locked.

@@ -1,16 +1,28 @@
-"""nbgrader's release_feedback, for submissions that did not come through the exchange.
+"""The course's exchange steps: collect that takes regular files only, and release_feedback
+for submissions that did not come through the exchange.
+
+``nbgrader collect`` copies each submission from the exchange's inbound folder, which every
+student can write, with ``shutil.copytree``: it follows links (a student's link to
+``source/`` or another student's folder hands over what it points to), copies FIFOs and
+devices by reading them (``/dev/zero`` never ends), and stops the whole class on a submission
+that is not a folder. :class:`CollectRegularFiles` copies each with
+:func:`course.submission_files.copy_folder` instead.
 
 ``nbgrader release_feedback`` finds a student's copy in the exchange by the secret that
 ``nbgrader submit`` wrote next to the submission. A submission placed in ``submitted/`` by hand
 (or by ``zip_collect``) has none, and nbgrader stops with a ``FileNotFoundError`` for the whole
-class. This version releases every feedback it can, and names for each of the others what is
-missing and what to do.
+class. :class:`ReleaseFeedbackExplained` releases every feedback it can, and names for each of
+the others what is missing and what to do.
 """
 
+import fnmatch
 import glob
 import os
 
+from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+
+from . import submission_files
 
 WRITTEN_BY_SUBMIT = ("timestamp.txt", "submission_secret.txt")
 
@@ -38,3 +50,39 @@ class ReleaseFeedbackExplained(ExchangeReleaseFeedback):
                 "exchange (nbgrader submit), so it has no %s, and the student's "
                 "nbgrader fetch_feedback could not find it. Send the student the HTML files "
                 "of that folder another way.", student, folder, " or ".join(missing))
+
+
+class CollectRegularFiles(ExchangeCollect):
+    """nbgrader's collect, copying only the regular files of one name of each submission: links
+    (never followed), hard links, FIFOs, devices and sockets are refused and listed in the
+    submission's refused-files.txt (see course/submission_files.py), and a submission that is
+    not a folder is collected empty; every copy has a time limit. nbgrader's ignore and include
+    patterns and its size limits (CourseDirectory.max_file_size, max_dir_size) apply as in
+    nbgrader's own copy; a file or submission over them is refused and named too."""
+
+    def _ignored(self, path, is_folder):
+        name = os.path.basename(path)
+        if any(fnmatch.fnmatch(name, pattern) for pattern in self.coursedir.ignore):
+            return True
+        include = self.coursedir.include
+        return (not is_folder and bool(include)
+                and not any(fnmatch.fnmatch(name, pattern) for pattern in include))
+
+    def do_copy(self, src, dest, log=None):
+        refused = submission_files.copy_folder(
+            src, dest, ignore=self._ignored,
+            max_file_bytes=self.coursedir.max_file_size * 1000,
+            max_total_bytes=self.coursedir.max_dir_size * 1000)
+        for item in refused:
+            self.log.warning("Refused in %s: %s is %s", src, item.path,
+                             submission_files.KINDS[item.kind])
+        if self.coursedir.groupshared:  # as nbgrader's own copy: group members may write
+            for folder, _, names in os.walk(dest):
+                for path in [folder] + [os.path.join(folder, name) for name in names]:
+                    wanted = 0o2770 if path == folder else 0o660
+                    mode = os.lstat(path).st_mode
+                    if mode & wanted != wanted:
+                        try:
+                            os.chmod(path, (mode | wanted) & 0o2777)
+                        except PermissionError:
+                            self.log.warning("Could not make %s group-shared", path)

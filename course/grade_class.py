@@ -27,7 +27,7 @@ import nbformat
 from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
-from . import build, intake, mistakes
+from . import build, intake, mistakes, submission_files
 from .nbgrader_tools import db_url, load_config, nbgrader
 
 SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the SQLite gradebook
@@ -101,13 +101,13 @@ def answered_cells(course, assignment, student, release):
     for name, release_nb in release.items():
         path = Path(course) / "submitted" / student / assignment / f"{name}.ipynb"
         try:
-            nb = nbformat.read(path, as_version=4)
+            nb = intake.read_notebook(path)
         except Exception:  # unreadable: nbgrader will say so, quickly
             continue
         handed_out = {cell.metadata["nbgrader"]["grade_id"]: cell.source
                       for cell in release_nb.cells if nbgrader_utils.is_solution(cell)}
-        count += sum(1 for cell in nb.cells if nbgrader_utils.is_solution(cell)
-                     and cell.source != handed_out.get(cell.metadata["nbgrader"]["grade_id"]))
+        count += sum(1 for cell in nb.cells if intake._nbgrader(cell).get("solution")
+                     and cell.source != handed_out.get(intake._nbgrader(cell)["grade_id"]))
     return count
 
 
@@ -149,7 +149,8 @@ def grade_parallel(course, jobs, workers, progress=True, feedback=True):
 
 def grade_table(course, assignment):
     """The marks of every student of the gradebook per exercise, in notebook order, as text:
-    ``-`` where a student submitted nothing."""
+    ``-`` where a student submitted nothing; after the total, how many files of a submission
+    were refused (links, FIFOs, devices, ...: course/submission_files.py)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     order = [cell.metadata["nbgrader"]["grade_id"]
@@ -164,9 +165,15 @@ def grade_table(course, assignment):
                 rows.append([student.id, *("-" for _ in order), "-"])
                 continue
             marks = {grade.name: grade for nb in submission.notebooks for grade in nb.grades}
+            refused = submission_files.refused_in(
+                Path(course) / "submitted" / student.id / assignment)
             rows.append([student.id,
                          *(f"{marks[name].score:g}/{marks[name].max_score:g}" for name in order),
-                         f"{submission.score:g}/{submission.max_score:g}"])
+                         f"{submission.score:g}/{submission.max_score:g}",
+                         f"({len(refused)} refused: see the grading notes)" if refused else ""])
+    rows[0].append("")
+    for row in rows:
+        row += [""] * (len(rows[0]) - len(row))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
                      for row in rows)
@@ -232,6 +239,16 @@ def score_distribution(course, assignment, path):
     return path
 
 
+def _inspect(course, assignment, student, release):
+    """:func:`intake.inspect` of one submission; one that it cannot inspect is named, and left
+    to nbgrader, whose own check of the submission's files then fails it alone."""
+    try:
+        return intake.inspect(course / "submitted" / student / assignment, release,
+                              course / "originals" / assignment / student)
+    except Exception as error:
+        return {"": [f"could not be inspected ({type(error).__name__}: {error})"]}
+
+
 def register_students(course, names):
     """Add the students to the gradebook before the workers start: two workers that both
     created the same new student would collide, and one of the submissions would fail."""
@@ -270,9 +287,8 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
 
         start = time.perf_counter()
         release = release_notebooks(course, assignment)
-        notes[assignment] = {name: intake.inspect(
-            course / "submitted" / name / assignment, release,
-            course / "originals" / assignment / name) for name in names[assignment]}
+        notes[assignment] = {name: _inspect(course, assignment, name, release)
+                             for name in names[assignment]}
         for name in names[assignment]:
             cost[assignment, name] = answered_cells(course, assignment, name, release)
         seconds["inspect"] = seconds.get("inspect", 0.0) + time.perf_counter() - start

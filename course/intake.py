@@ -9,10 +9,12 @@ notebook is missing or misnamed. This step makes every submission gradable, dete
 - a notebook holding none of this assignment's exercises (another assignment's) is set aside;
 - a notebook still missing is replaced by the release notebook, so it scores zero.
 
-It also names what nbgrader mends silently: deleted, duplicated, reordered or edited cells.
-Every finding goes into a "Grading notes" cell at the top of the notebook, which nbgrader keeps,
-so the student reads it in the feedback. Each file changed or set aside is first copied to
-``originals/<assignment>/<student>/``.
+Before it reads anything, it refuses what is not a regular file of one name (links, hard links,
+FIFOs, devices, sockets: :func:`course.submission_files.secure`), so that a link cannot make it
+read or write another student's notebook or the course's. It also names what nbgrader mends
+silently: deleted, duplicated, reordered or edited cells. Every finding goes into a "Grading
+notes" cell at the top of the notebook, which nbgrader keeps, so the student reads it in the
+feedback. Each file changed or set aside is first copied to ``originals/<assignment>/<student>/``.
 """
 
 import collections
@@ -22,11 +24,18 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_markdown_cell
 
+from . import submission_files
+
 NOTE_ID = "grading-notes"
+NOTE_TITLE = "**Grading notes** (written by the grader)"
+MAX_NOTEBOOK_BYTES = 200 * 2**20  # a notebook larger than this is not read
 
 
 def _nbgrader(cell):
-    return cell.metadata.get("nbgrader", {})
+    """A cell's nbgrader metadata; {} where it is missing or broken (not a dict, no grade id)."""
+    meta = cell.get("metadata")
+    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str) else {}
 
 
 def _exercise_ids(nb):
@@ -35,8 +44,21 @@ def _exercise_ids(nb):
             if m.get("solution") or m.get("grade")}
 
 
+def read_notebook(path):
+    """The notebook of the regular file ``path``, never through a link, a FIFO or a device."""
+    data = submission_files.read_regular(path, MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    return nbformat.reads(data.decode("utf-8"), as_version=4)
+
+
+def write_notebook(nb, path):
+    """Write ``nb`` as a new file ``path``: a link there is replaced, never written through."""
+    submission_files.write_replacing(path, nbformat.writes(nb))
+
+
 def _read(path):
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     nbformat.validate(nb)
     return nb
 
@@ -75,8 +97,24 @@ def _structure_notes(nb, release_nb):
 
 
 def _note_cell(notes):
-    text = "**Grading notes** (written by the grader)\n\n" + "\n".join(f"- {n}" for n in notes)
+    text = NOTE_TITLE + "\n\n" + "\n".join(f"- {n}" for n in notes)
     return new_markdown_cell(text, id=NOTE_ID)
+
+
+def add_notes(nb, notes):
+    """Add ``notes`` to the grading notes at the top of ``nb`` (made if missing), each once."""
+    cell = next((c for c in nb.cells if c.get("id") == NOTE_ID and c.cell_type == "markdown"),
+                None)
+    if cell is None:
+        notes = list(dict.fromkeys(notes))
+        if notes:
+            nb.cells.insert(0, _note_cell(notes))
+        return nb
+    present = cell.source.splitlines()
+    added = [f"- {n}" for n in dict.fromkeys(notes) if f"- {n}" not in present]
+    if added:
+        cell.source = cell.source.rstrip("\n") + "\n" + "\n".join(added)
+    return nb
 
 
 def _without_notes(nb):
@@ -91,6 +129,9 @@ def inspect(folder, release, originals):
     ``originals`` is where files are copied before being changed or set aside.
     """
     folder, originals = Path(folder), Path(originals)
+    # submitted/<student>/<assignment>: links, hard links, FIFOs, devices, sockets removed first
+    submission_files.secure(folder, parents=1)
+    refused = submission_files.notes(folder)
 
     def keep(path):
         originals.mkdir(parents=True, exist_ok=True)
@@ -101,15 +142,21 @@ def inspect(folder, release, originals):
         keep(path)
         path.unlink()
 
-    common, readable = [], {}
+    common, readable = list(refused), {}
     for path in sorted(folder.glob("*.ipynb")):
+        if path.is_dir():  # secure() left folders and regular files only
+            common.append(f"`{submission_files.shown(path.name)}` is a folder, not a notebook; "
+                          "it was not graded.")
+            originals.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, originals / path.name)
+            continue
         try:
             readable[path] = _without_notes(_read(path))
         except Exception as error:  # any file that nbformat cannot take as a notebook
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else (
                 type(error).__name__)
-            common.append(f"`{path.name}` is not a readable notebook ({reason}); it was not "
-                          "graded.")
+            common.append(f"`{submission_files.shown(path.name)}` is not a readable notebook "
+                          f"({reason}); it was not graded.")
             set_aside(path)
 
     graded = {}  # notebook name -> notebook
@@ -120,13 +167,14 @@ def inspect(folder, release, originals):
         best = max(candidates, key=lambda name: (overlap[name], name == path.stem),
                    default=None)
         if best is None or overlap[best] == 0:
-            common.append(f"`{path.name}` holds none of this assignment's exercises (is it "
-                          "another assignment's notebook?); it was not graded.")
+            common.append(f"`{submission_files.shown(path.name)}` holds none of this "
+                          "assignment's exercises (is it another assignment's notebook?); it was "
+                          "not graded.")
             set_aside(path)
             continue
         if path.stem != best:
-            common.append(f"`{path.name}` was graded as `{best}.ipynb`, the name it should "
-                          "have.")
+            common.append(f"`{submission_files.shown(path.name)}` was graded as `{best}.ipynb`, "
+                          "the name it should have.")
             set_aside(path)  # the notebook itself is written under its right name below
         graded[best] = nb
 
@@ -145,5 +193,5 @@ def inspect(folder, release, originals):
                 keep(path)
             nb.cells.insert(0, _note_cell(notes[name]))
         if notes[name] or not path.exists():
-            nbformat.write(nb, path)
+            write_notebook(nb, path)
     return notes

@@ -5,24 +5,125 @@ kernel runs in a sandbox (course/sandbox.py), a kernel that dies is recorded in 
 instead of aborting the student's grading, a kernel cannot take more than its share of memory,
 processes, disk or CPU, a kernel cannot fail to start because a parallel worker took its port,
 the course's setup cell runs before any student code, huge outputs are cut, and the notebook's
-demo cells (benchmarks and plots, which nothing graded reads) are not run.
+demo cells (benchmarks and plots, which nothing graded reads) are not run. A cell whose nbgrader
+metadata is broken is repaired from the source notebook or graded as an ordinary cell, and the
+files refused in a submission folder (course/submission_files.py) are named in its grading notes.
 """
 
+import copy
 import functools
+import math
 import os
 import shutil
 import stat
 import tempfile
+import time
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
 from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
 
-from . import notebooks, sandbox
+from . import intake, notebooks, sandbox, submission_files
+
+
+def _source_notebook(config, resources):
+    """The assignment's source notebook of the notebook being graded, or None."""
+    about = (resources or {}).get("nbgrader", {})
+    if "assignment" not in about or "notebook" not in about:
+        return None
+    coursedir = CourseDirectory(config=config)
+    path = os.path.join(coursedir.format_path(coursedir.source_directory, ".",
+                                              about["assignment"]),
+                        about["notebook"] + ".ipynb")
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return None
+
+
+class RepairCellMetadata(NbGraderPreprocessor):
+    """A submitted cell's nbgrader metadata is checked against the source notebook's cell of
+    the same grade id, and replaced by it when they differ; a cell whose metadata names no cell
+    of the source, or cannot be read at all, becomes an ordinary cell. Either way the grading
+    notes say so.
+
+    nbgrader 0.9.6 stops the whole ``nbgrader autograde`` run, for every student after this
+    one, on a cell whose ``schema_version`` it does not know (``SchemaTooNewError``,
+    ``SchemaTooOldError``), and fails the student on other broken metadata (a missing key, a
+    grade id of another type, metadata that is not a dict). Runs first among the sanitizing
+    preprocessors, before anything else reads the metadata.
+    """
+
+    # what the release adds to the source's metadata, and OverwriteCells sets again
+    IGNORED_KEYS = ("checksum", "cell_type")
+    ROLES = ("grade", "solution", "locked", "task")
+
+    def preprocess(self, nb, resources):
+        source = _source_notebook(self.config, resources)
+        reference = {}
+        for cell in (source.cells if source is not None else []):
+            meta = cell.metadata.get("nbgrader")
+            if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+                reference.setdefault(meta["grade_id"], meta)
+        notes = []
+        for index, cell in enumerate(nb.cells):
+            note = self._repair(cell, index, reference, source is not None)
+            if note:
+                notes.append(note)
+                self.log.warning("Cell %d: %s", index + 1, note)
+        if notes:
+            intake.add_notes(nb, notes)
+        return nb, resources
+
+    def _repair(self, cell, index, reference, have_source):
+        if not isinstance(cell.get("metadata"), dict):
+            cell["metadata"] = nbformat.NotebookNode()
+            return (f"Cell {index + 1} had metadata that is not a dictionary; it was graded as an "
+                    "ordinary cell.")
+        if "nbgrader" not in cell.metadata:
+            return None
+        meta = cell.metadata["nbgrader"]
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        shown = (f"`{submission_files.shown(grade_id)}`" if isinstance(grade_id, str)
+                 else f"{index + 1}")
+        if isinstance(grade_id, str) and grade_id in reference:
+            original = reference[grade_id]
+            kept = {k: v for k, v in meta.items()
+                    if k in self.IGNORED_KEYS and isinstance(v, str)}
+            if {k: v for k, v in meta.items() if k not in self.IGNORED_KEYS} == original:
+                return None
+            cell.metadata["nbgrader"] = nbformat.from_dict({**copy.deepcopy(original), **kept})
+            return (f"The nbgrader metadata of cell {shown} was changed; the original was "
+                    "restored and the cell graded as handed out.")
+        if not have_source and isinstance(meta, dict):
+            try:  # nothing to compare with: keep metadata that nbgrader accepts
+                MetadataValidator().validate_cell(copy.deepcopy(cell))
+                return None
+            except Exception:
+                pass
+        del cell.metadata["nbgrader"]
+        if isinstance(meta, dict) and not any(meta.get(k) for k in self.ROLES):
+            return None  # nbgrader metadata of an ordinary cell: nothing was graded there
+        return (f"Cell {shown} had nbgrader metadata that matches no cell of the assignment, or "
+                "cannot be read; it was graded as an ordinary cell.")
+
+
+class NoteRefusedFiles(NbGraderPreprocessor):
+    """The grading notes at the top of the notebook name the files of the submission folder
+    that were refused (links, hard links, FIFOs, devices, sockets: see
+    course/submission_files.py), so that the student reads it in the feedback."""
+
+    def preprocess(self, nb, resources):
+        folder = (resources or {}).get("metadata", {}).get("path")
+        notes = submission_files.notes(folder) if folder else []
+        if notes:
+            intake.add_notes(nb, notes)
+        return nb, resources
 
 
 class HideTestTracebacks(NbGraderPreprocessor):
@@ -143,6 +244,18 @@ class ExecuteSurvivingCrashes(Execute):
         512, "size of each of a sandboxed kernel's private tmpfs folders (/tmp, and the "
              "copy of its submission that is its working directory), in MiB")
 
+    connection_size_kb = _limit(
+        1024, "size of a sandboxed kernel's connection folder, in KiB: a tmpfs of its own "
+              "inside the sandbox that holds its Unix sockets, its connection file and the "
+              "checks' verdict, and that the grader reaches through /proc/<pid>/root; the "
+              "kernel can write nowhere else but its other tmpfs folders")
+
+    total_timeout = _limit(
+        600, "wall-clock seconds to grade one notebook of a submission: the kernel's start and "
+             "every cell together (Execute.timeout bounds each cell). The cell running when it "
+             "runs out is interrupted; the cells after it are not run and score zero; -1: no "
+             "limit")
+
     skip_demo_cells = Bool(
         True, help="do not run the cells that the assignment's source notebook tags `demo` "
                    "(benchmarks, plots, examples that nothing graded reads; the build checks "
@@ -156,23 +269,28 @@ class ExecuteSurvivingCrashes(Execute):
     ).tag(config=True)
 
     _ipc_dir = None
+    _connection_fd = None  # the sandbox's connection folder, open (see start_new_kernel_client)
+    _sandbox_pid = None
+    _info_pipe = None  # (read, write) ends of bwrap's --info-fd until the kernel is launched
+    _deadline = None
     _warned = False
 
     def limits(self):
         return sandbox.Limits(
             memory_mb=self.memory_limit_mb, processes=self.max_processes,
             file_size_mb=self.file_size_limit_mb, open_files=self.open_files_limit,
-            cpu_seconds=self.cpu_time_limit, tmp_mb=self.tmp_size_mb)
+            cpu_seconds=self.cpu_time_limit, tmp_mb=self.tmp_size_mb,
+            connection_kb=self.connection_size_kb)
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
         if self.kernel_transport == "ipc":
+            # The grader's own folder (0700): its connection file and, for a sandboxed kernel,
+            # links to the sockets that the kernel binds in its sandbox's connection tmpfs.
             self._ipc_dir = tempfile.mkdtemp(prefix="nbgrader-kernel-")
             km.transport = "ipc"
             km.ip = os.path.join(self._ipc_dir, "socket")
             km.connection_file = os.path.join(self._ipc_dir, "kernel.json")
-            if self.sandbox == "bwrap" and os.geteuid() == 0:
-                os.chown(self._ipc_dir, sandbox.NOBODY, sandbox.NOBODY)
         return km
 
     def start_new_kernel(self, **kwargs):
@@ -186,11 +304,31 @@ class ExecuteSurvivingCrashes(Execute):
             connection_dir, km = self._ipc_dir, self.km
             kernel_cmd = km.format_kernel_cmd
             importable = list(self.importable_files)
+            info_read, info_write = os.pipe()
+            self._info_pipe = (info_read, info_write)
             km.format_kernel_cmd = lambda extra_arguments=None: sandbox.command(
                 kernel_cmd(extra_arguments), submission, connection_dir, limits,
-                importable=importable)
+                importable=importable, connection_file=km.connection_file, info_fd=info_write)
             kwargs["preexec_fn"] = functools.partial(
                 sandbox.prepare_child, limits, km.connection_file, sandbox.process_limit(limits))
+            kwargs["pass_fds"] = (info_write,)
+            launch = km._async_launch_kernel  # jupyter_client's documented override point
+
+            async def launch_and_link(cmd, **kw):
+                self._info_pipe = None  # closed here, whatever happens
+                try:
+                    try:
+                        await launch(cmd, **kw)
+                    finally:
+                        os.close(info_write)
+                    self._sandbox_pid = sandbox.read_child_pid(info_read)
+                finally:
+                    os.close(info_read)
+                if self._sandbox_pid is None:
+                    raise sandbox.SandboxUnavailable("bubblewrap did not start the sandbox")
+                sandbox.link_sockets(km, self._sandbox_pid)
+
+            km._async_launch_kernel = launch_and_link
         else:
             if not ExecuteSurvivingCrashes._warned:
                 self.log.warning("Grading kernels run WITHOUT a sandbox "
@@ -200,29 +338,50 @@ class ExecuteSurvivingCrashes(Execute):
             if self.memory_limit_mb > 0 and os.name == "posix":
                 kwargs.setdefault("preexec_fn", functools.partial(
                     sandbox.cap_memory, self.memory_limit_mb))
-        return super().start_new_kernel(**kwargs)
+        try:
+            return super().start_new_kernel(**kwargs)
+        finally:
+            for fd in self._info_pipe or ():  # the kernel was never launched
+                os.close(fd)
+            self._info_pipe = None
 
     def _demo_sources(self, resources):
         """The text of the demo cells of the source notebook being graded."""
-        about = (resources or {}).get("nbgrader", {})
-        if not self.skip_demo_cells or "assignment" not in about:
-            return frozenset()
-        coursedir = CourseDirectory(config=self.config)
-        path = os.path.join(coursedir.format_path(coursedir.source_directory, ".",
-                                                  about["assignment"]),
-                            about["notebook"] + ".ipynb")
-        try:
-            source = nbformat.read(path, as_version=4)
-        except (OSError, ValueError):
+        source = _source_notebook(self.config, resources) if self.skip_demo_cells else None
+        if source is None:
             return frozenset()
         return frozenset(cell.source for cell in source.cells if notebooks.is_demo(cell))
 
+    def start_new_kernel_client(self):
+        kc = super().start_new_kernel_client()
+        if self._sandbox_pid is not None:  # the kernel answered: its sandbox is set up
+            self._connection_fd = sandbox.open_connection_folder(
+                self._sandbox_pid, self._ipc_dir, self.limits())
+        return kc
+
+    def _get_timeout(self, cell):
+        """A cell's time limit: Execute.timeout, or less, what is left of total_timeout."""
+        timeout = super()._get_timeout(cell)
+        if cell is not None and self._deadline is not None:
+            left = max(1, math.ceil(self._deadline - time.monotonic()))
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    def _out_of_time(self):
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
     def preprocess(self, nb, resources=None, km=None):
         self.died_in_cell, self.stopped_how = None, "died"
+        self._deadline = (time.monotonic() + self.total_timeout if self.total_timeout > 0
+                          else None)
         self._demo = self._demo_sources(resources)
         try:
             return super().preprocess(nb, resources, km)
         finally:
+            if self._connection_fd is not None:
+                os.close(self._connection_fd)
+                self._connection_fd = None
+            self._sandbox_pid = None
             if self._ipc_dir:
                 shutil.rmtree(self._ipc_dir, ignore_errors=True)
                 self._ipc_dir = None
@@ -232,6 +391,13 @@ class ExecuteSurvivingCrashes(Execute):
             if cell.cell_type == "code":
                 cell.outputs = [_error("NotRun", f"not run: the kernel {self.stopped_how} in "
                                                  f"cell {self.died_in_cell + 1}, before this one")]
+            return cell, resources
+        if cell.cell_type == "code" and self._out_of_time():
+            # a cell cut at the limit shows Execute.error_on_timeout; those after it this
+            cell.outputs = [_error("NotRun", "not run: grading this notebook reached its total "
+                                             f"time limit ({self.total_timeout} s) before this "
+                                             "cell")]
+            cell.execution_count = None
             return cell, resources
         if (cell.cell_type == "code" and cell.source in self._demo
                 and "nbgrader" not in cell.metadata):
@@ -258,11 +424,14 @@ class ExecuteSurvivingCrashes(Execute):
     def _verdict(self):
         """Why the checks stopped the kernel, if they did (adcheck's guard leaves the reason in
         the connection folder, the one place the sandbox shares with the grader)."""
-        if not self._ipc_dir:
+        if self._connection_fd is not None:  # in the sandbox's connection tmpfs
+            path, folder = "grading-verdict.txt", self._connection_fd
+        elif self._ipc_dir and self.sandbox != "bwrap":
+            path, folder = os.path.join(self._ipc_dir, "grading-verdict.txt"), None
+        else:
             return None
-        path = os.path.join(self._ipc_dir, "grading-verdict.txt")
         try:  # the kernel wrote it: never follow a link it may have put there instead
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
             with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     return None

@@ -9,17 +9,27 @@ host's loopback), its own PID namespace (it cannot see or signal the grader or o
 every process it starts dies with it), no capabilities, and the limits of :class:`Limits`.
 
 The grader reaches the kernel over the Unix sockets of its connection folder, the one place the
-two share.
+two share: a small tmpfs that bwrap makes inside the sandbox (``Limits.connection_kb``), which
+the grader reaches through ``/proc/<sandbox pid>/root``. Nothing of the host is writable from
+the sandbox, and the sandbox's own root and ``/dev`` are read-only: the kernel writes only to its
+size-limited tmpfs folders (``/tmp``, its working directory, its connection folder).
+
+Only regular files of one name are copied into the kernel's view of its submission, never
+following a link, never opening a FIFO or a device, within a time limit
+(see course/submission_files.py).
 """
 
 import dataclasses
 import functools
+import json
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 INSTALL_HINT = ("install bubblewrap (Debian or Ubuntu: `apt-get install bubblewrap`; Fedora: "
@@ -27,6 +37,8 @@ INSTALL_HINT = ("install bubblewrap (Debian or Ubuntu: `apt-get install bubblewr
 SUBMISSION = "/submission"  # the kernel's working directory, a private copy of its submission
 ORIGINAL = "/grading/original"  # the submission folder, read-only, copied from at start
 MPL_CACHE = "/grading/matplotlib"  # the grader's matplotlib font cache, read-only
+CONNECTION = "/grading/kernel.json"  # the grader's connection file, read-only, copied at start
+COPY_SECONDS = 60  # time limit of each copy the sandbox makes when it starts
 NOBODY = 65534
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION",
@@ -34,9 +46,36 @@ PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_
 PASSED_ENV_PREFIXES = ("JAX_", "XLA_")
 
 # Runs first in the sandbox: copy the submission into the private tmpfs (as the grader's user, who
-# can read it), become nobody if that user is root, then start the kernel.
+# can read it), become nobody if that user is root, copy the connection file into the connection
+# folder's tmpfs, then start the kernel. Copies take regular files of one name only, never through
+# a link, never opening a FIFO or a device, each within a time limit.
 LAUNCHER = f"""
-import os, runpy, shutil, sys
+import os, runpy, signal, stat, sys
+
+CODE_SUFFIXES = (".py", ".pyc", ".pyw", ".so", ".pyd", ".pth")
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def copy_file(source, target):
+    try:
+        seen = os.lstat(source)
+        if not stat.S_ISREG(seen.st_mode) or seen.st_nlink != 1:
+            return
+        fd = os.open(source, FILE_FLAGS)
+    except OSError:
+        return
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino) or now.st_nlink != 1:
+            return
+        with open(target, "xb") as out:
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+    finally:
+        os.close(fd)
 
 
 def copy(source, target, keep=None):
@@ -47,22 +86,40 @@ def copy(source, target, keep=None):
             folders.clear()
             names = [n for n in names if n in keep or not n.endswith(CODE_SUFFIXES)]
         for name in names:
-            shutil.copyfile(os.path.join(top, name), os.path.join(folder, name))
+            copy_file(os.path.join(top, name), os.path.join(folder, name))
 
 
-CODE_SUFFIXES = (".py", ".pyc", ".pyw", ".so", ".pyd", ".pth")
+def out_of_time(signum, frame):
+    raise TimeoutError("it took more than {COPY_SECONDS} s")
+
+
+def within_time(what, function, *args, **kwargs):
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm({COPY_SECONDS})
+    try:
+        function(*args, **kwargs)
+    except (OSError, TimeoutError) as error:
+        print(f"grading: {{what}} was not copied whole: {{error}}", file=sys.stderr)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
 if os.path.isdir({ORIGINAL!r}):
-    copy({ORIGINAL!r}, {SUBMISSION!r}, keep=set(sys.argv[1].split("/")))
+    within_time("the submission", copy, {ORIGINAL!r}, {SUBMISSION!r},
+                keep=set(sys.argv[1].split("/")))
 if os.getuid() == 0:  # a root grader's sandbox: become nobody, which drops every capability
     os.setgroups([])
     os.setgid({NOBODY})
     os.setuid({NOBODY})
+if sys.argv[2]:
+    within_time("the connection file", copy_file, {CONNECTION!r}, sys.argv[2])
 for folder in ("/tmp/home", "/tmp/ipython", "/tmp/matplotlib"):
     os.makedirs(folder, exist_ok=True)
 if os.path.isdir({MPL_CACHE!r}):
-    copy({MPL_CACHE!r}, "/tmp/matplotlib")
+    within_time("the matplotlib cache", copy, {MPL_CACHE!r}, "/tmp/matplotlib")
 os.chdir({SUBMISSION!r})
-module, sys.argv = sys.argv[2], sys.argv[2:]
+module, sys.argv = sys.argv[3], sys.argv[3:]
 sys.path[0] = {SUBMISSION!r}
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
@@ -80,6 +137,7 @@ class Limits:
     open_files: int = 1024  # RLIMIT_NOFILE
     cpu_seconds: int = 1800  # CPU time of the whole kernel, all threads (RLIMIT_CPU)
     tmp_mb: int = 512  # size of each private tmpfs (/tmp, the submission copy)
+    connection_kb: int = 1024  # size of the connection folder's tmpfs (sockets, verdict)
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,15 +194,24 @@ def _mpl_cache():
 
 
 def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=None,
-            importable=("adcheck.py",)):
+            importable=("adcheck.py",), connection_file=None, info_fd=None):
     """The bwrap command that runs ``kernel_cmd`` (``python -m <module> ...``) in a sandbox whose
-    working directory is a private copy of ``submission_dir`` (empty if None), reachable by the
-    grader through ``connection_dir`` only. Of the submission's Python files, only those named
-    in ``importable`` are copied."""
+    working directory is a private copy of ``submission_dir`` (empty if None). Inside, the path
+    ``connection_dir`` is a tmpfs of its own (``limits.connection_kb``) into which the grader's
+    ``connection_file`` (by default ``connection_dir/kernel.json``) is copied; the grader
+    reaches it through ``/proc/<pid>/root`` (:func:`link_sockets`), the pid that bwrap writes to
+    ``info_fd``. Of the submission's Python files, only those named in ``importable`` are
+    copied."""
     if len(kernel_cmd) < 3 or kernel_cmd[1] != "-m":
         raise SandboxUnavailable(f"cannot sandbox the kernel command {kernel_cmd!r}: expected "
                                  "`python -m <module> ...`")
     env = os.environ if env is None else env
+    connection_dir = os.path.abspath(connection_dir)
+    connection_file = os.path.abspath(connection_file or os.path.join(connection_dir,
+                                                                      "kernel.json"))
+    if os.path.dirname(connection_file) != connection_dir:
+        raise SandboxUnavailable(f"the connection file {connection_file} must be in the "
+                                 f"connection folder {connection_dir}")
     args = [bwrap_path(), *_namespace_args(), "--clearenv"]
     for name, value in sorted(env.items()):
         if name in PASSED_ENV or name.startswith(PASSED_ENV_PREFIXES):
@@ -168,19 +235,74 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
         binds.append((str(submission_dir), ORIGINAL))
     if os.path.isdir(_mpl_cache()):
         binds.append((_mpl_cache(), MPL_CACHE))
+    binds.append((connection_file, CONNECTION))
     made = {"/", "/tmp"}
     # Folders bwrap would otherwise make on the way, private (0700).
-    for target in [t for _, t in binds] + [str(connection_dir)]:
+    for target in [t for _, t in binds] + [connection_dir]:
         for parent in reversed(Path(target).parents):
             if str(parent) not in made:
                 made.add(str(parent))
                 args += ["--perms", "0755", "--dir", str(parent)]
     for source, target in binds:
         args += ["--ro-bind", source, target]
-    args += ["--bind", str(connection_dir), str(connection_dir)]
+    # The connection folder: writable by the kernel (nobody, under a root grader), and small.
+    args += ["--size", str(limits.connection_kb * 1024), "--perms", "1777", "--tmpfs",
+             connection_dir]
+    # Nothing else is writable: not the sandbox's root (a tmpfs as large as the machine's
+    # memory allows, which the kernel's user owns when the grader is not root), not /dev.
+    args += ["--remount-ro", "/", "--remount-ro", "/dev"]
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
     args += ["--chdir", "/tmp", kernel_cmd[0], "-c", LAUNCHER, "/".join(importable),
-             *kernel_cmd[2:]]
+             connection_file, *kernel_cmd[2:]]
     return args
+
+
+def read_child_pid(info_read, timeout=30):
+    """The host pid of the sandbox's first process, from what bwrap writes to ``--info-fd``
+    (None if bwrap ended first)."""
+    data, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([info_read], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(info_read, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def inside(pid, path):
+    """``path`` of the sandbox whose first process is ``pid``, as the grader reaches it."""
+    return f"/proc/{pid}/root{path}"
+
+
+def link_sockets(km, pid):
+    """Let the grader reach the kernel's Unix sockets, which it binds in its connection folder's
+    tmpfs: each socket's path in the grader's own folder becomes a link to that socket in the
+    sandbox. (Only the grader writes to its folder; the kernel never sees it.)"""
+    for port in (km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port):
+        path = f"{km.ip}-{port}"
+        os.symlink(inside(pid, path), path)
+
+
+def open_connection_folder(pid, connection_dir, limits):
+    """A descriptor of the sandbox's connection folder, which stays readable after the sandbox
+    ends (the grader reads the kernel's verdict there); None if it is not the small tmpfs."""
+    try:
+        fd = os.open(inside(pid, connection_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    found = os.fstatvfs(fd)
+    if found.f_blocks * found.f_frsize > limits.connection_kb * 1024:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _count_tasks(uid):

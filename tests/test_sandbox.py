@@ -115,11 +115,16 @@ def test_the_setup_cell_runs_before_any_code_moved_above_it():
     assert len(nb.cells) == len(release.cells) + 1 and setup >= 0
 
 
-def test_nothing_but_the_connection_folder_is_shared_writable(tmp_path):
+def test_nothing_of_the_host_is_writable_and_the_connection_folder_is_small(tmp_path):
     args = sandbox.command(["python", "-m", "ipykernel_launcher", "-f", "k.json"], tmp_path,
                            tmp_path / "connection")
-    writable = [args[i + 2] for i, a in enumerate(args) if a == "--bind"]
-    assert writable == [str(tmp_path / "connection")]
+    assert "--bind" not in args, "a folder of the host is writable from the sandbox"
+    # every tmpfs has a size: "--size", bytes, "--perms", mode, "--tmpfs", folder
+    tmpfs = {args[i + 1]: int(args[i - 3]) for i, a in enumerate(args)
+             if a == "--tmpfs" and args[i - 4] == "--size"}
+    assert len(tmpfs) == args.count("--tmpfs") == 3, tmpfs
+    assert tmpfs[str(tmp_path / "connection")] <= 4 * 2**20, "the connection folder is large"
+    assert {args[i + 1] for i, a in enumerate(args) if a == "--remount-ro"} == {"/", "/dev"}
     assert str(ROOT) not in [args[i + 2] for i, a in enumerate(args) if a == "--ro-bind"]
     assert "--unshare-net" in args and "--unshare-pid" in args and "--die-with-parent" in args
     assert nbgrader_ext.ExecuteSurvivingCrashes().sandbox == "bwrap", "the sandbox is the default"
