@@ -20,6 +20,7 @@ import dataclasses
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,11 +37,12 @@ SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the S
 _api = None  # each worker process's NbGraderAPI
 
 
-def _start_worker(course):
+def _start_worker(course, oracle_values):
     global _api
     from nbgrader.apps import NbGraderAPI
 
     config = load_config(course)
+    config.JudgeTestCells.oracle_values = oracle_values  # computed once for the whole class
     url = db_url(course)
     if url.startswith("sqlite:") and "?" not in url:
         # Workers write to one SQLite file: wait for each other instead of failing at once.
@@ -132,9 +134,10 @@ def grade_parallel(course, jobs, workers, progress=True, feedback=True):
     steps and ``{job: nbgrader's error}`` of those it could not autograde or give feedback."""
     seconds = {}
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_start_worker,
-            initargs=(str(course),)) as pool:
+    with tempfile.TemporaryDirectory(prefix="oracle-values-") as oracle_values, \
+            concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_start_worker,
+                initargs=(str(course), oracle_values)) as pool:
         start = time.perf_counter()
         failed = _in_pool(pool, _autograde, jobs, "autograde", progress)
         seconds["autograde"] = time.perf_counter() - start

@@ -9,6 +9,7 @@ student's is ever called by the judge.
 
 import importlib.util
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -155,3 +156,73 @@ def test_code_never_crosses():
         evidence._decode({"array": "object", "shape": [1], "data": ""})
     with pytest.raises(ValueError):
         evidence._decode({"array": "float32", "shape": [10**9], "data": "AAAA"})
+
+
+def _logged_compute(log, value):
+    """An oracle that leaves a line in ``log`` each time it is computed, and takes a while."""
+    import time
+
+    with open(log, "a") as handle:
+        handle.write("computed\n")
+    time.sleep(0.5)
+    return np.array([value, 2 * value])
+
+
+def _shared_value(checks_file, folder, log):
+    module = judge.checks_module(str(checks_file))
+    values = judge.SharedOracleValues(module, str(folder))
+    return values.value((("00_tiny", "tiny", "square_tests", "x"), 0, "square"),
+                        lambda: _logged_compute(log, 1.25))
+
+
+def test_a_class_computes_each_oracle_value_once(checks_file, tmp_path):
+    """``course grade``'s workers share the oracle's values: of two processes that need the same
+    value at once, one computes it while the other waits, then both use the same numbers."""
+    import concurrent.futures
+    import multiprocessing
+
+    folder, log = tmp_path / "values", tmp_path / "log"
+    folder.mkdir()
+    with concurrent.futures.ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        got = list(pool.map(_shared_value, *zip(*[(checks_file, folder, log)] * 2)))
+    assert log.read_text() == "computed\n"
+    assert all(type(value) is np.ndarray and value.tolist() == [1.25, 2.5] for value in got)
+    assert _shared_value(checks_file, folder, log).tolist() == [1.25, 2.5]
+    assert log.read_text() == "computed\n"
+
+
+def test_the_judge_decides_with_the_shared_values(checks_file, tmp_path):
+    """The values in the folder are what every worker's judge compares with (which is why the
+    folder is private to the grader): change them and the verdicts follow."""
+    module = judge.checks_module(str(checks_file))
+    right = _kernel_run(checks_file, SOURCE, {"square": lambda x: x * x})
+    kept = module._Evidence.oracles
+    try:
+        module._Evidence.oracles = judge.SharedOracleValues(module, str(tmp_path))
+        assert _score(_judged(checks_file, right)) == 1
+        stored = sorted(tmp_path.glob("*.json"))
+        assert len(stored) == 2  # the visible case and the hidden one
+        for path in stored:
+            path.write_text(json.dumps(evidence._encode(0)))
+        module._Evidence.oracles = judge.SharedOracleValues(module, str(tmp_path))
+        assert _score(_judged(checks_file, right)) == 0
+        assert _score(_judged(checks_file, _forged([0, 0]))) == 1
+    finally:
+        module._Evidence.oracles = kept
+
+
+@pytest.mark.parametrize("value", [
+    (np.float64(0.1), np.ones((2, 3), np.float32)), [1, 2.5, 1 + 1j], {"a": np.arange(3)}])
+def test_oracle_values_are_the_same_shared_or_not(value):
+    """Shared or kept in its process, an oracle value reaches the checks as the same data."""
+    encoded, portable = evidence._portable(value)
+    assert encoded is not None
+    assert repr(portable) == repr(evidence._decode(json.loads(json.dumps(encoded))))
+    assert repr(portable) == repr(value)
+
+
+def test_an_oracle_value_that_is_not_data_stays_in_its_process():
+    value = (np.ones(2), len)
+    assert evidence._portable(value) == (None, value)
+    assert evidence._portable(["x" * 30_000])[0] is None

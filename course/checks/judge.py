@@ -7,7 +7,8 @@ and decide nothing. This nbgrader preprocessor runs next, in the grader's proces
 imports or runs anything the student wrote. For each test cell it runs the cell's trusted source
 (from ``source/``) with the assignment's checks module in "judge" mode: every call of student
 code is answered from the kernel's record, the oracle computes the expected values (once per
-process: the cases are the same for every student), and the comparisons decide. The cell's
+grading run: the cases are the same for every student; see ``SharedOracleValues``), and the
+comparisons decide. The cell's
 outputs are then replaced by the judge's verdict alone, the pass message or an error with the
 message that names the mistake, which nbgrader scores as usual (an error output scores zero).
 Nothing the kernel printed in a test cell reaches the graded notebook or the feedback.
@@ -15,9 +16,11 @@ Nothing the kernel printed in a test cell reaches the graded notebook or the fee
 
 import builtins
 import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import re
 import sys
@@ -53,6 +56,47 @@ def checks_module(path):
     module._Evidence.mode = "judge"
     _modules[path] = (digest, module)
     return module
+
+
+class SharedOracleValues:
+    """The oracle values of one grading run, shared by its grading processes through
+    ``folder`` (``course grade``'s workers): each is computed by the first process that needs
+    it, while the others wait for it, and read by all of them, so that the class's oracle is
+    computed once, not once per worker. The folder is written by judges only, one file per
+    value (the JSON of ``_encode``, never a pickle); a value that is not plain data stays in
+    its process."""
+
+    def __init__(self, module, folder):
+        self.module, self.folder = module, folder
+        self._values = {}
+
+    def value(self, key, compute):
+        if key in self._values:
+            return self._values[key]
+        name = hashlib.sha256(json.dumps([self.module.__name__, key]).encode()).hexdigest()
+        path = os.path.join(self.folder, name + ".json")
+        with open(os.path.join(self.folder, name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with open(path) as handle:
+                    value = self.module._decode(json.load(handle))
+            except FileNotFoundError:
+                encoded, value = self.module._portable(compute())
+                if encoded is not None:
+                    with open(path + ".partial", "w") as handle:
+                        json.dump(encoded, handle)
+                    os.replace(path + ".partial", path)
+        self._values[key] = value
+        return value
+
+
+def share_oracle_values(module, folder):
+    """Make the judge's ``module`` take its oracle values from ``folder`` and leave them there
+    (see :class:`SharedOracleValues`); an empty ``folder`` keeps them in this process."""
+    oracles = module._Evidence.oracles
+    if folder and getattr(oracles, "folder", None) != folder:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        module._Evidence.oracles = SharedOracleValues(module, folder)
 
 
 def test_sources(path):
@@ -144,6 +188,10 @@ class JudgeTestCells(NbGraderPreprocessor):
     checks_file = Unicode(
         "adcheck.py", help="the checks module of an assignment's source folder, which the "
                            "judge loads (it is never the student's copy)").tag(config=True)
+    oracle_values = Unicode(
+        "", help="a private folder where the grading processes of one run share the oracle's "
+                 "values, so that they are computed once per class (``python -m course grade`` "
+                 "sets it for its workers); empty: once per process").tag(config=True)
 
     def preprocess(self, nb, resources):
         if not self.enabled:
@@ -153,6 +201,7 @@ class JudgeTestCells(NbGraderPreprocessor):
         folder = coursedir.format_path(coursedir.source_directory, ".", about["assignment"])
         sources = test_sources(os.path.join(folder, about["notebook"] + ".ipynb"))
         module = checks_module(os.path.join(folder, self.checks_file))
+        share_oracle_values(module, self.oracle_values)
         for cell in nb.cells:
             if not (cell.cell_type == "code" and utils.is_grade(cell)
                     and not utils.is_solution(cell)):

@@ -82,7 +82,7 @@ class _EvidenceState:
     record = None
     oracle_key = None
     oracle_count = 0
-    oracles = {}
+    oracles = None  # judge: an _OracleValues (see the end of this module)
     pending = []  # judge: the records of the test cell being judged, in order
     cell_key = None  # judge: the test cell being judged (its oracle values are cached by it)
     depth = 0  # probe: how many observations are running (only the outermost is recorded)
@@ -336,8 +336,9 @@ def _at(*position):
 def _oracle(compute, parts=None):
     """The expected value ``compute()`` gives (a tuple of ``parts`` values, if given). A
     student's run computes it; while grading, the kernel never does on the hidden cases (it
-    gets unknowns); the judge computes it once per grading process, since the cases are the
-    same for everyone.
+    gets unknowns); the judge computes it once per grading run, since the cases are the same
+    for everyone: a value is known by its test cell, check call, case, rank among the case's
+    oracles and the place in the checks where ``compute`` is written.
     ``compute`` may use the case and public constants, never what the student's code gave."""
     if _Evidence.mode == "run":
         return compute()
@@ -345,11 +346,47 @@ def _oracle(compute, parts=None):
         return (_UNKNOWN,) * parts if parts else _UNKNOWN
     if _Evidence.mode == "probe":  # inside an observation: the kernel decides on public values
         return compute()
-    key = (_Evidence.oracle_key, _Evidence.position, _Evidence.oracle_count)
+    code = getattr(compute, "__code__", None)
+    written_at = (code.co_name, code.co_firstlineno) if code else type(compute).__name__
+    key = (_Evidence.oracle_key, _Evidence.position, _Evidence.oracle_count, written_at)
     _Evidence.oracle_count += 1
-    if key not in _Evidence.oracles:
-        _Evidence.oracles[key] = compute()
-    return _Evidence.oracles[key]
+    return _Evidence.oracles.value(key, compute)
+
+
+def _portable(value):
+    """``(encoded, value)``: ``value`` as every grading process gets it from a shared cache,
+    through ``_encode`` and ``_decode`` (arrays become NumPy's), when it is data that crosses
+    whole; else ``(None, value)``."""
+    encoded = _encode(value)
+    if _crosses_whole(value, encoded):
+        return encoded, _decode(encoded)
+    return None, value
+
+
+def _crosses_whole(value, encoded):
+    if "sequence" in encoded:
+        return len(encoded["items"]) == len(value) and all(
+            _crosses_whole(v, e) for v, e in zip(value, encoded["items"]))
+    if "dict" in encoded:
+        return all(_crosses_whole(value[k], e) for k, e in encoded["dict"].items())
+    if isinstance(value, str):
+        return len(value) <= _LIMITS["text"]
+    return not ({"function", "object"} & encoded.keys())
+
+
+class _OracleValues:
+    """The judge's oracle values in this process, each computed once (the cases are the same
+    for every student). ``course grade`` shares them between its workers through a folder
+    (course/checks/judge.py: ``SharedOracleValues``); either way a value is what ``_portable``
+    gives, so that every student's check compares with the very same numbers."""
+
+    def __init__(self):
+        self._values = {}
+
+    def value(self, key, compute):
+        if key not in self._values:
+            self._values[key] = _portable(compute())[1]
+        return self._values[key]
 
 
 @contextlib.contextmanager
@@ -385,6 +422,9 @@ def _emit(record):
 
     publish_display_data({EVIDENCE_MIME: json.loads(json.dumps(record)),
                           "text/plain": "(checked by the grader)"})
+
+
+_Evidence.oracles = _OracleValues()
 
 
 # ---------------------------------------------------------------------------------------------
