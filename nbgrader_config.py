@@ -20,7 +20,7 @@ from nbgrader.preprocessors import (
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from course.checks.judge import JudgeTestCells  # noqa: E402
-from course.nbgrader_ext import (  # noqa: E402
+from course.grading.preprocessors import (  # noqa: E402
     DeduplicateIdsCompletely,
     ExecuteSurvivingCrashes,
     HideTestTracebacks,
@@ -29,7 +29,7 @@ from course.nbgrader_ext import (  # noqa: E402
     RepairCellMetadata,
     SetupCellFirst,
 )
-from course.submission_files import install_autograde_guard  # noqa: E402
+from course.grading.submission_files import install_autograde_guard  # noqa: E402
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -53,16 +53,16 @@ elif os.environ.get("JUPYTERHUB_API_TOKEN"):
     c.Exchange.root = "/srv/nbgrader/exchange"
 else:
     c.Exchange.root = os.path.join(HERE, "exchange")
-# Only regular files of a submission get in (course/submission_files.py): collect copies regular
-# files of one name only, never following a link; before autograde (and formgrader, and
+# Only regular files of a submission get in (course/grading/submission_files.py): collect copies
+# regular files of one name only, never following a link; before autograde (and formgrader, and
 # `python -m course grade`) reads a submission, links, hard links, FIFOs, devices and sockets are
 # removed from it, each named in the student's grading notes (NoteRefusedFiles, below).
-c.ExchangeFactory.collect = "course.exchange.CollectRegularFiles"
+c.ExchangeFactory.collect = "course.grading.exchange.CollectRegularFiles"
 install_autograde_guard()
 # Feedback of submissions placed in submitted/ by hand is named, not a crash of the whole class.
-c.ExchangeFactory.release_feedback = "course.exchange.ReleaseFeedbackExplained"
+c.ExchangeFactory.release_feedback = "course.grading.exchange.ReleaseFeedbackExplained"
 # grades.csv leaves the scores empty where a student submitted nothing (nbgrader writes 0.0).
-c.ExportApp.plugin_class = "course.export.CsvExportBlankWhenUnsubmitted"
+c.ExportApp.plugin_class = "course.grading.export.CsvExportBlankWhenUnsubmitted"
 
 c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE: replace this line and the next with your solution.\n"
@@ -84,12 +84,12 @@ c.Execute.error_on_timeout = {
     "traceback": ["CellTimeoutError: this cell ran past the grader's time limit and was stopped"],
 }
 
-# Every grading kernel runs in a bubblewrap sandbox (course/sandbox.py): it sees a copy of its own
-# submission and nothing of the course, has no network and its own PID namespace. Without
+# Every grading kernel runs in a bubblewrap sandbox (course/grading/sandbox.py): it sees a copy of
+# its own submission and nothing of the course, has no network and its own PID namespace. Without
 # bubblewrap grading stops and says what to install; "none" grades without isolation (only where
 # each grading worker is a container of its own). Its limits: max_processes, file_size_limit_mb,
 # open_files_limit, cpu_time_limit, tmp_size_mb, connection_size_kb, importable_files (help:
-# course/nbgrader_ext.py).
+# course/grading/preprocessors.py).
 c.ExecuteSurvivingCrashes.sandbox = "bwrap"
 
 # Grading one notebook, the kernel's start and every cell together, stops after this many
@@ -106,7 +106,7 @@ c.ExecuteSurvivingCrashes.memory_limit_mb = 8192
 # evidence the checks report: the kernel's own reply and outputs decide nothing.
 # nbgrader's autograde steps, except that a cell pasted twice no longer stops grading, that a
 # dying kernel costs the cells from there on (not the whole submission), and that one huge
-# output is cut by size as well as by lines (see course/nbgrader_ext.py).
+# output is cut by size as well as by lines (see course/grading/preprocessors.py).
 # Broken nbgrader metadata of a submitted cell is repaired from the source notebook, or the cell
 # graded as ordinary code, first: nbgrader would stop the whole class on an unknown schema_version.
 c.Autograde.sanitize_preprocessors = [
@@ -125,8 +125,8 @@ c.OverwriteCells.add_missing_cells = True
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestTracebacks,
                                     CSSHTMLHeaderPreprocessor]
 # The feedback page renders its math without a CDN (MathML), wraps long error messages, and names
-# its table of contents' entries after the exercises (course/feedback.py).
-c.GenerateFeedback.exporter_class = "course.feedback.FeedbackExporter"
+# its table of contents' entries after the exercises (course/grading/feedback.py).
+c.GenerateFeedback.exporter_class = "course.grading.feedback.FeedbackExporter"
 
 # `nbgrader zip_collect`: files of an LMS download are named like Canvas's, e.g.
 # lovelaceada_12345_67890_forward_reverse.ipynb (student id, LMS ids, the file's own name).

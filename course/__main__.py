@@ -5,18 +5,19 @@ import sys
 
 # command -> (module of course/ whose main(argv) runs it, what it does)
 COMMANDS = {
-    "build": ("build", "regenerate the source notebooks, release/ and solutions/ from the text "
-                       "sources"),
-    "demo": ("demo", "build, then grade a demo class and print its grades"),
-    "start": ("start", "copy assignments from release/ into work/, the student's own folder"),
-    "grade": ("grade_class", "grade a class: collect, inspect, autograde in parallel, feedback, "
-                             "export, plot"),
-    "report": ("mistakes", "what the class got wrong: per exercise, full marks and each named "
-                           "mistake with its students (table, CSV, plot, HTML page)"),
-    "benchmark": ("benchmark", "time every notebook (cold and warm compilation cache), grading "
-                               "against its floor, and the demo"),
-    "benchmark-grading": ("benchmark_grading", "time serial nbgrader autograde against `grade` "
-                                               "on a synthetic class"),
+    "build": ("authoring.build", "regenerate the source notebooks, release/ and solutions/ "
+                                 "from the text sources"),
+    "demo": ("dev.demo", "build, then grade a demo class and print its grades"),
+    "start": ("authoring.start", "copy assignments from release/ into work/, the student's own "
+                                 "folder"),
+    "grade": ("grading.grade_class", "grade a class: collect, inspect, autograde in parallel, "
+                                     "feedback, export, plot"),
+    "report": ("reports", "what the class got wrong: per exercise, full marks and each named "
+                          "mistake with its students (table, CSV, plot, HTML page)"),
+    "benchmark": ("dev.benchmark", "time every notebook (cold and warm compilation cache), "
+                                   "grading against its floor, and the demo"),
+    "benchmark-grading": ("dev.benchmark_grading", "time serial nbgrader autograde against "
+                                                   "`grade` on a synthetic class"),
 }
 
 
@@ -30,7 +31,7 @@ def main(argv):
     if not argv or argv[0] not in COMMANDS:
         print(usage(), file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    from .build import ReleaseHoldsWork
+    from course.authoring.build import ReleaseHoldsWork
 
     module = importlib.import_module(f"course.{COMMANDS[argv[0]][0]}")
     try:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from course import build
+from course.authoring import build
 from tests.harness import ROOT, SHOW_DEPRECATIONS, grade_answer_libraries
 from tests.tiny_assignment import make_tiny_course
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import nbformat
 
-from course import build, notebooks, scratch_course
+from course.authoring import build, notebooks
+from course.dev import scratch_course
 from tests import answers, kernel_grading
 
 ROOT = Path(__file__).resolve().parent.parent

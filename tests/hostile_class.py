@@ -7,7 +7,8 @@ import os
 import socket
 import threading
 
-from course import grade_class, nbgrader_tools
+from course import paths
+from course.grading import grade_class
 from tests.answers.hostile import HOSTILE
 from tests.harness import visible_text
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
@@ -98,11 +99,11 @@ def grade(tiny_course, folder, how, grader_pid=None):
     graded = HostileClass(course, secret, exchange, listener, grader_pid or os.getpid())
     try:
         if how == "nbgrader autograde":
-            result = nbgrader_tools.nbgrader("autograde", ASSIGNMENT, "--force", root=course,
+            result = paths.nbgrader("autograde", ASSIGNMENT, "--force", root=course,
                                              check=False)
             graded.finished = result.returncode == 0
             graded.log = result.stdout + result.stderr
-            nbgrader_tools.nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course)
+            paths.nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course)
         else:
             result = grade_class.grade_class(course, ASSIGNMENT, workers=2, progress=False,
                                             log=lambda *_: None)

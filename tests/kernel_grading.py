@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
 
-from course import notebooks
+from course.authoring import demo_cells, notebooks
 from course.checks import judge
 
 CELL_TIMEOUT = 180  # as nbgrader_config.py's Execute.timeout
@@ -61,7 +61,7 @@ def grade_in_one_kernel(source_nb, assignment_dir, answers):
                                 allow_errors=True, resources={"metadata": {"path": cwd}})
         with client.setup_kernel(env={**os.environ, "NBGRADER_EXECUTION": "autograde"}):
             for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code" or notebooks.is_demo(cell):
+                if cell.cell_type != "code" or demo_cells.is_demo(cell):
                     continue
                 grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
                 for key, code in by_exercise.get(grade_id, []):

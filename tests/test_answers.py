@@ -9,7 +9,7 @@ import ast
 import nbformat
 import pytest
 
-from course import notebooks
+from course.authoring import notebooks
 from tests import answers
 from tests.harness import answer_to_test_cell, notebook_name, source_notebooks
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import build, nbgrader_tools, scratch_course
+from course import paths
+from course.authoring import build
+from course.dev import scratch_course
 from tests.harness import ROOT
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -245,7 +247,7 @@ def instructor_lab(tmp_path_factory):
     scratch_course.submit(course, ASSIGNMENT, "ada", {NOTEBOOK: scratch_course.submission(
         release_nb, first_two)})
     scratch_course.autograde(course, ASSIGNMENT)
-    nbgrader_tools.nbgrader("generate_feedback", ASSIGNMENT, root=course)
+    paths.nbgrader("generate_feedback", ASSIGNMENT, root=course)
     home = tmp_path_factory.mktemp("instructor-home")
     with jupyter_lab(course, home) as url:
         yield url, course

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbgrader import utils as nbgrader_utils
 
-from course import build, notebooks
+from course.authoring import build, demo_cells, notebooks
 from course.checks import bundle, guard
 from tests.harness import ROOT, deprecations, source_notebooks
 
@@ -184,15 +184,15 @@ def test_build_refuses_a_graded_cell_that_reads_a_demo_cell(tmp_path):
         "print(best_time(lambda: x))", "x = [y]\nprint(x)"))
     build.build_source("00_demo", root=tmp_path)
     nb = nbformat.read(folder / "demo.ipynb", as_version=4)
-    assert [notebooks.is_demo(c) for c in nb.cells] == [True, False, False]
+    assert [demo_cells.is_demo(c) for c in nb.cells] == [True, False, False]
 
 
 def test_every_notebook_has_demo_cells_and_none_that_graded_cells_need(rebuilt):
     for assignment, text_path in source_notebooks():
         nb = nbformat.read(rebuilt / "source" / assignment / notebooks.notebook_path(
             text_path).name, as_version=4)
-        assert any(notebooks.is_demo(c) for c in nb.cells), f"{text_path.name}: no demo cell"
-        assert notebooks.demo_dependencies(nb) == []
+        assert any(demo_cells.is_demo(c) for c in nb.cells), f"{text_path.name}: no demo cell"
+        assert demo_cells.demo_dependencies(nb) == []
 
 
 def test_the_checks_know_the_pinned_jax():

@@ -11,7 +11,9 @@ import zipfile
 import nbformat
 import pytest
 
-from course import grade_class, mistakes, scratch_course
+from course import paths, reports
+from course.dev import scratch_course
+from course.grading import grade_class
 from tests.harness import ROOT, visible_text
 from tests.tiny_assignment import (
     ASSIGNMENT,
@@ -138,7 +140,7 @@ def test_feedback_tells_the_student_what_happened(graded_tiny_class, case):
 
 def test_the_most_answered_submissions_are_graded_first(graded_tiny_class):
     course, _ = graded_tiny_class
-    release_nbs = grade_class.release_notebooks(course, ASSIGNMENT)
+    release_nbs = paths.release_notebooks(course, ASSIGNMENT)
     answered = {case: grade_class.answered_cells(course, ASSIGNMENT, f"{case}-a", release_nbs)
                 for case in ("model", "untouched", "missing")}
     assert answered == {"model": 3, "untouched": 0, "missing": 0}
@@ -195,7 +197,7 @@ def test_zip_collect_from_an_lms_download(tiny_course, tmp_path):
 
 
 def test_corrupt_file_reason_is_quoted(tiny_course, tmp_path):
-    from course import intake
+    from course.grading import intake
 
     folder = tmp_path / "sub"
     folder.mkdir()
@@ -213,7 +215,7 @@ def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
     csv_path, png, page = result.mistakes
     assert png.read_bytes().startswith(b"\x89PNG") and "<script" not in page.read_text()
     assert "square(-1.5)" not in page.read_text() + csv_path.read_text(), "a hidden test shown"
-    found = {(exercise.name, student): code for exercise in mistakes.collect(course, ASSIGNMENT)
+    found = {(exercise.name, student): code for exercise in reports.collect(course, ASSIGNMENT)
              for code, pairs in exercise.mistakes.items() for student, _ in pairs}
     for case, (_, marks, _) in {**BAD, **GOOD}.items():
         for exercise, mark in zip(("double", "square", "halve"), marks):
@@ -221,5 +223,5 @@ def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
             assert (codes[0] is None) == (mark == 1), f"{case}/{exercise}: {codes}, mark {mark}"
             assert codes[0] == codes[1], f"{case}/{exercise}: graded twice, reported {codes}"
     before = [path.read_bytes() for path in result.mistakes]
-    again = mistakes.write_report(course, ASSIGNMENT, log=lambda text: None)
+    again = reports.write_report(course, ASSIGNMENT, log=lambda text: None)
     assert [path.read_bytes() for path in again] == before

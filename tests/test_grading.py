@@ -5,7 +5,8 @@ import re
 import nbformat
 import pytest
 
-from course import mistakes, nbgrader_tools, scratch_course
+from course import paths, reports
+from course.dev import scratch_course
 from tests.harness import ROOT, notebook_name, source_notebooks, visible_text
 
 EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
@@ -59,8 +60,8 @@ def test_each_wrong_answer_is_told_its_mistake(graded_class):
     problems = []
     for student, (kind, answer) in graded_class.kernel_answers.items():
         message = graded_class.kernel_messages[student]
-        code = mistakes.MISTAKE.search(message)
-        text = mistakes.MISTAKE.sub("", message.removeprefix("AssertionError: "))
+        code = reports.MISTAKE.search(message)
+        text = reports.MISTAKE.sub("", message.removeprefix("AssertionError: "))
         where = f"{answer.grade_id} ({answer.reason}): {message!r}"
         if kind != "wrong":
             if message:
@@ -86,21 +87,21 @@ def test_the_mistake_report_names_what_each_student_got_wrong(graded_class):
     problems = []
     assignment_of = {student: assignment for assignment, student in graded_class.submissions}
     for assignment, course in graded_class.courses.items():
-        paths = mistakes.write_report(course, assignment, log=lambda text: None)
+        paths = reports.write_report(course, assignment, log=lambda text: None)
         written = [path.read_bytes() for path in paths]
-        again = mistakes.write_report(course, assignment, log=lambda text: None)
+        again = reports.write_report(course, assignment, log=lambda text: None)
         assert [path.read_bytes() for path in again] == written, f"{assignment}: not the same"
         page = paths[2].read_text()
         assert "HIDDEN TESTS" not in page and "_Case(" not in page and "<script" not in page
         found = {(exercise.name, student): code
-                 for exercise in mistakes.collect(course, assignment)
+                 for exercise in reports.collect(course, assignment)
                  for code, pairs in exercise.mistakes.items() for student, _ in pairs}
         for name, answer, student, in_kernel in graded_class.both:
             if assignment_of[student] != assignment:
                 continue
             got = found.get((answer.grade_id, student))
             if graded_class.kernel_answers[in_kernel][0] == "wrong":
-                expected = mistakes.MISTAKE.search(graded_class.kernel_messages[in_kernel])
+                expected = reports.MISTAKE.search(graded_class.kernel_messages[in_kernel])
                 if expected is None or got != expected.group(1):
                     problems.append(f"{student} {answer.grade_id} ({answer.reason}): reported "
                                     f"{got}, told {graded_class.kernel_messages[in_kernel]!r}")
@@ -168,7 +169,7 @@ def feedback_pages(graded_class):
     """The feedback page of every graded submission, made by ``nbgrader generate_feedback``."""
     pages = []
     for assignment, course in graded_class.courses.items():
-        nbgrader_tools.nbgrader("generate_feedback", assignment, "--force", root=course)
+        paths.nbgrader("generate_feedback", assignment, "--force", root=course)
         pages += sorted((course / "feedback").glob("*/*/*.html"))
     assert len(pages) == len(graded_class.scores)
     return pages

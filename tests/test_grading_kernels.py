@@ -1,4 +1,5 @@
-"""The grading kernels of course/nbgrader_ext.py talk to the grader over private Unix sockets.
+"""The grading kernels of course/grading/preprocessors.py talk to the grader over private Unix
+sockets.
 
 Over TCP, parallel workers race for ports: a kernel that loses fails to start with
 ``ZMQError: Address already in use`` and its student is not graded.
@@ -10,7 +11,7 @@ import tempfile
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course.nbgrader_ext import ExecuteSurvivingCrashes
+from course.grading.preprocessors import ExecuteSurvivingCrashes
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="Unix sockets are POSIX")
 

@@ -21,7 +21,7 @@ import shutil
 
 import pytest
 
-from course import scratch_course
+from course.dev import scratch_course
 from tests import hostile_class as hostile_run
 from tests.answers.hostile import HIDDEN_TEST_TEXT, HOSTILE
 from tests.tiny_assignment import ASSIGNMENT, scores, tiny_notebook

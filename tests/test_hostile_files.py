@@ -27,8 +27,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course import sandbox, submission_files
-from course.nbgrader_ext import ExecuteSurvivingCrashes
+from course.grading import sandbox, submission_files
+from course.grading.preprocessors import ExecuteSurvivingCrashes
 from tests import hostile_files_class as hostile_run
 from tests.answers.hostile_files import BROKEN_METADATA
 from tests.harness import ROOT
@@ -48,7 +48,7 @@ def test_the_batch_finishes_and_grades_everyone(graded):
     assert graded.returncode == 0, graded.log[-5000:]
     everyone = set(hostile_run.HONEST) | {h.name for h in ATTACKS} | {
         b.name for b in BROKEN_METADATA}
-    from course import scratch_course
+    from course.dev import scratch_course
 
     assert set(scratch_course.cell_scores(graded.course, ASSIGNMENT)) == everyone
 
@@ -102,7 +102,7 @@ def test_broken_metadata_fails_only_its_own_cell(graded, broken):
     and failed the student on other broken metadata: here each is graded, its cell repaired or
     graded as an ordinary cell, and the students after it are graded too (checked above)."""
     assert scores(graded.course, broken.name) == broken.scores, broken.reason
-    from course import scratch_course
+    from course.dev import scratch_course
 
     cells = scratch_course.cell_scores(graded.course, ASSIGNMENT)[broken.name]
     assert sum(top for _, top in cells.values()) == 3, "a cell added points"
@@ -155,9 +155,9 @@ def test_collect_leaves_everyone_else_alone(collected):
 # -- the sandbox's own copy --------------------------------------------------------------------
 
 def test_the_sandbox_copies_regular_files_only(tmp_path):
-    """The sandbox's copy of a submission folder into the kernel's view (course/sandbox.py), on
-    a folder nothing checked before: a link to a secret, a link to /dev/ptmx, a FIFO and a hard
-    link stay out, without blocking; the regular file gets in."""
+    """The sandbox's copy of a submission folder into the kernel's view
+    (course/grading/sandbox.py), on a folder nothing checked before: a link to a secret, a link
+    to /dev/ptmx, a FIFO and a hard link stay out, without blocking; the regular file gets in."""
     folder, secret = tmp_path / "submission", tmp_path / "secret.txt"
     folder.mkdir()
     secret.write_text("the grader's secret")
@@ -197,7 +197,7 @@ print(json.dumps({"connection": connection, "written": written}))
 MEASURE = """
 import json, os, sys
 from nbformat.v4 import new_code_cell, new_notebook
-from course.nbgrader_ext import ExecuteSurvivingCrashes
+from course.grading.preprocessors import ExecuteSurvivingCrashes
 
 
 class Measured(ExecuteSurvivingCrashes):

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from course import grade_class, nbgrader_tools, scratch_course
+from course import paths
+from course.dev import scratch_course
+from course.grading import grade_class
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
 
 WORKERS = 3
@@ -65,7 +67,7 @@ def test_parallel_workers_lose_no_grade_in_postgresql(tiny_course, tmp_path, pos
                                                       monkeypatch):
     monkeypatch.setenv("NBGRADER_DB_URL", postgres_url)
     course = fresh_copy(tiny_course, tmp_path / "course")  # registered in PostgreSQL
-    assert nbgrader_tools.db_url(course) == postgres_url
+    assert paths.db_url(course) == postgres_url
     expected = {}
     for k in range(4 * WORKERS):
         student = f"student{k:02d}"

@@ -18,7 +18,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course import grade_class, nbgrader_tools
+from course import paths
 from tests.harness import ROOT
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, make_tiny_course, submit
 
@@ -90,17 +90,17 @@ def test_the_whole_cycle_runs_as_written(course):
 def test_grade_prints_the_table_and_leaves_unsubmitted_empty(course):
     # A student who submitted nothing, one whose submission was put in submitted/ by hand, and
     # one who submits a wrong answer through the exchange, collected by course grade.
-    nbgrader_tools.nbgrader("db", "student", "add", "cyd", root=course)
+    paths.nbgrader("db", "student", "add", "cyd", root=course)
     submit(course, "dan", {"tiny.ipynb": nbformat.read(
         course / "release" / ASSIGNMENT / "tiny.ipynb", as_version=4)})
     eve = course / "class" / "eve"
     eve.mkdir(parents=True)
     as_eve = ("--course=jax-autodiff", "--student=eve", f"--Exchange.root={course / 'exchange'}",
               f"--Exchange.cache={eve / '.cache'}")
-    nbgrader_tools.nbgrader("fetch_assignment", ASSIGNMENT, *as_eve, root=eve)
+    paths.nbgrader("fetch_assignment", ASSIGNMENT, *as_eve, root=eve)
     nbformat.write(answered(course, halve=WRONG_SQUARE.replace("square", "halve")),
                    eve / ASSIGNMENT / "tiny.ipynb")
-    nbgrader_tools.nbgrader("submit", ASSIGNMENT, *as_eve, root=eve)
+    paths.nbgrader("submit", ASSIGNMENT, *as_eve, root=eve)
     python = Path(sys.executable)
     result = subprocess.run([str(python), "-m", "course", "grade", ASSIGNMENT, "--collect"],
                             cwd=course, capture_output=True, text=True, timeout=600)
@@ -131,12 +131,12 @@ def test_grade_prints_the_table_and_leaves_unsubmitted_empty(course):
     assert rows["dan"]["score"] == "0.0"
 
     # Counts of students, 0 to 4 here, are whole numbers on the plot's axes.
-    figure = grade_class.score_figure(course, ASSIGNMENT)
+    figure = reports.score_figure(course, ASSIGNMENT)
     per_exercise, totals = figure.axes
     for ticks in (per_exercise.get_xticks(), totals.get_yticks()):
         assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks), ticks
 
-    released = nbgrader_tools.nbgrader("release_feedback", ASSIGNMENT, root=course, check=False)
+    released = paths.nbgrader("release_feedback", ASSIGNMENT, root=course, check=False)
     assert released.returncode == 0, released.stderr
     assert re.search(r"Not released: dan's feedback in \S+/feedback/dan/00_tiny\. .* has no "
                      r"submission_secret\.txt", released.stderr), released.stderr

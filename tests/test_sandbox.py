@@ -1,5 +1,5 @@
-"""The grading kernel's sandbox (course/sandbox.py) and the checks' guard, seen from inside a
-kernel started the way nbgrader starts it (course/nbgrader_ext.py)."""
+"""The grading kernel's sandbox (course/grading/sandbox.py) and the checks' guard, seen from
+inside a kernel started the way nbgrader starts it (course/grading/preprocessors.py)."""
 
 import json
 import os
@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course import nbgrader_ext, sandbox
-from course.nbgrader_ext import ExecuteSurvivingCrashes, SetupCellFirst
+from course.grading import preprocessors, sandbox
+from course.grading.preprocessors import ExecuteSurvivingCrashes, SetupCellFirst
 from tests.harness import ROOT
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -127,7 +127,7 @@ def test_nothing_of_the_host_is_writable_and_the_connection_folder_is_small(tmp_
     assert {args[i + 1] for i, a in enumerate(args) if a == "--remount-ro"} == {"/", "/dev"}
     assert str(ROOT) not in [args[i + 2] for i, a in enumerate(args) if a == "--ro-bind"]
     assert "--unshare-net" in args and "--unshare-pid" in args and "--die-with-parent" in args
-    assert nbgrader_ext.ExecuteSurvivingCrashes().sandbox == "bwrap", "the sandbox is the default"
+    assert preprocessors.ExecuteSurvivingCrashes().sandbox == "bwrap", "the sandbox is the default"
 
 
 @needs_bwrap

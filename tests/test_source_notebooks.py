@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbgrader import utils as nbgrader_utils
 
-from course import build, notebooks
+from course.authoring import build, notebooks
 from course.checks import bundle, guard
 from tests.harness import SHOW_DEPRECATIONS, answer_to_test_cell, deprecations, source_notebooks
 

@@ -6,8 +6,9 @@ import shutil
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course import build, scratch_course
+from course.authoring import build
 from course.checks import bundle
+from course.dev import scratch_course
 
 ASSIGNMENT = "00_tiny"
 EXERCISES = {"double": "2 * x", "square": "x * x", "halve": "x / 2"}

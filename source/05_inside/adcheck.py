@@ -745,10 +745,6 @@ def _shell():
     return ipython.get_ipython() if ipython is not None else None
 
 
-def _is_test_cell(source):
-    return TEST_CELL_MARK in source
-
-
 def _bind_trusted_names(shell):
     """Test cells run with ``adcheck``, ``jax``, ``jnp`` and ``np`` bound to the real modules and
     without the student's globals that shadow builtins; ``_after_cell`` gives them back."""

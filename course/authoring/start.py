@@ -10,10 +10,11 @@ import argparse
 import shutil
 from pathlib import Path
 
-from . import build
+from course import paths
+from course.authoring import build
 
 
-def start(assignments=None, root=build.ROOT, log=print):
+def start(assignments=None, root=paths.ROOT, log=print):
     root = Path(root)
     for assignment in assignments or build.assignments(root):
         release_dir = root / "release" / assignment

@@ -13,12 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import build, demo, grade_class, scratch_course
-from .nbgrader_tools import nbgrader
+from course import paths
+from course.authoring import build
+from course.dev import demo, scratch_course
+from course.grading import grade_class
+from course.paths import nbgrader
 
 
 def synthetic_class(assignment, students):
-    kinds = demo.demo_class(build.ROOT, assignment)  # {kind: {notebook: nb}}
+    kinds = demo.demo_class(paths.ROOT, assignment)  # {kind: {notebook: nb}}
     names = sorted(kinds)
     return {f"s{k:03d}-{names[k % len(names)]}": kinds[names[k % len(names)]]
             for k in range(students)}

@@ -17,11 +17,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
-from . import notebooks
-from .checks import bundle
-from .nbgrader_tools import nbgrader
+from course.authoring import demo_cells, notebooks
+from course.checks import bundle
+from course.paths import ROOT, nbgrader
 
-ROOT = Path(__file__).resolve().parent.parent
 WORK = "work"  # the students' own folder (python -m course start), which the build never touches
 CELL_TIMEOUT = 600
 CHECKS = "adcheck.py"  # an assignment's checks module, built from course/checks/
@@ -54,7 +53,7 @@ def build_source(assignment, root=ROOT):
         bundle.write_bundle(assignment, Path(root) / "source" / assignment / CHECKS)
     for text_path in notebooks.text_sources(Path(root) / "source" / assignment):
         nb = notebooks.to_notebook(text_path)
-        problems = notebooks.demo_dependencies(nb)
+        problems = demo_cells.demo_dependencies(nb)
         if problems:
             raise ValueError(f"{text_path}: grading skips the cells tagged demo, but cells it "
                              "runs read what they define: " + "; ".join(

@@ -22,7 +22,7 @@ import os
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 
-from . import submission_files
+from course.grading import submission_files
 
 WRITTEN_BY_SUBMIT = ("timestamp.txt", "submission_secret.txt")
 
@@ -55,9 +55,9 @@ class ReleaseFeedbackExplained(ExchangeReleaseFeedback):
 class CollectRegularFiles(ExchangeCollect):
     """nbgrader's collect, copying only the regular files of one name of each submission: links
     (never followed), hard links, FIFOs, devices and sockets are refused and listed in the
-    submission's refused-files.txt (see course/submission_files.py), and a submission that is
-    not a folder is collected empty; every copy has a time limit. nbgrader's ignore and include
-    patterns and its size limits (CourseDirectory.max_file_size, max_dir_size) apply as in
+    submission's refused-files.txt (see course/grading/submission_files.py), and a submission
+    that is not a folder is collected empty; every copy has a time limit. nbgrader's ignore and
+    include patterns and its size limits (CourseDirectory.max_file_size, max_dir_size) apply as in
     nbgrader's own copy; a file or submission over them is refused and named too."""
 
     def _ignored(self, path, is_folder):

@@ -1,5 +1,5 @@
 """Grade a whole class with nbgrader: collect, inspect, autograde in parallel, feedback, export,
-and report what the class got wrong (course/mistakes.py).
+and report what the class got wrong (course/reports.py).
 
     python -m course grade ASSIGNMENT [ASSIGNMENT ...] [--collect | --zip-collect] [--workers N]
 
@@ -14,7 +14,6 @@ the course's SQLite file, or the database named by ``NBGRADER_DB_URL`` (PostgreS
 graders).
 """
 
-import collections
 import concurrent.futures
 import dataclasses
 import multiprocessing
@@ -24,12 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
-from . import build, intake, mistakes, submission_files
-from .nbgrader_tools import db_url, load_config, nbgrader
+from course import paths, reports
+from course.grading import intake
+from course.paths import db_url, load_config, nbgrader
 
 SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the SQLite gradebook
 
@@ -75,7 +74,7 @@ class ClassResult:
 def sandbox_setting(course):
     """How grading kernels will run (``"bwrap"`` or ``"none"``); raises SandboxUnavailable, with
     what to install, when the sandbox is configured but cannot run here."""
-    from . import sandbox
+    from course.grading import sandbox
 
     config = load_config(course)
     setting = str(config.ExecuteSurvivingCrashes.get("sandbox", "bwrap")).lower()
@@ -89,11 +88,6 @@ def students(course, assignment):
     from nbgrader.apps import NbGraderAPI
 
     return sorted(NbGraderAPI(config=load_config(course)).get_submitted_students(assignment))
-
-
-def release_notebooks(course, assignment):
-    return {p.stem: nbformat.read(p, as_version=4)
-            for p in sorted((Path(course) / "release" / assignment).glob("*.ipynb"))}
 
 
 def answered_cells(course, assignment, student, release):
@@ -150,98 +144,6 @@ def grade_parallel(course, jobs, workers, progress=True, feedback=True):
     return seconds, failed
 
 
-def grade_table(course, assignment):
-    """The marks of every student of the gradebook per exercise, in notebook order, as text:
-    ``-`` where a student submitted nothing; after the total, how many files of a submission
-    were refused (links, FIFOs, devices, ...: course/submission_files.py)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    order = [cell.metadata["nbgrader"]["grade_id"]
-             for nb in release_notebooks(course, assignment).values() for cell in nb.cells
-             if nbgrader_utils.is_grade(cell)]
-    rows = [["student", *(name.removesuffix("_tests") for name in order), "total"]]
-    with Gradebook(db_url(course)) as gradebook:
-        for student in sorted(gradebook.students, key=lambda student: student.id):
-            try:
-                submission = gradebook.find_submission(assignment, student.id)
-            except MissingEntry:
-                rows.append([student.id, *("-" for _ in order), "-"])
-                continue
-            marks = {grade.name: grade for nb in submission.notebooks for grade in nb.grades}
-            refused = submission_files.refused_in(
-                Path(course) / "submitted" / student.id / assignment)
-            rows.append([student.id,
-                         *(f"{marks[name].score:g}/{marks[name].max_score:g}" for name in order),
-                         f"{submission.score:g}/{submission.max_score:g}",
-                         f"({len(refused)} refused: see the grading notes)" if refused else ""])
-    rows[0].append("")
-    for row in rows:
-        row += [""] * (len(rows[0]) - len(row))
-    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
-                     for row in rows)
-
-
-def score_figure(course, assignment):
-    """A figure of, per exercise (in notebook order), how many students scored zero, partial and
-    full marks, and of the histogram of total scores."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-    import numpy as np
-    from nbgrader.api import Gradebook
-
-    counts = collections.defaultdict(collections.Counter)
-    totals, max_total = [], 0
-    with Gradebook(db_url(course)) as gradebook:
-        for submission in gradebook.assignment_submissions(assignment):
-            totals.append(submission.score)
-            max_total = submission.max_score
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    score, top = grade.score, grade.max_score
-                    counts[grade.name][
-                        "full" if score >= top else "zero" if score == 0 else "partial"] += 1
-    order = [cell.metadata["nbgrader"]["grade_id"]
-             for nb in release_notebooks(course, assignment).values() for cell in nb.cells
-             if cell.metadata.get("nbgrader", {}).get("grade_id") in counts]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(order) + 2.2),
-                                         gridspec_kw={"width_ratios": [2, 1]})
-    start = np.zeros(len(order))
-    for outcome, color in (("full", "tab:green"), ("partial", "tab:orange"), ("zero", "tab:red")):
-        values = np.array([counts[e][outcome] for e in order])
-        left.barh([e.removesuffix("_tests") for e in order], values, left=start, color=color,
-                  label=f"{outcome} marks")
-        start += values
-    left.invert_yaxis()
-    left.set_xlabel("students")
-    left.set_title(f"{assignment}: marks per exercise")
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(order) + 4)),
-                ncol=3, fontsize="small", frameon=False)
-    right.hist(totals, bins=np.arange(-0.5, max_total + 1.0, max(1.0, max_total / 20)),
-               color="tab:blue", edgecolor="white")
-    right.set_xlabel(f"total score (of {max_total:g})")
-    right.set_ylabel("students")
-    for axis in (left.xaxis, right.yaxis):  # counts of students: whole numbers only
-        axis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    right.set_title(f"{len(totals)} submissions")
-    figure.tight_layout()
-    return figure
-
-
-def score_distribution(course, assignment, path):
-    """Save :func:`score_figure` as ``path``."""
-    import matplotlib.pyplot as plt
-
-    figure = score_figure(course, assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def _inspect(course, assignment, student, release):
     """:func:`intake.inspect` of one submission; one that it cannot inspect is named, and left
     to nbgrader, whose own check of the submission's files then fails it alone."""
@@ -289,7 +191,7 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
             raise RuntimeError(f"no submissions of {assignment} in {course / 'submitted'}")
 
         start = time.perf_counter()
-        release = release_notebooks(course, assignment)
+        release = paths.release_notebooks(course, assignment)
         notes[assignment] = {name: _inspect(course, assignment, name, release)
                              for name in names[assignment]}
         for name in names[assignment]:
@@ -308,9 +210,9 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
     step("export", "export")
     results = []
     for assignment in assignments:
-        plot = score_distribution(course, assignment,
+        plot = reports.score_distribution(course, assignment,
                                   course / "reports" / f"{assignment}-scores.png")
-        report = mistakes.write_report(course, assignment, log=lambda text: None)
+        report = reports.write_report(course, assignment, log=lambda text: None)
         results.append(ClassResult(
             assignment, names[assignment], notes[assignment],
             {s: e for (a, s), e in failed.items() if a == assignment}, seconds,
@@ -337,9 +239,9 @@ def main(argv=None):
                              "downloaded/ASSIGNMENT/archive/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="parallel grading processes (default: the number of cores)")
-    parser.add_argument("--course", default=str(build.ROOT), help=argparse.SUPPRESS)
+    parser.add_argument("--course", default=str(paths.ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from .sandbox import SandboxUnavailable
+    from course.grading.sandbox import SandboxUnavailable
 
     try:
         results = grade_classes(args.course, args.assignments, args.workers, args.source)
@@ -354,9 +256,9 @@ def main(argv=None):
                 for note in notes:
                     print(f"  {student}/{result.assignment}/{notebook}: {note}")
     for result in results:
-        print(f"\n{result.assignment}:\n{grade_table(args.course, result.assignment)}\n"
+        print(f"\n{result.assignment}:\n{reports.grade_table(args.course, result.assignment)}\n"
               f"feedback in feedback/*/{result.assignment}/, plot {result.plot}")
-        print("\n" + mistakes.table(result.assignment, mistakes.collect(args.course,
+        print("\n" + reports.table(result.assignment, reports.collect(args.course,
                                                                         result.assignment)))
         print("report: " + ", ".join(str(path) for path in result.mistakes))
     print(f"\ngrades: {results[0].grades_csv} (empty scores: not submitted)")

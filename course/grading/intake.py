@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_markdown_cell
 
-from . import submission_files
+from course.grading import submission_files
 
 NOTE_ID = "grading-notes"
 NOTE_TITLE = "**Grading notes** (written by the grader)"

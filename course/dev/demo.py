@@ -8,7 +8,10 @@ from pathlib import Path
 
 import nbformat
 
-from . import build, grade_class, mistakes, scratch_course
+from course import paths, reports
+from course.authoring import build
+from course.dev import scratch_course
+from course.grading import grade_class
 
 
 def demo_class(root, assignment):
@@ -26,7 +29,7 @@ def demo_class(root, assignment):
     return submissions
 
 
-DEMO_FOLDER = build.ROOT / "demo-class"
+DEMO_FOLDER = paths.ROOT / "demo-class"
 MARK = ".made-by-course-demo"
 
 
@@ -62,14 +65,14 @@ def main(argv=None):
     print(f"Grading a class of three students in {folder}/ with {args.workers} workers:",
           flush=True)
     for assignment in assignments:
-        for student, nbs in demo_class(build.ROOT, assignment).items():
+        for student, nbs in demo_class(paths.ROOT, assignment).items():
             scratch_course.submit(course, assignment, student, nbs)
         build.build_release(assignment, root=course)  # registers it in the demo's gradebook
     results = grade_class.grade_classes(course, assignments, args.workers,
                                        log=lambda line: print("  " + line, flush=True))
     for assignment in assignments:
-        print(f"\n{assignment}:\n" + grade_class.grade_table(course, assignment), flush=True)
-    print("\n" + mistakes.table(assignments[-1], mistakes.collect(course, assignments[-1])))
+        print(f"\n{assignment}:\n" + reports.grade_table(course, assignment), flush=True)
+    print("\n" + reports.table(assignments[-1], reports.collect(course, assignments[-1])))
     plots = [result.plot for result in results]
     print()
     rows = scratch_course.read_grades(course / "grades.csv")

@@ -18,6 +18,7 @@ the checks' messages are read: no test source, hidden or not, reaches a report.
 
 import argparse
 import base64
+import collections
 import csv
 import dataclasses
 import html
@@ -28,14 +29,15 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils as nbgrader_utils
 
-from . import build
-from .nbgrader_tools import db_url
+from course import paths
+from course.grading import submission_files
+from course.paths import db_url
 
 MISTAKE = re.compile(r"\s*\[mistake: ([\w./:-]+)\]\s*$")
 
 
 @dataclasses.dataclass
-class Exercise:
+class ExerciseMistakes:
     """One exercise's line of the report."""
 
     name: str
@@ -62,8 +64,8 @@ def _failure(cell):
 
 
 def collect(course, assignment):
-    """``[Exercise]`` of ``assignment`` in notebook order, from the gradebook of ``course`` and
-    the notebooks in its autograded/ folder."""
+    """``[ExerciseMistakes]`` of ``assignment`` in notebook order, from the gradebook of
+    ``course`` and the notebooks in its autograded/ folder."""
     from nbgrader.api import Gradebook
 
     course = Path(course)
@@ -81,7 +83,7 @@ def collect(course, assignment):
                              if nbgrader_utils.is_grade(cell)}
                 for grade in sorted(notebook.grades, key=lambda g: g.name):
                     name = grade.name.removesuffix("_tests")
-                    exercise = exercises.setdefault(grade.name, Exercise(name))
+                    exercise = exercises.setdefault(grade.name, ExerciseMistakes(name))
                     exercise.submissions += 1
                     if grade.score >= grade.max_score:
                         exercise.full_marks += 1
@@ -206,13 +208,105 @@ tr.exercise {{ background: #eee; }} img {{ max-width: 100%; }}</style></head>
 """
 
 
+def grade_table(course, assignment):
+    """The marks of every student of the gradebook per exercise, in notebook order, as text:
+    ``-`` where a student submitted nothing; after the total, how many files of a submission
+    were refused (links, FIFOs, devices, ...: course/grading/submission_files.py)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    order = [cell.metadata["nbgrader"]["grade_id"]
+             for nb in paths.release_notebooks(course, assignment).values() for cell in nb.cells
+             if nbgrader_utils.is_grade(cell)]
+    rows = [["student", *(name.removesuffix("_tests") for name in order), "total"]]
+    with Gradebook(db_url(course)) as gradebook:
+        for student in sorted(gradebook.students, key=lambda student: student.id):
+            try:
+                submission = gradebook.find_submission(assignment, student.id)
+            except MissingEntry:
+                rows.append([student.id, *("-" for _ in order), "-"])
+                continue
+            marks = {grade.name: grade for nb in submission.notebooks for grade in nb.grades}
+            refused = submission_files.refused_in(
+                Path(course) / "submitted" / student.id / assignment)
+            rows.append([student.id,
+                         *(f"{marks[name].score:g}/{marks[name].max_score:g}" for name in order),
+                         f"{submission.score:g}/{submission.max_score:g}",
+                         f"({len(refused)} refused: see the grading notes)" if refused else ""])
+    rows[0].append("")
+    for row in rows:
+        row += [""] * (len(rows[0]) - len(row))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def score_figure(course, assignment):
+    """A figure of, per exercise (in notebook order), how many students scored zero, partial and
+    full marks, and of the histogram of total scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    import numpy as np
+    from nbgrader.api import Gradebook
+
+    counts = collections.defaultdict(collections.Counter)
+    totals, max_total = [], 0
+    with Gradebook(db_url(course)) as gradebook:
+        for submission in gradebook.assignment_submissions(assignment):
+            totals.append(submission.score)
+            max_total = submission.max_score
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    score, top = grade.score, grade.max_score
+                    counts[grade.name][
+                        "full" if score >= top else "zero" if score == 0 else "partial"] += 1
+    order = [cell.metadata["nbgrader"]["grade_id"]
+             for nb in paths.release_notebooks(course, assignment).values() for cell in nb.cells
+             if cell.metadata.get("nbgrader", {}).get("grade_id") in counts]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(order) + 2.2),
+                                         gridspec_kw={"width_ratios": [2, 1]})
+    start = np.zeros(len(order))
+    for outcome, color in (("full", "tab:green"), ("partial", "tab:orange"), ("zero", "tab:red")):
+        values = np.array([counts[e][outcome] for e in order])
+        left.barh([e.removesuffix("_tests") for e in order], values, left=start, color=color,
+                  label=f"{outcome} marks")
+        start += values
+    left.invert_yaxis()
+    left.set_xlabel("students")
+    left.set_title(f"{assignment}: marks per exercise")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(order) + 4)),
+                ncol=3, fontsize="small", frameon=False)
+    right.hist(totals, bins=np.arange(-0.5, max_total + 1.0, max(1.0, max_total / 20)),
+               color="tab:blue", edgecolor="white")
+    right.set_xlabel(f"total score (of {max_total:g})")
+    right.set_ylabel("students")
+    for axis in (left.xaxis, right.yaxis):  # counts of students: whole numbers only
+        axis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    right.set_title(f"{len(totals)} submissions")
+    figure.tight_layout()
+    return figure
+
+
+def score_distribution(course, assignment, path):
+    """Save :func:`score_figure` as ``path``."""
+    import matplotlib.pyplot as plt
+
+    figure = score_figure(course, assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m course report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("assignments", nargs="+", metavar="assignment")
-    parser.add_argument("--course", default=str(build.ROOT), help=argparse.SUPPRESS)
+    parser.add_argument("--course", default=str(paths.ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for assignment in args.assignments:
-        paths = write_report(args.course, assignment)
-        print("  " + "  ".join(str(p) for p in paths) + "\n")
+        written = write_report(args.course, assignment)
+        print("  " + "  ".join(str(p) for p in written) + "\n")
     return 0

@@ -16,7 +16,7 @@ size-limited tmpfs folders (``/tmp``, its working directory, its connection fold
 
 Only regular files of one name are copied into the kernel's view of its submission, never
 following a link, never opening a FIFO or a device, within a time limit
-(see course/submission_files.py).
+(see course/grading/submission_files.py).
 """
 
 import dataclasses

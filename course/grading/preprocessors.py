@@ -1,13 +1,14 @@
 """nbgrader preprocessors of the course, registered in nbgrader_config.py.
 
 They make a bad submission cost its author points, never the batch or anyone else: every grading
-kernel runs in a sandbox (course/sandbox.py), a kernel that dies is recorded in the notebook
+kernel runs in a sandbox (course/grading/sandbox.py), a kernel that dies is recorded in the notebook
 instead of aborting the student's grading, a kernel cannot take more than its share of memory,
 processes, disk or CPU, a kernel cannot fail to start because a parallel worker took its port,
 the course's setup cell runs before any student code, huge outputs are cut, and the notebook's
 demo cells (benchmarks and plots, which nothing graded reads) are not run. A cell whose nbgrader
 metadata is broken is repaired from the source notebook or graded as an ordinary cell, and the
-files refused in a submission folder (course/submission_files.py) are named in its grading notes.
+files refused in a submission folder (course/grading/submission_files.py) are named in its
+grading notes.
 """
 
 import copy
@@ -28,7 +29,8 @@ from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
 from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
 
-from . import intake, notebooks, sandbox, submission_files
+from course.authoring import demo_cells
+from course.grading import intake, sandbox, submission_files
 
 
 def _source_notebook(config, resources):
@@ -116,7 +118,7 @@ class RepairCellMetadata(NbGraderPreprocessor):
 class NoteRefusedFiles(NbGraderPreprocessor):
     """The grading notes at the top of the notebook name the files of the submission folder
     that were refused (links, hard links, FIFOs, devices, sockets: see
-    course/submission_files.py), so that the student reads it in the feedback."""
+    course/grading/submission_files.py), so that the student reads it in the feedback."""
 
     def preprocess(self, nb, resources):
         folder = (resources or {}).get("metadata", {}).get("path")
@@ -209,9 +211,10 @@ class ExecuteSurvivingCrashes(Execute):
 
     sandbox = CaselessStrEnum(
         ["bwrap", "none"], "bwrap",
-        help="where grading kernels run: bwrap (a bubblewrap sandbox, see course/sandbox.py) or "
-             "none (with the grader's rights, in the course folder: only where every "
-             "submission is trusted, or where each grading worker is a container of its own)"
+        help="where grading kernels run: bwrap (a bubblewrap sandbox, see "
+             "course/grading/sandbox.py) or none (with the grader's rights, in the course "
+             "folder: only where every submission is trusted, or where each grading worker is "
+             "a container of its own)"
     ).tag(config=True)
 
     memory_limit_mb = _limit(
@@ -350,7 +353,7 @@ class ExecuteSurvivingCrashes(Execute):
         source = _source_notebook(self.config, resources) if self.skip_demo_cells else None
         if source is None:
             return frozenset()
-        return frozenset(cell.source for cell in source.cells if notebooks.is_demo(cell))
+        return frozenset(cell.source for cell in source.cells if demo_cells.is_demo(cell))
 
     def start_new_kernel_client(self):
         kc = super().start_new_kernel_client()

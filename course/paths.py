@@ -1,10 +1,13 @@
-"""How the course runs nbgrader: its command line, and its configuration and gradebook as the
-course's ``nbgrader_config.py`` sets them (so ``NBGRADER_DB_URL`` is honoured everywhere)."""
+"""Where the course is, and how nbgrader sees it: the course folder (``ROOT``), nbgrader's
+command line, its configuration and gradebook as the course's ``nbgrader_config.py`` sets them
+(so ``NBGRADER_DB_URL`` is honoured everywhere), and an assignment's release notebooks."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,3 +45,9 @@ def db_url(course):
     from nbgrader.coursedir import CourseDirectory
 
     return CourseDirectory(config=load_config(course)).db_url
+
+
+def release_notebooks(course, assignment):
+    """``{name: notebook}`` of an assignment's release, as students received it."""
+    return {p.stem: nbformat.read(p, as_version=4)
+            for p in sorted((Path(course) / "release" / assignment).glob("*.ipynb"))}

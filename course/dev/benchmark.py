@@ -26,8 +26,10 @@ from pathlib import Path
 
 import nbformat
 
-from . import build, notebooks, scratch_course
-from .nbgrader_tools import nbgrader
+from course import paths
+from course.authoring import build, notebooks
+from course.dev import scratch_course
+from course.paths import nbgrader
 
 
 def _cell_seconds(cell):
@@ -59,7 +61,7 @@ def graded_path(source_nb):
 def all_notebooks(selected):
     found = []
     for assignment in build.assignments():
-        for text_path in notebooks.text_sources(build.ROOT / "source" / assignment):
+        for text_path in notebooks.text_sources(paths.ROOT / "source" / assignment):
             name = notebooks.notebook_path(text_path).stem
             if not selected or name in selected:
                 found.append((assignment, name, notebooks.notebook_path(text_path)))
@@ -72,7 +74,7 @@ def bench_notebooks(found, log):
         env = {"ADCOURSE_JAX_CACHE": cache}
         for assignment, name, path in found:
             solution = notebooks.solution_notebook(nbformat.read(path, as_version=4))
-            cwd = build.ROOT / "solutions" / assignment
+            cwd = paths.ROOT / "solutions" / assignment
             cold, executed = run_notebook(nbformat.from_dict(solution), cwd, env)
             warm, _ = run_notebook(nbformat.from_dict(solution), cwd, env)
             slow = sorted(((_cell_seconds(c), i) for i, c in enumerate(executed.cells)
@@ -108,7 +110,7 @@ def bench_grading(found, log):
 
 def bench_demo(log):
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "course", "demo"], cwd=build.ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "course", "demo"], cwd=paths.ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     log(f"  demo: {seconds:.1f} s")

@@ -8,18 +8,19 @@ is a second name of a file of the course; a named pipe (FIFO) or a device (``/de
 ``/dev/zero``) blocks whoever opens it, or never ends. So every step that takes a submission in
 keeps its regular files of one name only, and refuses everything else:
 
-- ``nbgrader collect`` (``course.exchange.CollectRegularFiles``) copies a submission from the
-  exchange with :func:`copy_folder`;
+- ``nbgrader collect`` (``course.grading.exchange.CollectRegularFiles``) copies a submission
+  from the exchange with :func:`copy_folder`;
 - before ``nbgrader autograde`` (also formgrader's, and ``python -m course grade``'s) reads a
-  submission, and before the intake (``course/intake.py``) does, :func:`secure` removes from
+  submission, and before the intake (``course/grading/intake.py``) does, :func:`secure` removes from
   ``submitted/<student>/<assignment>/`` everything else: links are removed, never followed;
   nbgrader's own copies then see regular files only (:func:`install_autograde_guard`);
-- the sandbox copies the submission into the kernel's view the same way (``course/sandbox.py``).
+- the sandbox copies the submission into the kernel's view the same way
+  (``course/grading/sandbox.py``).
 
 Each refusal is listed in the submission folder's ``refused-files.txt`` and said in the "Grading
-notes" at the top of the student's notebook (``NoteRefusedFiles`` in ``course/nbgrader_ext.py``),
-so the student reads it in the feedback; ``python -m course grade`` marks the student in its
-grade table.
+notes" at the top of the student's notebook (``NoteRefusedFiles`` in
+``course/grading/preprocessors.py``), so the student reads it in the feedback; ``python -m
+course grade`` marks the student in its grade table.
 
 How: a walk never follows a link. Each folder is opened with ``O_NOFOLLOW`` and what it holds is
 looked at (``lstat``) and opened relative to that open folder, so a name swapped for a link while
@@ -404,7 +405,7 @@ def _guard_autograde(converter, assignment_id, student_id):
     release notebook (scoring zero, with a note) where a notebook was refused."""
     from nbgrader.converters.base import NbGraderException
 
-    from . import intake
+    from course.grading import intake
 
     coursedir = converter.coursedir
     folder = os.path.normpath(converter._format_source(assignment_id, student_id))

@@ -12,13 +12,14 @@ import nbformat
 from nbgrader import utils as nbgrader_utils
 from nbgrader.api import Gradebook
 
-from . import build, notebooks
-from .nbgrader_tools import db_url, nbgrader
+from course import paths
+from course.authoring import build, notebooks
+from course.paths import db_url, nbgrader
 
 COURSE_FILES = ("nbgrader_config.py", "course", "source", "release")
 
 
-def new_course(path, root=build.ROOT):
+def new_course(path, root=paths.ROOT):
     """A copy of the course at ``path`` (source and release only), ready for nbgrader."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
