@@ -3,6 +3,7 @@ course; and the hooks that print the grader-quality report at the end of a run."
 
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,9 +75,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(text)
 
 
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
 def pytest_collection_modifyitems(items):
-    """The class graded by real nbgrader takes longest: its tests first, so that pytest-xdist
-    starts them at once and runs the other modules beside them."""
+    """The tests of tests/unit/ are the unit tier (``pytest -m unit``, or ``pytest tests/unit``):
+    no kernel, no nbgrader command, no server. The class graded by real nbgrader takes longest:
+    its tests first, so that pytest-xdist starts them at once and runs the other modules beside
+    them."""
+    for item in items:
+        if UNIT in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.unit)
     items.sort(key=lambda item: "graded_class" not in getattr(item, "fixturenames", ()))
 
 

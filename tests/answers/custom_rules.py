@@ -12,6 +12,31 @@ from . import (
     tampered,
 )
 
+# The reference rule of custom_sumsq, which the answers of custom_vjp_grad_of_grad that get
+# something else wrong put in front of their code.
+_SUMSQ_RULE = """
+@jax.custom_vjp
+def custom_sumsq(x):
+    return jnp.sum(x**2)
+
+def _fwd(x):
+    return custom_sumsq(x), x
+
+def _bwd(x, g):
+    return (g * 2 * x,)
+
+custom_sumsq.defvjp(_fwd, _bwd)
+"""
+
+# clip_gradient_norm's declaration, for answers whose rule is what is wrong.
+_CLIP_HEAD = """
+import functools
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def clip_gradient_norm(max_norm, x):
+    return x
+"""
+
 _LOG1PEXP_RULE = """
 @log1pexp.defjvp
 def _log1pexp_jvp(primals, tangents):
@@ -297,80 +322,40 @@ WRONG = [
         clip_gradient_norm.defvjp(_clip_fwd, _clip_bwd)
     """,
         says='clip_gradient_norm must declare nondiff_argnums=(0,).'),
-    Answer("clip_gradient_norm", "nan for a zero cotangent", """
-        import functools
-
-        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-        def clip_gradient_norm(max_norm, x):
-            return x
-
+    Answer("clip_gradient_norm", "nan for a zero cotangent", (_CLIP_HEAD, """
         def _clip_bwd(max_norm, res, g):
             norm = jnp.sqrt(jnp.sum(g**2))
             return (g / norm * jnp.minimum(norm, max_norm),)
 
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
-    """,
+    """),
         says='the VJP of clip_gradient_norm gives nan or inf for a zero cotangent'),
-    Answer("clip_gradient_norm", "clips each entry instead of the norm", """
-        import functools
-
-        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-        def clip_gradient_norm(max_norm, x):
-            return x
-
+    Answer("clip_gradient_norm", "clips each entry instead of the norm", (_CLIP_HEAD, """
         def _clip_bwd(max_norm, res, g):
             return (jnp.clip(g, -max_norm, max_norm),)
 
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
-    """,
+    """),
         says='the VJP of clip_gradient_norm is wrong for a long cotangent, max_norm = 1'),
-    Answer("clip_gradient_norm", "always rescales to max_norm, even short cotangents", """
-        import functools
-
-        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-        def clip_gradient_norm(max_norm, x):
-            return x
-
+    Answer("clip_gradient_norm", "always rescales to max_norm, even short cotangents",
+           (_CLIP_HEAD, """
         def _clip_bwd(max_norm, res, g):
             norm = jnp.sqrt(jnp.sum(g**2))
             return (g * max_norm / jnp.where(norm > 0, norm, 1.0),)
 
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
-    """,
+    """),
         says='the VJP of clip_gradient_norm is wrong for a short cotangent, max_norm = 10'),
-    Answer("custom_vjp_grad_of_grad", "hard-coded twos", """
-        @jax.custom_vjp
-        def custom_sumsq(x):
-            return jnp.sum(x**2)
-
-        def _fwd(x):
-            return custom_sumsq(x), x
-
-        def _bwd(x, g):
-            return (g * 2 * x,)
-
-        custom_sumsq.defvjp(_fwd, _bwd)
-
+    Answer("custom_vjp_grad_of_grad", "hard-coded twos", (_SUMSQ_RULE, """
         def custom_vjp_grad_of_grad(x):
             return jnp.full_like(x, 2.0)
-    """,
+    """),
         says="The result must come from custom_sumsq's registered rule."),
-    Answer("custom_vjp_grad_of_grad", "differentiates a plain sum of squares, not the rule", """
-        @jax.custom_vjp
-        def custom_sumsq(x):
-            return jnp.sum(x**2)
-
-        def _fwd(x):
-            return custom_sumsq(x), x
-
-        def _bwd(x, g):
-            return (g * 2 * x,)
-
-        custom_sumsq.defvjp(_fwd, _bwd)
-
+    Answer("custom_vjp_grad_of_grad", "differentiates a plain sum of squares, not the rule",
+           (_SUMSQ_RULE, """
         def custom_vjp_grad_of_grad(x):
             return jax.grad(lambda x: jnp.sum(jax.grad(lambda x: jnp.sum(x**2))(x)))(x)
-    """,
+    """),
         says="The result must come from custom_sumsq's registered rule."),
     Answer("custom_vjp_grad_of_grad", "the residual is the value, not x", """
         @jax.custom_vjp
@@ -407,22 +392,11 @@ WRONG = [
             return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
     """,
         says="custom_sumsq's _bwd must return a tuple holding one cotangent, (g * 2 * x,)"),
-    Answer("custom_vjp_grad_of_grad", "the first derivative instead of the second", """
-        @jax.custom_vjp
-        def custom_sumsq(x):
-            return jnp.sum(x**2)
-
-        def _fwd(x):
-            return custom_sumsq(x), x
-
-        def _bwd(x, g):
-            return (g * 2 * x,)
-
-        custom_sumsq.defvjp(_fwd, _bwd)
-
+    Answer("custom_vjp_grad_of_grad", "the first derivative instead of the second",
+           (_SUMSQ_RULE, """
         def custom_vjp_grad_of_grad(x):
             return jax.grad(custom_sumsq)(x)
-    """,
+    """),
         says='The answer is the gradient of sum(grad(custom_sumsq)(x)).'),
     Answer("safe_norm", "plain norm: nan gradient at zero", """
         def safe_norm(x):
@@ -527,23 +501,11 @@ ALTERNATIVES = [
 
         clip_gradient_norm.defvjp(_fwd_norm, _bwd_norm)
     """),
-    Answer("custom_vjp_grad_of_grad", "grad of a vdot with ones instead of a sum", """
-        @jax.custom_vjp
-        def custom_sumsq(x):
-            return jnp.sum(x**2)
-
-        def _fwd(x):
-            return custom_sumsq(x), x
-
-        def _bwd(x, g):
-            return (g * 2 * x,)
-
-        custom_sumsq.defvjp(_fwd, _bwd)
-
+    Answer("custom_vjp_grad_of_grad", "grad of a vdot with ones instead of a sum", (_SUMSQ_RULE, """
         def custom_vjp_grad_of_grad(x):
             first = jax.grad(custom_sumsq)
             return jax.grad(lambda x: jnp.vdot(first(x), jnp.ones_like(x)))(x)
-    """),
+    """)),
     Answer("safe_norm", "double where: a safe norm inside the rule", """
         @jax.custom_jvp
         def safe_norm(x):

@@ -21,6 +21,18 @@ def fixed_point_sqrt(x):
     return y
 """
 
+# The rule of fixed_point_sqrt that saves y, for answers whose forward pass is what is wrong.
+_SQRT_Y_RESIDUAL = """
+def _fwd(x):
+    y = fixed_point_sqrt(x)
+    return y, y
+
+def _bwd(y, g):
+    return (g * 0.5 / y,)
+
+fixed_point_sqrt.defvjp(_fwd, _bwd)
+"""
+
 _FIXED_POINT_FORWARD = """
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def fixed_point(f, a, x_guess):
@@ -141,7 +153,7 @@ WRONG = [
         fixed_point_sqrt.defvjp(_fwd, _bwd)
     """,
         says='These are exact square roots: the forward pass must be exactly 10 Newton'),
-    Answer("fixed_point_sqrt", "20 Newton steps instead of 10", """
+    Answer("fixed_point_sqrt", "20 Newton steps instead of 10", ("""
         @jax.custom_vjp
         def fixed_point_sqrt(x):
             y = jnp.ones_like(x)
@@ -149,17 +161,9 @@ WRONG = [
                 y = 0.5 * (y + x / y)
             return y
 
-        def _fwd(x):
-            y = fixed_point_sqrt(x)
-            return y, y
-
-        def _bwd(y, g):
-            return (g * 0.5 / y,)
-
-        fixed_point_sqrt.defvjp(_fwd, _bwd)
-    """,
+    """, _SQRT_Y_RESIDUAL),
         says='These are exact square roots: the forward pass must be exactly 10 Newton'),
-    Answer("fixed_point_sqrt", "9 Newton steps: off by one", """
+    Answer("fixed_point_sqrt", "9 Newton steps: off by one", ("""
         @jax.custom_vjp
         def fixed_point_sqrt(x):
             y = jnp.ones_like(x)
@@ -167,15 +171,7 @@ WRONG = [
                 y = 0.5 * (y + x / y)
             return y
 
-        def _fwd(x):
-            y = fixed_point_sqrt(x)
-            return y, y
-
-        def _bwd(y, g):
-            return (g * 0.5 / y,)
-
-        fixed_point_sqrt.defvjp(_fwd, _bwd)
-    """,
+    """, _SQRT_Y_RESIDUAL),
         says='fixed_point_sqrt is wrong for x = [4, 9, 0.25, 1e6]'),
     Answer("fixed_point_sqrt", "tuned to the visible inputs: a table of their derivatives",
            _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y",
