@@ -31,10 +31,27 @@ def rebuilt(tmp_path_factory):
 _graded_classes = []  # the graded_class fixture's value, for the report at the end of the run
 
 
+def _notebooks_wanted(items):
+    """The notebooks whose answer libraries the selected tests need: each test of one answer
+    names its notebook (``pytest -k our_jacfwd`` grades forward_reverse's library only); any
+    other test of the graded class needs them all (None)."""
+    wanted = set()
+    for item in items:
+        if "graded_class" not in getattr(item, "fixturenames", ()):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "notebook" not in params:
+            return None
+        wanted.add(params["notebook"])
+    return wanted
+
+
 @pytest.fixture(scope="session")
-def graded_class(tmp_path_factory):
-    """Every submission kind of the test suite, for every notebook, graded in one batch."""
-    _graded_classes.append(grade_answer_libraries(tmp_path_factory.mktemp("class")))
+def graded_class(request, tmp_path_factory):
+    """Every submission kind of the test suite, for every notebook the selected tests need,
+    graded in one batch."""
+    _graded_classes.append(grade_answer_libraries(tmp_path_factory.mktemp("class"),
+                                                  _notebooks_wanted(request.session.items)))
     return _graded_classes[-1]
 
 

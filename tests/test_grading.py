@@ -7,6 +7,7 @@ import pytest
 
 from course import paths, reports
 from course.dev import scratch_course
+from tests import answers
 from tests.harness import ROOT, notebook_name, source_notebooks, visible_text
 
 EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
@@ -54,28 +55,37 @@ def test_one_kernel_grades_as_nbgrader_does(graded_class):
             f"{graded_class.kernel_scores[in_kernel][test_id]}")
 
 
-def test_each_wrong_answer_is_told_its_mistake(graded_class):
-    """The test cell of every wrong answer fails with the words its library entry expects
-    (``Answer.says``), in whole sentences and the student's terms; alternatives fail nothing."""
-    problems = []
-    for student, (kind, answer) in graded_class.kernel_answers.items():
-        message = graded_class.kernel_messages[student]
-        code = reports.MISTAKE.search(message)
-        text = reports.MISTAKE.sub("", message.removeprefix("AssertionError: "))
-        where = f"{answer.grade_id} ({answer.reason}): {message!r}"
-        if kind != "wrong":
-            if message:
-                problems.append(f"alternative {where}")
-        elif not code or not code.group(1).startswith(f"{answer.grade_id}/") or \
-                code.group(1).endswith("/unnamed"):
-            problems.append(f"no named mistake code of {answer.grade_id}: {where}")
-        elif not answer.says or answer.says not in text:
-            problems.append(f"expected {answer.says!r} in {where}")
-        elif not text.endswith((".", "?")):
-            problems.append(f"not a whole sentence: {where}")
-        elif re.search(r"\b(float|int|complex|bool|uint)\d*\[|\binputs \(", text):
-            problems.append(f"JAX's notation instead of words: {where}")
-    assert not problems, "\n".join(problems)
+def _library_answers():
+    """Every wrong answer and alternative of the libraries, one test id each:
+    ``forward_reverse-our_jacfwd-wrong3``."""
+    for _, text_path in source_notebooks():
+        name = notebook_name(text_path)
+        library = answers.for_notebook(name)
+        for kind, group in (("wrong", library.WRONG), ("alternative", library.ALTERNATIVES)):
+            for k, answer in enumerate(group):
+                yield pytest.param(name, kind, k, id=f"{name}-{answer.grade_id}-{kind}{k}")
+
+
+@pytest.mark.parametrize("notebook, kind, index", list(_library_answers()))
+def test_each_wrong_answer_is_told_its_mistake(graded_class, notebook, kind, index):
+    """The test cell of a wrong answer fails with the words its library entry expects
+    (``Answer.says``), in whole sentences and the student's terms, under a mistake code of its
+    own exercise; an alternative fails nothing."""
+    student = f"{notebook}-kernel-{kind}{index}"
+    _, answer = graded_class.kernel_answers[student]
+    message = graded_class.kernel_messages[student]
+    where = f"{answer.grade_id} ({answer.reason}): {message!r}"
+    if kind != "wrong":
+        assert not message, f"alternative {where}"
+        return
+    code = reports.MISTAKE.search(message)
+    text = reports.MISTAKE.sub("", message.removeprefix("AssertionError: "))
+    assert code and code.group(1).startswith(f"{answer.grade_id}/") and not \
+        code.group(1).endswith("/unnamed"), f"no named mistake code of {answer.grade_id}: {where}"
+    assert answer.says and answer.says in text, f"expected {answer.says!r} in {where}"
+    assert text.endswith((".", "?")), f"not a whole sentence: {where}"
+    assert not re.search(r"\b(float|int|complex|bool|uint)\d*\[|\binputs \(", text), (
+        f"JAX's notation instead of words: {where}")
 
 
 def test_the_mistake_report_names_what_each_student_got_wrong(graded_class):
