@@ -51,3 +51,13 @@ def release_notebooks(course, assignment):
     """``{name: notebook}`` of an assignment's release, as students received it."""
     return {p.stem: nbformat.read(p, as_version=4)
             for p in sorted((Path(course) / "release" / assignment).glob("*.ipynb"))}
+
+
+def graded_cells(course, assignment):
+    """The grade ids of an assignment's graded cells, in the order students meet them: the
+    order of every table, plot and report of the assignment."""
+    from nbgrader import utils
+
+    return [cell.metadata["nbgrader"]["grade_id"]
+            for nb in release_notebooks(course, assignment).values() for cell in nb.cells
+            if utils.is_grade(cell)]

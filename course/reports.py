@@ -24,6 +24,7 @@ import dataclasses
 import html
 import io
 import re
+import typing
 from pathlib import Path
 
 import nbformat
@@ -93,10 +94,8 @@ def collect(course, assignment):
                     if "/" not in code:
                         code = f"{name}/{code}"
                     exercise.mistakes.setdefault(code, []).append((student, message))
-    order = [cell.metadata["nbgrader"]["grade_id"]
-             for path in sorted((course / "source" / assignment).glob("*.ipynb"))
-             for cell in nbformat.read(path, as_version=4).cells if nbgrader_utils.is_grade(cell)]
-    return [exercises[name] for name in order if name in exercises]
+    return [exercises[name] for name in paths.graded_cells(course, assignment)
+            if name in exercises]
 
 
 def table(assignment, exercises):
@@ -151,9 +150,17 @@ def figure(assignment, exercises):
     return fig
 
 
+class MistakeReport(typing.NamedTuple):
+    """Where an assignment's mistake report was written."""
+
+    csv: Path
+    png: Path
+    html: Path
+
+
 def write_report(course, assignment, log=print):
     """Write the CSV, the plot and the page of ``assignment`` into ``course``/reports/, print
-    the table through ``log``, and return the paths."""
+    the table through ``log``, and return where (a :class:`MistakeReport`)."""
     import matplotlib.pyplot as plt
 
     course = Path(course)
@@ -180,7 +187,7 @@ def write_report(course, assignment, log=print):
     Path(f"{stem}.png").write_bytes(png.getvalue())
     Path(f"{stem}.html").write_text(_page(assignment, exercises, png.getvalue()))
     log(table(assignment, exercises))
-    return [Path(f"{stem}.{suffix}") for suffix in ("csv", "png", "html")]
+    return MistakeReport(*(Path(f"{stem}.{suffix}") for suffix in ("csv", "png", "html")))
 
 
 def _page(assignment, exercises, png):
@@ -214,9 +221,7 @@ def grade_table(course, assignment):
     were refused (links, FIFOs, devices, ...: course/grading/submission_files.py)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    order = [cell.metadata["nbgrader"]["grade_id"]
-             for nb in paths.release_notebooks(course, assignment).values() for cell in nb.cells
-             if nbgrader_utils.is_grade(cell)]
+    order = paths.graded_cells(course, assignment)
     rows = [["student", *(name.removesuffix("_tests") for name in order), "total"]]
     with Gradebook(db_url(course)) as gradebook:
         for student in sorted(gradebook.students, key=lambda student: student.id):
@@ -262,9 +267,7 @@ def score_figure(course, assignment):
                     score, top = grade.score, grade.max_score
                     counts[grade.name][
                         "full" if score >= top else "zero" if score == 0 else "partial"] += 1
-    order = [cell.metadata["nbgrader"]["grade_id"]
-             for nb in paths.release_notebooks(course, assignment).values() for cell in nb.cells
-             if cell.metadata.get("nbgrader", {}).get("grade_id") in counts]
+    order = [name for name in paths.graded_cells(course, assignment) if name in counts]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(order) + 2.2),
                                          gridspec_kw={"width_ratios": [2, 1]})
     start = np.zeros(len(order))

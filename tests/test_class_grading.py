@@ -212,7 +212,7 @@ def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
     it under the exercise they lost, each case's two identical submissions under the same
     mistake; the model's students nowhere; written again, it is the same."""
     course, result = graded_tiny_class
-    csv_path, png, page = result.mistakes
+    csv_path, png, page = result.mistakes.csv, result.mistakes.png, result.mistakes.html
     assert png.read_bytes().startswith(b"\x89PNG") and "<script" not in page.read_text()
     assert "square(-1.5)" not in page.read_text() + csv_path.read_text(), "a hidden test shown"
     found = {(exercise.name, student): code for exercise in reports.collect(course, ASSIGNMENT)

@@ -18,7 +18,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course import paths
+from course import paths, reports
 from tests.harness import ROOT
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, make_tiny_course, submit
 
@@ -119,12 +119,12 @@ def test_grade_prints_the_table_and_leaves_unsubmitted_empty(course):
     halve = report[report.index("  halve: 0/4 full marks"):].splitlines()
     assert any("eve" in line for line in halve[1:3]), report
     # The same class graded again: the same report, byte for byte.
-    reports = sorted((course / "reports").glob(f"{ASSIGNMENT}-mistakes.*"))
-    first = [path.read_bytes() for path in reports]
+    written = sorted((course / "reports").glob(f"{ASSIGNMENT}-mistakes.*"))
+    first = [path.read_bytes() for path in written]
     again = subprocess.run([str(python), "-m", "course", "grade", ASSIGNMENT], cwd=course,
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert [path.read_bytes() for path in reports] == first, "graded twice, reported otherwise"
+    assert [path.read_bytes() for path in written] == first, "graded twice, reported otherwise"
     with open(course / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert (rows["cyd"]["raw_score"], rows["cyd"]["score"]) == ("", "")

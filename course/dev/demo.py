@@ -88,7 +88,7 @@ def main(argv=None):
     for plot in plots:
         print(f"  plot        {plot}")
     for result in results:
-        print(f"  mistakes    {result.mistakes[2]}")
+        print(f"  mistakes    {result.mistakes.html}")
     failed = sorted(f"{r.assignment}/{student}" for r in results for student in r.failed)
     if failed:
         print(f"nbgrader could not grade {', '.join(failed)}: see the messages above.")

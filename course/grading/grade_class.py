@@ -68,7 +68,7 @@ class ClassResult:
     seconds: dict  # step -> seconds
     grades_csv: Path
     plot: Path
-    mistakes: list = dataclasses.field(default_factory=list)  # the report's csv, png, html
+    mistakes: reports.MistakeReport = None  # where the mistake report was written
 
 
 def sandbox_setting(course):
@@ -211,7 +211,7 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
     results = []
     for assignment in assignments:
         plot = reports.score_distribution(course, assignment,
-                                  course / "reports" / f"{assignment}-scores.png")
+                                          course / "reports" / f"{assignment}-scores.png")
         report = reports.write_report(course, assignment, log=lambda text: None)
         results.append(ClassResult(
             assignment, names[assignment], notes[assignment],

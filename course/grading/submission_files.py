@@ -118,16 +118,22 @@ def _same(a, b):
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def open_folder(name, dir_fd=None, seen=None):
-    """A descriptor of the folder ``name`` (relative to ``dir_fd``), never through a link."""
+def _open(name, flags, dir_fd, otherwise):
+    """``os.open``; a failure is a :class:`Refusal` named by what ``name`` is (its ``lstat``),
+    or ``otherwise``."""
     try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        return os.open(name, flags, dir_fd=dir_fd)
     except OSError as error:
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError:
             raise Refusal("unreadable") from error
-        raise Refusal(kind_of(st) or "changed") from error
+        raise Refusal(kind_of(st) or otherwise) from error
+
+
+def open_folder(name, dir_fd=None, seen=None):
+    """A descriptor of the folder ``name`` (relative to ``dir_fd``), never through a link."""
+    fd = _open(name, _DIR_FLAGS, dir_fd, "changed")
     if seen is not None and not _same(os.fstat(fd), seen):
         os.close(fd)
         raise Refusal("changed")
@@ -137,14 +143,7 @@ def open_folder(name, dir_fd=None, seen=None):
 def open_regular(name, dir_fd=None, seen=None):
     """A descriptor of the regular file of one name ``name`` (relative to ``dir_fd``): never a
     link, a FIFO or a device, and, if ``seen`` (its ``lstat``) is given, that very file."""
-    try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    except OSError as error:
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except OSError:
-            raise Refusal("unreadable") from error
-        raise Refusal(kind_of(st) or "unreadable") from error
+    fd = _open(name, _FILE_FLAGS, dir_fd, "unreadable")
     try:
         st = os.fstat(fd)
         kind = kind_of(st) or ("special" if stat.S_ISDIR(st.st_mode) else None)
