@@ -138,3 +138,76 @@ def test_a_cell_that_ignores_the_interrupt_costs_its_points_not_the_notebook(tmp
                   "ename": "CellTimeoutError", "evalue": "time limit", "traceback": []})
     assert any(o.get("ename") == "CellTimeoutError" for o in nb.cells[0].outputs)
     assert nb.cells[1].outputs[0].ename == "NotRun"
+
+
+FORK_UNTIL_REFUSED = """
+import os, sys, time
+children = []
+while True:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    children.append(pid)
+print(f"holding {len(children)} processes", flush=True)
+sys.stdin.readline()
+"""
+
+THREADS_WHEN_TOLD = """
+import sys, threading
+sys.stdin.readline()
+started = []
+try:
+    for _ in range(40):
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        started.append(thread)
+except RuntimeError as error:
+    print(f"refused after {len(started)}: {error}", flush=True)
+else:
+    print(f"started {len(started)}", flush=True)
+"""
+
+
+def _sandboxed(folder, name, code, limits):
+    """A process running ``code`` in a sandbox as a grading kernel runs, limits included."""
+    import functools
+    import subprocess
+    import sys
+
+    (folder / name).mkdir()
+    (folder / name / f"{name}.py").write_text(code)
+    connection = folder / f"{name}-connection"
+    connection.mkdir()
+    (connection / "kernel.json").write_text("{}")
+    uid = sandbox.kernel_uid()
+    args = sandbox.command([sys.executable, "-m", name], folder / name, connection, limits,
+                           importable=(f"{name}.py",), uid=uid)
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=functools.partial(
+                                sandbox.prepare_child, limits, str(connection / "kernel.json"),
+                                sandbox.process_limit(limits, uid), uid))
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="a grader that is not root shares its user "
+                                              "with its kernels (see the README)")
+def test_one_kernels_fork_bomb_leaves_another_kernel_its_process_limit(tmp_path):
+    """Two kernels graded at once: the first is running when the second forks until it is
+    refused. The first can still start threads: the limit on processes is per kernel."""
+    limits = sandbox.Limits(processes=64)
+    honest = _sandboxed(tmp_path, "threads_when_told", THREADS_WHEN_TOLD, limits)
+    bomb = _sandboxed(tmp_path, "fork_until_refused", FORK_UNTIL_REFUSED, limits)
+    try:
+        held = bomb.stdout.readline()
+        assert held.startswith("holding "), held
+        honest.stdin.write("go\n")
+        honest.stdin.flush()
+        assert honest.stdout.readline().strip() == "started 40"
+    finally:
+        for process in (honest, bomb):
+            process.kill()
+            process.wait()

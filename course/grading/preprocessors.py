@@ -309,11 +309,14 @@ class ExecuteSurvivingCrashes(Execute):
             importable = list(self.importable_files)
             info_read, info_write = os.pipe()
             self._info_pipe = (info_read, info_write)
+            uid = sandbox.kernel_uid()
             km.format_kernel_cmd = lambda extra_arguments=None: sandbox.command(
                 kernel_cmd(extra_arguments), submission, connection_dir, limits,
-                importable=importable, connection_file=km.connection_file, info_fd=info_write)
+                importable=importable, connection_file=km.connection_file, info_fd=info_write,
+                uid=uid)
             kwargs["preexec_fn"] = functools.partial(
-                sandbox.prepare_child, limits, km.connection_file, sandbox.process_limit(limits))
+                sandbox.prepare_child, limits, km.connection_file,
+                sandbox.process_limit(limits, uid), uid)
             kwargs["pass_fds"] = (info_write,)
             launch = km._async_launch_kernel  # jupyter_client's documented override point
 

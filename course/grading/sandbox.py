@@ -7,6 +7,8 @@ gradebook, ``submitted/``, ``autograded/``, ``feedback/``, ``release/``, ``origi
 exchange, any home folder or ``/run``; it has no network (a namespace of its own, not even the
 host's loopback), its own PID namespace (it cannot see or signal the grader or other kernels, and
 every process it starts dies with it), no capabilities, and the limits of :class:`Limits`.
+Under a root grader, each kernel runs as a user of its own (:func:`kernel_uid`), so that the
+limit on processes of one kernel is never used up by another's.
 
 The grader reaches the kernel over the Unix sockets of its connection folder, the one place the
 two share: a small tmpfs that bwrap makes inside the sandbox (``Limits.connection_kb``), which
@@ -21,6 +23,7 @@ following a link, never opening a FIFO or a device, within a time limit
 
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import resource
@@ -40,15 +43,21 @@ MPL_CACHE = "/grading/matplotlib"  # the grader's matplotlib font cache, read-on
 CONNECTION = "/grading/kernel.json"  # the grader's connection file, read-only, copied at start
 COPY_SECONDS = 60  # time limit of each copy the sandbox makes when it starts
 NOBODY = 65534
+# A root grader runs each kernel as a user of its own, taken from this range (no account has
+# these ids): RLIMIT_NPROC counts every process and thread of a user, so kernels that shared one
+# user would share that limit, and one student's fork bomb would kill another's kernel.
+KERNEL_UIDS = range(2**30, 2**30 + 2**27)
+_kernels_started = itertools.count()
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION",
               "OMP_NUM_THREADS", "PYTHONHASHSEED")
 PASSED_ENV_PREFIXES = ("JAX_", "XLA_")
 
-# Runs first in the sandbox: copy the submission into the private tmpfs (as the grader's user, who
-# can read it), become nobody if that user is root, copy the connection file into the connection
-# folder's tmpfs, then start the kernel. Copies take regular files of one name only, never through
-# a link, never opening a FIFO or a device, each within a time limit.
+# Runs first in the sandbox: copy the submission into the private tmpfs (as the grader's user,
+# who can read it), become the kernel's own user if that user is root (see KERNEL_UIDS), copy the
+# connection file into the connection folder's tmpfs, then start the kernel. Copies take regular
+# files of one name only, never through a link, never opening a FIFO or a device, each within a
+# time limit.
 LAUNCHER = f"""
 import os, runpy, signal, stat, sys
 
@@ -108,10 +117,10 @@ def within_time(what, function, *args, **kwargs):
 if os.path.isdir({ORIGINAL!r}):
     within_time("the submission", copy, {ORIGINAL!r}, {SUBMISSION!r},
                 keep=set(sys.argv[1].split("/")))
-if os.getuid() == 0:  # a root grader's sandbox: become nobody, which drops every capability
+if os.getuid() == 0:  # a root grader's sandbox: become the kernel's user, with no capability
     os.setgroups([])
-    os.setgid({NOBODY})
-    os.setuid({NOBODY})
+    os.setgid(int(sys.argv[3]))
+    os.setuid(int(sys.argv[3]))
 if sys.argv[2]:
     within_time("the connection file", copy_file, {CONNECTION!r}, sys.argv[2])
 for folder in ("/tmp/home", "/tmp/ipython", "/tmp/matplotlib"):
@@ -119,7 +128,7 @@ for folder in ("/tmp/home", "/tmp/ipython", "/tmp/matplotlib"):
 if os.path.isdir({MPL_CACHE!r}):
     within_time("the matplotlib cache", copy, {MPL_CACHE!r}, "/tmp/matplotlib")
 os.chdir({SUBMISSION!r})
-module, sys.argv = sys.argv[3], sys.argv[3:]
+module, sys.argv = sys.argv[4], sys.argv[4:]
 sys.path[0] = {SUBMISSION!r}
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
@@ -157,8 +166,9 @@ def bwrap_path():
 
 
 def _namespace_args():
-    """As root, the kernel keeps only the capabilities to become nobody (its first act), since
-    limits on processes never apply to root; otherwise it runs in a user namespace of its own."""
+    """As root, the kernel keeps only the capabilities to become its own user (its first act),
+    since limits on processes never apply to root; otherwise it runs in a user namespace of its
+    own."""
     args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname",
             "grading", "--unshare-cgroup-try", "--die-with-parent"]
     if os.geteuid() == 0:
@@ -193,15 +203,25 @@ def _mpl_cache():
                         "matplotlib")
 
 
+def kernel_uid():
+    """The user a root grader's next kernel runs as: its own, since no other live kernel has it
+    (one grader process starts its kernels one after another, and a kernel's processes end with
+    its sandbox). Other graders run their kernels as themselves."""
+    if os.geteuid() != 0:
+        return os.getuid()
+    slot = (os.getpid() * 16 + next(_kernels_started) % 16) % len(KERNEL_UIDS)
+    return KERNEL_UIDS[slot]
+
+
 def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=None,
-            importable=("adcheck.py",), connection_file=None, info_fd=None):
+            importable=("adcheck.py",), connection_file=None, info_fd=None, uid=None):
     """The bwrap command that runs ``kernel_cmd`` (``python -m <module> ...``) in a sandbox whose
     working directory is a private copy of ``submission_dir`` (empty if None). Inside, the path
     ``connection_dir`` is a tmpfs of its own (``limits.connection_kb``) into which the grader's
     ``connection_file`` (by default ``connection_dir/kernel.json``) is copied; the grader
     reaches it through ``/proc/<pid>/root`` (:func:`link_sockets`), the pid that bwrap writes to
     ``info_fd``. Of the submission's Python files, only those named in ``importable`` are
-    copied."""
+    copied. Under a root grader the kernel runs as ``uid`` (by default :func:`kernel_uid`)."""
     if len(kernel_cmd) < 3 or kernel_cmd[1] != "-m":
         raise SandboxUnavailable(f"cannot sandbox the kernel command {kernel_cmd!r}: expected "
                                  "`python -m <module> ...`")
@@ -245,7 +265,7 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
                 args += ["--perms", "0755", "--dir", str(parent)]
     for source, target in binds:
         args += ["--ro-bind", source, target]
-    # The connection folder: writable by the kernel (nobody, under a root grader), and small.
+    # The connection folder: writable by the kernel (its own user, under a root grader), and small.
     args += ["--size", str(limits.connection_kb * 1024), "--perms", "1777", "--tmpfs",
              connection_dir]
     # Nothing else is writable: not the sandbox's root (a tmpfs as large as the machine's
@@ -253,8 +273,9 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
     args += ["--remount-ro", "/", "--remount-ro", "/dev"]
     if info_fd is not None:
         args += ["--info-fd", str(info_fd)]
+    uid = kernel_uid() if uid is None else uid
     args += ["--chdir", "/tmp", kernel_cmd[0], "-c", LAUNCHER, "/".join(importable),
-             connection_file, *kernel_cmd[2:]]
+             connection_file, str(uid), *kernel_cmd[2:]]
     return args
 
 
@@ -330,21 +351,21 @@ def cap_memory(memory_mb):
     _cap(resource.RLIMIT_DATA, memory_mb * 2**20)
 
 
-def process_limit(limits):
-    """RLIMIT_NPROC for a sandboxed kernel: it counts every process and thread of the kernel's
-    user, so allow what that user runs already. (Root is exempt from it: a root grader's kernel
-    runs as nobody.)"""
-    return _count_tasks(NOBODY if os.geteuid() == 0 else os.getuid()) + limits.processes
+def process_limit(limits, uid):
+    """RLIMIT_NPROC for a sandboxed kernel that runs as ``uid``: it counts every process and
+    thread of that user, so allow what the user runs already (none, for a root grader's kernel,
+    whose user is its own; a grader that is not root shares its own user with its kernels)."""
+    return _count_tasks(uid) + limits.processes
 
 
-def prepare_child(limits, connection_file, nproc):
+def prepare_child(limits, connection_file, nproc, uid):
     """Runs in the sandbox's first process before it starts (``preexec_fn``): set the limits,
-    and, for a root grader, give the connection file to the kernel's user. bwrap ignores the
-    interrupts meant for the kernel (it would die of them, and the kernel with it); ipykernel
+    and, for a root grader, give the connection file to the kernel's user ``uid``. bwrap ignores
+    the interrupts meant for the kernel (it would die of them, and the kernel with it); ipykernel
     installs its own handler."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.geteuid() == 0:
-        os.chown(connection_file, NOBODY, NOBODY)
+        os.chown(connection_file, uid, uid)
     if limits.memory_mb > 0:
         cap_memory(limits.memory_mb)
     _cap(resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20)
