@@ -1,17 +1,17 @@
-"""What did the class get wrong? The named mistakes of one graded assignment, per exercise.
+"""What did the class get wrong? The grade table, the score plot, and the named mistakes of one
+graded assignment, per exercise, all rendered from its outcome (course/grading/outcome.py).
 
     python -m course report ASSIGNMENT [ASSIGNMENT ...]
 
-A failing check ends its message with the stable code of the mistake it names, such as
-``[mistake: our_jacfwd/transposed]`` (see ``Exercise`` in course/checks/exercise.py), and
-nbgrader keeps that message in every autograded notebook. This reads the gradebook's marks and
-those messages and writes, per exercise, how many students got full marks and which mistakes the
+A failing check names its mistake with a stable code, such as ``our_jacfwd/transposed`` (see
+``Exercise`` in course/checks/exercise.py), and the judge keeps it, as data, in every autograded
+notebook. Per exercise, the report gives how many students got full marks and which mistakes the
 others made, with their names: a table on the terminal, ``reports/<assignment>-mistakes.csv``, a
 plot ``reports/<assignment>-mistakes.png`` and a page ``reports/<assignment>-mistakes.html``
-that opens without a network. A failure whose message names no mistake is reported as
-``<exercise>/unnamed`` (a check's own assertion or a student's), and one that is not an
-assertion as ``<exercise>/error:<kind>`` (a crash, a timeout, a name the notebook lost). Only
-the checks' messages are read: no test source, hidden or not, reaches a report.
+that opens without a network. A failure the checks did not name is reported as
+``<exercise>/unnamed``, and one that is not an assertion as ``<exercise>/error:<kind>`` (a
+crash, a timeout, a name the notebook lost). Only what the checks told the students is shown:
+no test source, hidden or not, reaches a report.
 
 ``python -m course grade`` writes the report of each assignment it grades.
 """
@@ -23,18 +23,12 @@ import csv
 import dataclasses
 import html
 import io
-import re
 import typing
 from pathlib import Path
 
-import nbformat
-from nbgrader import utils as nbgrader_utils
-
 from course import paths
-from course.grading import submission_files
-from course.paths import db_url
-
-MISTAKE = re.compile(r"\s*\[mistake: ([\w./:-]+)\]\s*$")
+from course.grading import outcome
+from course.grading.outcome import exercise_name
 
 
 @dataclasses.dataclass
@@ -51,51 +45,19 @@ class ExerciseMistakes:
         return sorted(self.mistakes, key=lambda code: (-len(self.mistakes[code]), code))
 
 
-def _failure(cell):
-    """``(code or None, message)`` of a graded cell's error output, or ``(None, "")``."""
-    for output in cell.get("outputs", []):
-        if output.output_type == "error":
-            found = MISTAKE.search(output.evalue)
-            message = MISTAKE.sub("", output.evalue).strip()
-            if found:
-                return found.group(1), message
-            return ("unnamed" if output.ename == "AssertionError"
-                    else f"error:{output.ename}"), message
-    return "unnamed", "no error shown (output on stderr, or the cell was emptied)"
-
-
-def collect(course, assignment):
-    """``[ExerciseMistakes]`` of ``assignment`` in notebook order, from the gradebook of
-    ``course`` and the notebooks in its autograded/ folder."""
-    from nbgrader.api import Gradebook
-
-    course = Path(course)
+def collect(result):
+    """``[ExerciseMistakes]`` of a :class:`~course.grading.outcome.ClassOutcome`, in notebook
+    order."""
     exercises = {}
-    with Gradebook(db_url(course)) as gradebook:
-        for submission in sorted(gradebook.assignment_submissions(assignment),
-                                 key=lambda s: s.student.id):
-            student = submission.student.id
-            for notebook in submission.notebooks:
-                path = course / "autograded" / student / assignment / f"{notebook.name}.ipynb"
-                cells = {}
-                if path.exists():
-                    cells = {cell.metadata["nbgrader"]["grade_id"]: cell
-                             for cell in nbformat.read(path, as_version=4).cells
-                             if nbgrader_utils.is_grade(cell)}
-                for grade in sorted(notebook.grades, key=lambda g: g.name):
-                    name = grade.name.removesuffix("_tests")
-                    exercise = exercises.setdefault(grade.name, ExerciseMistakes(name))
-                    exercise.submissions += 1
-                    if grade.score >= grade.max_score:
-                        exercise.full_marks += 1
-                        continue
-                    cell = cells.get(grade.name)
-                    code, message = _failure(cell) if cell else ("unnamed", "no graded notebook")
-                    if "/" not in code:
-                        code = f"{name}/{code}"
-                    exercise.mistakes.setdefault(code, []).append((student, message))
-    return [exercises[name] for name in paths.graded_cells(course, assignment)
-            if name in exercises]
+    for student, submission in result.submissions.items():
+        for grade_id, mark in submission.marks.items():
+            exercise = exercises.setdefault(grade_id, ExerciseMistakes(exercise_name(grade_id)))
+            exercise.submissions += 1
+            if mark.full:
+                exercise.full_marks += 1
+            else:
+                exercise.mistakes.setdefault(mark.mistake, []).append((student, mark.said))
+    return [exercises[name] for name in result.exercises if name in exercises]
 
 
 def table(assignment, exercises):
@@ -158,13 +120,13 @@ class MistakeReport(typing.NamedTuple):
     html: Path
 
 
-def write_report(course, assignment, log=print):
-    """Write the CSV, the plot and the page of ``assignment`` into ``course``/reports/, print
-    the table through ``log``, and return where (a :class:`MistakeReport`)."""
+def write_report(course, result, log=print):
+    """Write the CSV, the plot and the page of the outcome ``result`` into ``course``/reports/,
+    print the table through ``log``, and return where (a :class:`MistakeReport`)."""
     import matplotlib.pyplot as plt
 
-    course = Path(course)
-    exercises = collect(course, assignment)
+    course, assignment = Path(course), result.assignment
+    exercises = collect(result)
     folder = course / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{assignment}-mistakes"
@@ -215,28 +177,23 @@ tr.exercise {{ background: #eee; }} img {{ max-width: 100%; }}</style></head>
 """
 
 
-def grade_table(course, assignment):
+def grade_table(result):
     """The marks of every student of the gradebook per exercise, in notebook order, as text:
     ``-`` where a student submitted nothing; after the total, how many files of a submission
     were refused (links, FIFOs, devices, ...: course/grading/submission_files.py)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    order = paths.graded_cells(course, assignment)
-    rows = [["student", *(name.removesuffix("_tests") for name in order), "total"]]
-    with Gradebook(db_url(course)) as gradebook:
-        for student in sorted(gradebook.students, key=lambda student: student.id):
-            try:
-                submission = gradebook.find_submission(assignment, student.id)
-            except MissingEntry:
-                rows.append([student.id, *("-" for _ in order), "-"])
-                continue
-            marks = {grade.name: grade for nb in submission.notebooks for grade in nb.grades}
-            refused = submission_files.refused_in(
-                Path(course) / "submitted" / student.id / assignment)
-            rows.append([student.id,
-                         *(f"{marks[name].score:g}/{marks[name].max_score:g}" for name in order),
-                         f"{submission.score:g}/{submission.max_score:g}",
-                         f"({len(refused)} refused: see the grading notes)" if refused else ""])
+    order = result.exercises
+    rows = [["student", *(exercise_name(name) for name in order), "total"]]
+    for student in result.students:
+        submission = result.submissions.get(student)
+        if submission is None:
+            rows.append([student, *("-" for _ in order), "-"])
+            continue
+        marks = submission.marks
+        rows.append([student,
+                     *(f"{marks[name].score:g}/{marks[name].max_score:g}" for name in order),
+                     f"{submission.score:g}/{submission.max_score:g}",
+                     f"({submission.refused} refused: see the grading notes)"
+                     if submission.refused else ""])
     rows[0].append("")
     for row in rows:
         row += [""] * (len(rows[0]) - len(row))
@@ -245,7 +202,7 @@ def grade_table(course, assignment):
                      for row in rows)
 
 
-def score_figure(course, assignment):
+def score_figure(result):
     """A figure of, per exercise (in notebook order), how many students scored zero, partial and
     full marks, and of the histogram of total scores."""
     import matplotlib
@@ -254,27 +211,23 @@ def score_figure(course, assignment):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
     import numpy as np
-    from nbgrader.api import Gradebook
 
+    assignment = result.assignment
     counts = collections.defaultdict(collections.Counter)
     totals, max_total = [], 0
-    with Gradebook(db_url(course)) as gradebook:
-        for submission in gradebook.assignment_submissions(assignment):
-            totals.append(submission.score)
-            max_total = submission.max_score
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    score, top = grade.score, grade.max_score
-                    counts[grade.name][
-                        "full" if score >= top else "zero" if score == 0 else "partial"] += 1
-    order = [name for name in paths.graded_cells(course, assignment) if name in counts]
+    for submission in result.submissions.values():
+        totals.append(submission.score)
+        max_total = submission.max_score
+        for name, mark in submission.marks.items():
+            counts[name]["full" if mark.full else "zero" if mark.score == 0 else "partial"] += 1
+    order = [name for name in result.exercises if name in counts]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(order) + 2.2),
                                          gridspec_kw={"width_ratios": [2, 1]})
     start = np.zeros(len(order))
-    for outcome, color in (("full", "tab:green"), ("partial", "tab:orange"), ("zero", "tab:red")):
-        values = np.array([counts[e][outcome] for e in order])
-        left.barh([e.removesuffix("_tests") for e in order], values, left=start, color=color,
-                  label=f"{outcome} marks")
+    for marks, color in (("full", "tab:green"), ("partial", "tab:orange"), ("zero", "tab:red")):
+        values = np.array([counts[e][marks] for e in order])
+        left.barh([exercise_name(e) for e in order], values, left=start, color=color,
+                  label=f"{marks} marks")
         start += values
     left.invert_yaxis()
     left.set_xlabel("students")
@@ -292,11 +245,11 @@ def score_figure(course, assignment):
     return figure
 
 
-def score_distribution(course, assignment, path):
+def score_distribution(result, path):
     """Save :func:`score_figure` as ``path``."""
     import matplotlib.pyplot as plt
 
-    figure = score_figure(course, assignment)
+    figure = score_figure(result)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -309,7 +262,8 @@ def main(argv=None):
     parser.add_argument("assignments", nargs="+", metavar="assignment")
     parser.add_argument("--course", default=str(paths.ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    outcomes = outcome.read(args.course, args.assignments)
     for assignment in args.assignments:
-        written = write_report(args.course, assignment)
+        written = write_report(args.course, outcomes[assignment])
         print("  " + "  ".join(str(p) for p in written) + "\n")
     return 0

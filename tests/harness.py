@@ -75,6 +75,7 @@ class GradedClass:
         self.kernel_jobs = []
         self.kernel_scores = {}  # student -> {test grade_id: (score, max_score)}, one kernel
         self.kernel_messages = {}  # student -> what its test cell said (empty: no error)
+        self.kernel_verdicts = {}  # student -> the judge's Verdict on its test cell
         self.kernel_answers = {}  # student -> (kind, Answer) of the answers graded in one kernel
         self.both = []  # (notebook, Answer, nbgrader student, kernel student): graded both ways
 
@@ -99,11 +100,31 @@ class GradedClass:
         self.seconds = time.perf_counter() - start
 
     def _grade_in_one_kernel(self, name, source_nb, folder, items):
-        for student, (score, max_score, message) in kernel_grading.grade_in_one_kernel(
+        for student, (score, max_score, message, verdict) in kernel_grading.grade_in_one_kernel(
                 source_nb, folder, items).items():
             grade_id = next(g for s, g, _ in items if s == student)
             self.kernel_scores[student] = {self.tests_of[name][grade_id]: (score, max_score)}
             self.kernel_messages[student] = message
+            self.kernel_verdicts[student] = verdict
+
+    def said(self, student, grade_id):
+        """What the grader wrote in ``student``'s test cell ``grade_id``: the verdict of the
+        autograded notebook (or of the one-kernel run), for a failing test's message."""
+        if student in self.kernel_messages:
+            return self.kernel_messages[student] or "passed"
+        for (assignment, who), nbs in self.submissions.items():
+            if who != student:
+                continue
+            for name in nbs:
+                path = (self.courses[assignment] / "autograded" / student / assignment
+                        / f"{name}.ipynb")
+                if not path.exists():
+                    return f"(no autograded notebook at {path})"
+                for cell in nbformat.read(path, as_version=4).cells:
+                    if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+                        return " | ".join(str(o.get("evalue") or o.get("text") or o.get("ename"))
+                                          for o in cell.get("outputs", [])) or "(no output)"
+        return "(not found)"
 
     def all_scores(self):
         """Scores of the nbgrader submissions and of the answers graded in one kernel."""

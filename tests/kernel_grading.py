@@ -37,9 +37,10 @@ _FORGET_SHOWN_WARNINGS = "import warnings as _w\n_w._filters_mutated()\ndel _w"
 
 
 def grade_in_one_kernel(source_nb, assignment_dir, answers):
-    """``{key: (score, max_score, message)}`` of each answer in ``answers``, a list of
+    """``{key: (score, max_score, message, verdict)}`` of each answer in ``answers``, a list of
     ``(key, exercise grade_id, code)``, on the test cell that follows its exercise; the message
-    is the last line of the test cell's error (what the feedback shows), or empty."""
+    is the last line of the test cell's error (what the feedback shows), or empty, and the
+    verdict the judge's (``judge.Verdict``: its mistake code and words as data)."""
     nb = nbformat.from_dict(source_nb)
     for cell in nb.cells:
         cell.source = notebooks.SOLUTION_MARKERS.sub("", cell.source)
@@ -69,11 +70,12 @@ def grade_in_one_kernel(source_nb, assignment_dir, answers):
                     client.execute_cell(new_code_cell(code), index)
                     test = nbformat.from_dict(test_after[grade_id])
                     client.execute_cell(test, index)
-                    judge.judge_cell(checks, ("kernel-grading", str(assignment_dir), grade_id),
-                                     test_after[grade_id].source, test)
+                    verdict = judge.judge_cell(
+                        checks, ("kernel-grading", str(assignment_dir), grade_id),
+                        test_after[grade_id].source, test)
                     errors = [o for o in test.outputs if o.output_type == "error"]
                     message = f"{errors[0].ename}: {errors[0].evalue}" if errors else ""
-                    results[key] = (*utils.determine_grade(test), message)
+                    results[key] = (*utils.determine_grade(test), message, verdict)
                 client.execute_cell(cell, index)
     return results
 

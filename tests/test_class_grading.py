@@ -6,6 +6,7 @@ names. Each case is submitted by two students: their grades must be equal (deter
 """
 
 import json
+import traceback
 import zipfile
 
 import nbformat
@@ -13,7 +14,7 @@ import pytest
 
 from course import paths, reports
 from course.dev import scratch_course
-from course.grading import grade_class
+from course.grading import grade_class, outcome
 from tests.harness import ROOT, visible_text
 from tests.tiny_assignment import (
     ASSIGNMENT,
@@ -109,14 +110,36 @@ GOOD = {"model": (lambda c: {"tiny.ipynb": answered(c)}, (1, 1, 1), None),
         "untouched": (lambda c: {"tiny.ipynb": release(c)}, (0, 0, 0), None)}
 
 
+_gradebook_opened = []  # where the grading command's own process opened the gradebook
+
+
 @pytest.fixture(scope="module")
 def graded_tiny_class(tiny_course):
+    from nbgrader.api import Gradebook
+
     for case, (files, _, _) in {**BAD, **GOOD}.items():
         for copy in "ab":
             submit(tiny_course, f"{case}-{copy}", files(tiny_course))
-    result = grade_class.grade_class(tiny_course, ASSIGNMENT, workers=2, progress=False,
-                                    log=lambda *_: None)
+    opening = Gradebook.__init__
+
+    def counted(self, *args, **kwargs):
+        _gradebook_opened.append(traceback.extract_stack(limit=2)[0].name)
+        opening(self, *args, **kwargs)
+
+    Gradebook.__init__ = counted
+    try:
+        result = grade_class.grade_class(tiny_course, ASSIGNMENT, workers=2, progress=False,
+                                        log=lambda *_: None)
+    finally:
+        Gradebook.__init__ = opening
     return tiny_course, result
+
+
+def test_the_command_reads_the_gradebook_once(graded_tiny_class):
+    """Besides nbgrader's own steps (its workers, export), the grading command opens the
+    gradebook twice: to add the students before the workers start, and to read the outcome
+    that every table, plot and report is drawn from."""
+    assert _gradebook_opened == ["register_students", "read"], _gradebook_opened
 
 
 @pytest.mark.parametrize("case", sorted({**BAD, **GOOD}))
@@ -215,7 +238,7 @@ def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
     csv_path, png, page = result.mistakes.csv, result.mistakes.png, result.mistakes.html
     assert png.read_bytes().startswith(b"\x89PNG") and "<script" not in page.read_text()
     assert "square(-1.5)" not in page.read_text() + csv_path.read_text(), "a hidden test shown"
-    found = {(exercise.name, student): code for exercise in reports.collect(course, ASSIGNMENT)
+    found = {(exercise.name, student): code for exercise in reports.collect(result.outcome)
              for code, pairs in exercise.mistakes.items() for student, _ in pairs}
     for case, (_, marks, _) in {**BAD, **GOOD}.items():
         for exercise, mark in zip(("double", "square", "halve"), marks):
@@ -223,5 +246,6 @@ def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
             assert (codes[0] is None) == (mark == 1), f"{case}/{exercise}: {codes}, mark {mark}"
             assert codes[0] == codes[1], f"{case}/{exercise}: graded twice, reported {codes}"
     before = [path.read_bytes() for path in result.mistakes]
-    again = reports.write_report(course, ASSIGNMENT, log=lambda text: None)
+    again = reports.write_report(course, outcome.read(course, [ASSIGNMENT])[ASSIGNMENT],
+                                 log=lambda text: None)
     assert [path.read_bytes() for path in again] == before

@@ -7,6 +7,7 @@ import pytest
 
 from course import paths, reports
 from course.dev import scratch_course
+from course.grading import outcome
 from tests import answers
 from tests.harness import ROOT, notebook_name, source_notebooks, visible_text
 
@@ -38,7 +39,8 @@ def test_each_submission_loses_exactly_its_wrong_exercises(graded_class):
                                 f"{grade_id}, expected a loss")
             if grade_id not in losing_tests and score < max_score:
                 problems.append(f"{student} ({graded_class.reasons[student]}): {score}/"
-                                f"{max_score} on {grade_id}, expected full marks")
+                                f"{max_score} on {grade_id}, expected full marks; the grader "
+                                f"said: {graded_class.said(student, grade_id)[:600]}")
     assert not problems, "\n".join(problems)
 
 
@@ -78,10 +80,11 @@ def test_each_wrong_answer_is_told_its_mistake(graded_class, notebook, kind, ind
     if kind != "wrong":
         assert not message, f"alternative {where}"
         return
-    code = reports.MISTAKE.search(message)
-    text = reports.MISTAKE.sub("", message.removeprefix("AssertionError: "))
-    assert code and code.group(1).startswith(f"{answer.grade_id}/") and not \
-        code.group(1).endswith("/unnamed"), f"no named mistake code of {answer.grade_id}: {where}"
+    verdict = graded_class.kernel_verdicts[student]
+    code, text = verdict.mistake, verdict.said
+    assert message.endswith(f" [mistake: {code}]"), f"the code not shown to the student: {where}"
+    assert code and code.startswith(f"{answer.grade_id}/") and not code.endswith("/unnamed"), (
+        f"no named mistake code of {answer.grade_id}: {where}")
     assert answer.says and answer.says in text, f"expected {answer.says!r} in {where}"
     assert text.endswith((".", "?")), f"not a whole sentence: {where}"
     assert not re.search(r"\b(float|int|complex|bool|uint)\d*\[|\binputs \(", text), (
@@ -97,22 +100,24 @@ def test_the_mistake_report_names_what_each_student_got_wrong(graded_class):
     problems = []
     assignment_of = {student: assignment for assignment, student in graded_class.submissions}
     for assignment, course in graded_class.courses.items():
-        report = reports.write_report(course, assignment, log=lambda text: None)
+        result = outcome.read(course, [assignment])[assignment]
+        report = reports.write_report(course, result, log=lambda text: None)
         written = [path.read_bytes() for path in report]
-        again = reports.write_report(course, assignment, log=lambda text: None)
+        again = reports.write_report(course, outcome.read(course, [assignment])[assignment],
+                                     log=lambda text: None)
         assert [path.read_bytes() for path in again] == written, f"{assignment}: not the same"
         page = report.html.read_text()
         assert "HIDDEN TESTS" not in page and "_Case(" not in page and "<script" not in page
         found = {(exercise.name, student): code
-                 for exercise in reports.collect(course, assignment)
+                 for exercise in reports.collect(result)
                  for code, pairs in exercise.mistakes.items() for student, _ in pairs}
         for name, answer, student, in_kernel in graded_class.both:
             if assignment_of[student] != assignment:
                 continue
             got = found.get((answer.grade_id, student))
             if graded_class.kernel_answers[in_kernel][0] == "wrong":
-                expected = reports.MISTAKE.search(graded_class.kernel_messages[in_kernel])
-                if expected is None or got != expected.group(1):
+                expected = graded_class.kernel_verdicts[in_kernel].mistake
+                if expected is None or got != expected:
                     problems.append(f"{student} {answer.grade_id} ({answer.reason}): reported "
                                     f"{got}, told {graded_class.kernel_messages[in_kernel]!r}")
             elif got:

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from course import paths, reports
+from course.grading import outcome
 from tests.harness import ROOT
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, make_tiny_course, submit
 
@@ -131,7 +132,7 @@ def test_grade_prints_the_table_and_leaves_unsubmitted_empty(course):
     assert rows["dan"]["score"] == "0.0"
 
     # Counts of students, 0 to 4 here, are whole numbers on the plot's axes.
-    figure = reports.score_figure(course, ASSIGNMENT)
+    figure = reports.score_figure(outcome.read(course, [ASSIGNMENT])[ASSIGNMENT])
     per_exercise, totals = figure.axes
     for ticks in (per_exercise.get_xticks(), totals.get_yticks()):
         assert len(ticks) > 2 and all(float(t).is_integer() for t in ticks), ticks

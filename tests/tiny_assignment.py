@@ -63,8 +63,7 @@ class Exercise:
                                          if facts["visible"] else f"{self.name} is wrong"
                                          f"{where}", _code("wrong-values"))
                 except AssertionError as failure:
-                    code = getattr(failure, "code", None) or _code("unnamed")
-                    raise AssertionError(f"{failure} [mistake: {code}]") from None
+                    raise _told(failure) from None
         finally:
             _active.pop()
         if not _probing():

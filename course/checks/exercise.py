@@ -20,6 +20,7 @@ from .evidence import (
     _probing,
     _Replayed,
     _ReplayedNamespace,
+    _told,
 )
 from .guard import _MISSING
 from .mechanisms import _require_mode, _require_no_forbidden_reference
@@ -220,9 +221,7 @@ class Exercise:
                 _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
-            code = getattr(failure, "code", None) or _code("unnamed")
-            # named AssertionError, as students expect; the code is for the class's report
-            raise AssertionError(f"{failure} [mistake: {code}]") from None
+            raise _told(failure) from None
         _passed(self.name, cases, jit, [r.words for r in checked])
 
     def _require_form(self, answer):

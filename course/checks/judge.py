@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+import typing
 
 import nbformat
 from nbformat.v4 import new_output
@@ -33,6 +34,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
 EVIDENCE_MIME = "application/vnd.adcourse.evidence+json"
+VERDICT = "verdict"  # the metadata key of a judged test cell: its Verdict's fields as data
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
 
 _modules = {}  # path of a checks module -> (its digest, the module loaded in judge mode)
@@ -149,8 +151,23 @@ def _exercise(source):
     return found.group(1) if found else "test"
 
 
+class Verdict(typing.NamedTuple):
+    """What the judge decided on one test cell: the message the student reads, and the code of
+    the mistake with the message's words alone, for the class's report (course/grading/
+    outcome.py reads them from the cell's metadata)."""
+
+    passed: bool
+    message: str
+    mistake: str = None
+    said: str = ""
+
+
+def _not_judged(exercise, kind, said):
+    return Verdict(False, f"{said} [mistake: {exercise}/{kind}]", f"{exercise}/{kind}", said)
+
+
 def verdict(module, key, source, cell):
-    """``(passed, message)`` of one test cell: its trusted ``source`` run in the judge against
+    """The :class:`Verdict` of one test cell: its trusted ``source`` run in the judge against
     the record the kernel left in ``cell``'s outputs."""
     evidence = module._Evidence
     evidence.pending = _records(cell)
@@ -163,20 +180,22 @@ def verdict(module, key, source, cell):
         with contextlib.redirect_stdout(printed):
             exec(compile(source, f"<test cell {key[2]}>", "exec"), _CellNamespace(module))
     except AssertionError as failure:
-        return False, str(failure)
+        mistake = getattr(failure, "mistake", None)
+        return Verdict(False, str(failure), mistake if isinstance(mistake, str) else
+                       f"{exercise}/unnamed", str(getattr(failure, "said", failure)))
     except module._JudgeError as error:
-        return False, (f"The grader could not judge this test cell ({error}): tell your "
-                       f"instructor. [mistake: {exercise}/error:judge]")
+        return _not_judged(exercise, "error:judge", f"The grader could not judge this test "
+                                                    f"cell ({error}): tell your instructor.")
     except Exception as error:  # what the student's code returned broke a check
-        return False, (f"The checks stopped with {type(error).__name__} on what your code "
-                       f"returned: run this test cell in your notebook to see why. "
-                       f"[mistake: {exercise}/error:{type(error).__name__}]")
+        return _not_judged(exercise, f"error:{type(error).__name__}",
+                           f"The checks stopped with {type(error).__name__} on what your code "
+                           f"returned: run this test cell in your notebook to see why.")
     finally:
         evidence.pending, evidence.stopped = [], None
     if evidence.calls_in_cell == 0:
-        return False, (f"This test cell runs no check the judge knows. [mistake: "
-                       f"{exercise}/error:judge]")
-    return True, printed.getvalue() or "passed\n"
+        return _not_judged(exercise, "error:judge", "This test cell runs no check the judge "
+                                                    "knows.")
+    return Verdict(True, printed.getvalue() or "passed\n")
 
 
 class JudgeTestCells(NbGraderPreprocessor):
@@ -194,7 +213,9 @@ class JudgeTestCells(NbGraderPreprocessor):
                  "sets it for its workers); empty: once per process").tag(config=True)
 
     def preprocess(self, nb, resources):
-        if not self.enabled:
+        if not self.enabled:  # no verdicts: none the student wrote either
+            for cell in nb.cells:
+                cell.metadata.pop(VERDICT, None)
             return nb, resources
         about = resources.get("nbgrader", {})
         coursedir = CourseDirectory(config=self.config)
@@ -216,10 +237,15 @@ def judge_cell(module, where, source, cell):
     """Replace the outputs of the test ``cell`` (at ``where``: assignment, notebook, grade id)
     by the verdict of its trusted ``source`` (None: the source has no such cell)."""
     if source is None:
-        passed, message = False, "This test cell is not in the assignment's source."
+        said = "This test cell is not in the assignment's source."
+        decided = Verdict(False, said, f"{where[2].removesuffix('_tests')}/error:judge", said)
     else:
         key = (*where, hashlib.sha256(source.encode()).hexdigest())
-        passed, message = verdict(module, key, source, cell)
-    cell.outputs = ([new_output("stream", name="stdout", text=message)] if passed else
+        decided = verdict(module, key, source, cell)
+    message = decided.message
+    cell.outputs = ([new_output("stream", name="stdout", text=message)] if decided.passed else
                     [new_output("error", ename="AssertionError", evalue=message,
                                 traceback=[f"AssertionError: {message}"])])
+    cell.metadata[VERDICT] = {"passed": decided.passed, "mistake": decided.mistake,
+                              "said": decided.said}
+    return decided

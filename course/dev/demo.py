@@ -70,9 +70,9 @@ def main(argv=None):
         build.build_release(assignment, root=course)  # registers it in the demo's gradebook
     results = grade_class.grade_classes(course, assignments, args.workers,
                                        log=lambda line: print("  " + line, flush=True))
-    for assignment in assignments:
-        print(f"\n{assignment}:\n" + reports.grade_table(course, assignment), flush=True)
-    print("\n" + reports.table(assignments[-1], reports.collect(course, assignments[-1])))
+    for result in results:
+        print(f"\n{result.assignment}:\n" + reports.grade_table(result.outcome), flush=True)
+    print("\n" + reports.table(assignments[-1], reports.collect(results[-1].outcome)))
     plots = [result.plot for result in results]
     print()
     rows = scratch_course.read_grades(course / "grades.csv")

@@ -27,7 +27,8 @@ from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
 from course import paths, reports
-from course.grading import intake
+from course.grading import intake, outcome
+from course.grading.outcome import ClassOutcome
 from course.paths import db_url, load_config, nbgrader
 
 SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the SQLite gradebook
@@ -69,6 +70,7 @@ class ClassResult:
     grades_csv: Path
     plot: Path
     mistakes: reports.MistakeReport = None  # where the mistake report was written
+    outcome: ClassOutcome = None  # what grading decided, read once from the gradebook
 
 
 def sandbox_setting(course):
@@ -208,15 +210,16 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
         f"workers, feedback in {seconds['feedback']:.0f} s"
         + (f"; nbgrader failed on {sorted(f'{a}/{s}' for a, s in failed)}" if failed else ""))
     step("export", "export")
+    outcomes = outcome.read(course, assignments)
     results = []
     for assignment in assignments:
-        plot = reports.score_distribution(course, assignment,
+        plot = reports.score_distribution(outcomes[assignment],
                                           course / "reports" / f"{assignment}-scores.png")
-        report = reports.write_report(course, assignment, log=lambda text: None)
+        report = reports.write_report(course, outcomes[assignment], log=lambda text: None)
         results.append(ClassResult(
             assignment, names[assignment], notes[assignment],
             {s: e for (a, s), e in failed.items() if a == assignment}, seconds,
-            course / "grades.csv", plot, report))
+            course / "grades.csv", plot, report, outcomes[assignment]))
     return results
 
 
@@ -256,10 +259,9 @@ def main(argv=None):
                 for note in notes:
                     print(f"  {student}/{result.assignment}/{notebook}: {note}")
     for result in results:
-        print(f"\n{result.assignment}:\n{reports.grade_table(args.course, result.assignment)}\n"
+        print(f"\n{result.assignment}:\n{reports.grade_table(result.outcome)}\n"
               f"feedback in feedback/*/{result.assignment}/, plot {result.plot}")
-        print("\n" + reports.table(result.assignment, reports.collect(args.course,
-                                                                        result.assignment)))
+        print("\n" + reports.table(result.assignment, reports.collect(result.outcome)))
         print("report: " + ", ".join(str(path) for path in result.mistakes))
     print(f"\ngrades: {results[0].grades_csv} (empty scores: not submitted)")
     for result in results:

@@ -226,3 +226,27 @@ def test_an_oracle_value_that_is_not_data_stays_in_its_process():
     value = (np.ones(2), len)
     assert evidence._portable(value) == (None, value)
     assert evidence._portable(["x" * 30_000])[0] is None
+
+
+def _verdict(path, outputs):
+    cell = new_code_cell(SOURCE, outputs=outputs)
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "square_tests", "points": 1}
+    cell.metadata["verdict"] = {"passed": True, "mistake": None, "said": "forged"}
+    decided = judge.judge_cell(judge.checks_module(str(path)), ("00_tiny", "tiny",
+                                                                "square_tests"), SOURCE, cell)
+    assert cell.metadata["verdict"] == {"passed": decided.passed, "mistake": decided.mistake,
+                                        "said": decided.said}
+    return cell.metadata["verdict"]
+
+
+def test_the_verdict_is_left_in_the_cell_as_data_replacing_what_the_student_wrote(checks_file):
+    wrong = _verdict(checks_file, _kernel_run(checks_file, SOURCE, {"square": lambda x: 2 * x}))
+    assert wrong == {"passed": False, "mistake": "square/wrong-values",
+                     "said": "square(3) should be 9"}
+    right = _verdict(checks_file, _kernel_run(checks_file, SOURCE, {"square": lambda x: x * x}))
+    assert right == {"passed": True, "mistake": None, "said": ""}
+
+
+def test_an_unjudgeable_cell_is_named_as_the_judges_error(checks_file):
+    verdict = _verdict(checks_file, [new_output("stream", name="stdout", text="hi")])
+    assert verdict["passed"] is False and verdict["mistake"].startswith("square/")
