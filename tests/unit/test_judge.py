@@ -250,3 +250,12 @@ def test_the_verdict_is_left_in_the_cell_as_data_replacing_what_the_student_wrot
 def test_an_unjudgeable_cell_is_named_as_the_judges_error(checks_file):
     verdict = _verdict(checks_file, [new_output("stream", name="stdout", text="hi")])
     assert verdict["passed"] is False and verdict["mistake"].startswith("square/")
+
+
+def test_with_the_judge_off_no_verdict_the_student_wrote_survives():
+    from nbformat.v4 import new_notebook
+
+    cell = new_code_cell("adcheck.check_square(square)")
+    cell.metadata["verdict"] = {"passed": False, "mistake": "square/made-up", "said": "forged"}
+    nb, _ = judge.JudgeTestCells(enabled=False).preprocess(new_notebook(cells=[cell]), {})
+    assert "verdict" not in nb.cells[0].metadata
