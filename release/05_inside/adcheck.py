@@ -72,6 +72,16 @@ def _code(mistake):
     return f"{_active[-1].name}/{mistake}" if _active else mistake
 
 
+def _told(failure):
+    """What a student sees of a check's ``failure``: an AssertionError (the name students
+    expect) whose message ends with the mistake's code. The code and the words also ride along
+    as data, which the judge keeps as its verdict for the class's report."""
+    code = getattr(failure, "code", None) or _code("unnamed")
+    error = AssertionError(f"{failure} [mistake: {code}]")
+    error.mistake, error.said = code, str(failure)
+    return error
+
+
 class _EvidenceState:
     """Where the checks run: ``mode`` is "run" (decide here), "probe" (record, while grading)
     or "judge" (replay a record in the grader). ``record`` is the running check's list of
@@ -1509,9 +1519,7 @@ class Exercise:
                 _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
-            code = getattr(failure, "code", None) or _code("unnamed")
-            # named AssertionError, as students expect; the code is for the class's report
-            raise AssertionError(f"{failure} [mistake: {code}]") from None
+            raise _told(failure) from None
         _passed(self.name, cases, jit, [r.words for r in checked])
 
     def _require_form(self, answer):
