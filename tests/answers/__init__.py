@@ -34,9 +34,25 @@ def by_reason(answers, reason):
     return next(answer for answer in answers if answer.reason == reason)
 
 
+def calls_the_builtin(exercise, builtin):
+    """The wrong answer of ``exercise`` (a function of f) that returns ``jax.<builtin>(f)``, the
+    function of JAX that the exercise asks to write and forbids."""
+    return Answer(exercise, f"calls the built-in jax.{builtin}", f"""
+        def {exercise}(f):
+            return jax.{builtin}(f)
+    """, says=f"{exercise} must not call jax.{builtin}.")
+
+
 def tampered(grade_id, tampering_code, wrong_answer):
     """A wrong answer with tampering code in front of it, in the same answer cell."""
     return (Answer(grade_id, "", tampering_code + "\n" + wrong_answer.code),)
+
+
+def tampering_of(reason, tampering_code, wrong, wrong_reason):
+    """The Tampering ``reason``: ``tampering_code`` in front of the answer of the list ``wrong``
+    whose reason is ``wrong_reason``, in its answer cell."""
+    wrong_answer = by_reason(wrong, wrong_reason)
+    return Tampering(reason, tampered(wrong_answer.grade_id, tampering_code, wrong_answer))
 
 
 # Tampering code that answer cells put in front of a wrong answer, hoping to rescue it.
@@ -199,3 +215,14 @@ def in_process_attacks(wrong):
 
 def exercises(wrong):
     return list(dict.fromkeys(answer.grade_id for answer in wrong))
+
+
+def attacks_on_the_checks(wrong):
+    """The tamperings every library ends with, on the exercises of its wrong answers ``wrong``:
+    the search through the shipped checks module, and the in-process attacks."""
+    return [
+        Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
+                  search_the_checks(exercises(wrong))),
+        Tampering("swaps the checks' code (through gc and directly), fakes the checks module, "
+                  "turns jit off, starts a re-patching thread", in_process_attacks(wrong)),
+    ]

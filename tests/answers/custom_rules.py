@@ -1,24 +1,19 @@
 """Answers for source/03_custom_rules/custom_rules (custom_jvp and custom_vjp rules)."""
 
-from . import (
-    PATCH_COMPARISONS,
-    SHADOW_BUILTINS,
-    Answer,
-    Tampering,
-    by_reason,
-    exercises,
-    in_process_attacks,
-    search_the_checks,
-    tampered,
-)
+import textwrap
 
-# The reference rule of custom_sumsq, which the answers of custom_vjp_grad_of_grad that get
-# something else wrong put in front of their code.
-_SUMSQ_RULE = """
+from . import PATCH_COMPARISONS, SHADOW_BUILTINS, Answer, attacks_on_the_checks, tampering_of
+
+# custom_sumsq's declaration, for answers whose rule of it is what is wrong.
+_SUMSQ = """
 @jax.custom_vjp
 def custom_sumsq(x):
     return jnp.sum(x**2)
+"""
 
+# The reference rule of custom_sumsq, which the answers of custom_vjp_grad_of_grad that get
+# something else wrong put in front of their code.
+_SUMSQ_RULE = _SUMSQ + """
 def _fwd(x):
     return custom_sumsq(x), x
 
@@ -26,6 +21,12 @@ def _bwd(x, g):
     return (g * 2 * x,)
 
 custom_sumsq.defvjp(_fwd, _bwd)
+"""
+
+# The reference answer of custom_vjp_grad_of_grad, for answers whose rule of custom_sumsq is wrong.
+_GRAD_OF_GRAD = """
+def custom_vjp_grad_of_grad(x):
+    return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
 """
 
 # clip_gradient_norm's declaration, for answers whose rule is what is wrong.
@@ -37,11 +38,64 @@ def clip_gradient_norm(max_norm, x):
     return x
 """
 
-_LOG1PEXP_RULE = """
-@log1pexp.defjvp
-def _log1pexp_jvp(primals, tangents):
+# clip_gradient's declaration (the identity), for answers whose rule is what is wrong.
+_CLIP_GRADIENT_HEAD = """
+@jax.custom_vjp
+def clip_gradient(lo, hi, x):
+    return x
+"""
+
+# The functions of the custom_jvp exercises (log1pexp's stable one), for answers whose rule is
+# what is wrong.
+_STABLE_LOG1PEXP = """
+@jax.custom_jvp
+def log1pexp(x):
+    return jnp.logaddexp(0.0, x)
+"""
+
+_SHRINK = """
+@jax.custom_jvp
+def shrink(x):
+    return x / (1 + jnp.sqrt(x))
+"""
+
+_SAFE_NORM = """
+@jax.custom_jvp
+def safe_norm(x):
+    return jnp.sqrt(jnp.sum(x**2))
+"""
+
+
+def _jvp_rule(name, body):
+    """The custom_jvp rule of ``name``, a function of one argument: ``body``, given x and x_dot."""
+    return f"""
+@{name}.defjvp
+def _{name}_jvp(primals, tangents):
     (x,), (x_dot,) = primals, tangents
-    return log1pexp(x), jax.nn.sigmoid(x) * x_dot
+{textwrap.indent(textwrap.dedent(body).strip(), "    ")}
+"""
+
+
+def _log1pexp_rule(derivative):
+    """A custom_jvp rule of log1pexp whose derivative is ``derivative``."""
+    return _jvp_rule("log1pexp", f"return log1pexp(x), {derivative} * x_dot")
+
+
+_LOG1PEXP_RULE = _log1pexp_rule("jax.nn.sigmoid(x)")
+
+# polar's declaration, for answers whose rule is what is wrong.
+_POLAR = """
+@jax.custom_vjp
+def polar(point):
+    x, y = point["x"], point["y"]
+    return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
+"""
+
+# polar's formulas as a plain function, for answers that differentiate them with JAX.
+_POLAR_FORMULAS = """
+def _formulas(point):
+    x, y = point["x"], point["y"]
+    return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
 """
 
 _POLAR_RULE = """
@@ -51,6 +105,15 @@ def _polar_fwd(point):
 
 polar.defvjp(_polar_fwd, _polar_bwd)
 """
+
+
+def _polar_with_bwd(body, *helpers):
+    """polar with the reference's forward pass and a bwd rule ``body``, given the residuals x, y, r
+    and the cotangent g; ``helpers`` are code blocks put before the rule."""
+    bwd = "def _polar_bwd(res, g):\n    x, y, r = res\n"
+    return (_POLAR, *helpers, bwd + textwrap.indent(textwrap.dedent(body).strip(), "    "),
+            _POLAR_RULE)
+
 
 WRONG = [
     Answer("log1pexp", "no custom rule: plain autodiff of log(1 + exp(x))", """
@@ -64,39 +127,14 @@ WRONG = [
             return jnp.log(1.0 + jnp.exp(x))
     """, _LOG1PEXP_RULE),
         says='log1pexp gives nan or inf for x from -100 to 100'),
-    Answer("log1pexp", "a rule that writes the sigmoid as exp(x) / (1 + exp(x))", """
-        @jax.custom_jvp
-        def log1pexp(x):
-            return jnp.logaddexp(0.0, x)
-
-        @log1pexp.defjvp
-        def _log1pexp_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
-            return log1pexp(x), jnp.exp(x) / (1.0 + jnp.exp(x)) * x_dot
-    """,
+    Answer("log1pexp", "a rule that writes the sigmoid as exp(x) / (1 + exp(x))",
+           (_STABLE_LOG1PEXP, _log1pexp_rule("jnp.exp(x) / (1.0 + jnp.exp(x))")),
         says='the derivative of log1pexp gives nan or inf for x from -100 to 100'),
-    Answer("log1pexp", "a rule with the wrong derivative, sigmoid(-x)", """
-        @jax.custom_jvp
-        def log1pexp(x):
-            return jnp.logaddexp(0.0, x)
-
-        @log1pexp.defjvp
-        def _log1pexp_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
-            return log1pexp(x), jax.nn.sigmoid(-x) * x_dot
-    """,
+    Answer("log1pexp", "a rule with the wrong derivative, sigmoid(-x)",
+           (_STABLE_LOG1PEXP, _log1pexp_rule("jax.nn.sigmoid(-x)")),
         says='the derivative of log1pexp is wrong for x from -100 to 100'),
-    Answer("log1pexp", "a rule with jax.nn.sigmoid: second derivatives lose their digits", """
-        @jax.custom_jvp
-        def log1pexp(x):
-            return jnp.logaddexp(0.0, x)
-
-        @log1pexp.defjvp
-        def _log1pexp_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
-            return log1pexp(x), jax.nn.sigmoid(x) * x_dot
-    """,
-        says="JAX differentiates your rule's tangent"),
+    Answer("log1pexp", "a rule with jax.nn.sigmoid: second derivatives lose their digits",
+           (_STABLE_LOG1PEXP, _LOG1PEXP_RULE), says="JAX differentiates your rule's tangent"),
     Answer("shrink", "no custom rule: nan at 0", """
         def shrink(x):
             return x / (1 + jnp.sqrt(x))
@@ -107,62 +145,38 @@ WRONG = [
             return jnp.where(x > 0, x / (1 + jnp.sqrt(x)), 0.0)
     """,
         says='shrink must be a function decorated with @jax.custom_jvp.'),
-    Answer("shrink", "derivative 0 at the boundary instead of 1", """
-        @jax.custom_jvp
-        def shrink(x):
-            return x / (1 + jnp.sqrt(x))
-
-        @shrink.defjvp
-        def _shrink_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
+    Answer("shrink", "derivative 0 at the boundary instead of 1", (_SHRINK, _jvp_rule("shrink", """
             root = jnp.sqrt(jnp.where(x > 0, x, 1.0))
             slope = jnp.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 0.0)
             return shrink(x), slope * x_dot
-    """,
+        """)),
         says='the derivative of shrink is wrong for x = 0, 0.25, 1 and 4'),
-    Answer("shrink", "forgets the tangent: returns the derivative itself", """
-        @jax.custom_jvp
-        def shrink(x):
-            return x / (1 + jnp.sqrt(x))
-
-        @shrink.defjvp
-        def _shrink_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
+    Answer("shrink", "forgets the tangent: returns the derivative itself",
+           (_SHRINK, _jvp_rule("shrink", """
             root = jnp.sqrt(jnp.where(x > 0, x, 1.0))
             return shrink(x), jnp.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 1.0)
-    """,
+        """)),
         says='the derivative of shrink is wrong for x = 0, 0.25, 1 and 4'),
     Answer("clip_gradient", "clips the value in the forward pass instead", """
         def clip_gradient(lo, hi, x):
             return jnp.clip(x, lo, hi)
     """,
         says='clip_gradient must be a function decorated with @jax.custom_vjp.'),
-    Answer("clip_gradient", "the bwd returns only the cotangent of x", """
-        @jax.custom_vjp
-        def clip_gradient(lo, hi, x):
-            return x
-
+    Answer("clip_gradient", "the bwd returns only the cotangent of x", (_CLIP_GRADIENT_HEAD, """
         clip_gradient.defvjp(lambda lo, hi, x: (x, (lo, hi)),
                              lambda res, g: (jnp.clip(g, res[0], res[1]),))
-    """,
+    """),
         says="clip_gradient's bwd rule must return a tuple with one cotangent for each"),
-    Answer("clip_gradient", "hard-coded bounds -1 and 1", """
-        @jax.custom_vjp
-        def clip_gradient(lo, hi, x):
-            return x
-
+    Answer("clip_gradient", "hard-coded bounds -1 and 1", (_CLIP_GRADIENT_HEAD, """
         clip_gradient.defvjp(lambda lo, hi, x: (x, None),
                              lambda res, g: (None, None, jnp.clip(g, -1.0, 1.0)))
-    """,
+    """),
         says='clip_gradient (cotangent of x) is wrong for a scalar x, lo = -0.5, hi = 0.5'),
-    Answer("clip_gradient", "clips the residual x instead of the cotangent", """
-        @jax.custom_vjp
-        def clip_gradient(lo, hi, x):
-            return x
-
+    Answer("clip_gradient", "clips the residual x instead of the cotangent",
+           (_CLIP_GRADIENT_HEAD, """
         clip_gradient.defvjp(lambda lo, hi, x: (x, (lo, hi, x)),
                              lambda res, g: (None, None, g * jnp.clip(res[2], res[0], res[1])))
-    """,
+    """),
         says='clip_gradient (cotangent of x) is wrong for lo = -1, hi = 1'),
     Answer("polar", "no custom rule", """
         def polar(point):
@@ -170,76 +184,35 @@ WRONG = [
             return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
     """,
         says='polar must be a function decorated with @jax.custom_vjp.'),
-    Answer("polar", "the bwd returns the dict without the 1-tuple", ("""
-        @jax.custom_vjp
-        def polar(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _polar_bwd(res, g):
-            x, y, r = res
+    Answer("polar", "the bwd returns the dict without the 1-tuple", _polar_with_bwd("""
             return {"x": g["r"] * x / r - g["theta"] * y / r**2,
                     "y": g["r"] * y / r + g["theta"] * x / r**2}
-    """, _POLAR_RULE),
-        says="polar_bwd's cotangents returned a dict {'x'"),
-    Answer("polar", "transposed Jacobian: the theta terms swapped between x and y", ("""
-        @jax.custom_vjp
-        def polar(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _polar_bwd(res, g):
-            x, y, r = res
+        """), says="polar_bwd's cotangents returned a dict {'x'"),
+    Answer("polar", "transposed Jacobian: the theta terms swapped between x and y",
+           _polar_with_bwd("""
             return ({"x": g["r"] * x / r + g["theta"] * x / r**2,
                      "y": g["r"] * y / r - g["theta"] * y / r**2},)
-    """, _POLAR_RULE),
+        """),
         says='dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2.'),
-    Answer("polar", "multiplies the cotangent by the Jacobian J instead of its transpose", ("""
-        @jax.custom_vjp
-        def polar(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _polar_bwd(res, g):
-            x, y, r = res
+    Answer("polar", "multiplies the cotangent by the Jacobian J instead of its transpose",
+           _polar_with_bwd("""
             return ({"x": g["r"] * x / r + g["theta"] * y / r,
                      "y": -g["r"] * y / r**2 + g["theta"] * x / r**2},)
-    """, _POLAR_RULE),
+        """),
         says='it multiplies the cotangent by the Jacobian J instead of its transpose.'),
-    Answer("polar", "dtheta with 1/r instead of 1/r**2", ("""
-        @jax.custom_vjp
-        def polar(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _polar_bwd(res, g):
-            x, y, r = res
+    Answer("polar", "dtheta with 1/r instead of 1/r**2", _polar_with_bwd("""
             return ({"x": g["r"] * x / r - g["theta"] * y / r,
                      "y": g["r"] * y / r + g["theta"] * x / r},)
-    """, _POLAR_RULE),
+        """),
         says='dr/dx = x/r, dr/dy = y/r, dtheta/dx = -y/r**2, dtheta/dy = x/r**2.'),
-    Answer("polar", "the backward pass pulls back through jax.vjp of the formulas", ("""
-        @jax.custom_vjp
-        def polar(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _formulas(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _polar_bwd(res, g):
-            x, y, r = res
+    Answer("polar", "the backward pass pulls back through jax.vjp of the formulas",
+           _polar_with_bwd("""
             return jax.vjp(_formulas, {"x": x, "y": y})[1](g)
-    """, _POLAR_RULE),
+        """, _POLAR_FORMULAS),
         says='polar must not call jax.vjp.'),
-    Answer("polar", "the forward pass saves JAX's own pullback as the residual", """
+    Answer("polar", "the forward pass saves JAX's own pullback as the residual", ("""
         from jax import vjp as _pullback_of
-
-        def _formulas(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
+    """, _POLAR_FORMULAS, """
         @jax.custom_vjp
         def polar(point):
             return _formulas(point)
@@ -251,33 +224,22 @@ WRONG = [
             return pullback(g)
 
         polar.defvjp(_polar_fwd, _polar_bwd)
-    """,
+    """),
         says='polar uses jax.vjp, which this exercise forbids.'),
-    Answer("polar", "the Jacobian by jax.jacfwd, contracted with the cotangent", ("""
-        @jax.custom_vjp
-        def polar(point):
-            x, y = point["x"], point["y"]
-            return {"r": jnp.sqrt(x**2 + y**2), "theta": jnp.arctan2(y, x)}
-
-        def _one(x, y):
-            return jnp.stack([jnp.sqrt(x**2 + y**2), jnp.arctan2(y, x)])
-
-        def _polar_bwd(res, g):
-            x, y, r = res
+    Answer("polar", "the Jacobian by jax.jacfwd, contracted with the cotangent", _polar_with_bwd("""
             J = jnp.vectorize(jax.jacfwd(_one, argnums=(0, 1)), signature="(),()->(2),(2)")
             dx, dy = J(x, y)
             return ({"x": g["r"] * dx[..., 0] + g["theta"] * dx[..., 1],
                      "y": g["r"] * dy[..., 0] + g["theta"] * dy[..., 1]},)
-    """, _POLAR_RULE),
+        """, """
+        def _one(x, y):
+            return jnp.stack([jnp.sqrt(x**2 + y**2), jnp.arctan2(y, x)])
+        """),
         says='polar must not call jax.jacfwd.'),
-    Answer("clip_gradient", "a NumPy clip through pure_callback: breaks under vmap", """
+    Answer("clip_gradient", "a NumPy clip through pure_callback: breaks under vmap", ("""
         def _numpy_clip(g, lo, hi):
             return np.clip(g, lo, hi).astype(g.dtype)
-
-        @jax.custom_vjp
-        def clip_gradient(lo, hi, x):
-            return x
-
+    """, _CLIP_GRADIENT_HEAD, """
         def clip_gradient_fwd(lo, hi, x):
             return x, (lo, hi)
 
@@ -288,23 +250,16 @@ WRONG = [
             return None, None, clipped
 
         clip_gradient.defvjp(clip_gradient_fwd, clip_gradient_bwd)
-    """,
+    """),
         says='clip_gradient under jax.vmap calls jax.pure_callback (NumPy code), which'),
-    Answer("shrink", "the slope from NumPy through pure_callback: breaks under vmap", """
+    Answer("shrink", "the slope from NumPy through pure_callback: breaks under vmap", ("""
         def _numpy_slope(x):
             root = np.sqrt(x)
             return np.where(x > 0, (1 + root / 2) / (1 + root) ** 2, 1.0).astype(x.dtype)
-
-        @jax.custom_jvp
-        def shrink(x):
-            return x / (1 + jnp.sqrt(x))
-
-        @shrink.defjvp
-        def _shrink_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
+    """, _SHRINK, _jvp_rule("shrink", """
             slope = jax.pure_callback(_numpy_slope, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
             return shrink(x), slope * x_dot
-    """,
+        """)),
         says='shrink under jax.vmap calls jax.pure_callback (NumPy code), which has no'),
     Answer("clip_gradient_norm", "no nondiff_argnums: max_norm treated as an input", """
         @jax.custom_vjp
@@ -357,11 +312,7 @@ WRONG = [
             return jax.grad(lambda x: jnp.sum(jax.grad(lambda x: jnp.sum(x**2))(x)))(x)
     """),
         says="The result must come from custom_sumsq's registered rule."),
-    Answer("custom_vjp_grad_of_grad", "the residual is the value, not x", """
-        @jax.custom_vjp
-        def custom_sumsq(x):
-            return jnp.sum(x**2)
-
+    Answer("custom_vjp_grad_of_grad", "the residual is the value, not x", (_SUMSQ, """
         def _fwd(x):
             value = custom_sumsq(x)
             return value, value
@@ -370,16 +321,9 @@ WRONG = [
             return (g * 2 * jnp.sqrt(value),)
 
         custom_sumsq.defvjp(_fwd, _bwd)
-
-        def custom_vjp_grad_of_grad(x):
-            return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
-    """,
+    """, _GRAD_OF_GRAD),
         says='shape (), expected (2,).'),
-    Answer("custom_vjp_grad_of_grad", "_bwd without the trailing comma", """
-        @jax.custom_vjp
-        def custom_sumsq(x):
-            return jnp.sum(x**2)
-
+    Answer("custom_vjp_grad_of_grad", "_bwd without the trailing comma", (_SUMSQ, """
         def _fwd(x):
             return custom_sumsq(x), x
 
@@ -387,10 +331,7 @@ WRONG = [
             return g * 2 * x
 
         custom_sumsq.defvjp(_fwd, _bwd)
-
-        def custom_vjp_grad_of_grad(x):
-            return jax.grad(lambda x: jnp.sum(jax.grad(custom_sumsq)(x)))(x)
-    """,
+    """, _GRAD_OF_GRAD),
         says="custom_sumsq's _bwd must return a tuple holding one cotangent, (g * 2 * x,)"),
     Answer("custom_vjp_grad_of_grad", "the first derivative instead of the second",
            (_SUMSQ_RULE, """
@@ -403,28 +344,14 @@ WRONG = [
             return jnp.sqrt(jnp.sum(x**2))
     """,
         says='safe_norm must be a function decorated with @jax.custom_jvp.'),
-    Answer("safe_norm", "a rule with a single where: nan at zero", """
-        @jax.custom_jvp
-        def safe_norm(x):
-            return jnp.sqrt(jnp.sum(x**2))
-
-        @safe_norm.defjvp
-        def _safe_norm_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
+    Answer("safe_norm", "a rule with a single where: nan at zero",
+           (_SAFE_NORM, _jvp_rule("safe_norm", """
             norm = safe_norm(x)
             return norm, jnp.where(norm > 0, jnp.sum(x * x_dot) / norm, 0.0)
-    """,
+        """)),
         says='the gradient of safe_norm gives nan or inf for x = 0 of shape (3,)'),
-    Answer("safe_norm", "a rule with the derivative of the squared norm", """
-        @jax.custom_jvp
-        def safe_norm(x):
-            return jnp.sqrt(jnp.sum(x**2))
-
-        @safe_norm.defjvp
-        def _safe_norm_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
-            return safe_norm(x), jnp.sum(2 * x * x_dot)
-    """,
+    Answer("safe_norm", "a rule with the derivative of the squared norm", (_SAFE_NORM, _jvp_rule(
+        "safe_norm", "return safe_norm(x), jnp.sum(2 * x * x_dot)")),
         says='the gradient of safe_norm is wrong for x = [3, 4]'),
 ]
 
@@ -443,23 +370,14 @@ ALTERNATIVES = [
         sigmoid.defjvps(lambda x_dot, value, x: x_dot * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x))
         log1pexp.defjvps(lambda x_dot, value, x: x_dot * sigmoid(x))
     """),
-    Answer("shrink", "the derivative written as 1/(1+r) - r/(2(1+r)^2) with a safe root", """
-        @jax.custom_jvp
-        def shrink(x):
-            return x / (1 + jnp.sqrt(x))
-
-        @shrink.defjvp
-        def _shrink_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
+    Answer("shrink", "the derivative written as 1/(1+r) - r/(2(1+r)^2) with a safe root",
+           (_SHRINK, _jvp_rule("shrink", """
             root = jnp.sqrt(jnp.maximum(x, 0.0))
             slope = 1 / (1 + root) - root / (2 * (1 + root) ** 2)
             return shrink(x), slope * x_dot
-    """),
-    Answer("clip_gradient", "named fwd and bwd with zero cotangents for the bounds", """
-        @jax.custom_vjp
-        def clip_gradient(lo, hi, x):
-            return x
-
+        """))),
+    Answer("clip_gradient", "named fwd and bwd with zero cotangents for the bounds",
+           (_CLIP_GRADIENT_HEAD, """
         def _clip_fwd(lo, hi, x):
             return x, (lo, hi)
 
@@ -468,7 +386,7 @@ ALTERNATIVES = [
             return jnp.zeros_like(lo), jnp.zeros_like(hi), jnp.minimum(jnp.maximum(g, lo), hi)
 
         clip_gradient.defvjp(_clip_fwd, _clip_bwd)
-    """),
+    """)),
     Answer("polar", "residuals are the outputs: cos and sin of theta", """
         @jax.custom_vjp
         def polar(point):
@@ -506,19 +424,13 @@ ALTERNATIVES = [
             first = jax.grad(custom_sumsq)
             return jax.grad(lambda x: jnp.vdot(first(x), jnp.ones_like(x)))(x)
     """)),
-    Answer("safe_norm", "double where: a safe norm inside the rule", """
-        @jax.custom_jvp
-        def safe_norm(x):
-            return jnp.sqrt(jnp.sum(x**2))
-
-        @safe_norm.defjvp
-        def _safe_norm_jvp(primals, tangents):
-            (x,), (x_dot,) = primals, tangents
+    Answer("safe_norm", "double where: a safe norm inside the rule",
+           (_SAFE_NORM, _jvp_rule("safe_norm", """
             norm = safe_norm(x)
             is_zero = norm == 0
             denominator = jnp.where(is_zero, 1.0, norm)
             return norm, jnp.where(is_zero, 0.0, jnp.vdot(x, x_dot) / denominator)
-    """),
+        """))),
 ]
 
 
@@ -526,6 +438,22 @@ _LOGDET_FWD = """
 def logdet_fwd(A):
     L = jnp.linalg.cholesky(A)
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), L
+"""
+
+# logdet as the value of its forward pass, for answers whose rule is what is wrong.
+_LOGDET_BY_FWD = """
+@jax.custom_vjp
+def logdet(A):
+    return logdet_fwd(A)[0]
+"""
+
+# The reference's backward pass of logdet and the registration of the rule, for answers whose
+# function or forward pass is what is wrong.
+_LOGDET_BWD_AND_REGISTER = """
+def logdet_bwd(L, g):
+    return (g * jax.scipy.linalg.cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype)),)
+
+logdet.defvjp(logdet_fwd, logdet_bwd)
 """
 
 WRONG += [
@@ -536,41 +464,21 @@ WRONG += [
 
         def logdet_fwd(A):
             return jnp.log(jnp.linalg.det(A)), jnp.linalg.cholesky(A)
-
-        def logdet_bwd(L, g):
-            return (g * jax.scipy.linalg.cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype)),)
-
-        logdet.defvjp(logdet_fwd, logdet_bwd)
-        """,), says="The determinant overflows"),
-    Answer("logdet", "forgets the factor 2 (the sum of log L_ii is half of log det A)", ("""
-        @jax.custom_vjp
-        def logdet(A):
-            return logdet_fwd(A)[0]
-
+        """, _LOGDET_BWD_AND_REGISTER), says="The determinant overflows"),
+    Answer("logdet", "forgets the factor 2 (the sum of log L_ii is half of log det A)",
+           (_LOGDET_BY_FWD, """
         def logdet_fwd(A):
             L = jnp.linalg.cholesky(A)
             return jnp.sum(jnp.log(jnp.diagonal(L))), L
-
-        def logdet_bwd(L, g):
-            return (g * jax.scipy.linalg.cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype)),)
-
-        logdet.defvjp(logdet_fwd, logdet_bwd)
-        """,), says="Every value is half the expected one"),
-    Answer("logdet", "the backward pass returns g A instead of g A^-1", (_LOGDET_FWD, """
-        @jax.custom_vjp
-        def logdet(A):
-            return logdet_fwd(A)[0]
-
+        """, _LOGDET_BWD_AND_REGISTER), says="Every value is half the expected one"),
+    Answer("logdet", "the backward pass returns g A instead of g A^-1",
+           (_LOGDET_FWD, _LOGDET_BY_FWD, """
         def logdet_bwd(L, g):
             return (g * L @ L.T,)
 
         logdet.defvjp(logdet_fwd, logdet_bwd)
         """), says="This is g A"),
-    Answer("logdet", "saves A and inverts it in the backward pass", ("""
-        @jax.custom_vjp
-        def logdet(A):
-            return logdet_fwd(A)[0]
-
+    Answer("logdet", "saves A and inverts it in the backward pass", (_LOGDET_BY_FWD, """
         def logdet_fwd(A):
             L = jnp.linalg.cholesky(A)
             return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), A
@@ -579,7 +487,7 @@ WRONG += [
             return (g * jnp.linalg.inv(A),)
 
         logdet.defvjp(logdet_fwd, logdet_bwd)
-        """,), says="must save the Cholesky factor"),
+        """), says="must save the Cholesky factor"),
     Answer("logdet", "no custom rule: JAX differentiates the Cholesky factorisation", """
         def logdet(A):
             return 2.0 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(A))))
@@ -614,21 +522,10 @@ ALTERNATIVES += [
 ]
 
 
-def _wrong(reason):
-    return by_reason(WRONG, reason)
-
-
 TAMPERING = [
-    Tampering("patches numpy's comparisons",
-              tampered("log1pexp", PATCH_COMPARISONS,
-                       _wrong("no custom rule: plain autodiff of log(1 + exp(x))"))),
-    Tampering("shadows builtins in the notebook",
-              tampered("custom_vjp_grad_of_grad", SHADOW_BUILTINS, _wrong("hard-coded twos"))),
+    tampering_of("patches numpy's comparisons", PATCH_COMPARISONS, WRONG,
+                 "no custom rule: plain autodiff of log(1 + exp(x))"),
+    tampering_of("shadows builtins in the notebook", SHADOW_BUILTINS, WRONG, "hard-coded twos"),
 ]
 
-TAMPERING += [
-    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
-              search_the_checks(exercises(WRONG))),
-    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
-              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
-]
+TAMPERING += attacks_on_the_checks(WRONG)

@@ -1,5 +1,7 @@
 """Answers for source/01_forward_reverse/forward_reverse (vgrad, products, Jacobians, Wirtinger)."""
 
+import textwrap
+
 from . import (
     DISABLE_JIT,
     PATCH_BUILTINS_MODULE,
@@ -9,12 +11,22 @@ from . import (
     SILENCE_ERRORS,
     Answer,
     Tampering,
-    by_reason,
-    exercises,
-    in_process_attacks,
-    search_the_checks,
-    tampered,
+    attacks_on_the_checks,
+    calls_the_builtin,
+    tampering_of,
 )
+
+
+def _our_jac(name, jac_body):
+    """``name``(f) (our_jacfwd or our_jacrev) that returns the function jac(x) of body
+    ``jac_body``."""
+    return f"""
+def {name}(f):
+    def jac(x):
+{textwrap.indent(textwrap.dedent(jac_body).strip(), "        ")}
+    return jac
+"""
+
 
 WRONG = [
     Answer("vgrad", "cotangent shaped like the input, not the output", """
@@ -137,11 +149,7 @@ WRONG = [
             return jax.vmap(lambda m: jax.jvp(f, (x,), (m,))[1], in_axes=1, out_axes=1)(M)
     """,
         says='vmap_jmp called jax.jvp with a tangent of shape (4,) for an input of shape'),
-    Answer("our_jacfwd", "calls the built-in jax.jacfwd", """
-        def our_jacfwd(f):
-            return jax.jacfwd(f)
-    """,
-        says='our_jacfwd must not call jax.jacfwd.'),
+    calls_the_builtin("our_jacfwd", "jacfwd"),
     Answer("our_jacfwd", "calls the built-in through an alias imported in the cell", """
         from jax import jacobian as _jacobian
 
@@ -149,82 +157,56 @@ WRONG = [
             return _jacobian(f)
     """,
         says='our_jacfwd uses jax.jacobian, which this exercise forbids.'),
-    Answer("our_jacfwd", "1-D only: eye(len(x)) and a transpose", """
-        def our_jacfwd(f):
-            def jac(x):
-                pushforward = lambda t: jax.jvp(f, (x,), (t,))[1]
-                return jnp.transpose(jax.vmap(pushforward, in_axes=1)(jnp.eye(len(x))))
-            return jac
-    """,
+    Answer("our_jacfwd", "1-D only: eye(len(x)) and a transpose", _our_jac("our_jacfwd", """
+            pushforward = lambda t: jax.jvp(f, (x,), (t,))[1]
+            return jnp.transpose(jax.vmap(pushforward, in_axes=1)(jnp.eye(len(x))))
+        """),
         says='our_jacfwd(f) called jax.jvp with a tangent of shape (2,) for an input of'),
-    Answer("our_jacfwd", "Python loop over the basis", """
-        def our_jacfwd(f):
-            def jac(x):
-                basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
-                columns = [jax.jvp(f, (x,), (t,))[1] for t in basis]
-                return jnp.stack(columns, axis=-1).reshape(columns[0].shape + x.shape)
-            return jac
-    """,
+    Answer("our_jacfwd", "Python loop over the basis", _our_jac("our_jacfwd", """
+            basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+            columns = [jax.jvp(f, (x,), (t,))[1] for t in basis]
+            return jnp.stack(columns, axis=-1).reshape(columns[0].shape + x.shape)
+        """),
         says='our_jacfwd builds a program whose size grows with the number of vectors (16'),
-    Answer("our_jacfwd", "reverse mode under the forward-mode name", """
-        def our_jacfwd(f):
-            def jac(x):
-                y, vjp_fn = jax.vjp(f, x)
-                basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
-                return jax.vmap(vjp_fn)(basis)[0].reshape(y.shape + x.shape)
-            return jac
-    """,
+    Answer("our_jacfwd", "reverse mode under the forward-mode name", _our_jac("our_jacfwd", """
+            y, vjp_fn = jax.vjp(f, x)
+            basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+            return jax.vmap(vjp_fn)(basis)[0].reshape(y.shape + x.shape)
+        """),
         says='our_jacfwd must use forward mode, but it failed on a function that only'),
-    Answer("our_jacfwd", "leaves the basis axis first: x.shape + y.shape", """
-        def our_jacfwd(f):
-            def jac(x):
-                basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
-                columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
-                return columns.reshape(x.shape + columns.shape[1:])
-            return jac
-    """,
+    Answer("our_jacfwd", "leaves the basis axis first: x.shape + y.shape",
+           _our_jac("our_jacfwd", """
+            basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+            columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
+            return columns.reshape(x.shape + columns.shape[1:])
+        """),
         says='its axes are swapped (the Jacobian transposed).'),
-    Answer("our_jacrev", "calls the built-in jax.jacrev", """
-        def our_jacrev(f):
-            return jax.jacrev(f)
-    """,
-        says='our_jacrev must not call jax.jacrev.'),
-    Answer("our_jacrev", "1-D only: eye(len(y))", """
-        def our_jacrev(f):
-            def jac(x):
-                y, vjp_fn = jax.vjp(f, x)
-                return jax.vmap(vjp_fn)(jnp.eye(len(y)))[0]
-            return jac
-    """,
+    calls_the_builtin("our_jacrev", "jacrev"),
+    Answer("our_jacrev", "1-D only: eye(len(y))", _our_jac("our_jacrev", """
+            y, vjp_fn = jax.vjp(f, x)
+            return jax.vmap(vjp_fn)(jnp.eye(len(y)))[0]
+        """),
         says='our_jacrev(f) gave a pullback (the function jax.vjp returns) a cotangent'),
-    Answer("our_jacrev", "forward mode under the reverse-mode name", """
-        def our_jacrev(f):
-            def jac(x):
-                basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
-                columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
-                return jnp.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
-            return jac
-    """,
+    Answer("our_jacrev", "forward mode under the reverse-mode name", _our_jac("our_jacrev", """
+            basis = jnp.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape)
+            columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
+            return jnp.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
+        """),
         says='our_jacrev must use reverse mode, but it failed on a function that only'),
-    Answer("our_jacrev", "Python loop over the rows", """
-        def our_jacrev(f):
-            def jac(x):
-                y, vjp_fn = jax.vjp(f, x)
-                basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
-                rows = [vjp_fn(e)[0] for e in basis]
-                return jnp.stack(rows).reshape(y.shape + x.shape)
-            return jac
-    """,
+    Answer("our_jacrev", "Python loop over the rows", _our_jac("our_jacrev", """
+            y, vjp_fn = jax.vjp(f, x)
+            basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+            rows = [vjp_fn(e)[0] for e in basis]
+            return jnp.stack(rows).reshape(y.shape + x.shape)
+        """),
         says='our_jacrev builds a program whose size grows with the number of vectors (14'),
-    Answer("our_jacrev", "moves the row axis last, transposing the Jacobian", """
-        def our_jacrev(f):
-            def jac(x):
-                y, vjp_fn = jax.vjp(f, x)
-                basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
-                rows = jax.vmap(vjp_fn)(basis)[0].reshape(y.shape + x.shape)
-                return jnp.moveaxis(rows, tuple(range(y.ndim)), tuple(range(-y.ndim, 0)))
-            return jac
-    """,
+    Answer("our_jacrev", "moves the row axis last, transposing the Jacobian",
+           _our_jac("our_jacrev", """
+            y, vjp_fn = jax.vjp(f, x)
+            basis = jnp.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape)
+            rows = jax.vmap(vjp_fn)(basis)[0].reshape(y.shape + x.shape)
+            return jnp.moveaxis(rows, tuple(range(y.ndim)), tuple(range(-y.ndim, 0)))
+        """),
         says='its axes are swapped (the Jacobian transposed).'),
     Answer("wirtinger", "df/dz and df/dzbar swapped", """
         def wirtinger(f, z):
@@ -300,27 +282,23 @@ ALTERNATIVES = [
             _, f_lin = jax.linearize(f, x)
             return jax.vmap(f_lin)(M)
     """),
-    Answer("our_jacfwd", "basis as a vmapped one-hot, output axis moved with transpose", """
-        def our_jacfwd(f):
-            def jac(x):
-                flat = x.reshape(-1)
-                one_hot = lambda i: jax.nn.one_hot(i, flat.size, dtype=x.dtype).reshape(x.shape)
-                push = lambda i: jax.jvp(f, (x,), (one_hot(i),))[1]
-                cols = jax.vmap(push)(jnp.arange(flat.size))
-                out_ndim = cols.ndim - 1
-                order = tuple(range(1, out_ndim + 1)) + (0,)
-                return jnp.transpose(cols, order).reshape(cols.shape[1:] + x.shape)
-            return jac
-    """),
-    Answer("our_jacrev", "vmap over one-hot cotangents built from indices", """
-        def our_jacrev(f):
-            def jac(x):
-                y, pullback = jax.vjp(f, x)
-                one_hot = lambda i: jax.nn.one_hot(i, y.size, dtype=y.dtype).reshape(y.shape)
-                rows, = jax.vmap(lambda i: pullback(one_hot(i)))(jnp.arange(y.size))
-                return rows.reshape(y.shape + x.shape)
-            return jac
-    """),
+    Answer("our_jacfwd", "basis as a vmapped one-hot, output axis moved with transpose",
+           _our_jac("our_jacfwd", """
+            flat = x.reshape(-1)
+            one_hot = lambda i: jax.nn.one_hot(i, flat.size, dtype=x.dtype).reshape(x.shape)
+            push = lambda i: jax.jvp(f, (x,), (one_hot(i),))[1]
+            cols = jax.vmap(push)(jnp.arange(flat.size))
+            out_ndim = cols.ndim - 1
+            order = tuple(range(1, out_ndim + 1)) + (0,)
+            return jnp.transpose(cols, order).reshape(cols.shape[1:] + x.shape)
+        """)),
+    Answer("our_jacrev", "vmap over one-hot cotangents built from indices",
+           _our_jac("our_jacrev", """
+            y, pullback = jax.vjp(f, x)
+            one_hot = lambda i: jax.nn.one_hot(i, y.size, dtype=y.dtype).reshape(y.shape)
+            rows, = jax.vmap(lambda i: pullback(one_hot(i)))(jnp.arange(y.size))
+            return rows.reshape(y.shape + x.shape)
+        """)),
     Answer("wirtinger", "jax.linearize once, then the linear map along 1 and i", """
         def wirtinger(f, z):
             _, pushforward = jax.linearize(f, z)
@@ -331,25 +309,17 @@ ALTERNATIVES = [
 ]
 
 
-
-def _wrong(reason):
-    return by_reason(WRONG, reason)
-
-
 TAMPERING = [
-    Tampering("patches numpy.testing, np.allclose, np.isclose and jnp.allclose",
-              tampered("vgrad", PATCH_COMPARISONS,
-                       _wrong("hard-coded to the first visible case, f(x) = 3 x**2"))),
-    Tampering("shadows isinstance, all, abs and AssertionError in the notebook",
-              tampered("our_jacrev", SHADOW_BUILTINS,
-                       _wrong("moves the row axis last, transposing the Jacobian"))),
-    Tampering("patches the builtins module itself",
-              tampered("wirtinger", PATCH_BUILTINS_MODULE, _wrong("forgets the factor 1/2"))),
-    Tampering("silences IPython's error display",
-              tampered("vmap_mjp", SILENCE_ERRORS, _wrong("Python loop over the covectors"))),
-    Tampering("replaces the check functions of adcheck",
-              tampered("vmap_jmp", REPLACE_CHECKS,
-                       _wrong("pulls back (VJP) instead of pushing forward"))),
+    tampering_of("patches numpy.testing, np.allclose, np.isclose and jnp.allclose",
+                 PATCH_COMPARISONS, WRONG, "hard-coded to the first visible case, f(x) = 3 x**2"),
+    tampering_of("shadows isinstance, all, abs and AssertionError in the notebook",
+                 SHADOW_BUILTINS, WRONG, "moves the row axis last, transposing the Jacobian"),
+    tampering_of("patches the builtins module itself", PATCH_BUILTINS_MODULE, WRONG,
+                 "forgets the factor 1/2"),
+    tampering_of("silences IPython's error display", SILENCE_ERRORS, WRONG,
+                 "Python loop over the covectors"),
+    tampering_of("replaces the check functions of adcheck", REPLACE_CHECKS, WRONG,
+                 "pulls back (VJP) instead of pushing forward"),
     Tampering("patches numpy from inside the answer while it is being checked", (
         Answer("our_jacfwd", "", """
             def our_jacfwd(f):
@@ -362,12 +332,7 @@ TAMPERING = [
         """),)),
 ]
 
-TAMPERING += [
-    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
-              search_the_checks(exercises(WRONG))),
-    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
-              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
-]
+TAMPERING += attacks_on_the_checks(WRONG)
 
 _PEEK_AT_THE_CHECK = """
 def wirtinger(f, z):

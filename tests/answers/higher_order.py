@@ -1,22 +1,22 @@
 """Answers for source/02_higher_order/higher_order (Hessians, HVPs, stop_gradient, MAML, ...)."""
 
-from . import (
-    PATCH_COMPARISONS,
-    Answer,
-    Tampering,
-    by_reason,
-    exercises,
-    in_process_attacks,
-    search_the_checks,
-    tampered,
-)
+from . import PATCH_COMPARISONS, Answer, attacks_on_the_checks, calls_the_builtin, tampering_of
+
+
+def _hutchinson(distribution="rademacher", hvp="jax.jvp(jax.grad(f), (x,), (v,))[1]",
+                average="jnp.mean"):
+    """hutchinson_trace as the reference writes it, but for the parts named: the distribution of
+    the probes, the product of the Hessian with a probe v, and how the samples are combined."""
+    return f"""
+def hutchinson_trace(f, x, key, num_samples):
+    probes = jax.random.{distribution}(key, (num_samples,) + x.shape, dtype=x.dtype)
+    hvp = lambda v: {hvp}
+    return {average}(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
+"""
+
 
 WRONG = [
-    Answer("hessian", "calls the built-in jax.hessian", """
-        def hessian(f):
-            return jax.hessian(f)
-    """,
-        says='hessian must not call jax.hessian.'),
+    calls_the_builtin("hessian", "hessian"),
     Answer("hessian", "reverse-over-reverse instead of forward-over-reverse", """
         def hessian(f):
             return jax.jacrev(jax.jacrev(f))
@@ -30,8 +30,7 @@ WRONG = [
     Answer("hessian", "the first derivative instead of the second", """
         def hessian(f):
             return jax.jacfwd(f)
-    """,
-        says='shape (3,), expected (3, 3).'),
+    """, says='shape (3,), expected (3, 3).'),
     Answer("hessian", "hard-coded: twice the identity, right only for sum(x**2)", """
         def hessian(f):
             return lambda x: 2 * jnp.eye(x.size).reshape(x.shape + x.shape)
@@ -196,26 +195,13 @@ WRONG = [
             return jnp.trace(jax.hessian(f)(x))
     """,
         says='hutchinson_trace must not call jax.hessian.'),
-    Answer("hutchinson_trace", "Gaussian probes instead of Rademacher ones", """
-        def hutchinson_trace(f, x, key, num_samples):
-            probes = jax.random.normal(key, (num_samples,) + x.shape, dtype=x.dtype)
-            hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
-            return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """,
+    Answer("hutchinson_trace", "Gaussian probes instead of Rademacher ones", _hutchinson("normal"),
         says='Draw the probes exactly as the statement says, then average v . (H v).'),
-    Answer("hutchinson_trace", "sums the samples instead of averaging them", """
-        def hutchinson_trace(f, x, key, num_samples):
-            probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
-            hvp = lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1]
-            return jnp.sum(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """,
+    Answer("hutchinson_trace", "sums the samples instead of averaging them",
+           _hutchinson(average="jnp.sum"),
         says='Every value is 8 times the expected one: a factor is missing or extra.'),
-    Answer("hutchinson_trace", "reverse-over-reverse HVPs", """
-        def hutchinson_trace(f, x, key, num_samples):
-            probes = jax.random.rademacher(key, (num_samples,) + x.shape, dtype=x.dtype)
-            hvp = lambda v: jax.grad(lambda y: jnp.vdot(jax.grad(f)(y), v))(x)
-            return jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(v)))(probes))
-    """,
+    Answer("hutchinson_trace", "reverse-over-reverse HVPs",
+           _hutchinson(hvp="jax.grad(lambda y: jnp.vdot(jax.grad(f)(y), v))(x)"),
         says='hutchinson_trace must be forward-over-reverse (jax.jvp or jacfwd outside'),
     Answer("hutchinson_trace", "splits the key into one key per probe", """
         def hutchinson_trace(f, x, key, num_samples):
@@ -334,26 +320,16 @@ ALTERNATIVES += [
 ]
 
 
-def _wrong(reason):
-    return by_reason(WRONG, reason)
-
-
 _UNSTOP_GRADIENTS = """
 jax.lax.stop_gradient = lambda x: x
 """
 
 TAMPERING = [
-    Tampering("disables jax.lax.stop_gradient to make a wrong answer look right",
-              tampered("td_update", _UNSTOP_GRADIENTS,
-                       _wrong("stops the gradient of the prediction instead of the target"))),
-    Tampering("patches numpy's comparisons",
-              tampered("maml_grad", PATCH_COMPARISONS,
-                       _wrong("first-order MAML: stops the gradient of the inner step"))),
+    tampering_of("disables jax.lax.stop_gradient to make a wrong answer look right",
+                 _UNSTOP_GRADIENTS, WRONG,
+                 "stops the gradient of the prediction instead of the target"),
+    tampering_of("patches numpy's comparisons", PATCH_COMPARISONS, WRONG,
+                 "first-order MAML: stops the gradient of the inner step"),
 ]
 
-TAMPERING += [
-    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
-              search_the_checks(exercises(WRONG))),
-    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
-              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
-]
+TAMPERING += attacks_on_the_checks(WRONG)

@@ -120,6 +120,29 @@ print(open({secret!r}).read())
 HIDDEN_TEST_TEXT = "-1.5"  # only the hidden tests hold it (the case x = -1.5)
 FAILURE = "square(3) should be 9"  # the visible test's message for the wrong square
 
+
+def _wrapped_send(session, body):
+    """Code that binds ``session`` (the kernel's session, as an expression) and replaces its
+    ``send`` by a wrapper that runs ``body`` (its lines, indented by 4: they may return early or
+    rewrite ``content``), then sends what is left."""
+    head = f"""
+session = {session}
+real_send = session.send
+def send(stream, msg_or_type, content=None, parent=None, *args, **kwargs):
+"""
+    tail = """    return real_send(stream, msg_or_type, content, parent, *args, **kwargs)
+session.send = send
+"""
+    return head + body.lstrip("\n") + tail
+
+
+# The lines of such a wrapper that put, in an execute_reply's place, one that says ok.
+_OK_REPLY = """
+        content = {{"status": "ok", "execution_count": content.get("execution_count"),
+                   "user_expressions": {{}}, "payload": []}}
+"""
+
+
 HOSTILE += [
     # -- IPython's input and AST transformations: later cells are rewritten before they run
     Hostile("input-transformer-pass",
@@ -273,19 +296,11 @@ kernel.shell_handlers["execute_request"] = execute_request
 """, None),
     Hostile("session-send",
             "wraps kernel.session.send: no 'error' message is published, and every "
-            "execute_reply says ok", """
-session = get_ipython().kernel.session
-real_send = session.send
-def send(stream, msg_or_type, content=None, parent=None, *args, **kwargs):
+            "execute_reply says ok", _wrapped_send("get_ipython().kernel.session", """
     kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type["header"]["msg_type"]
     if kind == "error":
         return None
-    if kind == "execute_reply" and isinstance(content, dict):
-        content = {{"status": "ok", "execution_count": content.get("execution_count"),
-                   "user_expressions": {{}}, "payload": []}}
-    return real_send(stream, msg_or_type, content, parent, *args, **kwargs)
-session.send = send
-""", None),
+    if kind == "execute_reply" and isinstance(content, dict):""" + _OK_REPLY), None),
     Hostile("iopub-drop-errors",
             "wraps the IOPub thread's send_multipart: every signed 'error' message is dropped "
             "before it leaves the kernel", """
@@ -305,16 +320,8 @@ iopub.send_multipart = send_multipart
 """, None),
     Hostile("reply-ok-only",
             "rewrites the execute_reply of every failed cell to status ok, but leaves the "
-            "published error alone", """
-session = get_ipython().kernel.session
-real_send = session.send
-def send(stream, msg_or_type, content=None, parent=None, *args, **kwargs):
-    if msg_or_type == "execute_reply" and isinstance(content, dict):
-        content = {{"status": "ok", "execution_count": content.get("execution_count"),
-                   "user_expressions": {{}}, "payload": []}}
-    return real_send(stream, msg_or_type, content, parent, *args, **kwargs)
-session.send = send
-""", FAILURE),
+            "published error alone", _wrapped_send("get_ipython().kernel.session", """
+    if msg_or_type == "execute_reply" and isinstance(content, dict):""" + _OK_REPLY), FAILURE),
     Hostile("clear-output",
             "a post_execute callback clears the cell's outputs, the error included, after "
             "every later cell (the checks' evidence of halve too: 0)", """
@@ -528,10 +535,7 @@ get_ipython().events.register("pre_run_cell", forge)
             "passed, and drops the error message and the failed reply", """
 from IPython.display import display
 EVIDENCE = "application/vnd.adcourse.evidence+json"
-shell = get_ipython()
-session = shell.kernel.session
-real_send = session.send
-def send(stream, msg_or_type, content=None, parent=None, *args, **kwargs):
+shell = get_ipython()""" + _wrapped_send("shell.kernel.session", """
     kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type["header"]["msg_type"]
     if kind == "error":
         return None
@@ -541,9 +545,7 @@ def send(stream, msg_or_type, content=None, parent=None, *args, **kwargs):
     if isinstance(data, dict) and isinstance(data.get(EVIDENCE), dict):
         claim = dict(data[EVIDENCE], passed=True, failed=0, failures=[])
         content = dict(content, data=dict(data, **{{EVIDENCE: claim}}))
-    return real_send(stream, msg_or_type, content, parent, *args, **kwargs)
-session.send = send
-def forge(info):
+""") + """def forge(info):
     if "square(" in info.raw_cell:
         display({{EVIDENCE: {{"exercise": "square", "cell": "square_tests", "passed": True,
                              "checks": 2, "failed": 0, "failures": []}}}}, raw=True)

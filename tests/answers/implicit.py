@@ -1,25 +1,23 @@
 """Answers for source/04_implicit/implicit (implicit differentiation)."""
 
-from . import (
-    PATCH_BUILTINS_MODULE,
-    PATCH_COMPARISONS,
-    Answer,
-    Tampering,
-    by_reason,
-    exercises,
-    in_process_attacks,
-    search_the_checks,
-    tampered,
-)
+import textwrap
 
-_SQRT_FORWARD = """
-@jax.custom_vjp
+from . import PATCH_BUILTINS_MODULE, PATCH_COMPARISONS, Answer, attacks_on_the_checks, tampering_of
+
+
+def _sqrt_forward(steps=10, decorator="@jax.custom_vjp"):
+    """fixed_point_sqrt's forward pass, ``steps`` Newton steps from 1, under ``decorator``."""
+    return f"""
+{decorator}
 def fixed_point_sqrt(x):
     y = jnp.ones_like(x)
-    for _ in range(10):
+    for _ in range({steps}):
         y = 0.5 * (y + x / y)
     return y
 """
+
+
+_SQRT_FORWARD = _sqrt_forward()
 
 # The rule of fixed_point_sqrt that saves y, for answers whose forward pass is what is wrong.
 _SQRT_Y_RESIDUAL = """
@@ -33,31 +31,59 @@ def _bwd(y, g):
 fixed_point_sqrt.defvjp(_fwd, _bwd)
 """
 
-_FIXED_POINT_FORWARD = """
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _fixed_point(stop="jnp.logical_not(converged(x_prev, x))", first_count=1,
+                 decorator="@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))"):
+    """fixed_point as the reference writes it, but for the parts named: ``stop``, the test that
+    stops the loop (besides the iteration count), the count it starts from, and the decorator."""
+    return f"""
+{decorator}
 def fixed_point(f, a, x_guess):
     def keep_going(state):
         k, x_prev, x = state
-        return jnp.logical_not(converged(x_prev, x)) & (k < MAX_ITERATIONS)
+        return {stop} & (k < MAX_ITERATIONS)
 
     return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
-                              (1, x_guess, f(a, x_guess)))[2]
+                              ({first_count}, x_guess, f(a, x_guess)))[2]
+"""
 
 
+_FIXED_POINT_FWD = """
 def fixed_point_fwd(f, a, x_guess):
     x_star = fixed_point(f, a, x_guess)
     return x_star, (a, x_star)
 """
 
-_FIXED_POINT_RULE = """
+# The reference's fixed_point and fixed_point_fwd, two blank lines apart.
+_FIXED_POINT_FORWARD = _fixed_point() + "\n" + _FIXED_POINT_FWD
+
+
+def _fixed_point_rule(adjoint="jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]",
+                      x_guess_cotangent="jnp.zeros_like(x_star)"):
+    """fixed_point_bwd as the reference writes it, but for the parts named: ``adjoint``, the
+    product A^T w of the adjoint map, and the cotangent of x_guess."""
+    return f"""
 def fixed_point_bwd(f, residuals, v):
     a, x_star = residuals
 
     def adjoint_map(params, w):
         a, x_star, v = params
-        return v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
+        return v + {adjoint}
 
     w = fixed_point(adjoint_map, (a, x_star, v), v)
+    return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], {x_guess_cotangent}
+"""
+
+
+_FIXED_POINT_RULE = _fixed_point_rule()
+
+
+def _fixed_point_bwd(solve):
+    """fixed_point_bwd that finds w by the code ``solve`` (from a, x_star and v), then pulls w back
+    to a; x_guess gets a zero cotangent."""
+    return f"""
+def fixed_point_bwd(f, residuals, v):
+    a, x_star = residuals
+{textwrap.indent(textwrap.dedent(solve).strip(), "    ")}
     return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
 """
 
@@ -107,19 +133,14 @@ fixed_point_sqrt.defvjp(_fwd, _bwd)
 
 
 WRONG = [
-    Answer("fixed_point_sqrt", "no custom_vjp: differentiates the unrolled Newton steps", """
-        def fixed_point_sqrt(x):
-            y = jnp.ones_like(x)
-            for _ in range(10):
-                y = 0.5 * (y + x / y)
-            return y
-
+    Answer("fixed_point_sqrt", "no custom_vjp: differentiates the unrolled Newton steps",
+           (_sqrt_forward(decorator=""), """
         def _fwd(x):
             return fixed_point_sqrt(x), x
 
         def _bwd(x, g):
             return (g * 0.5 / jnp.sqrt(x),)
-    """,
+    """),
         says='fixed_point_sqrt must be a function decorated with @jax.custom_vjp.'),
     Answer("fixed_point_sqrt", "saves x and uses 0.5 / sqrt(x) instead of the saved y",
            _sqrt_rule("return fixed_point_sqrt(x), x", "return (g * 0.5 / jnp.sqrt(res),)"),
@@ -138,40 +159,16 @@ WRONG = [
         return y
     return jax.vjp(loop, res)[1](g)"""),
         says='This is the derivative of the unrolled Newton steps, not the implicit rule.'),
-    Answer("fixed_point_sqrt", "jnp.sqrt in the forward pass with the implicit rule", """
+    Answer("fixed_point_sqrt", "jnp.sqrt in the forward pass with the implicit rule", ("""
         @jax.custom_vjp
         def fixed_point_sqrt(x):
             return jnp.sqrt(x)
-
-        def _fwd(x):
-            y = fixed_point_sqrt(x)
-            return y, y
-
-        def _bwd(y, g):
-            return (g * 0.5 / y,)
-
-        fixed_point_sqrt.defvjp(_fwd, _bwd)
-    """,
-        says='These are exact square roots: the forward pass must be exactly 10 Newton'),
-    Answer("fixed_point_sqrt", "20 Newton steps instead of 10", ("""
-        @jax.custom_vjp
-        def fixed_point_sqrt(x):
-            y = jnp.ones_like(x)
-            for _ in range(20):
-                y = 0.5 * (y + x / y)
-            return y
-
     """, _SQRT_Y_RESIDUAL),
         says='These are exact square roots: the forward pass must be exactly 10 Newton'),
-    Answer("fixed_point_sqrt", "9 Newton steps: off by one", ("""
-        @jax.custom_vjp
-        def fixed_point_sqrt(x):
-            y = jnp.ones_like(x)
-            for _ in range(9):
-                y = 0.5 * (y + x / y)
-            return y
-
-    """, _SQRT_Y_RESIDUAL),
+    Answer("fixed_point_sqrt", "20 Newton steps instead of 10",
+           (_sqrt_forward(20), _SQRT_Y_RESIDUAL),
+        says='These are exact square roots: the forward pass must be exactly 10 Newton'),
+    Answer("fixed_point_sqrt", "9 Newton steps: off by one", (_sqrt_forward(9), _SQRT_Y_RESIDUAL),
         says='fixed_point_sqrt is wrong for x = [4, 9, 0.25, 1e6]'),
     Answer("fixed_point_sqrt", "tuned to the visible inputs: a table of their derivatives",
            _sqrt_rule("y = fixed_point_sqrt(x)\n    return y, y",
@@ -192,59 +189,31 @@ WRONG = [
     """, _REGISTER),
         says='fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point'),
     Answer("fixed_point", "the adjoint map uses a JVP (A w) instead of a VJP (A^T w)",
-           (_FIXED_POINT_FORWARD, """
-        def fixed_point_bwd(f, residuals, v):
-            a, x_star = residuals
-
-            def adjoint_map(params, w):
-                a, x_star, v = params
-                return v + jax.jvp(lambda x: f(a, x), (x_star,), (w,))[1]
-
-            w = fixed_point(adjoint_map, (a, x_star, v), v)
-            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER),
+           (_FIXED_POINT_FORWARD,
+            _fixed_point_rule(adjoint="jax.jvp(lambda x: f(a, x), (x_star,), (w,))[1]"), _REGISTER),
         says='The Jacobian df/dx is applied untransposed: the adjoint iteration needs w'),
     Answer("fixed_point", "the adjoint solved by a bare while_loop: no second derivative",
-           (_FIXED_POINT_FORWARD, """
-        def fixed_point_bwd(f, residuals, v):
-            a, x_star = residuals
+           (_FIXED_POINT_FORWARD, _fixed_point_bwd("""
             _, vjp_x = jax.vjp(lambda x: f(a, x), x_star)
             w = jax.lax.while_loop(lambda s: jnp.logical_not(converged(s[0], s[1])),
                                    lambda s: (s[1], v + vjp_x(s[1])[0]), (v, v + vjp_x(v)[0]))[1]
-            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER),
+        """), _REGISTER),
         says='The backward pass is differentiated too'),
     Answer("fixed_point", "the adjoint map closes over the VJP of x_star",
-           (_FIXED_POINT_FORWARD, """
-        def fixed_point_bwd(f, residuals, v):
-            a, x_star = residuals
+           (_FIXED_POINT_FORWARD, _fixed_point_bwd("""
             _, vjp_x = jax.vjp(lambda x: f(a, x), x_star)
             w = fixed_point(lambda v, w: v + vjp_x(w)[0], v, v)
-            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER),
+        """), _REGISTER),
         says='fixed_point leaked a traced value'),
     Answer("fixed_point", "gives x_guess the cotangent w instead of zero",
-           (_FIXED_POINT_FORWARD, """
-        def fixed_point_bwd(f, residuals, v):
-            a, x_star = residuals
-
-            def adjoint_map(params, w):
-                a, x_star, v = params
-                return v + jax.vjp(lambda x: f(a, x), x_star)[1](w)[0]
-
-            w = fixed_point(adjoint_map, (a, x_star, v), v)
-            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], w
-    """, _REGISTER),
+           (_FIXED_POINT_FORWARD, _fixed_point_rule(x_guess_cotangent="w"), _REGISTER),
         says='The solution does not depend on the initial guess.'),
     Answer("fixed_point", "a fixed number of steps (fori_loop) instead of a while_loop", ("""
         @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
         def fixed_point(f, a, x_guess):
             return jax.lax.fori_loop(0, 50, lambda _, x: f(a, x), x_guess)
 
-        def fixed_point_fwd(f, a, x_guess):
-            x_star = fixed_point(f, a, x_guess)
-            return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER),
+    """, _FIXED_POINT_FWD, _FIXED_POINT_RULE, _REGISTER),
         says='fixed_point must iterate with jax.lax.while_loop until converged(x_prev'),
     Answer("fixed_point", "the reference's stopping rule abs(x_prev - x) > 1e-6: not for arrays",
            ("""
@@ -254,10 +223,7 @@ WRONG = [
                                       lambda s: (s[1], f(a, s[1])),
                                       (x_guess, f(a, x_guess)))[1]
 
-        def fixed_point_fwd(f, a, x_guess):
-            x_star = fixed_point(f, a, x_guess)
-            return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER),
+    """, _FIXED_POINT_FWD, _FIXED_POINT_RULE, _REGISTER),
         says="fixed_point's while_loop condition returns a bool array of shape (3,), not"),
     Answer("fixed_point", "unrolled differentiation in the rule: vjp of 20 steps from x_star",
            (_FIXED_POINT_FORWARD, """
@@ -279,62 +245,25 @@ WRONG = [
             return jax.lax.while_loop(lambda s: jnp.logical_not(converged(*s)),
                                       lambda s: (s[1], f(a, s[1])), (x_guess, f(a, x_guess)))[1]
 
-        def fixed_point_fwd(f, a, x_guess):
-            x_star = fixed_point(f, a, x_guess)
-            return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER),
+    """, _FIXED_POINT_FWD, _FIXED_POINT_RULE, _REGISTER),
         says='It ran until converged: the loop must also stop once the iteration count'),
-    Answer("fixed_point", "the counter starts at 0: one evaluation of f too many", ("""
-        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-        def fixed_point(f, a, x_guess):
-            def keep_going(state):
-                k, x_prev, x = state
-                return jnp.logical_not(converged(x_prev, x)) & (k < MAX_ITERATIONS)
-
-            return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
-                                      (0, x_guess, f(a, x_guess)))[2]
-
-        def fixed_point_fwd(f, a, x_guess):
-            x_star = fixed_point(f, a, x_guess)
-            return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER),
+    Answer("fixed_point", "the counter starts at 0: one evaluation of f too many",
+           (_fixed_point(first_count=0), _FIXED_POINT_FWD, _FIXED_POINT_RULE, _REGISTER),
         says='One evaluation of f too many: the loop starts from (1, x_guess, f(a'),
-    Answer("fixed_point", "a tolerance of its own instead of converged(x_prev, x)", ("""
-        @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-        def fixed_point(f, a, x_guess):
-            def keep_going(state):
-                k, x_prev, x = state
-                return (jnp.max(jnp.abs(x - x_prev)) > 1e-7) & (k < MAX_ITERATIONS)
-
-            return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
-                                      (1, x_guess, f(a, x_guess)))[2]
-
-        def fixed_point_fwd(f, a, x_guess):
-            x_star = fixed_point(f, a, x_guess)
-            return x_star, (a, x_star)
-    """, _FIXED_POINT_RULE, _REGISTER),
+    Answer("fixed_point", "a tolerance of its own instead of converged(x_prev, x)",
+           (_fixed_point(stop="(jnp.max(jnp.abs(x - x_prev)) > 1e-7)"), _FIXED_POINT_FWD,
+            _FIXED_POINT_RULE, _REGISTER),
         says="Stop with the notebook's converged(x_prev, x), not a test of your own."),
     Answer("fixed_point", "the adjoint by a dense solve with the Jacobian of f",
-           (_FIXED_POINT_FORWARD, """
-        def fixed_point_bwd(f, residuals, v):
-            a, x_star = residuals
+           (_FIXED_POINT_FORWARD, _fixed_point_bwd("""
             n = x_star.size
             A = jax.jacobian(f, argnums=1)(a, x_star).reshape(n, n)
             w = jnp.linalg.solve(jnp.eye(n, dtype=A.dtype) - A.T, v.reshape(n))
             w = w.reshape(x_star.shape)
-            return jax.vjp(lambda a: f(a, x_star), a)[1](w)[0], jnp.zeros_like(x_star)
-    """, _REGISTER),
+        """), _REGISTER),
         says='fixed_point_bwd must find w = v + A^T w by iterating, with fixed_point'),
-    Answer("fixed_point", "no nondiff_argnums: f is treated as an array argument", ("""
-        @jax.custom_vjp
-        def fixed_point(f, a, x_guess):
-            def keep_going(state):
-                k, x_prev, x = state
-                return jnp.logical_not(converged(x_prev, x)) & (k < MAX_ITERATIONS)
-
-            return jax.lax.while_loop(keep_going, lambda s: (s[0] + 1, s[2], f(a, s[2])),
-                                      (1, x_guess, f(a, x_guess)))[2]
-
+    Answer("fixed_point", "no nondiff_argnums: f is treated as an array argument",
+           (_fixed_point(decorator="@jax.custom_vjp"), """
         def fixed_point_fwd(f, a, x_guess):
             x_star = fixed_point(f, a, x_guess)
             return x_star, (f, a, x_star)
@@ -646,22 +575,11 @@ ALTERNATIVES += [
 ]
 
 
-def _wrong(reason):
-    return by_reason(WRONG, reason)
-
-
 TAMPERING = [
-    Tampering("patches numpy's comparisons",
-              tampered("fixed_point_sqrt", PATCH_COMPARISONS,
-                       _wrong("saves x and uses 0.5 / sqrt(x) instead of the saved y"))),
-    Tampering("patches the builtins module",
-              tampered("kepler", PATCH_BUILTINS_MODULE,
-                       _wrong("tangent_solve multiplies by the derivative instead of dividing"))),
+    tampering_of("patches numpy's comparisons", PATCH_COMPARISONS, WRONG,
+                 "saves x and uses 0.5 / sqrt(x) instead of the saved y"),
+    tampering_of("patches the builtins module", PATCH_BUILTINS_MODULE, WRONG,
+                 "tangent_solve multiplies by the derivative instead of dividing"),
 ]
 
-TAMPERING += [
-    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
-              search_the_checks(exercises(WRONG))),
-    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
-              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
-]
+TAMPERING += attacks_on_the_checks(WRONG)

@@ -1,15 +1,6 @@
 """Answers for source/05_inside/inside (inside autodiff)."""
 
-from . import (
-    PATCH_COMPARISONS,
-    Answer,
-    Tampering,
-    by_reason,
-    exercises,
-    in_process_attacks,
-    search_the_checks,
-    tampered,
-)
+from . import PATCH_COMPARISONS, Answer, attacks_on_the_checks, tampering_of
 
 # The reference Dual, one method per entry, so that a wrong answer replaces one rule.
 _DUAL_METHODS = {
@@ -92,25 +83,6 @@ def _dual(**replaced):
                      for code in methods.values())
     return "class Dual:\n" + body
 
-
-_VJP_FROM_LINEARIZE = """
-def vjp_from_linearize(f, *primals):
-    out, jvp_fn = jax.linearize(f, *primals)
-    return out, jax.linear_transpose(jvp_fn, *primals)
-"""
-
-_CHECKPOINTED = """
-def deep_checkpointed(params, x, every):
-    @jax.checkpoint
-    def segment(ps, x):
-        for p in ps:
-            x = layer(p, x)
-        return x
-
-    for start in range(0, params.shape[0], every):
-        x = segment(params[start:start + every], x)
-    return x
-"""
 
 _NEWTON_STEPS = """
 def newton_steps(f, x0, consts):
@@ -435,15 +407,7 @@ ALTERNATIVES = [
 ]
 
 
-def _wrong(reason):
-    return by_reason(WRONG, reason)
-
-
 TAMPERING = [
-    Tampering("patches numpy's comparisons",
-              tampered("jvp_from_vjp", PATCH_COMPARISONS, _wrong("one VJP: J^T t instead of J t"))),
-    Tampering("calls whatever the shipped checks module exposes, found by the visible checks",
-              search_the_checks(exercises(WRONG))),
-    Tampering("swaps the checks' code (through gc and directly), fakes the checks module, turns "
-              "jit off, starts a re-patching thread", in_process_attacks(WRONG)),
-]
+    tampering_of("patches numpy's comparisons", PATCH_COMPARISONS, WRONG,
+                 "one VJP: J^T t instead of J t"),
+] + attacks_on_the_checks(WRONG)
