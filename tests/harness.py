@@ -53,9 +53,30 @@ def deprecations(nb):
             if DEPRECATION.search(output.get("text", "") or "")]
 
 
+@dataclasses.dataclass(eq=False)
+class Graded:
+    """One submission of the graded class: a notebook graded by real ``nbgrader autograde``, or
+    one library answer graded in its notebook's one kernel (tests/kernel_grading.py)."""
+
+    student: str  # its id: forward_reverse-wrong0 (nbgrader), forward_reverse-kernel-wrong3
+    notebook: str
+    assignment: str
+    kind: str  # model, untouched, wrong, alternative, tampering, deleted-tests, emptied-tests
+    reason: str  # what it does
+    losing: frozenset  # the test cells (grade ids) that must lose points; all others keep them
+    in_kernel: bool = False
+    answers: tuple = ()  # ((kind, Answer), ...): the library answers it holds
+    nb: object = None  # nbgrader: the submitted notebook
+    twin: "Graded" = None  # one kernel: the nbgrader submission that holds the same answer
+    scores: dict = dataclasses.field(default_factory=dict)  # test grade id -> (score, max)
+    message: str = ""  # one kernel: what its test cell's error said (empty: none)
+    verdict: object = None  # one kernel: the judge's Verdict on its test cell
+
+
 class GradedClass:
     """Submissions made from the answer library, graded by real nbgrader autograde, and every
-    wrong answer and alternative also graded in one kernel per notebook (tests/kernel_grading.py).
+    wrong answer and alternative also graded in one kernel per notebook: a list of
+    :class:`Graded` records.
 
     Each assignment gets a course folder of its own, so the assignments are graded by parallel
     ``nbgrader autograde`` processes (one per assignment, each over its whole class), beside
@@ -64,71 +85,66 @@ class GradedClass:
 
     def __init__(self, folder):
         self.folder = folder
+        self.records = []
         self.courses = {}  # assignment -> course folder
-        self.expected_losses = {}  # student -> answer grade_ids that must lose points
-        self.reasons = {}  # student -> what the submission does
-        self.submissions = {}  # (assignment, student) -> {notebook: nb}
-        self.scores = {}
         self.tests_of = {}  # notebook -> {answer grade_id: test grade_id}
-        self.answers = []  # (notebook, kind, student, Answer): each library answer, where it went
-        # (notebook, source notebook, its folder, [(student, grade_id, code)])
-        self.kernel_jobs = []
-        self.kernel_scores = {}  # student -> {test grade_id: (score, max_score)}, one kernel
-        self.kernel_messages = {}  # student -> what its test cell said (empty: no error)
-        self.kernel_verdicts = {}  # student -> the judge's Verdict on its test cell
-        self.kernel_answers = {}  # student -> (kind, Answer) of the answers graded in one kernel
-        self.both = []  # (notebook, Answer, nbgrader student, kernel student): graded both ways
+        self.kernel_jobs = []  # (notebook, source notebook, its folder, [Graded])
+        self.seconds = None
 
-    def add(self, assignment, student, nb_name, nb, losing=(), reason=""):
-        self.submissions.setdefault((assignment, student), {})[nb_name] = nb
-        self.expected_losses.setdefault(student, set()).update(
-            f"{nb_name}:{grade_id}" for grade_id in losing)
-        self.reasons[student] = reason
+    def add(self, record):
+        self.records.append(record)
+        return record
+
+    def record(self, student):
+        return next(r for r in self.records if r.student == student)
+
+    def by_nbgrader(self):
+        return [r for r in self.records if not r.in_kernel]
+
+    def in_one_kernel(self):
+        return [r for r in self.records if r.in_kernel]
 
     def grade(self):
         start = time.perf_counter()
-        for (assignment, student), nbs in self.submissions.items():
-            if assignment not in self.courses:
-                self.courses[assignment] = scratch_course.new_course(self.folder / assignment)
-            scratch_course.submit(self.courses[assignment], assignment, student, nbs)
+        for record in self.by_nbgrader():
+            if record.assignment not in self.courses:
+                self.courses[record.assignment] = scratch_course.new_course(
+                    self.folder / record.assignment)
+            scratch_course.submit(self.courses[record.assignment], record.assignment,
+                                  record.student, {record.notebook: record.nb})
         jobs = [lambda a=a, c=c: scratch_course.autograde(c, a) for a, c in self.courses.items()]
         jobs += [lambda job=job: self._grade_in_one_kernel(*job) for job in self.kernel_jobs]
         with ThreadPoolExecutor(max_workers=len(self.courses) or 1) as pool:
             list(pool.map(lambda job: job(), jobs))
+        scores = {}
         for assignment, course in self.courses.items():
-            self.scores.update(scratch_course.cell_scores(course, assignment))
+            scores.update(scratch_course.cell_scores(course, assignment))
+        for record in self.by_nbgrader():
+            record.scores = scores.get(record.student, {})
         self.seconds = time.perf_counter() - start
 
-    def _grade_in_one_kernel(self, name, source_nb, folder, items):
-        for student, (score, max_score, message, verdict) in kernel_grading.grade_in_one_kernel(
-                source_nb, folder, items).items():
-            grade_id = next(g for s, g, _ in items if s == student)
-            self.kernel_scores[student] = {self.tests_of[name][grade_id]: (score, max_score)}
-            self.kernel_messages[student] = message
-            self.kernel_verdicts[student] = verdict
+    def _grade_in_one_kernel(self, name, source_nb, folder, records):
+        items = [(r.student, r.answers[0][1].grade_id, r.answers[0][1].code) for r in records]
+        graded = kernel_grading.grade_in_one_kernel(source_nb, folder, items)
+        for record in records:
+            score, max_score, record.message, record.verdict = graded[record.student]
+            record.scores = {self.tests_of[name][record.answers[0][1].grade_id]:
+                             (score, max_score)}
 
-    def said(self, student, grade_id):
-        """What the grader wrote in ``student``'s test cell ``grade_id``: the verdict of the
-        autograded notebook (or of the one-kernel run), for a failing test's message."""
-        if student in self.kernel_messages:
-            return self.kernel_messages[student] or "passed"
-        for (assignment, who), nbs in self.submissions.items():
-            if who != student:
-                continue
-            for name in nbs:
-                path = (self.courses[assignment] / "autograded" / student / assignment
-                        / f"{name}.ipynb")
-                if not path.exists():
-                    return f"(no autograded notebook at {path})"
-                for cell in nbformat.read(path, as_version=4).cells:
-                    if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-                        return " | ".join(str(o.get("evalue") or o.get("text") or o.get("ename"))
-                                          for o in cell.get("outputs", [])) or "(no output)"
+    def said(self, record, grade_id):
+        """What the grader wrote in the test cell ``grade_id`` of ``record``: the verdict of
+        its autograded notebook (or of the one-kernel run), for a failing test's message."""
+        if record.in_kernel:
+            return record.message or "passed"
+        path = (self.courses[record.assignment] / "autograded" / record.student
+                / record.assignment / f"{record.notebook}.ipynb")
+        if not path.exists():
+            return f"(no autograded notebook at {path})"
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+                return " | ".join(str(o.get("evalue") or o.get("text") or o.get("ename"))
+                                  for o in cell.get("outputs", [])) or "(no output)"
         return "(not found)"
-
-    def all_scores(self):
-        """Scores of the nbgrader submissions and of the answers graded in one kernel."""
-        return {**self.scores, **self.kernel_scores}
 
 
 def _model_and_release(assignment, text_path):
@@ -149,6 +165,18 @@ def _packed(library):
     return groups
 
 
+def _without_test_cell(nb, test_id, how):
+    """``nb`` with its test cell ``test_id`` deleted or emptied."""
+    def is_it(cell):
+        return cell.metadata.get("nbgrader", {}).get("grade_id") == test_id
+
+    if how == "deleted":
+        nb.cells = [cell for cell in nb.cells if not is_it(cell)]
+    for cell in filter(is_it, nb.cells):
+        cell.source = ""
+    return nb
+
+
 def grade_answer_libraries(folder, names=None):
     """Grade the model, the release, and every answer of the libraries of the notebooks
     ``names`` (all by default) with real nbgrader, in ``folder``."""
@@ -158,58 +186,48 @@ def grade_answer_libraries(folder, names=None):
             continue
         name, model, release_nb = _model_and_release(assignment, text_path)
         library = answers.for_notebook(name)
-        tests_of = answer_to_test_cell(release_nb)
+        tests_of = graded.tests_of[name] = answer_to_test_cell(release_nb)
 
-        def add(student, replaced, losing=(), reason="", nb=None):
-            answers_ = dict(model, **replaced)
-            graded.add(assignment, f"{name}-{student}", name,
-                       nb or scratch_course.submission(release_nb, answers_), losing, reason)
+        def add(student, kind, reason, held=(), nb=None, losing=None):
+            """An nbgrader submission: the model, with the answers ``held`` (kind, Answer)
+            in place (or the notebook ``nb``)."""
+            code = dict(model, **{answer.grade_id: answer.code for _, answer in held})
+            if losing is None:
+                losing = {tests_of[a.grade_id] for k, a in held if k != "alternative"}
+            return graded.add(Graded(
+                f"{name}-{student}", name, assignment, kind, reason, frozenset(losing),
+                answers=held, nb=nb or scratch_course.submission(release_nb, code)))
 
-        add("model", {}, reason="the reference answers")
-        graded.add(assignment, f"{name}-untouched", name, release_nb, losing=list(tests_of),
-                   reason="the release as it was handed out")
+        add("model", "model", "the reference answers")
+        graded.add(Graded(f"{name}-untouched", name, assignment, "untouched",
+                          "the release as it was handed out", frozenset(tests_of.values()),
+                          nb=release_nb))
         # The first group of wrong answers and of alternatives goes through nbgrader; every
         # answer of both kinds is graded in one kernel as well (the first groups both ways).
-        items = []
+        in_kernel = []
         for kind, library_answers in (("wrong", library.WRONG),
                                       ("alternative", library.ALTERNATIVES)):
             first = _packed(library_answers)[0]
-            add(f"{kind}0", {a.grade_id: a.code for a in first},
-                [a.grade_id for a in first] if kind == "wrong" else [],
-                "; ".join(a.reason for a in first))
+            twin = add(f"{kind}0", kind, "; ".join(a.reason for a in first),
+                       held=tuple((kind, a) for a in first))
             for k, answer in enumerate(library_answers):
-                student = f"{name}-kernel-{kind}{k}"
-                items.append((student, answer.grade_id, answer.code))
-                graded.expected_losses[student] = (
-                    {f"{name}:{answer.grade_id}"} if kind == "wrong" else set())
-                graded.reasons[student] = answer.reason
-                graded.kernel_answers[student] = (kind, answer)
-                if answer in first:
-                    graded.answers.append((name, kind, f"{name}-{kind}0", answer))
-                    graded.both.append((name, answer, f"{name}-{kind}0", student))
-                else:
-                    graded.answers.append((name, kind, student, answer))
+                in_kernel.append(graded.add(Graded(
+                    f"{name}-kernel-{kind}{k}", name, assignment, kind, answer.reason,
+                    frozenset({tests_of[answer.grade_id]} if kind == "wrong" else ()),
+                    in_kernel=True, answers=((kind, answer),),
+                    twin=twin if answer in first else None)))
         graded.kernel_jobs.append((name, nbformat.read(notebooks.notebook_path(text_path),
-                                                       as_version=4), text_path.parent, items))
+                                                       as_version=4), text_path.parent,
+                                   in_kernel))
         for k, tampering in enumerate(library.TAMPERING):
-            add(f"tampering{k}", {a.grade_id: a.code for a in tampering.answers},
-                [a.grade_id for a in tampering.answers], tampering.reason)
-            graded.answers += [(name, "tampering", f"{name}-tampering{k}",
-                                dataclasses.replace(a, reason=tampering.reason))
-                               for a in tampering.answers]
+            add(f"tampering{k}", "tampering", tampering.reason, held=tuple(
+                ("tampering", dataclasses.replace(a, reason=tampering.reason))
+                for a in tampering.answers))
+        wrong = library.WRONG[0]
         for how in ("deleted", "emptied"):
-            wrong = library.WRONG[0]
             nb = scratch_course.submission(release_nb, dict(model, **{wrong.grade_id: wrong.code}))
-            test_id = tests_of[wrong.grade_id]
-            if how == "deleted":
-                nb.cells = [c for c in nb.cells
-                            if c.metadata.get("nbgrader", {}).get("grade_id") != test_id]
-            else:
-                for cell in nb.cells:
-                    if cell.metadata.get("nbgrader", {}).get("grade_id") == test_id:
-                        cell.source = ""
-            add(f"{how}-tests", {}, [wrong.grade_id], f"{how} the test cell of a wrong answer",
-                nb=nb)
-        graded.tests_of[name] = tests_of
+            add(f"{how}-tests", f"{how}-tests", f"{how} the test cell of a wrong answer",
+                nb=_without_test_cell(nb, tests_of[wrong.grade_id], how),
+                losing={tests_of[wrong.grade_id]})
     graded.grade()
     return graded

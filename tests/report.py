@@ -30,11 +30,14 @@ from tests.harness import ROOT, grade_answer_libraries, notebook_name, source_no
 def outcomes(graded):
     """(notebook, exercise, kind, reason, good) for every library answer: ``good`` is True
     when a wrong answer or tampering lost points, or an alternative kept full marks."""
-    rows, scores = [], graded.all_scores()
-    for notebook, kind, student, answer in graded.answers:
-        score, max_score = scores[student][graded.tests_of[notebook][answer.grade_id]]
-        good = score == max_score if kind == "alternative" else score < max_score
-        rows.append((notebook, answer.grade_id, kind, answer.reason, good))
+    rows = []
+    for record in graded.records:
+        if record.twin is not None:  # reported once, as graded by nbgrader
+            continue
+        for kind, answer in record.answers:
+            score, max_score = record.scores[graded.tests_of[record.notebook][answer.grade_id]]
+            good = score == max_score if kind == "alternative" else score < max_score
+            rows.append((record.notebook, answer.grade_id, kind, answer.reason, good))
     return rows
 
 
@@ -64,8 +67,9 @@ def render(rows):
 
 
 def timing(graded):
-    return (f"graded {len(graded.scores)} submissions of {len(graded.courses)} assignments with "
-            f"nbgrader autograde (one process per assignment) and {len(graded.kernel_scores)} "
+    return (f"graded {len(graded.by_nbgrader())} submissions of {len(graded.courses)} "
+            f"assignments with nbgrader autograde (one process per assignment) and "
+            f"{len(graded.in_one_kernel())} "
             f"answers in one kernel per notebook, in parallel, in {graded.seconds:.0f} s")
 
 

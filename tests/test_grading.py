@@ -15,46 +15,38 @@ EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampe
                           "deleted-tests", "emptied-tests")
 
 
-def _students(graded_class):
-    return sorted(graded_class.expected_losses)
-
-
 def test_every_kind_of_submission_was_graded(graded_class):
+    graded = {(r.notebook, r.student) for r in graded_class.by_nbgrader() if r.scores}
     for _, text_path in source_notebooks():
-        name = text_path.name.split(".")[0]
+        name = notebook_name(text_path)
         for kind in EXPECTED_STUDENT_KINDS:
-            assert f"{name}-{kind}" in graded_class.scores, f"{name}-{kind} was not graded"
+            assert (name, f"{name}-{kind}") in graded, f"{name}-{kind} was not graded"
 
 
 def test_each_submission_loses_exactly_its_wrong_exercises(graded_class):
-    problems, scores = [], graded_class.all_scores()
-    for student in _students(graded_class):
-        name = student.split("-")[0]
-        tests_of = graded_class.tests_of[name]
-        losing_tests = {tests_of[key.split(":")[1]]
-                        for key in graded_class.expected_losses[student]}
-        for grade_id, (score, max_score) in scores[student].items():
-            if grade_id in losing_tests and score >= max_score:
-                problems.append(f"{student} ({graded_class.reasons[student]}): full marks on "
+    problems = []
+    for record in graded_class.records:
+        for grade_id, (score, max_score) in record.scores.items():
+            if grade_id in record.losing and score >= max_score:
+                problems.append(f"{record.student} ({record.reason}): full marks on "
                                 f"{grade_id}, expected a loss")
-            if grade_id not in losing_tests and score < max_score:
-                problems.append(f"{student} ({graded_class.reasons[student]}): {score}/"
-                                f"{max_score} on {grade_id}, expected full marks; the grader "
-                                f"said: {graded_class.said(student, grade_id)[:600]}")
+            if grade_id not in record.losing and score < max_score:
+                problems.append(f"{record.student} ({record.reason}): {score}/{max_score} on "
+                                f"{grade_id}, expected full marks; the grader said: "
+                                f"{graded_class.said(record, grade_id)[:600]}")
     assert not problems, "\n".join(problems)
 
 
 def test_one_kernel_grades_as_nbgrader_does(graded_class):
     """The answers graded both ways (a group of wrong answers and of alternatives per notebook)
     get the same score on their exercise from nbgrader and from the one-kernel run."""
-    assert {name for name, *_ in graded_class.both} == set(graded_class.tests_of)
-    for name, answer, by_nbgrader, in_kernel in graded_class.both:
-        test_id = graded_class.tests_of[name][answer.grade_id]
-        assert (graded_class.scores[by_nbgrader][test_id]
-                == graded_class.kernel_scores[in_kernel][test_id]), (
-            f"{name}/{answer.grade_id} ({answer.reason}): nbgrader gave "
-            f"{graded_class.scores[by_nbgrader][test_id]}, one kernel "
-            f"{graded_class.kernel_scores[in_kernel][test_id]}")
+    both = [r for r in graded_class.in_one_kernel() if r.twin]
+    assert {r.notebook for r in both} == set(graded_class.tests_of)
+    for record in both:
+        [(test_id, in_kernel)] = record.scores.items()
+        assert record.twin.scores[test_id] == in_kernel, (
+            f"{record.notebook}/{test_id} ({record.reason}): nbgrader gave "
+            f"{record.twin.scores[test_id]}, one kernel {in_kernel}")
 
 
 def _library_answers():
@@ -73,15 +65,14 @@ def test_each_wrong_answer_is_told_its_mistake(graded_class, notebook, kind, ind
     """The test cell of a wrong answer fails with the words its library entry expects
     (``Answer.says``), in whole sentences and the student's terms, under a mistake code of its
     own exercise; an alternative fails nothing."""
-    student = f"{notebook}-kernel-{kind}{index}"
-    _, answer = graded_class.kernel_answers[student]
-    message = graded_class.kernel_messages[student]
+    record = graded_class.record(f"{notebook}-kernel-{kind}{index}")
+    [(_, answer)] = record.answers
+    message = record.message
     where = f"{answer.grade_id} ({answer.reason}): {message!r}"
     if kind != "wrong":
         assert not message, f"alternative {where}"
         return
-    verdict = graded_class.kernel_verdicts[student]
-    code, text = verdict.mistake, verdict.said
+    code, text = record.verdict.mistake, record.verdict.said
     assert message.endswith(f" [mistake: {code}]"), f"the code not shown to the student: {where}"
     assert code and code.startswith(f"{answer.grade_id}/") and not code.endswith("/unnamed"), (
         f"no named mistake code of {answer.grade_id}: {where}")
@@ -98,7 +89,6 @@ def test_the_mistake_report_names_what_each_student_got_wrong(graded_class):
     every exercise it attacked; the model and the alternatives under none. Written twice, the
     report is the same, and it quotes no test source."""
     problems = []
-    assignment_of = {student: assignment for assignment, student in graded_class.submissions}
     for assignment, course in graded_class.courses.items():
         result = outcome.read(course, [assignment])[assignment]
         report = reports.write_report(course, result, log=lambda text: None)
@@ -111,21 +101,23 @@ def test_the_mistake_report_names_what_each_student_got_wrong(graded_class):
         found = {(exercise.name, student): code
                  for exercise in reports.collect(result)
                  for code, pairs in exercise.mistakes.items() for student, _ in pairs}
-        for name, answer, student, in_kernel in graded_class.both:
-            if assignment_of[student] != assignment:
+        for record in graded_class.in_one_kernel():
+            if record.twin is None or record.assignment != assignment:
                 continue
-            got = found.get((answer.grade_id, student))
-            if graded_class.kernel_answers[in_kernel][0] == "wrong":
-                expected = graded_class.kernel_verdicts[in_kernel].mistake
-                if expected is None or got != expected:
-                    problems.append(f"{student} {answer.grade_id} ({answer.reason}): reported "
-                                    f"{got}, told {graded_class.kernel_messages[in_kernel]!r}")
+            [(kind, answer)] = record.answers
+            got = found.get((answer.grade_id, record.twin.student))
+            if kind == "wrong":
+                if record.verdict.mistake is None or got != record.verdict.mistake:
+                    problems.append(f"{record.twin.student} {answer.grade_id} ({answer.reason}):"
+                                    f" reported {got}, told {record.message!r}")
             elif got:
-                problems.append(f"alternative {student} {answer.grade_id}: reported {got}")
-        for name, kind, student, answer in graded_class.answers:
-            if (kind == "tampering" and assignment_of[student] == assignment
-                    and (answer.grade_id, student) not in found):
-                problems.append(f"tampering {student} {answer.grade_id}: not reported")
+                problems.append(f"alternative {record.twin.student} {answer.grade_id}: "
+                                f"reported {got}")
+        for record in graded_class.by_nbgrader():
+            if record.kind == "tampering" and record.assignment == assignment:
+                problems += [f"tampering {record.student} {answer.grade_id}: not reported"
+                             for _, answer in record.answers
+                             if (answer.grade_id, record.student) not in found]
         problems += [f"the model reported: {key} {code}" for key, code in found.items()
                      if key[1].endswith("-model")]
     assert not problems, "\n".join(problems)
@@ -141,9 +133,10 @@ def test_grader_quality_report_is_perfect(graded_class):
 
 
 def test_untouched_release_scores_zero(graded_class):
-    for student in graded_class.scores:
-        if student.endswith("-untouched"):
-            assert sum(s for s, _ in graded_class.scores[student].values()) == 0
+    untouched = [r for r in graded_class.records if r.kind == "untouched"]
+    assert len(untouched) == len(graded_class.tests_of)
+    for record in untouched:
+        assert record.scores and sum(s for s, _ in record.scores.values()) == 0
 
 
 def test_export_writes_every_student(graded_class):
@@ -151,10 +144,10 @@ def test_export_writes_every_student(graded_class):
     for course in graded_class.courses.values():
         rows.update({(r["student_id"], r["assignment"]): r
                      for r in scratch_course.export_grades(course)})
-    submitted = {(student, assignment) for assignment, student in graded_class.submissions}
-    assert set(rows) == submitted
-    for (student, assignment), row in rows.items():
-        cells = graded_class.scores[student]
+    submitted = {(r.student, r.assignment): r for r in graded_class.by_nbgrader()}
+    assert set(rows) == set(submitted)
+    for key, row in rows.items():
+        cells = submitted[key].scores
         assert float(row["score"]) == pytest.approx(sum(score for score, _ in cells.values()))
         assert float(row["max_score"]) == pytest.approx(sum(m for _, m in cells.values()))
 
@@ -186,7 +179,7 @@ def feedback_pages(graded_class):
     for assignment, course in graded_class.courses.items():
         paths.nbgrader("generate_feedback", assignment, "--force", root=course)
         pages += sorted((course / "feedback").glob("*/*/*.html"))
-    assert len(pages) == len(graded_class.scores)
+    assert len(pages) == len(graded_class.by_nbgrader())
     return pages
 
 
