@@ -10,6 +10,8 @@ COMMANDS = {
     "demo": ("dev.demo", "build, then grade a demo class and print its grades"),
     "start": ("authoring.start", "copy assignments from release/ into work/, the student's own "
                                  "folder"),
+    "edition": ("authoring.edition", "the student edition: release notebooks, checks bundles, "
+                                     "a student README and requirements, Binder's files"),
     "grade": ("grading.grade_class", "grade a class: collect, inspect, autograde in parallel, "
                                      "feedback, export, plot"),
     "report": ("reports", "what the class got wrong: per exercise, full marks and each named "

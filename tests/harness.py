@@ -33,6 +33,29 @@ def visible_text(html_text):
     return re.sub(r"\s+", " ", text)
 
 
+def normalized_lines(text):
+    """The lines of ``text`` long enough to be telling, blanks folded."""
+    return {re.sub(r"\s+", " ", line.strip()) for line in text.splitlines()
+            if len(line.strip()) > 12}
+
+
+def secret_lines(*regions):
+    """Lines of the regions ``regions`` of the source notebooks (``"HIDDEN TESTS"``,
+    ``"SOLUTION"``) that students never see: lines not also in a release notebook."""
+    secret, released = set(), set()
+    for assignment, text_path in source_notebooks():
+        source = text_path.read_text()
+        for region in regions:
+            for text in re.findall(rf"### BEGIN {region}\n(.*?)### END {region}", source,
+                                   re.DOTALL):
+                secret |= normalized_lines(text)
+        release_nb = nbformat.read(ROOT / "release" / assignment / f"{notebook_name(text_path)}"
+                                   ".ipynb", as_version=4)
+        for cell in release_nb.cells:
+            released |= normalized_lines(cell.source)
+    return secret - released
+
+
 def answer_to_test_cell(nb):
     """``{answer grade_id: grade_id of the test cell that follows it}``."""
     return {answer: cell.metadata["nbgrader"]["grade_id"]

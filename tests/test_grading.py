@@ -2,14 +2,13 @@
 
 import re
 
-import nbformat
 import pytest
 
 from course import paths, reports
 from course.dev import scratch_course
 from course.grading import outcome
 from tests import answers
-from tests.harness import ROOT, notebook_name, source_notebooks, visible_text
+from tests.harness import notebook_name, secret_lines, source_notebooks, visible_text
 
 EXPECTED_STUDENT_KINDS = ("model", "untouched", "wrong0", "alternative0", "tampering0",
                           "deleted-tests", "emptied-tests")
@@ -152,26 +151,6 @@ def test_export_writes_every_student(graded_class):
         assert float(row["max_score"]) == pytest.approx(sum(m for _, m in cells.values()))
 
 
-def _normalized_lines(text):
-    return {re.sub(r"\s+", " ", line.strip()) for line in text.splitlines()
-            if len(line.strip()) > 12}
-
-
-def _hidden_lines():
-    """Lines of the hidden tests that students never see (not even elsewhere in a release)."""
-    hidden, released = set(), set()
-    for assignment, text_path in source_notebooks():
-        source = text_path.read_text()
-        for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source,
-                                 re.DOTALL):
-            hidden |= _normalized_lines(region)
-        release_nb = nbformat.read(ROOT / "release" / assignment / f"{notebook_name(text_path)}"
-                                   ".ipynb", as_version=4)
-        for cell in release_nb.cells:
-            released |= _normalized_lines(cell.source)
-    return hidden - released
-
-
 @pytest.fixture(scope="module")
 def feedback_pages(graded_class):
     """The feedback page of every graded submission, made by ``nbgrader generate_feedback``."""
@@ -199,7 +178,7 @@ def test_feedback_reads_offline_and_names_its_exercises(feedback_pages):
 
 
 def test_feedback_never_shows_hidden_tests(feedback_pages):
-    hidden = _hidden_lines()
+    hidden = secret_lines("HIDDEN TESTS")
     assert hidden, "no hidden tests found in source/"
     for page in feedback_pages:
         text = visible_text(page.read_text())

@@ -3,38 +3,20 @@
 The build regenerates release/ from source/, so answers written there would be lost; work/ is
 the student's (git ignores it, and nothing of the course writes there but this command). A
 notebook already in work/ is never replaced; the support files (the checks module) are
-refreshed, since they are the course's and a rebuilt release may need the new ones.
+refreshed, since they are the course's and a rebuilt release may need the new ones. The student
+edition's ``start.py`` does the same (course/authoring/student_start.py).
 """
 
 import argparse
-import shutil
 from pathlib import Path
 
 from course import paths
-from course.authoring import build
+from course.authoring import build, student_start
 
 
 def start(assignments=None, root=paths.ROOT, log=print):
     root = Path(root)
-    for assignment in assignments or build.assignments(root):
-        release_dir = root / "release" / assignment
-        if not release_dir.is_dir():
-            raise SystemExit(f"There is no release/{assignment}/: the assignments are "
-                             f"{', '.join(build.assignments(root))}.")
-        work_dir = root / build.WORK / assignment
-        work_dir.mkdir(parents=True, exist_ok=True)
-        for path in sorted(p for p in release_dir.iterdir() if p.is_file()):
-            target = work_dir / path.name
-            if path.suffix == ".ipynb":
-                if target.exists():
-                    log(f"kept   {target.relative_to(root)} (your work; never replaced)")
-                    continue
-                shutil.copyfile(path, target)
-                log(f"copied {target.relative_to(root)}")
-            elif not target.exists() or target.read_bytes() != path.read_bytes():
-                shutil.copyfile(path, target)
-    log(f"Open your notebooks with `.venv/bin/jupyter lab {build.WORK}/`; answers you write "
-        "there stay yours.")
+    student_start.start(root / "release", root / build.WORK, assignments, log, shown_from=root)
 
 
 def main(argv=None):
