@@ -189,3 +189,38 @@ def test_the_readmes_edition_command_runs_as_written(tmp_path):
     assert "push -u origin main" in result.stdout
     assert "https://hub.example.edu/hub/user-redirect/git-pull?" in (
         tmp_path / "adjax-student" / "README.md").read_text()
+
+
+OTHER_JAX = "0.6.2"  # a JAX with CUDA plugins of its own, as a hosted GPU runtime holds
+
+
+def test_the_hosted_install_line_leaves_a_cpu_jax_that_runs(tmp_path):
+    """The README's Colab line (``%pip`` run as ``python -m pip``), in a virtual environment
+    that already holds another JAX and its CUDA plugins: then JAX 0.10.2 imports and computes
+    on the CPU, and no plugin is left. (A real GPU runtime is not tested here.)"""
+    venv = tmp_path / "hosted"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+
+    def pip(*args):
+        result = subprocess.run([python, "-m", "pip", "--disable-pip-version-check", *args],
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    pip("install", "-q", f"jax=={OTHER_JAX}", f"jaxlib=={OTHER_JAX}")
+    pip("install", "-q", "--no-deps", f"jax-cuda12-plugin=={OTHER_JAX}",
+        f"jax-cuda12-pjrt=={OTHER_JAX}")
+    assert "jax-cuda12-plugin" in pip("list")
+    for line in edition.HOSTED_INSTALL.splitlines():
+        assert line.startswith("%pip ")
+        pip(*line.removeprefix("%pip ").split())
+    installed = pip("list", "--format=freeze")
+    assert "jax==0.10.2" in installed.split() and "jaxlib==0.10.2" in installed.split()
+    assert "cuda" not in installed, installed
+    ran = subprocess.run([python, "-c", "import jax, jax.numpy as jnp; "
+                          "print(jax.__version__, jax.devices()[0].platform, "
+                          "float(jax.grad(jnp.sin)(0.0)))"],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["0.10.2", "cpu", "1.0"]

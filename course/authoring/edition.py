@@ -119,10 +119,10 @@ else:
 ```
 
 and restart the session (*Runtime → Restart session*). The same line serves a CPU runtime
-and a GPU runtime: it removes the service's JAX CUDA plugins, which would not load with this
-JAX, so the course then runs on the CPU, as it was written to (nothing in it needs a GPU).
-A GPU runtime was not tested; the line was tested in a virtual environment holding another
-JAX and its CUDA plugins.
+and a GPU runtime: it removes the service's JAX CUDA plugins (a plugin of another version than
+JAX crashes it, even on the CPU), so the course then runs on the CPU, as it was written to
+(nothing in it needs a GPU). The line was tested in a virtual environment holding another JAX
+and its CUDA plugins, not on a real GPU runtime.
 
 ## On Binder
 
