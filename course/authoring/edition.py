@@ -128,7 +128,8 @@ and its CUDA plugins, not on a real GPU runtime.
 
 Open the Binder link of a notebook above: Binder builds this repository with Python {PYTHON}
 (`runtime.txt`) and `requirements.txt`, then opens the notebook. Binder keeps nothing when the
-session ends: download your notebook before you leave.
+session ends: download your notebook before you leave. (The course's tests check these two
+files, not a real Binder build.)
 
 ## How the exercises work
 
