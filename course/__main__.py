@@ -12,6 +12,8 @@ COMMANDS = {
                                  "folder"),
     "edition": ("authoring.edition", "the student edition: release notebooks, checks bundles, "
                                      "a student README and requirements, Binder's files"),
+    "site": ("authoring.site", "the course website (Sphinx, myst-nb): every notebook's prose, "
+                               "math, figures and statements, with Colab and Binder links"),
     "grade": ("grading.grade_class", "grade a class: collect, inspect, autograde in parallel, "
                                      "feedback, export, plot"),
     "report": ("reports", "what the class got wrong: per exercise, full marks and each named "

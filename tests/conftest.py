@@ -1,6 +1,7 @@
 """Shared fixtures: the course rebuilt from source/, a class graded by real nbgrader, the tiny
 course; and the hooks that print the grader-quality report at the end of a run."""
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -26,6 +27,35 @@ def rebuilt(tmp_path_factory):
             shutil.copy(src, root / name)
     build.build(root=root, log=lambda *_: None, env=SHOW_DEPRECATIONS)
     return root
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def _require_browser():
+    if CHROMIUM.exists() and CHROMEDRIVER.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium-driver")
+    pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    _require_browser()
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)),
+                              options=options)
+    yield driver
+    driver.quit()
 
 
 _graded_classes = []  # the graded_class fixture's value, for the report at the end of the run

@@ -23,7 +23,6 @@ from course.authoring import build
 from course.dev import scratch_course
 from tests.harness import ROOT
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "reports" / "screenshots"
 ASSIGNMENT, NOTEBOOK = "01_forward_reverse", "forward_reverse"
 ANSWER = "def vgrad(f, x): return jax.vjp(f, x)[1](jnp.ones_like(f(x)))[0]"
@@ -38,30 +37,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def _require_browser():
-    if CHROMIUM.exists() and CHROMEDRIVER.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium-driver")
-    pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver)")
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    _require_browser()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)),
-                              options=options)
-    yield driver
-    driver.quit()
 
 
 @contextlib.contextmanager
