@@ -259,3 +259,16 @@ def test_with_the_judge_off_no_verdict_the_student_wrote_survives():
     cell.metadata["verdict"] = {"passed": False, "mistake": "square/made-up", "said": "forged"}
     nb, _ = judge.JudgeTestCells(enabled=False).preprocess(new_notebook(cells=[cell]), {})
     assert "verdict" not in nb.cells[0].metadata
+
+
+def test_a_broken_shared_folder_is_the_graders_fault_not_the_students(checks_file, tmp_path):
+    module = judge.checks_module(str(checks_file))
+    right = _kernel_run(checks_file, SOURCE, {"square": lambda x: x * x})
+    kept = module._Evidence.oracles
+    try:
+        module._Evidence.oracles = judge.SharedOracleValues(module, str(tmp_path / "gone"))
+        [verdict] = _judged(checks_file, right)
+    finally:
+        module._Evidence.oracles = kept
+    assert verdict.evalue.startswith("The grader could not judge this test cell")
+    assert "[mistake: square/error:judge]" in verdict.evalue
