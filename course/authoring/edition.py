@@ -92,7 +92,8 @@ Each exercise has an answer cell and a test cell that names your mistake.
 
 ## On your laptop: two commands
 
-Python {PYTHON} (the course's pins are for it), on Linux, macOS or Windows (WSL):
+Python {PYTHON} (the course's pins are for it), on Linux, on macOS with Apple silicon (JAX
+{JAX_VERSION} has no wheel for Intel Macs), or on Windows under WSL:
 
 ```
 python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
