@@ -1361,12 +1361,17 @@ for name, rounder in [("jnp.round", jnp.round), ("straight-through", straight_th
 # Rayleigh quotient $v^\top H v$ (for $\lVert v \rVert = 1$) then gives $\lambda_{\max}$ with
 # its sign, which $\lVert Hv \rVert$ would lose.
 #
-# ### Exercise 8: `top_eigenvalue(f, x, v0, num_iters)` (3 points)
+# ### Exercise 8: `top_eigenvalue(f, x, v0, num_iters)` (design, 3 points)
 #
 # Return the eigenvalue of largest magnitude of the Hessian of the scalar function `f` at `x`
 # (an array of any shape), by `num_iters` steps of power iteration from `v0` (an array of
 # `x`'s shape, not necessarily of norm 1), followed by the Rayleigh quotient of the final unit
 # vector.
+#
+# You may assume what power iteration needs, and the checks only use such cases: one
+# eigenvalue is strictly larger in magnitude than every other (if $\lambda$ and $-\lambda$ tie,
+# $v$ swings between their eigenvectors and no estimate settles), and `v0` has a component
+# along its eigenvector (otherwise the iteration converges to another eigenvalue).
 #
 # * Use forward-over-reverse HVPs, never the Hessian (no `jax.hessian`, `jacfwd`, `jacrev`).
 # * `num_iters` is a Python int; loop with `jax.lax.fori_loop`, so that the program does not
