@@ -1,6 +1,7 @@
 """Mechanism checks: what a program is made of, and which mode it differentiates in (shipped).
 """
 
+import functools
 import types
 
 import jax
@@ -29,11 +30,36 @@ def _referenced_objects(fn, depth=0, seen=None):
     values = [fn.__globals__[n] for n in names if n in fn.__globals__]
     values += [cell.cell_contents for cell in (fn.__closure__ or ())
                if cell.cell_contents is not None]
-    found = list(values)
+    values += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
+    found = []
     for value in values:
-        if isinstance(value, types.FunctionType) and not _protected(value.__module__ or ""):
-            found += _referenced_objects(value, depth + 1, seen)
+        for inner in _held(value):
+            found.append(inner)
+            if isinstance(inner, types.FunctionType) and not _protected(inner.__module__ or ""):
+                found += _referenced_objects(inner, depth + 1, seen)
     return found
+
+
+def _held(value):
+    """``value`` and what it holds that can be called: the functions of a class the student
+    wrote (its static and class methods, properties), of a ``functools.partial``, of a bound
+    method, and the entries of a list, tuple or dict."""
+    yield value
+    if isinstance(value, type) and not _protected(getattr(value, "__module__", "") or ""):
+        for member in vars(value).values():
+            yield from _held(member)
+    elif isinstance(value, (staticmethod, classmethod, types.MethodType)):
+        yield value.__func__
+    elif isinstance(value, property):
+        yield from (f for f in (value.fget, value.fset, value.fdel) if f is not None)
+    elif isinstance(value, functools.partial):
+        yield value.func
+    elif isinstance(value, (list, tuple)):
+        for item in value[:64]:
+            yield from _held(item) if not isinstance(item, (list, tuple, dict)) else ()
+    elif isinstance(value, dict):
+        for item in list(value.values())[:64]:
+            yield from _held(item) if not isinstance(item, (list, tuple, dict)) else ()
 
 
 def _require_no_forbidden_reference(name, fn, forbids):

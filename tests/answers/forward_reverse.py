@@ -157,6 +157,26 @@ WRONG = [
             return _jacobian(f)
     """,
         says='our_jacfwd uses jax.jacobian, which this exercise forbids.'),
+    Answer("our_jacfwd", "calls the built-in through JAX's private module", """
+        import jax._src.api
+
+        def our_jacfwd(f):
+            return jax._src.api.jacfwd(f)
+    """,
+        says='our_jacfwd must not call jax.jacfwd.'),
+    Answer("our_jacfwd", "calls the built-in through a static method of a class", """
+        class _Tools:
+            jacobian = staticmethod(jax.jacfwd)
+
+        def our_jacfwd(f):
+            return _Tools.jacobian(f)
+    """,
+        says='our_jacfwd uses jax.jacfwd, which this exercise forbids.'),
+    Answer("our_jacfwd", "calls the function the built-in wraps, found by a computed name", """
+        def our_jacfwd(f):
+            return getattr(jax, "jac" + "fwd").__wrapped__(f)
+    """,
+        says='our_jacfwd must not call jax.jacfwd.'),
     Answer("our_jacfwd", "1-D only: eye(len(x)) and a transpose", _our_jac("our_jacfwd", """
             pushforward = lambda t: jax.jvp(f, (x,), (t,))[1]
             return jnp.transpose(jax.vmap(pushforward, in_axes=1)(jnp.eye(len(x))))
@@ -181,6 +201,13 @@ WRONG = [
             return columns.reshape(x.shape + columns.shape[1:])
         """),
         says='its axes are swapped (the Jacobian transposed).'),
+    Answer("our_jacfwd", "a basis made with the default dtype, float64 in 64-bit mode",
+           _our_jac("our_jacfwd", """
+            basis = jnp.eye(x.size).reshape((x.size,) + x.shape)
+            columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
+            return jnp.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
+        """),
+        says='called jax.jvp with a float64 tangent for a float32 input'),
     calls_the_builtin("our_jacrev", "jacrev"),
     Answer("our_jacrev", "1-D only: eye(len(y))", _our_jac("our_jacrev", """
             y, vjp_fn = jax.vjp(f, x)

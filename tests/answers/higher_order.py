@@ -17,6 +17,12 @@ def hutchinson_trace(f, x, key, num_samples):
 
 WRONG = [
     calls_the_builtin("hessian", "hessian"),
+    Answer("hessian", "calls the built-in through JAX's private module", """
+        import jax._src.api
+
+        def hessian(f):
+            return jax._src.api.hessian(f)
+    """, says="hessian must not call jax.hessian."),
     Answer("hessian", "reverse-over-reverse instead of forward-over-reverse", """
         def hessian(f):
             return jax.jacrev(jax.jacrev(f))
