@@ -19,7 +19,7 @@ from .exercise import (
     _run,
     _student_globals,
 )
-from .mechanisms import _require_no_forbidden_reference
+from .mechanisms import _program, _require_no_forbidden_reference
 
 
 def _finite(name, case, value):
@@ -364,6 +364,28 @@ def _logdet_saves_the_factor(exercise, logdet):
         raise Failed(exercise.mistakes["no-factor"], exercise.mistakes["no-factor"].code)
 
 
+_FACTORISATIONS = {"cholesky": "a Cholesky factorisation", "lu": "an LU factorisation (inv, "
+                   "solve, det and slogdet use one)", "eigh": "an eigendecomposition",
+                   "eig": "an eigendecomposition", "svd": "an SVD", "geqrf": "a QR factorisation"}
+
+
+def _logdet_rule_uses_the_factor(exercise, logdet, cases, jit):
+    """The forward pass factors A once, by Cholesky, and takes the value from the factor; the
+    backward pass factors nothing: it reuses the saved factor (triangular solves)."""
+    A, g = _spd_matrix(4, 1), jnp.array(1.0)
+    forward = _call("logdet_fwd", lambda: _program(logdet.fwd, A))
+    others = [p for p in forward if p in _FACTORISATIONS and p != "cholesky"]
+    if others:
+        mistake = exercise.mistakes["value-not-from-factor"]
+        raise Failed(mistake.say(what=_FACTORISATIONS[others[0]]), mistake.code)
+    _, residual = _call("logdet_fwd", logdet.fwd, A)
+    backward = _call("logdet_bwd", lambda: _program(logdet.bwd, residual, g))
+    again = [p for p in backward if p in _FACTORISATIONS]
+    if again:
+        mistake = exercise.mistakes["factors-again"]
+        raise Failed(mistake.say(what=_FACTORISATIONS[again[0]]), mistake.code)
+
+
 def _logdet_cases():
     A = jnp.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
     return [Case("a 3 x 3 matrix", A, jnp.array(1.0)),
@@ -376,6 +398,7 @@ check_logdet = Exercise(
     "forward, g A^-1 from the saved Cholesky factor L backward.",
     cases=_logdet_cases, check_case=_logdet_case, rule="vjp",
     structure=[_logdet_saves_the_factor],
+    requires=[Require("reuses the saved factor", _logdet_rule_uses_the_factor, always=True)],
     mistakes={
         "overflow": "The determinant overflows (or underflows) float32 for this matrix: add "
                     "the logs of the Cholesky factor's diagonal, 2 sum(log L_ii), instead of "
@@ -385,4 +408,9 @@ check_logdet = Exercise(
         "no-factor": "logdet_fwd must save the Cholesky factor L = jnp.linalg.cholesky(A) as "
                      "its residual, so that the backward pass reuses it instead of factoring "
                      "A again.",
+        "value-not-from-factor": "logdet_fwd computes {what}: the value must come from the "
+                                 "Cholesky factor alone, as 2 sum(log L_ii).",
+        "factors-again": "logdet_bwd computes {what}: the backward pass must reuse the saved "
+                         "factor L (two triangular solves, as cho_solve does) and factor or "
+                         "invert nothing again.",
     })

@@ -292,6 +292,15 @@ WRONG = [
         clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
     """),
         says='the VJP of clip_gradient_norm is wrong for a long cotangent, max_norm = 1'),
+    Answer("clip_gradient_norm", "jnp.linalg.norm of g as it is: overflows for huge entries",
+           (_CLIP_HEAD, """
+        def _clip_bwd(max_norm, res, g):
+            norm = jnp.linalg.norm(g.ravel())
+            return (jnp.where(norm > max_norm, g * max_norm / jnp.maximum(norm, 1e-30), g),)
+
+        clip_gradient_norm.defvjp(lambda max_norm, x: (x, None), _clip_bwd)
+    """),
+        says='the VJP of clip_gradient_norm is wrong for a huge cotangent'),
     Answer("clip_gradient_norm", "always rescales to max_norm, even short cotangents",
            (_CLIP_HEAD, """
         def _clip_bwd(max_norm, res, g):
@@ -403,7 +412,7 @@ ALTERNATIVES = [
 
         polar.defvjp(_polar_fwd, _polar_bwd)
     """),
-    Answer("clip_gradient_norm", "jnp.linalg.norm with a safe denominator", """
+    Answer("clip_gradient_norm", "jnp.linalg.norm of g scaled by its largest entry", """
         from functools import partial
 
         @partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -414,7 +423,9 @@ ALTERNATIVES = [
             return x, ()
 
         def _bwd_norm(max_norm, _, g):
-            norm = jnp.linalg.norm(g.ravel())
+            largest = jnp.max(jnp.abs(g))
+            unit = g / jnp.where(largest > 0, largest, 1.0)
+            norm = largest * jnp.linalg.norm(unit.ravel())
             return (jnp.where(norm > max_norm, g * max_norm / jnp.maximum(norm, 1e-30), g),)
 
         clip_gradient_norm.defvjp(_fwd_norm, _bwd_norm)
@@ -488,6 +499,27 @@ WRONG += [
 
         logdet.defvjp(logdet_fwd, logdet_bwd)
         """), says="must save the Cholesky factor"),
+    Answer("logdet", "saves the factor, but rebuilds A and inverts it in the backward pass",
+           (_LOGDET_FWD, _LOGDET_BY_FWD, """
+        def logdet_bwd(L, g):
+            return (g * jnp.linalg.inv(L @ L.T),)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """), says="logdet_bwd computes an LU factorisation"),
+    Answer("logdet", "factors A again by Cholesky in the backward pass",
+           (_LOGDET_FWD, _LOGDET_BY_FWD, """
+        def logdet_bwd(L, g):
+            again = jnp.linalg.cholesky(L @ L.T)
+            identity = jnp.eye(L.shape[0], dtype=L.dtype)
+            return (g * jax.scipy.linalg.cho_solve((again, True), identity),)
+
+        logdet.defvjp(logdet_fwd, logdet_bwd)
+        """), says="logdet_bwd computes a Cholesky factorisation"),
+    Answer("logdet", "the value by slogdet, the factor computed only to be saved",
+           (_LOGDET_BY_FWD, """
+        def logdet_fwd(A):
+            return jnp.linalg.slogdet(A)[1], jnp.linalg.cholesky(A)
+        """, _LOGDET_BWD_AND_REGISTER), says="logdet_fwd computes an LU factorisation"),
     Answer("logdet", "no custom rule: JAX differentiates the Cholesky factorisation", """
         def logdet(A):
             return 2.0 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(A))))
