@@ -81,7 +81,8 @@ def test_source_passes_its_own_tests_hidden_ones_included(assignment, text_path,
 @pytest.mark.parametrize("assignment,text_path", NOTEBOOKS)
 def test_every_exercise_has_a_numbered_header_with_its_points(assignment, text_path):
     nb, _ = _cells(text_path)
-    header = re.compile(r"^### Exercise (\d+): (.+) \((\d+) points?\)$", re.MULTILINE)
+    header = re.compile(r"^### Exercise (\d+): (.+) \((?:design, )?(\d+) points?\)$",
+                        re.MULTILINE)
     tests_of = answer_to_test_cell(nb)
     points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points")
               for c in nb.cells if nbgrader_utils.is_grade(c)}
@@ -91,7 +92,8 @@ def test_every_exercise_has_a_numbered_header_with_its_points(assignment, text_p
             last = header.findall(cell.source)[-1] if header.search(cell.source) else last
             if re.search(r"^### Exercise\b", cell.source, re.MULTILINE):
                 assert header.search(cell.source), (
-                    f"an exercise header not of the form '### Exercise N: name (k points)' in "
+                    f"an exercise header not of the form '### Exercise N: name (k points)' or "
+                    f"'(design, k points)' in "
                     f"{cell.source[:80]!r}")
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in tests_of:
@@ -103,3 +105,13 @@ def test_every_exercise_has_a_numbered_header_with_its_points(assignment, text_p
             numbers.append(int(number))
             last = None
     assert numbers == list(range(1, len(numbers) + 1)), f"exercises numbered {numbers}"
+
+
+def test_a_third_of_the_exercises_are_design_problems():
+    """A design exercise gives the goal and the constraints, not the code; its header says so:
+    ``### Exercise 8: `logdet` (design, 3 points)``."""
+    header = re.compile(r"^# ### Exercise \d+: .+ \((design, )?\d+ points?\)$", re.MULTILINE)
+    kinds = [bool(design) for _, text_path in NOTEBOOKS
+             for design in header.findall(text_path.read_text())]
+    assert 3 * sum(kinds) >= len(kinds), (
+        f"{sum(kinds)} design exercises of {len(kinds)}: at least a third must be")

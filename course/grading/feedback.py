@@ -19,7 +19,8 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbgrader import utils as nbgrader_utils
 
 MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
-EXERCISE = re.compile(r"^#{1,6}\s+(Exercise\s+\d+\b.*?)\s*(?:\(\d+ points?\))?\s*$", re.MULTILINE)
+EXERCISE = re.compile(r"^#{1,6}\s+(Exercise\s+\d+\b.*?)\s*(?:\((?:design, )?\d+ points?\))?\s*$",
+                      re.MULTILINE)
 TOC_ENTRY = re.compile(r'<a href="#(comment-)?([^"]+)">(Test cell|Comment)</a>')
 STYLE = """<style type="text/css">
 /* Error messages and printed values wrap instead of hiding behind a scrollbar. */

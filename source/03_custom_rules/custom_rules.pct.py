@@ -106,9 +106,9 @@ def show_error(error):
 # | | `jax.custom_jvp` | `jax.custom_vjp` |
 # |---|---|---|
 # | you write | one rule `(primals, tangents) -> (primal_out, tangent_out)` | `fwd: x -> (out, residuals)` and `bwd: (residuals, cotangent) -> input cotangents` |
-# | forward mode (`jvp`, `jacfwd`, `hessian`) | yes: your rule | no: raises a `TypeError` |
+# | forward mode of the function (`jvp`, `jacfwd`) | yes: your rule | no: raises a `TypeError` |
 # | reverse mode (`grad`, `vjp`, `jacrev`) | yes: JAX transposes your rule, which must be linear in the tangents | yes: your `bwd` |
-# | higher derivatives | JAX differentiates the rule's code | reverse-over-reverse only: JAX differentiates `bwd`'s code |
+# | higher derivatives | JAX differentiates the rule's code | JAX differentiates `fwd`'s and `bwd`'s code: reverse over reverse always, forward over reverse (`jax.hessian`) when `fwd` does not call the function itself |
 # | the backward pass may be non-linear | no | yes (clipping, rescaling) |
 # | what reverse mode stores | what your rule's tangent expression uses, as JAX linearizes it | exactly the residuals `fwd` returns |
 # | use it for | stability, conventions, anything that is still a derivative | gradient surgery, memory, debugging, rules that exist only in reverse mode |
@@ -973,13 +973,12 @@ for point in [3.0, 1.0]:
 #
 # ### No forward mode
 #
-# A custom VJP only describes reverse mode, so every forward-mode transformation refuses it,
-# including `jax.hessian` (forward over reverse):
+# A custom VJP only describes reverse mode, so a forward-mode transformation of the function
+# itself refuses it:
 
 # %% tags=["demo"]
 for name, transform in [("jax.jvp", lambda f: jax.jvp(f, (0.5,), (1.0,))),
-                        ("jax.jacfwd", lambda f: jax.jacfwd(f)(0.5)),
-                        ("jax.hessian", lambda f: jax.hessian(f)(0.5))]:
+                        ("jax.jacfwd", lambda f: jax.jacfwd(f)(0.5))]:
     try:
         transform(logistic)
     except TypeError as error:
@@ -989,8 +988,9 @@ print("jax.jacrev  :", rounded(jax.jacrev(logistic)(0.5)))
 
 
 # %% [markdown]
-# If you need forward mode, use reverse-mode tools where they exist (`jax.jacrev` instead of
-# `jax.jacfwd`, reverse-over-reverse for second derivatives, section 4). Or, when your
+# (A forward-mode transformation of the *gradient*, such as `jax.hessian`, is another matter:
+# section 4 shows when it works.) If you need forward mode of the function, use reverse-mode
+# tools where they exist (`jax.jacrev` instead of `jax.jacfwd`). Or, when your
 # backward pass is linear in the cotangent (then it is the transpose of some JVP), write that
 # JVP as a `custom_jvp` rule instead and let JAX transpose it. For the logistic function the
 # JVP rule is "multiply by $y(1 - y)$", and then every transformation works:
@@ -1216,7 +1216,7 @@ except jax.errors.UnexpectedTracerError as error:
 # passed as ordinary arguments whose cotangent is `None`: then they may be traced, jitted over
 # and vmapped over.
 #
-# ### Exercise 5: `clip_gradient_norm` (3 points)
+# ### Exercise 5: `clip_gradient_norm` (design, 3 points)
 #
 # Clipping each entry of the gradient changes its direction. Clipping its **norm** keeps the
 # direction and only shortens gradients that are too long:
@@ -1225,18 +1225,22 @@ except jax.errors.UnexpectedTracerError as error:
 #
 # with $\|g\|$ the Euclidean norm over all entries of $g$ and $c$ the maximum norm.
 #
-# Write `clip_gradient_norm(max_norm, x)`.
+# Write `clip_gradient_norm(max_norm, x)`. How the backward pass computes the factor is
+# yours to design; what it must do:
 #
 # * `max_norm` is a positive Python float; `x` is a floating-point array of any shape.
 # * Decorate it with `@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))`, and register
 #   `clip_gradient_norm_fwd(max_norm, x)` and `clip_gradient_norm_bwd(max_norm, residuals, g)`
 #   (the cell does this).
 # * The forward pass returns `x` unchanged. The backward pass returns (in a 1-tuple) the
-#   cotangent `g` rescaled as above, with the norm taken over all entries of `g`.
-# * A zero cotangent must come back as zeros, not `nan`. It must work under `jax.jit`.
-# * Hint: in floating point $c / 0 = \infty$ and $\min(1, \infty) = 1$, so
-#   $g \cdot \min(1, c/\lVert g\rVert)$ already returns zeros for $g = 0$;
-#   $\min(1, c/n) = c / \max(n, c)$ gives the same factor without dividing by zero.
+#   cotangent `g` rescaled as above, with the norm taken over all entries of `g`, in the dtype
+#   of `g`.
+# * Every cotangent comes back finite: a zero cotangent as zeros (not `nan`), a huge one
+#   (norm beyond float32's range when squared) with norm `max_norm`, a tiny one unchanged. It
+#   must work under `jax.jit`.
+#
+# The tests check cotangents of norm below, at and above `max_norm`, zero, tiny and huge
+# ones, for several shapes and both float dtypes.
 
 # %% tags=["demo"]
 zero_cotangent = jnp.zeros(3)
@@ -1271,7 +1275,9 @@ def clip_gradient_norm_fwd(max_norm, x):
 def clip_gradient_norm_bwd(max_norm, residuals, g):
     """The backward pass: a 1-tuple holding g * min(1, max_norm / ||g||)."""
     ### BEGIN SOLUTION
-    norm = jnp.sqrt(jnp.sum(g * g))
+    largest = jnp.max(jnp.abs(g))
+    scale = jnp.where(largest > 0, largest, 1.0)  # g / scale has entries of at most 1
+    norm = scale * jnp.sqrt(jnp.sum((g / scale) ** 2))
     return (g * (max_norm / jnp.maximum(norm, max_norm)),)
     ### END SOLUTION
 
@@ -1289,6 +1295,10 @@ adcheck.check_clip_gradient_norm(clip_gradient_norm, jit=True, cases=[
     _Case("shape (2, 2, 2), not clipped", 100.0, jnp.zeros((2, 2, 2)),
           jnp.linspace(-1.0, 1.0, 8).reshape(2, 2, 2)),
     _Case("zeros of shape (3, 2)", 0.1, jnp.ones((3, 2)), jnp.zeros((3, 2))),
+    _Case("a huge cotangent (its squares overflow float32)", 1.0, jnp.zeros(3),
+          jnp.array([3e30, 0.0, -4e30])),
+    _Case("a tiny cotangent (its squares underflow float32)", 1.0, jnp.zeros(3),
+          jnp.array([3e-30, 0.0, -4e-30])),
 ])
 with jax.enable_x64(True):
     adcheck.check_clip_gradient_norm(clip_gradient_norm, jit=True, cases=[
@@ -1325,7 +1335,7 @@ for length in [10.0, 1.5, 0.3, 0.0]:
 #
 # ## 4. Differentiating through a custom VJP rule
 #
-# ### Reverse over reverse works, forward over reverse does not
+# ### Reverse over reverse always works, forward over reverse when `fwd` allows it
 #
 # `jax.grad(f)` of a `custom_vjp` function runs `fwd`, then `bwd`. Both are JAX code, so an
 # outer `jax.grad` simply differentiates them like any other code: the second derivative comes
@@ -1370,9 +1380,36 @@ except TypeError as error:
 
 
 # %% [markdown]
-# Reverse-over-reverse (`grad` of `grad`, `jacrev` of `jacrev`) works; anything with forward
-# mode on the outside (`jax.hessian`, `jax.jacfwd(jax.grad(f))`, a JVP of the gradient) meets
-# the custom VJP under a JVP and fails with the `TypeError` seen in section 3.
+# Reverse over reverse (`grad` of `grad`, `jacrev` of `jacrev`) works. `jax.hessian`, forward
+# over reverse, failed here, but not because forward mode cannot pass through a custom VJP:
+# the outer JVP differentiates the code of `fwd` and `bwd` like any other code, and it only
+# fails where it meets the `custom_vjp` function *itself*. Our `fwd` calls
+# `sumsq_wrong_rule(x)` to compute the output, and that call is what raises. Compute the output
+# directly in `fwd`, and every forward-over-reverse transformation works, again giving the
+# derivative of the rule, $\operatorname{diag}(6x)$:
+
+# %% tags=["demo"]
+@jax.custom_vjp
+def sumsq_direct_fwd(x):
+    return jnp.sum(x ** 2)
+
+
+sumsq_direct_fwd.defvjp(lambda x: (jnp.sum(x ** 2), x), sumsq_wrong_rule_bwd)
+print("jax.hessian              :\n", rounded(jax.hessian(sumsq_direct_fwd)(x_two)))
+print("jax.jacfwd(jax.grad(f))  :\n", rounded(jax.jacfwd(jax.grad(sumsq_direct_fwd))(x_two)))
+try:
+    jax.jvp(sumsq_direct_fwd, (x_two,), (jnp.ones(2),))
+except TypeError as error:
+    print("jax.jvp of f itself      : ", end="")
+    show_error(error)
+
+
+# %% [markdown]
+# So: a forward-mode transformation of the function itself (`jax.jvp(f, ...)`, `jax.jacfwd(f)`)
+# always raises, and a forward-mode transformation of its gradient works exactly when `fwd`
+# does not call `f`. A backward rule that exists only for reverse mode does not make the
+# function's Hessian wrong, only the ways to compute it fewer: what you get is still the
+# derivative of your `bwd`.
 #
 # ### What the rule may and may not contain
 #
@@ -1598,18 +1635,24 @@ for name, grad in zip(norm_versions, grads):
 # transpose used by `jax.grad` sends a zero cotangent through the division by `norm = 0`, and
 # $0/0$ is `nan`.
 #
-# ### Exercise 7: `safe_norm` (2 points)
+# ### Exercise 7: `safe_norm` (design, 2 points)
 #
-# Write `safe_norm(x)`, the Euclidean norm with the zero subgradient at the origin.
+# Write `safe_norm(x)`, the Euclidean norm with the zero subgradient at the origin: a norm
+# that a gradient step can pass through $x = 0$ without producing `nan`. The design of the
+# rule is yours; what it must do:
 #
 # * `x` is a floating-point array of any shape; return the scalar $\sqrt{\sum x^2}$ over all
 #   entries, with the dtype of `x`.
-# * Decorate it with `@jax.custom_jvp` and register the rule with `safe_norm.defjvp`. The
-#   rule returns `safe_norm(x)` and the tangent $\langle x / \|x\|, \dot x \rangle$ (a sum over
-#   all entries) for $x \ne 0$, and $0$ for $x = 0$.
-# * No `nan` or `inf` in the JVP or in the gradient, at 0 or anywhere else. It must work under
-#   `jax.jit`.
-# * Hint: divide by `jnp.where(norm > 0, norm, 1.0)`, never by `norm` itself.
+# * The derivative is stated by a `jax.custom_jvp` rule (decorate `safe_norm` with
+#   `@jax.custom_jvp` and register the rule with `safe_norm.defjvp`): the tangent is
+#   $\langle x / \|x\|, \dot x \rangle$ (a sum over all entries) for $x \ne 0$, and $0$ at
+#   $x = 0$.
+# * No `nan` or `inf` in the JVP or in the gradient, at 0 or anywhere else, also under
+#   `jax.jit`. Remember the trap above: `jax.grad` transposes the rule, and what the
+#   transpose divides by matters even where `jnp.where` discards the result.
+#
+# The tests check the value, the JVP and the gradient at the origin, near it and away from
+# it, for several shapes, in float32 and float64.
 
 # %% nbgrader={"grade_id": "safe_norm", "solution": true}
 @jax.custom_jvp
@@ -1692,7 +1735,7 @@ for name, (value, gradient) in zip(["jnp.linalg.norm", "safe_norm"], results):
 # the $L$ of the forward pass, $A^{-1} = L^{-\top} L^{-1}$ costs two triangular solves,
 # `jax.scipy.linalg.cho_solve((L, True), I)`.
 #
-# ### Exercise 8: `logdet` (3 points)
+# ### Exercise 8: `logdet` (design, 3 points)
 #
 # Make `logdet(A)` a `jax.custom_vjp` function for a symmetric positive definite `A` of shape
 # `(n, n)`:
@@ -1737,8 +1780,8 @@ adcheck.check_logdet(logdet, jit=True, cases=[
     _Case("a random 6 x 6 matrix", _spd(6, 10), jnp.array(-2.0)),
     _Case("an ill-conditioned 5 x 5 matrix (condition number 1e4)",
           _spd(5, 11, condition=1e4), jnp.array(1.0)),
-    _Case("1e-3 times a 40 x 40 matrix (det = 1e-120 underflows)", 1e-3 * _spd(40, 12),
-          jnp.array(0.5)),
+    _Case("1e-3 times a 40 x 40 matrix (det = 1e-100, below float32's range)",
+          1e-3 * _spd(40, 12), jnp.array(0.5)),
 ])
 with jax.enable_x64(True):
     adcheck.check_logdet(logdet, jit=True, cases=[
@@ -1773,8 +1816,8 @@ print("slogdet's     :\n", rounded(jax.grad(lambda A: jnp.linalg.slogdet(A)[1])(
 # | inspect cotangents | `jax.debug.print` (or `jax.debug.breakpoint`) in `bwd` | `print` and `pdb` only see tracers under `jit` |
 # | non-array arguments | `nondiff_argnums=(i, ...)` | they come first in `bwd` (and in a JVP rule); they must not be traced |
 # | array arguments without gradient | ordinary arguments | return `None` as their cotangent |
-# | forward mode of a `custom_vjp` | not available | use `jacrev`, or a `custom_jvp` if the rule is linear |
-# | second derivatives through a `custom_vjp` | `grad(grad(f))`, `jacrev(jacrev(f))` | `jax.hessian` raises; JAX differentiates `bwd`'s code |
+# | forward mode of a `custom_vjp` function | raises a `TypeError` | use `jacrev`, or a `custom_jvp` if the rule is linear |
+# | second derivatives through a `custom_vjp` | `grad(grad(f))`, `jacrev(jacrev(f))`; `jax.hessian` if `fwd` does not call `f` | JAX differentiates `fwd`'s and `bwd`'s code |
 #
 # A checklist before you trust a custom rule:
 #

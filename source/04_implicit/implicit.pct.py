@@ -557,7 +557,7 @@ def converged(x_prev, x):
 
 
 # %% [markdown]
-# ### Exercise 2: `fixed_point(f, a, x_guess)` (4 points)
+# ### Exercise 2: `fixed_point(f, a, x_guess)` (design, 4 points)
 #
 # * `f(a, x)` is a function of a pytree of parameters `a` and a floating-point array `x`, that
 #   returns an array shaped like `x`. `x_guess` is an array.
@@ -760,7 +760,7 @@ with jax.enable_x64(True):
 # %% [markdown]
 # `jax.jvp` works too (forward mode calls `tangent_solve` directly), and so do `jit` and `vmap`.
 #
-# ### Exercise 3: Kepler's equation (3 points)
+# ### Exercise 3: Kepler's equation (design, 3 points)
 #
 # A body on an elliptic orbit with eccentricity $e \in [0, 1)$ is at *mean anomaly* $M$ (the
 # angle that grows uniformly in time) when its *eccentric anomaly* $E$ solves Kepler's equation
@@ -771,20 +771,22 @@ with jax.enable_x64(True):
 # is unique, and the theorem gives
 # $\partial E/\partial M = 1/(1 - e \cos E)$ and $\partial E/\partial e = \sin E/(1 - e\cos E)$.
 #
-# Write `kepler(M, e)`:
+# Write `kepler(M, e)`, a solver of Kepler's equation that JAX differentiates by the implicit
+# function theorem. How you solve is yours to design; what it must do:
 #
 # * `M` and `e` are floating-point arrays of the same shape (possibly 0-d), with
 #   $0 \le e \le 0.95$ and any real `M`; solve elementwise and return `E` of that shape and
-#   dtype.
-# * Use `jax.lax.custom_root`, with `f` closing over `M` and `e`.
-# * `solve`: Newton's method, $E \leftarrow E - f(E)/f'(E)$, started at $E_0 = M$ (or another
-#   start from which it converges), with the elementwise derivative $f'(E)$ from
-#   `jax.jvp(f, (E,), (jnp.ones_like(E),))` (or written out). Use enough steps to converge in
-#   float64 (a `lax.fori_loop` of 30 steps does; a `while_loop` with `converged` does too).
-# * `tangent_solve(g, y)`: `y / g(jnp.ones_like(y))`.
+#   dtype, converged to the precision of that dtype: float64 inputs get float64 accuracy.
+# * Derivatives come from `jax.lax.custom_root`, never from differentiating the solver's
+#   iterations. The tests check that `custom_root` is used.
+# * It works under `jax.jit`, and in forward and reverse mode, to second order.
 #
-# The tests check values and first derivatives in `M` and `e` in both modes, and
-# $\partial^2 E / \partial M^2$, against float64 references.
+# What is accepted: any iteration that converges on the whole range, including near
+# perihelion at $e = 0.95$ and for large $|M|$ (the tests try both), a `fori_loop` or a
+# `while_loop`, any start, and any correct `tangent_solve`. The tests check values, first
+# derivatives in `M` and `e` in both modes, and $\partial^2 E / \partial M^2$, against float64
+# references, also with float32 inputs while 64-bit mode is on (an array made without a dtype
+# is then float64: make arrays with the input's dtype).
 
 # %% nbgrader={"grade_id": "kepler", "solution": true}
 def kepler(M, e):
@@ -870,7 +872,7 @@ plt.show()
 # $X^\top X$), so our `fixed_point` converges, and its rule differentiates the argmin.
 
 # %% [markdown]
-# ### Exercise 4: `ridge_hypergradient(log_lam, X, y, X_val, y_val)` (3 points)
+# ### Exercise 4: `ridge_hypergradient(log_lam, X, y, X_val, y_val)` (design, 3 points)
 #
 # * Return `(V, dV)`: the validation loss $V$ at $w^*(e^{\log\lambda})$ and its derivative in
 #   `log_lam`, for a scalar array `log_lam`, training data `X` of shape `(n, d)` and `y` of shape
@@ -1053,7 +1055,7 @@ with jax.enable_x64(True):
 # iterations; `symmetric=True` says that $A^\top = A$, so the same `solve` serves the
 # adjoint.
 #
-# ### Exercise 5: `cg_solve(matvec, b, num_iters)` (3 points)
+# ### Exercise 5: `cg_solve(matvec, b, num_iters)` (design, 3 points)
 #
 # Return the solution of $A x = b$ for a symmetric positive definite operator `matvec` and a
 # vector `b`, differentiable in `b` and in the values `matvec` closes over:
