@@ -2049,5 +2049,6 @@ check_top_eigenvalue = Exercise(
         "norm": "This is the eigenvalue's magnitude, with the sign lost: return the Rayleigh "
                 "quotient v . (H v) of the unit vector v, not the norm of H v.",
         "unrolled": "top_eigenvalue builds a program whose size grows with num_iters ({small} "
-                    "operations for 3 steps, {large} for 30): loop with jax.lax.fori_loop.",
+                    "operations for 3 steps, {large} for 30): loop with jax.lax.fori_loop (or "
+                    "lax.scan), not in Python.",
     })

@@ -1374,8 +1374,9 @@ for name, rounder in [("jnp.round", jnp.round), ("straight-through", straight_th
 # along its eigenvector (otherwise the iteration converges to another eigenvalue).
 #
 # * Use forward-over-reverse HVPs, never the Hessian (no `jax.hessian`, `jacfwd`, `jacrev`).
-# * `num_iters` is a Python int; loop with `jax.lax.fori_loop`, so that the program does not
-#   grow with it.
+# * `num_iters` is a Python int. Loop with `jax.lax.fori_loop`, `lax.scan` or
+#   `lax.while_loop`, whichever you prefer: the tests accept any loop whose program does not
+#   grow with `num_iters`, and refuse a Python loop, which unrolls into one HVP per step.
 
 # %% nbgrader={"grade_id": "top_eigenvalue", "solution": true}
 def top_eigenvalue(f, x, v0, num_iters):

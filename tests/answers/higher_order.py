@@ -323,6 +323,18 @@ ALTERNATIVES += [
             v = jax.lax.fori_loop(0, num_iters, step, v0)
             return jnp.sum(v * hv(v)) / jnp.sum(v * v)
         """),
+    Answer("top_eigenvalue", "a lax.scan over the iterations", """
+        def top_eigenvalue(f, x, v0, num_iters):
+            def hessian_times(v):
+                return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+            def step(v, _):
+                w = hessian_times(v)
+                return w / jnp.linalg.norm(w), None
+
+            v, _ = jax.lax.scan(step, v0 / jnp.linalg.norm(v0), None, length=num_iters)
+            return jnp.vdot(v, hessian_times(v))
+        """),
 ]
 
 
