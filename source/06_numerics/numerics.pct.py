@@ -1,0 +1,198 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Assignment 06 — Autodiff meets numerics
+#
+# The earlier assignments differentiated programs whose derivatives were as good as their
+# values. Numerical code is different: an eigendecomposition whose derivative divides by a gap
+# between eigenvalues, an ODE solver with a thousand steps, an expectation that is only ever
+# sampled. Autodiff still gives *a* derivative of each of these programs, but not always the
+# one you want, and not always a finite one. In this notebook you will learn
+#
+# * the derivatives of linear algebra (solve, Cholesky, `eigh`), where they fail, and custom
+#   rules that do not;
+# * how the adjoint method differentiates an ODE solver, and how it differs from
+#   differentiating the discretisation;
+# * what truncated unrolling of an optimiser does to its gradient;
+# * stochastic gradient estimators: the score function, baselines, reparameterisation, and the
+#   `stop_gradient` constructions that make `jax.grad` compute them;
+# * the rarer custom-rule features: symbolic zeros, integer inputs and `custom_vmap`;
+# * Taylor mode (`jax.experimental.jet`) for a Laplacian without a Hessian.
+
+# %% [markdown]
+# **Exercises.** An answer cell holds the functions of one exercise and, where a rule is
+# registered, the registration line. Replace every placeholder, keep the names and the
+# signatures, and run the cell; then run the locked test cell below it. The visible tests try a
+# few inputs and say what they suspect when something is off. The grade comes from hidden
+# tests that use more inputs, shapes and dtypes, run under `jax.jit`, and check the mechanism
+# each exercise asks for (a custom rule that is used, an adjoint that is really integrated, an
+# estimator that is unbiased, no built-in derivative where you build one). Sections headed
+# *Design* give the goal and the constraints, not the recipe: the way there is yours.
+#
+# Cells that only show or time something carry the tag `demo`: grading does not run them, so
+# what they print never counts towards your grade, and nothing that is graded depends on them.
+
+# %% nbgrader={"grade_id": "setup", "locked": true}
+import textwrap
+
+import adcheck
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+adcheck.setup()
+
+# %% [markdown]
+# `rounded` turns arrays into rounded NumPy arrays for printing, and `show_error` prints the
+# type and first line of an exception, for the places where we make JAX fail on purpose.
+
+# %% tags=["demo"]
+def rounded(a, decimals=4):
+    """A rounded NumPy copy of `a` for printing (adding 0.0 turns -0.0 into 0.0)."""
+    return np.round(np.asarray(a), decimals) + 0.0
+
+
+def show_error(error):
+    """Print the type of an exception and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    print(textwrap.fill(f"{type(error).__name__}: {lines[0] if lines else ''}", width=96,
+                        subsequent_indent="    "))
+
+
+# %% [markdown]
+# ## 1. Eigenvectors are not differentiable where eigenvalues meet
+#
+# A function $f$ of a symmetric matrix $A = V \operatorname{diag}(\lambda) V^\top$ applies $f$
+# to the eigenvalues: $f(A) = V \operatorname{diag}(f(\lambda)) V^\top$. The matrix
+# exponential, the matrix square root and the matrix logarithm of covariance matrices are all
+# of this kind, and the shortest code for them goes through `jnp.linalg.eigh`.
+#
+# Differentiating that code differentiates the eigenvectors, and the derivative of eigenvector
+# $v_i$ has the factor $1 / (\lambda_i - \lambda_j)$ for every other eigenvalue $\lambda_j$:
+# where two eigenvalues are equal, the eigenvectors are not even unique, and the derivative is
+# $0/0$. Yet $f(A)$ itself is perfectly smooth there. The identity matrix, the most ordinary
+# matrix there is, is the worst case:
+
+# %% tags=["demo"]
+def exp_by_eigh(A):
+    w, V = jnp.linalg.eigh(A)
+    return (V * jnp.exp(w)) @ V.T
+
+
+def total(matrix_function):
+    return lambda A: jnp.sum(matrix_function(A))
+
+
+print("through eigh, at the identity:\n", jax.grad(total(exp_by_eigh))(jnp.eye(3)))
+
+# %% [markdown]
+# At the identity `eigh` returns three equal eigenvalues, and the gradient is nan. Where the
+# eigenvalues differ by rounding only, it is finite, and silently wrong. A matrix with
+# eigenvalues 1, 1 and 2 in a random basis (`adcheck._symmetric` builds it):
+
+# %% tags=["demo"]
+def compare_with_expm(A):
+    print("eigenvalues by eigh:", np.asarray(jnp.linalg.eigh(A)[0]))
+    by_eigh = jax.grad(total(exp_by_eigh))(A)
+    by_expm = jax.grad(total(jax.scipy.linalg.expm))(A)
+    print("gradient through eigh:\n", rounded(by_eigh))
+    print("gradient of jax.scipy.linalg.expm (no eigenvectors):\n", rounded(by_expm))
+    print(f"largest relative error: {np.max(np.abs(by_eigh - by_expm) / np.abs(by_expm)):.0%}")
+
+
+compare_with_expm(adcheck._symmetric(6, 3, [1.0, 1.0, 2.0]))
+
+# %% [markdown]
+# float64 does not help: its `eigh` returns the pair as two numbers $10^{-16}$ apart, and the
+# gradient is wrong by a quarter.
+
+# %% tags=["demo"]
+with jax.enable_x64(True):
+    compare_with_expm(adcheck._symmetric(6, 3, [1.0, 1.0, 2.0], jnp.float64))
+
+# %% [markdown]
+# The derivative of $f(A)$ needs no eigenvector derivative. The Daleckii–Krein theorem gives
+# it in the eigenbasis: for a perturbation $E$,
+# $$\partial f(A)[E] = V \big(K \circ (V^\top E V)\big) V^\top, \qquad
+# K_{ij} = \begin{cases} \dfrac{f(\lambda_i) - f(\lambda_j)}{\lambda_i - \lambda_j} &
+# \lambda_i \ne \lambda_j \\[1ex] f'(\lambda_i) & \lambda_i = \lambda_j, \end{cases}$$
+# with $\circ$ the entrywise product. The matrix of *divided differences* $K$ is symmetric and
+# has a finite limit as two eigenvalues meet: $f'$ at the common value. The map $E \mapsto
+# V (K \circ (V^\top E V)) V^\top$ is self-adjoint, so the VJP with a cotangent $G$ has the
+# same form, $\bar A = V (K \circ (V^\top G V)) V^\top$.
+#
+# ## 2. Design: a matrix exponential whose gradient survives ties
+#
+# ### Exercise 1: `sym_exp(A)` (4 points)
+#
+# Write `sym_exp(A)`, the matrix exponential of a symmetric matrix `A` by `jnp.linalg.eigh`,
+# as a `jax.custom_vjp` function whose rule gives the Daleckii–Krein VJP above with
+# $f = f' = \exp$, finite and accurate wherever eigenvalues are repeated.
+#
+# * The forward pass may use `jnp.linalg.eigh`; the VJP must come from your rule (do not
+#   differentiate `eigh`), and neither `jax.scipy.linalg.expm` nor any JAX differentiation
+#   (`jax.vjp`, `jax.grad`, ...) may appear: the checks build their expected values from
+#   `expm`.
+# * The checks pull back *symmetric* cotangents $G$ (for a symmetric one, $\bar A$ needs no
+#   symmetrising) and use matrices whose eigenvalues are either equal (up to the rounding of
+#   `eigh`) or at least 0.01 apart, in float32 and float64, from 1 x 1 to 6 x 6, also under
+#   `jax.jit`. Both the value and the VJP must agree with `expm`'s to the precision of the
+#   dtype, and keep it.
+# * How you decide that two computed eigenvalues are "equal", and how you evaluate the divided
+#   difference near a tie, is yours to choose; the visible tests include a matrix whose
+#   eigenvalues float32 `eigh` returns as 1 and 1.0000001.
+
+# %% nbgrader={"grade_id": "sym_exp", "solution": true}
+### BEGIN SOLUTION
+@jax.custom_vjp
+def sym_exp(A):
+    w, V = jnp.linalg.eigh(A)
+    return (V * jnp.exp(w)) @ V.T
+
+
+def sym_exp_fwd(A):
+    w, V = jnp.linalg.eigh(A)
+    return (V * jnp.exp(w)) @ V.T, (w, V)
+
+
+def sym_exp_bwd(residuals, G):
+    w, V = residuals
+    gap = w[:, None] - w[None, :]
+    tied = gap == 0
+    # exp(b) expm1(a - b) / (a - b) has no cancellation, however close a and b are
+    divided = jnp.exp(w[None, :]) * jnp.expm1(gap) / jnp.where(tied, 1.0, gap)
+    K = jnp.where(tied, jnp.exp(w[None, :]), divided)
+    return (V @ (K * (V.T @ G @ V)) @ V.T,)
+
+
+sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
+### END SOLUTION
+
+# %% nbgrader={"grade_id": "sym_exp_tests", "points": 4}
+adcheck.check_sym_exp(sym_exp)
+### BEGIN HIDDEN TESTS
+_Case, _symmetric = adcheck.Case, adcheck._symmetric
+adcheck.check_sym_exp(sym_exp, jit=True, cases=[
+    _Case("a 1 x 1 matrix", jnp.array([[0.7]]), jnp.array([[2.0]])),
+    _Case("eigenvalues -1, -1, 0.5, 0.5, 0.5, 2 (two repeated groups)",
+          _symmetric(10, 6, [-1.0, -1.0, 0.5, 0.5, 0.5, 2.0]), _symmetric(11, 6)),
+    _Case("a random symmetric 5 x 5 matrix", _symmetric(12, 5), _symmetric(13, 5)),
+    _Case("eigenvalues 0.3, 0.31, 0.32, 3 (gaps of 0.01)",
+          _symmetric(14, 4, [0.3, 0.31, 0.32, 3.0]), _symmetric(15, 4)),
+])
+with jax.enable_x64(True):
+    adcheck.check_sym_exp(sym_exp, jit=True, cases=[
+        _Case("float64, eigenvalues 1, 1, 2 (repeated)", _symmetric(3, 3, [1.0, 1.0, 2.0],
+              jnp.float64), _symmetric(1, 3, dtype=jnp.float64)),
+        _Case("float64, a random symmetric 4 x 4 matrix", _symmetric(16, 4, dtype=jnp.float64),
+              _symmetric(17, 4, dtype=jnp.float64)),
+        _Case("float64, 2 times the 2 x 2 identity (repeated)", 2.0 * jnp.eye(2, dtype=jnp.float64),
+              _symmetric(18, 2, dtype=jnp.float64)),
+    ])
+### END HIDDEN TESTS

@@ -1,0 +1,143 @@
+"""Answers for source/06_numerics/numerics (autodiff meets numerics)."""
+
+from . import PATCH_COMPARISONS, Answer, attacks_on_the_checks, tampering_of
+
+
+def _sym_exp(kernel):
+    """sym_exp with the reference's forward pass and a bwd rule whose divided differences K
+    are computed by ``kernel`` (from w, V and G)."""
+    return """
+        @jax.custom_vjp
+        def sym_exp(A):
+            w, V = jnp.linalg.eigh(A)
+            return (V * jnp.exp(w)) @ V.T
+
+        def sym_exp_fwd(A):
+            w, V = jnp.linalg.eigh(A)
+            return (V * jnp.exp(w)) @ V.T, (w, V)
+
+        def sym_exp_bwd(residuals, G):
+            w, V = residuals
+            gap = w[:, None] - w[None, :]
+    """ + kernel + """
+            return (V @ (K * (V.T @ G @ V)) @ V.T,)
+
+        sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
+    """
+
+
+WRONG = [
+    Answer("sym_exp", "no custom rule: differentiates through eigh", """
+        def sym_exp(A):
+            w, V = jnp.linalg.eigh(A)
+            return (V * jnp.exp(w)) @ V.T
+        """, says="sym_exp must be a function decorated with @jax.custom_vjp."),
+    Answer("sym_exp", "a custom_vjp whose bwd differentiates eigh with jax.vjp", """
+        def exp_by_eigh(A):
+            w, V = jnp.linalg.eigh(A)
+            return (V * jnp.exp(w)) @ V.T
+
+        @jax.custom_vjp
+        def sym_exp(A):
+            return exp_by_eigh(A)
+
+        def sym_exp_fwd(A):
+            return exp_by_eigh(A), A
+
+        def sym_exp_bwd(A, G):
+            return jax.vjp(exp_by_eigh, A)[1](G)
+
+        sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
+        """, says="sym_exp must not call jax.vjp."),
+    Answer("sym_exp", "the rule wraps jax.scipy.linalg.expm's own derivative", """
+        from jax.scipy.linalg import expm
+
+        @jax.custom_vjp
+        def sym_exp(A):
+            return expm(A)
+
+        def sym_exp_fwd(A):
+            return expm(A), A
+
+        def sym_exp_bwd(A, G):
+            n = A.shape[0]
+            block = jnp.block([[A, G], [jnp.zeros_like(A), A]])
+            return (expm(block)[:n, n:],)
+
+        sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
+        """, says="sym_exp uses jax.scipy.linalg.expm, which this exercise forbids."),
+    Answer("sym_exp", "the plain divided difference: 0 / 0 at ties", _sym_exp("""
+            ew = jnp.exp(w)
+            K = (ew[:, None] - ew[None, :]) / gap
+    """), says="has nan or inf for"),
+    Answer("sym_exp", "ties by exact equality, the divided difference without expm1", _sym_exp("""
+            ew = jnp.exp(w)
+            tied = gap == 0
+            K = jnp.where(tied, ew[:, None],
+                          (ew[:, None] - ew[None, :]) / jnp.where(tied, 1.0, gap))
+    """), says="treat eigenvalues closer than a small relative tolerance as tied"),
+    Answer("sym_exp", "only the diagonal of K: f'(w_i), no divided differences", _sym_exp("""
+            K = jnp.diag(jnp.exp(w))
+    """), says="The rule: with K_ij = (exp(w_i) - exp(w_j)) / (w_i - w_j)"),
+    Answer("sym_exp", "V and V^T swapped in the rule", """
+        @jax.custom_vjp
+        def sym_exp(A):
+            w, V = jnp.linalg.eigh(A)
+            return (V * jnp.exp(w)) @ V.T
+
+        def sym_exp_fwd(A):
+            w, V = jnp.linalg.eigh(A)
+            return (V * jnp.exp(w)) @ V.T, (w, V)
+
+        def sym_exp_bwd(residuals, G):
+            w, V = residuals
+            gap = w[:, None] - w[None, :]
+            tied = gap == 0
+            K = jnp.where(tied, jnp.exp(w[None, :]),
+                          jnp.exp(w[None, :]) * jnp.expm1(gap) / jnp.where(tied, 1.0, gap))
+            return (V.T @ (K * (V @ G @ V.T)) @ V,)
+
+        sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
+        """, says="sym_exp is wrong for a random symmetric 3 x 3 matrix"),
+]
+
+ALTERNATIVES = [
+    Answer("sym_exp", "ties by a relative tolerance, exp at the mean of the tied pair",
+           _sym_exp("""
+            ew = jnp.exp(w)
+            scale = 1.0 + jnp.maximum(jnp.abs(w[:, None]), jnp.abs(w[None, :]))
+            tied = jnp.abs(gap) <= 1e-4 * scale
+            K = jnp.where(tied, jnp.exp((w[:, None] + w[None, :]) / 2),
+                          (ew[:, None] - ew[None, :]) / jnp.where(tied, 1.0, gap))
+    """)),
+    Answer("sym_exp", "sinh form: exp of the mean times sinh(gap / 2) / (gap / 2)", """
+        def eig_exp(A):
+            w, V = jnp.linalg.eigh(A)
+            return V @ jnp.diag(jnp.exp(w)) @ V.T, (w, V)
+
+        @jax.custom_vjp
+        def sym_exp(A):
+            return eig_exp(A)[0]
+
+        def sym_exp_fwd(A):
+            return eig_exp(A)
+
+        def sym_exp_bwd(residuals, G):
+            w, V = residuals
+            half = (w[:, None] - w[None, :]) / 2
+            mean = (w[:, None] + w[None, :]) / 2
+            small = jnp.abs(half) < 1e-3
+            ratio = jnp.where(small, 1.0 + half**2 / 6,
+                              jnp.sinh(half) / jnp.where(small, 1.0, half))
+            K = jnp.exp(mean) * ratio
+            return (V @ (K * (V.T @ G @ V)) @ V.T,)
+
+        sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
+        """),
+]
+
+
+TAMPERING = [
+    tampering_of("patches numpy's comparisons", PATCH_COMPARISONS, WRONG,
+                 "only the diagonal of K: f'(w_i), no divided differences"),
+] + attacks_on_the_checks(WRONG)
