@@ -1553,14 +1553,14 @@ def _rule_functions(answer):
     return [part for part in parts if callable(part)]
 
 
-def _never_references(path, original):
+def _never_references(path=None, original=None):
     """A ``structure`` requirement: neither the answer nor its rule's functions name or reach
     ``original`` (the function of jax at ``path``) or the exercise's forbidden functions, even
     through an alias; calling them is refused by ``forbids``."""
     def check(exercise, answer):
         for part in _rule_functions(answer):
             _require_no_forbidden_reference(exercise.name, part, exercise.forbids)
-            if any(value is original for value in _referenced_objects(part)):
+            if path and any(value is original for value in _referenced_objects(part)):
                 raise Failed(f"{exercise.name} uses jax.{path}, which this exercise forbids.",
                              f"{exercise.name}/forbidden-call")
     return check
@@ -1627,4 +1627,124 @@ check_sym_exp = Exercise(
                 "difference as exp(b) expm1(a - b) / (a - b).",
         "formula": "The rule: with K_ij = (exp(w_i) - exp(w_j)) / (w_i - w_j) (exp(w_i) where "
                    "w_i = w_j), the cotangent of A is V (K * (V^T G V)) V^T.",
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 2: spd_solve, one Cholesky factor and symbolic zeros
+
+def _spd(seed, n, condition=10.0, dtype=jnp.float32):
+    """A symmetric positive definite n x n matrix with eigenvalues from 1 to ``condition``."""
+    return _symmetric(seed, n, np.geomspace(1.0, condition, n), dtype)
+
+
+def _spd_solve_cases():
+    return [Case("a 4 x 4 matrix and b of shape (4,)", _spd(20, 4), _normal(21, (4,)),
+                 _normal(22, (4,))),
+            Case("a 3 x 3 matrix and b of shape (3, 2)", _spd(23, 3), _normal(24, (3, 2)),
+                 _normal(25, (3, 2)))]
+
+
+def _spd_solve_case(exercise, spd_solve, case, jit):
+    A, b, g = case.args
+
+    def references():
+        A64, b64, g64 = (np.asarray(v, np.float64) for v in (A, b, g))
+        x = np.linalg.solve(A64, b64)
+        b_bar = np.linalg.solve(A64.T, g64)
+        A_bar = -(b_bar.reshape(len(b64), -1) @ x.reshape(len(b64), -1).T)
+        symmetrised = (A_bar + A_bar.T) / 2
+        return tuple(v.astype(A.dtype) for v in (x, A_bar, b_bar, symmetrised))
+
+    x, A_bar, b_bar, symmetrised = _oracle(references, parts=4)
+    vjp = jax.vjp  # the checks' own: the exercise forbids it to the answer only
+
+    def pullbacks(A, b, g):
+        x, pullback = vjp(spd_solve, A, b)
+        only_b = vjp(lambda b: spd_solve(A, b), b)[1](g)[0]
+        only_A = vjp(lambda A: spd_solve(A, b), A)[1](g)[0]
+        return x, pullback(g), only_b, only_A
+
+    out, both, only_b, only_A = _run("spd_solve", pullbacks, (A, b, g), jit)
+    _compare("spd_solve", case, out, x)
+    if _probing():
+        return
+    if not (isinstance(both, tuple) and len(both) == 2):
+        raise Failed(f"The VJP of spd_solve returned {_describe(both)}; expected a tuple of "
+                     "two cotangents, of A and of b.", _code("wrong-structure"))
+    symmetric = [(symmetrised, exercise.mistakes["symmetrised"])]
+    _compare("the cotangent of A", case, both[0], A_bar, suspects=symmetric,
+             hints=[exercise.mistakes["formula"]])
+    _compare("the cotangent of b", case, both[1], b_bar, hints=[exercise.mistakes["formula"]])
+    _compare("the cotangent of b when A is not differentiated", case, only_b, b_bar)
+    _compare("the cotangent of A when b is not differentiated", case, only_A, A_bar,
+             suspects=symmetric)
+
+
+def _shaped_outputs(fn, args, shape, primitives=None):
+    """How many equations of ``fn``'s program (sub-programs included) give an array of
+    ``shape``, of the given primitives (any, if None)."""
+    return sum(1 for eqn in _equations(fn, *args) for var in eqn.outvars
+               if tuple(getattr(var.aval, "shape", ())) == shape
+               and (primitives is None or eqn.primitive.name in primitives))
+
+
+def _spd_solve_factors_once(exercise, spd_solve, cases, jit):
+    n = 5
+    A, b, g = _spd(26, n), jnp.ones(n), jnp.ones(n)
+    vjp = jax.vjp
+    program = _call("spd_solve", lambda: _program(
+        lambda A, b, g: vjp(spd_solve, A, b)[1](g), A, b, g))
+    factorizations = {p: program.count(p) for p in ("cholesky", "lu", "eigh", "qr", "svd")}
+    if factorizations["cholesky"] != 1 or sum(factorizations.values()) != 1:
+        found = ", ".join(f"{count} {p}" for p, count in factorizations.items() if count)
+        mistake = exercise.mistakes["factor-once"]
+        raise Failed(mistake.format(found=found or "no factorization"), mistake.code)
+
+
+def _spd_solve_skips_A(exercise, spd_solve, cases, jit):
+    n = 5
+    A, b, g = _spd(27, n), jnp.ones(n), jnp.ones(n)
+    vjp = jax.vjp
+    products = ("dot_general", "mul", "neg", "sub")
+    forward, backward = _call("spd_solve", lambda: (
+        _shaped_outputs(lambda b: vjp(lambda b: spd_solve(A, b), b)[0], (b,), (n, n), products),
+        _shaped_outputs(lambda b, g: vjp(lambda b: spd_solve(A, b), b)[1](g), (b, g), (n, n),
+                        products)))
+    if backward > forward:
+        raise Failed(exercise.mistakes["computes-A-bar"], exercise.mistakes["computes-A-bar"].code)
+
+
+def _spd_solve_has_symbolic_zeros(exercise, spd_solve):
+    if getattr(spd_solve, "symbolic_zeros", None) is not True:
+        raise Failed(exercise.mistakes["no-symbolic-zeros"],
+                     exercise.mistakes["no-symbolic-zeros"].code)
+
+
+check_spd_solve = Exercise(
+    "spd_solve", "spd_solve(A, b) = A^-1 b for a symmetric positive definite A, a custom_vjp "
+    "with symbolic_zeros=True: one Cholesky factor for the forward and backward passes, and "
+    "no cotangent of A computed when A is not differentiated.",
+    cases=_spd_solve_cases, check_case=_spd_solve_case, rule="vjp",
+    forbids=_DERIVATIVES + _JACOBIANS,
+    structure=[_spd_solve_has_symbolic_zeros, _never_references()],
+    requires=[Require("factors A once", _spd_solve_factors_once),
+              Require("skips the cotangent of an unperturbed A", _spd_solve_skips_A)],
+    mistakes={
+        "formula": "The rule: with x = A^-1 b and a cotangent g of x, b's cotangent is "
+                   "A^-1 g (A is symmetric, so the same factor solves it) and A's is "
+                   "-(A^-1 g) x^T, an outer product (for b of shape (n, k), a product of "
+                   "(n, k) by (k, n)).",
+        "symmetrised": "This is the symmetrised cotangent (-(b_bar x^T + x b_bar^T) / 2): "
+                       "return -b_bar x^T, what jnp.linalg.solve's VJP gives.",
+        "factor-once": "The forward and backward passes of spd_solve together run these "
+                       "factorizations: {found}; expected one Cholesky factorization, in the "
+                       "forward pass, whose factor the backward pass reuses (save it as a "
+                       "residual).",
+        "computes-A-bar": "When only b is differentiated, spd_solve's backward pass still "
+                          "computes the cotangent of A (an n x n outer product): read "
+                          "A.perturbed in spd_solve_fwd, keep it in the residuals, and return "
+                          "None for A when it is False.",
+        "no-symbolic-zeros": "Register the rule with spd_solve.defvjp(spd_solve_fwd, "
+                             "spd_solve_bwd, symbolic_zeros=True), as the statement says.",
     })

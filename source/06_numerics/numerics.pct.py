@@ -196,3 +196,144 @@ with jax.enable_x64(True):
               _symmetric(18, 2, dtype=jnp.float64)),
     ])
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3. Solves, factors, and work a rule can skip
+#
+# For $x = A^{-1} b$, differentiating $A x = b$ gives $A \dot x = \dot b - \dot A x$, so the
+# JVP is $\dot x = A^{-1}(\dot b - \dot A x)$, and its transpose, the VJP with a cotangent
+# $g$ of $x$, is
+# $$\bar b = A^{-\top} g, \qquad \bar A = -\bar b\, x^\top .$$
+# Both need one more solve with $A^\top$, and the factorization of $A$ done for the forward
+# pass serves it too. JAX's own rules do exactly that: differentiated, `jnp.linalg.solve`
+# factors once (`lu`), and a solve by Cholesky factors once (`cholesky`); count the
+# factorizations and triangular solves in the programs of their VJPs:
+
+# %% tags=["demo"]
+def factorizations(fn, *args):
+    """How many factorizations and triangular solves the program of fn holds."""
+    program = adcheck._program(fn, *args)
+    return {p: program.count(p) for p in ("lu", "cholesky", "triangular_solve") if p in program}
+
+
+def solve_by_cholesky(A, b):
+    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b)
+
+
+A_demo = adcheck._spd(0, 4)
+b_demo = jnp.arange(1.0, 5.0)
+for solve in (jnp.linalg.solve, solve_by_cholesky):
+    print(f"VJP of {solve.__name__}:",
+          factorizations(lambda A, b, g: jax.vjp(solve, A, b)[1](g), A_demo, b_demo, b_demo))
+
+# %% [markdown]
+# Eight triangular solves where four would do (two forward, two backward), and the cotangent
+# of $A$, an $n \times n$ outer product, is built even when only $b$ is differentiated, e.g.
+# when $A$ is a fixed matrix of the model. A `custom_vjp` rule can skip that work, if it knows
+# which inputs are differentiated. `defvjp(fwd, bwd, symbolic_zeros=True)` tells it: `fwd`
+# then receives each argument wrapped in a `jax.custom_derivatives.CustomVJPPrimal`, with
+# `.value` (the array) and `.perturbed` (a Python bool: whether a tangent flows into it), and
+# `bwd` may return `None` as the cotangent of an argument that was not perturbed:
+
+# %% tags=["demo"]
+@jax.custom_vjp
+def scaled(a, b):
+    return a * b
+
+
+def scaled_fwd(a, b):
+    print(f"fwd: a is a {type(a).__name__}, perturbed: a {a.perturbed}, b {b.perturbed}")
+    return a.value * b.value, (a.value, b.value, a.perturbed)
+
+
+def scaled_bwd(residuals, g):
+    a, b, a_perturbed = residuals
+    return (g * b if a_perturbed else None), g * a
+
+
+scaled.defvjp(scaled_fwd, scaled_bwd, symbolic_zeros=True)
+print("d/db:", jax.grad(scaled, argnums=1)(2.0, 3.0))
+print("d/da:", jax.grad(scaled)(2.0, 3.0))
+
+# %% [markdown]
+# (With `symbolic_zeros=True` the cotangent that `bwd` receives may also be a
+# `jax.custom_derivatives.SymbolicZero` instead of an array, when the output is not used;
+# `jax.grad` of a one-output function, as here, sends an array.)
+#
+# ## 4. Design: a solve that factors once and skips what is not needed
+#
+# ### Exercise 2: `spd_solve(A, b)` (3 points)
+#
+# Write `spd_solve(A, b)`, the solution $x$ of $A x = b$ for a symmetric positive definite `A`
+# of shape `(n, n)` and `b` of shape `(n,)` or `(n, k)`, as a `jax.custom_vjp` registered with
+# `symbolic_zeros=True`, whose VJP is $\bar b = A^{-1} g$, $\bar A = -\bar b\, x^\top$ (what
+# `jnp.linalg.solve`'s VJP gives; for `b` of shape `(n, k)`, $\bar A = -\bar b\, x^\top$ is the
+# product of an `(n, k)` and a `(k, n)` matrix).
+#
+# The checks verify:
+#
+# * the values of $x$, $\bar A$ and $\bar b$, with both inputs differentiated and with one at a
+#   time, in float32 and float64, under `jax.jit`;
+# * that the forward and backward passes together run exactly one factorization, a
+#   `cholesky` (no `lu`, `qr`, `eigh` or `svd`);
+# * that when only `b` is differentiated, the backward pass builds no $n \times n$ product;
+# * that no JAX differentiation (`jax.vjp`, `jax.grad`, ...) appears in the rule.
+#
+# How you solve with the factor (`jax.scipy.linalg.cho_solve`, `solve_triangular`) and what
+# you save as residuals is yours to choose.
+
+# %% nbgrader={"grade_id": "spd_solve", "solution": true}
+### BEGIN SOLUTION
+@jax.custom_vjp
+def spd_solve(A, b):
+    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b)
+
+
+def spd_solve_fwd(A, b):
+    factor = jnp.linalg.cholesky(A.value)
+    x = jax.scipy.linalg.cho_solve((factor, True), b.value)
+    return x, (factor, x, A.perturbed)
+
+
+def spd_solve_bwd(residuals, g):
+    factor, x, A_perturbed = residuals
+    b_bar = jax.scipy.linalg.cho_solve((factor, True), g)
+    if not A_perturbed:
+        return None, b_bar
+    A_bar = -(b_bar.reshape(x.shape[0], -1) @ x.reshape(x.shape[0], -1).T)
+    return A_bar, b_bar
+
+
+spd_solve.defvjp(spd_solve_fwd, spd_solve_bwd, symbolic_zeros=True)
+### END SOLUTION
+
+# %% nbgrader={"grade_id": "spd_solve_tests", "points": 3}
+adcheck.check_spd_solve(spd_solve)
+### BEGIN HIDDEN TESTS
+_Case, _spd, _normal = adcheck.Case, adcheck._spd, adcheck._normal
+adcheck.check_spd_solve(spd_solve, jit=True, cases=[
+    _Case("a 1 x 1 matrix", jnp.array([[2.0]]), jnp.array([3.0]), jnp.array([1.0])),
+    _Case("a 6 x 6 matrix of condition 100 and b of shape (6, 3)", _spd(30, 6, 100.0),
+          _normal(31, (6, 3)), _normal(32, (6, 3))),
+    _Case("a 5 x 5 matrix and b of shape (5,)", _spd(33, 5), _normal(34, (5,)),
+          _normal(35, (5,))),
+])
+with jax.enable_x64(True):
+    adcheck.check_spd_solve(spd_solve, jit=True, cases=[
+        _Case("float64, a 4 x 4 matrix of condition 1000", _spd(36, 4, 1000.0, jnp.float64),
+              _normal(37, (4,), jnp.float64), _normal(38, (4,), jnp.float64)),
+        _Case("float64, b of shape (3, 2)", _spd(39, 3, 5.0, jnp.float64),
+              _normal(40, (3, 2), jnp.float64), _normal(41, (3, 2), jnp.float64)),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The rule's pullback runs four triangular solves where autodiff ran eight, and none of the
+# $n \times n$ work when $A$ is fixed:
+
+# %% tags=["demo"]
+print("both differentiated:",
+      factorizations(lambda A, b, g: jax.vjp(spd_solve, A, b)[1](g), A_demo, b_demo, b_demo))
+print("only b:", adcheck._shaped_outputs(
+    lambda b, g: jax.vjp(lambda b: spd_solve(A_demo, b), b)[1](g), (b_demo, b_demo), (4, 4),
+    ("dot_general", "mul", "neg")), "n x n products in the program")

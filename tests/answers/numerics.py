@@ -26,6 +26,24 @@ def _sym_exp(kernel):
     """
 
 
+def _spd_solve(fwd, bwd, register="spd_solve.defvjp(spd_solve_fwd, spd_solve_bwd, "
+               "symbolic_zeros=True)"):
+    """spd_solve with the reference's primal function and the given rule."""
+    return """
+        @jax.custom_vjp
+        def spd_solve(A, b):
+            return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b)
+    """, fwd, bwd, register
+
+
+_SPD_FWD = """
+    def spd_solve_fwd(A, b):
+        factor = jnp.linalg.cholesky(A.value)
+        x = jax.scipy.linalg.cho_solve((factor, True), b.value)
+        return x, (factor, x, A.perturbed)
+"""
+
+
 WRONG = [
     Answer("sym_exp", "no custom rule: differentiates through eigh", """
         def sym_exp(A):
@@ -99,6 +117,68 @@ WRONG = [
 
         sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
         """, says="sym_exp is wrong for a random symmetric 3 x 3 matrix"),
+    Answer("spd_solve", "no custom rule: autodiff through cho_solve", """
+        def spd_solve(A, b):
+            return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), b)
+        """, says="spd_solve must be a function decorated with @jax.custom_vjp."),
+    Answer("spd_solve", "registered without symbolic_zeros=True (fwd reads plain arrays)",
+           _spd_solve("""
+        def spd_solve_fwd(A, b):
+            factor = jnp.linalg.cholesky(A)
+            x = jax.scipy.linalg.cho_solve((factor, True), b)
+            return x, (factor, x)
+        """, """
+        def spd_solve_bwd(residuals, g):
+            factor, x = residuals
+            b_bar = jax.scipy.linalg.cho_solve((factor, True), g)
+            return -(b_bar.reshape(x.shape[0], -1) @ x.reshape(x.shape[0], -1).T), b_bar
+        """, "spd_solve.defvjp(spd_solve_fwd, spd_solve_bwd)"),
+           says="symbolic_zeros=True), as the statement says."),
+    Answer("spd_solve", "always computes the cotangent of A", _spd_solve(_SPD_FWD, """
+        def spd_solve_bwd(residuals, g):
+            factor, x, A_perturbed = residuals
+            b_bar = jax.scipy.linalg.cho_solve((factor, True), g)
+            return -(b_bar.reshape(x.shape[0], -1) @ x.reshape(x.shape[0], -1).T), b_bar
+        """), says="still computes the cotangent of A"),
+    Answer("spd_solve", "factors A again in the backward pass", _spd_solve("""
+        def spd_solve_fwd(A, b):
+            x = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A.value), True), b.value)
+            return x, (A.value, x, A.perturbed)
+        """, """
+        def spd_solve_bwd(residuals, g):
+            A, x, A_perturbed = residuals
+            b_bar = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(A), True), g)
+            if not A_perturbed:
+                return None, b_bar
+            return -(b_bar.reshape(x.shape[0], -1) @ x.reshape(x.shape[0], -1).T), b_bar
+        """), says="expected one Cholesky factorization"),
+    Answer("spd_solve", "jnp.linalg.solve backward: an LU beside the Cholesky", _spd_solve(
+        _SPD_FWD, """
+        def spd_solve_bwd(residuals, g):
+            factor, x, A_perturbed = residuals
+            b_bar = jnp.linalg.solve(factor @ factor.T, g)
+            if not A_perturbed:
+                return None, b_bar
+            return -(b_bar.reshape(x.shape[0], -1) @ x.reshape(x.shape[0], -1).T), b_bar
+        """), says="1 lu"),
+    Answer("spd_solve", "the symmetrised cotangent of A", _spd_solve(_SPD_FWD, """
+        def spd_solve_bwd(residuals, g):
+            factor, x, A_perturbed = residuals
+            b_bar = jax.scipy.linalg.cho_solve((factor, True), g)
+            if not A_perturbed:
+                return None, b_bar
+            outer = b_bar.reshape(x.shape[0], -1) @ x.reshape(x.shape[0], -1).T
+            return -(outer + outer.T) / 2, b_bar
+        """), says="This is the symmetrised cotangent"),
+    Answer("spd_solve", "the cotangent of A is x b_bar^T, transposed and unsigned",
+           _spd_solve(_SPD_FWD, """
+        def spd_solve_bwd(residuals, g):
+            factor, x, A_perturbed = residuals
+            b_bar = jax.scipy.linalg.cho_solve((factor, True), g)
+            if not A_perturbed:
+                return None, b_bar
+            return x.reshape(x.shape[0], -1) @ b_bar.reshape(x.shape[0], -1).T, b_bar
+        """), says="The rule: with x = A^-1 b"),
 ]
 
 ALTERNATIVES = [
@@ -134,6 +214,25 @@ ALTERNATIVES = [
 
         sym_exp.defvjp(sym_exp_fwd, sym_exp_bwd)
         """),
+    Answer("spd_solve", "solve_triangular twice, jnp.outer or a matrix product, zeros for "
+           "a symbolic-zero cotangent", _spd_solve("""
+        def spd_solve_fwd(A, b):
+            L = jnp.linalg.cholesky(A.value)
+            solve = lambda v: jax.scipy.linalg.solve_triangular(
+                L, jax.scipy.linalg.solve_triangular(L, v, lower=True), lower=True, trans=1)
+            return solve(b.value), (L, solve(b.value), A.perturbed, b.perturbed)
+        """, """
+        def spd_solve_bwd(residuals, g):
+            L, x, A_perturbed, b_perturbed = residuals
+            if isinstance(g, jax.custom_derivatives.SymbolicZero):
+                return None, None
+            y = jax.scipy.linalg.solve_triangular(L, g, lower=True)
+            b_bar = jax.scipy.linalg.solve_triangular(L, y, lower=True, trans=1)
+            A_bar = None
+            if A_perturbed:
+                A_bar = -jnp.outer(b_bar, x) if x.ndim == 1 else -b_bar @ x.T
+            return A_bar, b_bar
+        """)),
 ]
 
 
