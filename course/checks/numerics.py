@@ -225,3 +225,140 @@ check_spd_solve = Exercise(
         "no-symbolic-zeros": "Register the rule with spd_solve.defvjp(spd_solve_fwd, "
                              "spd_solve_bwd, symbolic_zeros=True), as the statement says.",
     })
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: adjoint_solve, the adjoint method for a fixed-step RK4 solver
+
+def _rk4(f, y0, theta, t1, steps):
+    """y(t1) of dy/dt = f(y, theta), y(0) = y0, by ``steps`` classical RK4 steps: the checks'
+    own solver, the same scheme as the notebook's rk4_solve."""
+    h = t1 / steps
+
+    def step(_, y):
+        k1 = f(y, theta)
+        k2 = f(y + h / 2 * k1, theta)
+        k3 = f(y + h / 2 * k2, theta)
+        k4 = f(y + h * k3, theta)
+        return y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    return jax.lax.fori_loop(0, steps, step, y0)
+
+
+def _pendulum(y, theta):
+    return jnp.stack([y[1], -theta[0] * jnp.sin(y[0]) - theta[1] * y[1]])
+
+
+def _adjoint_cases():
+    return [
+        Case("a damped pendulum, theta = [2, 0.3], t1 = 2, 16 steps", _pendulum,
+             jnp.array([1.0, 0.0]), jnp.array([2.0, 0.3]), 2.0, 16, jnp.array([1.0, -0.5])),
+        Case("dy/dt = -theta * y + sin(y), y of shape (3,), t1 = 1, 10 steps",
+             lambda y, theta: -theta * y + jnp.sin(y), jnp.array([1.0, -0.5, 2.0]),
+             jnp.array([0.5, 1.0, 2.0]), 1.0, 10, jnp.array([1.0, 1.0, 1.0])),
+    ]
+
+
+def _discrete_gradient(f, y0, theta, t1, steps, w):
+    """y(t1) and the gradient of w . y(t1) in (y0, theta) by differentiating the RK4 steps, in
+    float64, cast to the inputs' dtype."""
+    with jax.enable_x64(True):
+        y0_64, theta64, w64 = (jnp.asarray(v, jnp.float64) for v in (y0, theta, w))
+        value = _rk4(f, y0_64, theta64, t1, steps)
+        grads = jax.grad(lambda y0, theta: jnp.dot(w64, _rk4(f, y0, theta, t1, steps)),
+                         (0, 1))(y0_64, theta64)
+        return (np.asarray(value).astype(y0.dtype),
+                *(np.asarray(g).astype(y0.dtype) for g in grads))
+
+
+def _compare_within(name, case, actual, expected, rtol, hints=()):
+    """``actual`` against ``expected`` with a tolerance of ``rtol`` times the largest expected
+    entry (for results that agree only to the accuracy of a discretisation)."""
+    if _probing():
+        return
+    array = np.asarray(actual)
+    if array.shape != np.shape(expected) or array.dtype != np.asarray(expected).dtype:
+        _compare(name, case, actual, expected)  # says what is wrong with the shape or dtype
+    error = float(np.max(np.abs(array - expected), initial=0.0))
+    scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
+    if not error <= rtol * scale:
+        raise Failed(f"{name} is wrong for {case.label}: values differ (largest error "
+                     f"{error:.3g}, more than {rtol:g} of the largest entry). "
+                     + " ".join(hints), next((h.code for h in hints), _code("wrong-values")))
+
+
+def _adjoint_case(exercise, adjoint_solve, case, jit):
+    f, y0, theta, t1, steps, w = case.args
+    value, y0_bar, theta_bar = _oracle(
+        lambda: _discrete_gradient(f, y0, theta, t1, steps, w), parts=3)
+    value_and_grad = jax.value_and_grad  # the checks' own, as every call below
+
+    def run(y0, theta, w):
+        return value_and_grad(lambda y0, theta: jnp.dot(w, adjoint_solve(f, y0, theta, t1, steps)),
+                              (0, 1))(y0, theta)[1] + (adjoint_solve(f, y0, theta, t1, steps),)
+
+    got_y0_bar, got_theta_bar, got_value = _run("adjoint_solve", run, (y0, theta, w), jit)
+    _compare("adjoint_solve", case, got_value, value)
+    for label, got, expected in (("y0", got_y0_bar, y0_bar), ("theta", got_theta_bar,
+                                                              theta_bar)):
+        _compare_within(f"the gradient of w . adjoint_solve(...) in {label}", case, got,
+                        expected, 1e-3, hints=[exercise.mistakes["adjoint"]])
+
+
+def _adjoint_is_integrated(exercise, adjoint_solve, cases, jit):
+    """The adjoint gradient differs from the derivative of the discretisation by O(h^4): not
+    zero (that would be the discretisation differentiated), and 16 times less when h halves."""
+    y0, theta, w = jnp.array([1.0, 0.0]), jnp.array([2.0, 0.3]), jnp.array([1.0, -0.5])
+    grad = jax.grad
+
+    def adjoint_gradients():
+        with jax.enable_x64(True):
+            args = [jnp.asarray(v, jnp.float64) for v in (y0, theta, w)]
+            return [np.concatenate([np.asarray(g) for g in grad(
+                lambda y0, theta: jnp.dot(args[2], adjoint_solve(_pendulum, y0, theta, 2.0, n)),
+                (0, 1))(*args[:2])]) for n in (32, 64)]
+
+    def discrete_gradients():
+        return [np.concatenate(_discrete_gradient(_pendulum, np.asarray(y0, np.float64),
+                                                  np.asarray(theta, np.float64), 2.0, n,
+                                                  np.asarray(w, np.float64))[1:])
+                for n in (32, 64)]
+
+    adjoint = _call("adjoint_solve", adjoint_gradients)
+    discrete = _oracle(discrete_gradients)
+    if _probing():
+        return
+    errors = [float(np.max(np.abs(np.asarray(a, np.float64) - d))) for a, d in zip(adjoint,
+                                                                                  discrete)]
+    if errors[0] <= 1e-12:
+        raise Failed(exercise.mistakes["discretisation"].format(error=f"{errors[0]:.1e}"),
+                     exercise.mistakes["discretisation"].code)
+    ratio = errors[0] / max(errors[1], 1e-300)
+    if not 8.0 <= ratio <= 32.0:
+        mistake = exercise.mistakes["order"]
+        raise Failed(mistake.format(error=f"{errors[0]:.2e}", ratio=f"{ratio:.1f}"),
+                     mistake.code)
+
+
+check_adjoint_solve = Exercise(
+    "adjoint_solve", "adjoint_solve(f, y0, theta, t1, steps): y(t1) by RK4, with a custom_vjp "
+    "that integrates the adjoint equations backwards in time by RK4 (the adjoint method).",
+    cases=_adjoint_cases, check_case=_adjoint_case, rule="vjp",
+    nondiff_argnums=((0, 3, 4), ": f, t1 and steps are not differentiated."),
+    forbids=_JACOBIANS,
+    requires=[Require("integrates the adjoint equations", _adjoint_is_integrated)],
+    mistakes={
+        "adjoint": "The adjoint method: from y(t1), a(t1) = w and theta_bar(t1) = 0, integrate "
+                   "dy/dt = f(y, theta), da/dt = -(df/dy)^T a, dtheta_bar/dt = -(df/dtheta)^T "
+                   "a backwards to t = 0 (RK4 steps of -h); then y0's cotangent is a(0) and "
+                   "theta's is theta_bar(0).",
+        "discretisation": "For a pendulum with 32 steps, in float64, adjoint_solve's gradient "
+                          "equals the derivative of the RK4 steps to {error}: it differentiates "
+                          "the discretisation (jax.vjp of the forward solve), where the "
+                          "statement asks to integrate the adjoint equations backwards.",
+        "order": "For a pendulum, in float64, adjoint_solve's gradient differs from the "
+                 "derivative of the RK4 steps by {error} at 32 steps, and the difference "
+                 "shrinks {ratio} times when the step is halved; integrating the adjoint "
+                 "equations by RK4 makes it shrink about 16 times (fourth order). Use the same "
+                 "RK4 scheme, backwards, for y, a and theta_bar together.",
+    })

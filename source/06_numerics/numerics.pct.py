@@ -39,12 +39,15 @@
 # what they print never counts towards your grade, and nothing that is graded depends on them.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
+import functools
 import textwrap
 
-import adcheck
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
+
+import adcheck
 
 adcheck.setup()
 
@@ -337,3 +340,158 @@ print("both differentiated:",
 print("only b:", adcheck._shaped_outputs(
     lambda b, g: jax.vjp(lambda b: spd_solve(A_demo, b), b)[1](g), (b_demo, b_demo), (4, 4),
     ("dot_general", "mul", "neg")), "n x n products in the program")
+
+# %% [markdown]
+# ## 5. Differentiating an ODE solver: two derivatives of one problem
+#
+# An ODE $\dot y = f(y, \theta)$, $y(0) = y_0$, solved to $t_1$ by a fixed-step method, is a
+# loop of `steps` steps, and `jax.grad` differentiates it like any loop: it stores every
+# stage of every step and runs them backwards. That is *discretise, then differentiate*: the
+# exact derivative of the numbers the solver computed. The *adjoint method* does it the other
+# way round: it writes the derivative of the exact solution as another ODE, and solves that
+# numerically. For a loss $L = w^\top y(t_1)$, the adjoint $a(t) = \partial L / \partial y(t)$
+# solves, backwards from $a(t_1) = w$,
+# $$\dot a = -\Big(\frac{\partial f}{\partial y}\Big)^{\!\top} a, \qquad
+# \dot{\bar\theta} = -\Big(\frac{\partial f}{\partial \theta}\Big)^{\!\top} a, \quad
+# \bar\theta(t_1) = 0,$$
+# and then $\partial L / \partial y_0 = a(0)$ and $\partial L / \partial \theta =
+# \bar\theta(0)$. Both right-hand sides are one VJP of $f$. The adjoint needs $y(t)$ on the
+# way back: integrate $\dot y = f(y, \theta)$ backwards from $y(t_1)$ along with it, and the
+# memory is that of three vectors, whatever the number of steps.
+#
+# The two gradients are different numbers: both approximate the exact gradient, each to the
+# order of the solver, $O(h^4)$ for RK4, so they differ by $O(h^4)$. Neither is wrong; the
+# discrete one is the exact gradient of what the forward pass computed (which an optimiser
+# that only ever sees the solver's output wants), the adjoint one is cheap in memory.
+#
+# The solver of this section, classical RK4 with `steps` steps of $h = t_1 /$ `steps`:
+
+# %% nbgrader={"grade_id": "rk4_definition", "locked": true}
+def rk4_step(f, y, theta, h):
+    """One classical Runge-Kutta step of dy/dt = f(y, theta); y may be a pytree."""
+    def shifted(k, c):
+        return jax.tree.map(lambda y, k: y + c * k, y, k)
+
+    k1 = f(y, theta)
+    k2 = f(shifted(k1, h / 2), theta)
+    k3 = f(shifted(k2, h / 2), theta)
+    k4 = f(shifted(k3, h), theta)
+    return jax.tree.map(lambda y, a, b, c, d: y + h / 6 * (a + 2 * b + 2 * c + d),
+                        y, k1, k2, k3, k4)
+
+
+def rk4_solve(f, y0, theta, t1, steps):
+    """y(t1) of dy/dt = f(y, theta), y(0) = y0, by `steps` RK4 steps (a Python int)."""
+    h = t1 / steps
+    return jax.lax.fori_loop(0, steps, lambda _, y: rk4_step(f, y, theta, h), y0)
+
+
+# %% [markdown]
+# ## 6. Design: the adjoint method
+#
+# ### Exercise 3: `adjoint_solve(f, y0, theta, t1, steps)` (4 points)
+#
+# Write `adjoint_solve`, which returns `rk4_solve(f, y0, theta, t1, steps)` (the forward
+# pass is that very solve), as a `jax.custom_vjp` with `nondiff_argnums=(0, 3, 4)` (`f`, the
+# float `t1` and the int `steps` are not differentiated), whose rule computes the cotangents of
+# `y0` and `theta` by the adjoint method: from $y(t_1)$, integrate $y$, $a$ and $\bar\theta$
+# backwards to $t = 0$ with `steps` RK4 steps of $-h$.
+#
+# * `y0` is a vector of shape `(n,)` and `theta` an array, both float32 or both float64; `f`
+#   maps them to a vector like `y0`. The VJPs of `f` that the adjoint needs may use `jax.vjp`.
+# * The checks compare the value with RK4's, and the gradients of $w^\top y(t_1)$ with the
+#   gradients of the discretisation (float64, differentiated by `jax.grad`) to within $10^{-3}$
+#   of the largest entry, in float32 and float64, under `jax.jit`.
+# * They verify that your rule really integrates the adjoint equations: in float64, for a
+#   pendulum with 32 and 64 steps, your gradient must differ from the derivative of the
+#   discretisation (a rule that differentiates the RK4 steps gives it to rounding), and the
+#   difference must shrink about 16 times (between 8 and 32) when the step is halved, as a
+#   fourth-order method's does.
+#
+# `rk4_step` accepts a pytree for `y`, e.g. the tuple $(y, a, \bar\theta)$.
+
+# %% nbgrader={"grade_id": "adjoint_solve", "solution": true}
+### BEGIN SOLUTION
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3, 4))
+def adjoint_solve(f, y0, theta, t1, steps):
+    return rk4_solve(f, y0, theta, t1, steps)
+
+
+def adjoint_solve_fwd(f, y0, theta, t1, steps):
+    y1 = rk4_solve(f, y0, theta, t1, steps)
+    return y1, (y1, theta)
+
+
+def adjoint_solve_bwd(f, t1, steps, residuals, w):
+    y1, theta = residuals
+
+    def augmented(state, theta):
+        y, a, _ = state
+        dy, pullback = jax.vjp(f, y, theta)
+        a_y, a_theta = pullback(a)
+        return dy, -a_y, -a_theta
+
+    h = t1 / steps
+    state = (y1, w, jnp.zeros_like(theta))
+    _, a0, theta_bar = jax.lax.fori_loop(
+        0, steps, lambda _, state: rk4_step(augmented, state, theta, -h), state)
+    return a0, theta_bar
+
+
+adjoint_solve.defvjp(adjoint_solve_fwd, adjoint_solve_bwd)
+### END SOLUTION
+
+# %% nbgrader={"grade_id": "adjoint_solve_tests", "points": 4}
+adcheck.check_adjoint_solve(adjoint_solve)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_adjoint_solve(adjoint_solve, jit=True, cases=[
+    _Case("Lotka-Volterra, theta of shape (4,), t1 = 1, 20 steps",
+          lambda y, th: jnp.stack([th[0] * y[0] - th[1] * y[0] * y[1],
+                                   th[2] * y[0] * y[1] - th[3] * y[1]]),
+          jnp.array([1.0, 0.5]), jnp.array([1.0, 0.5, 0.8, 0.6]), 1.0, 20,
+          jnp.array([0.5, 2.0])),
+    _Case("one equation, logistic growth, theta a scalar, t1 = 3, 30 steps",
+          lambda y, th: th * y * (1.0 - y), jnp.array([0.1]), jnp.array(1.5), 3.0, 30,
+          jnp.array([1.0])),
+    _Case("a linear system dy/dt = theta @ y, theta of shape (3, 3), one step",
+          lambda y, th: th @ y, jnp.array([1.0, 0.0, -1.0]),
+          0.3 * jnp.array([[0.0, 1.0, 0.5], [-1.0, 0.0, 0.2], [0.1, -0.3, -0.5]]), 0.5, 1,
+          jnp.array([1.0, 2.0, 3.0])),
+])
+with jax.enable_x64(True):
+    adcheck.check_adjoint_solve(adjoint_solve, jit=True, cases=[
+        _Case("float64, a damped pendulum, 40 steps", adcheck._pendulum,
+              jnp.array([0.5, 1.0], jnp.float64), jnp.array([3.0, 0.1], jnp.float64), 2.0, 40,
+              jnp.array([1.0, 1.0], jnp.float64)),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The two gradients for the pendulum, against the number of steps: each converges to the
+# exact gradient at fourth order, and so does their difference.
+
+# %% tags=["demo"]
+def gradient_of_solution(solve, steps):
+    y0, theta, w = jnp.array([1.0, 0.0]), jnp.array([2.0, 0.3]), jnp.array([1.0, -0.5])
+    return jnp.concatenate(jax.grad(
+        lambda y0, theta: w @ solve(adcheck._pendulum, y0, theta, 2.0, steps), (0, 1))(y0, theta))
+
+
+with jax.enable_x64(True):
+    step_counts = [4, 8, 16, 32, 64, 128]
+    reference = gradient_of_solution(rk4_solve, 1024)
+    errors = {name: [float(jnp.max(jnp.abs(gradient_of_solution(solve, n) - reference)))
+                     for n in step_counts]
+              for name, solve in (("discretise, then differentiate", rk4_solve),
+                                  ("adjoint method", adjoint_solve))}
+fig, ax = plt.subplots(figsize=(5, 3.2))
+for name, errs in errors.items():
+    ax.loglog(step_counts, errs, "o-", label=name)
+ax.loglog(step_counts, [errors["adjoint method"][0] * (step_counts[0] / n) ** 4
+                        for n in step_counts], "k:", label="slope -4")
+ax.set_xlabel("steps")
+ax.set_ylabel("error of the gradient")
+ax.legend()
+fig.tight_layout()
+plt.show()

@@ -44,6 +44,21 @@ _SPD_FWD = """
 """
 
 
+_ADJOINT_FWD = """
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3, 4))
+    def adjoint_solve(f, y0, theta, t1, steps):
+        return rk4_solve(f, y0, theta, t1, steps)
+
+    def adjoint_solve_fwd(f, y0, theta, t1, steps):
+        y1 = rk4_solve(f, y0, theta, t1, steps)
+        return y1, (y1, theta)
+"""
+
+
+def _adjoint(bwd):
+    return (_ADJOINT_FWD, bwd, "adjoint_solve.defvjp(adjoint_solve_fwd, adjoint_solve_bwd)")
+
+
 WRONG = [
     Answer("sym_exp", "no custom rule: differentiates through eigh", """
         def sym_exp(A):
@@ -179,6 +194,66 @@ WRONG = [
                 return None, b_bar
             return x.reshape(x.shape[0], -1) @ b_bar.reshape(x.shape[0], -1).T, b_bar
         """), says="The rule: with x = A^-1 b"),
+    Answer("adjoint_solve", "no custom rule: differentiates the RK4 steps", """
+        def adjoint_solve(f, y0, theta, t1, steps):
+            return rk4_solve(f, y0, theta, t1, steps)
+        """, says="adjoint_solve must be a function decorated with @jax.custom_vjp."),
+    Answer("adjoint_solve", "the rule is jax.vjp of the forward solve", _adjoint("""
+        def adjoint_solve_fwd(f, y0, theta, t1, steps):
+            y1, pullback = jax.vjp(lambda y0, theta: rk4_solve(f, y0, theta, t1, steps),
+                                   y0, theta)
+            return y1, pullback
+
+        def adjoint_solve_bwd(f, t1, steps, pullback, w):
+            return pullback(w)
+        """), says="it differentiates the discretisation"),
+    Answer("adjoint_solve", "the adjoint integrated by explicit Euler steps", _adjoint("""
+        def adjoint_solve_bwd(f, t1, steps, residuals, w):
+            y1, theta = residuals
+            h = t1 / steps
+
+            def step(_, state):
+                y, a, theta_bar = state
+                dy, pullback = jax.vjp(f, y, theta)
+                a_y, a_theta = pullback(a)
+                return y - h * dy, a + h * a_y, theta_bar + h * a_theta
+
+            _, a0, theta_bar = jax.lax.fori_loop(0, steps, step,
+                                                 (y1, w, jnp.zeros_like(theta)))
+            return a0, theta_bar
+        """), says="The adjoint method: from y(t1)"),
+    Answer("adjoint_solve", "integrates the adjoint forwards in time (+h)", _adjoint("""
+        def adjoint_solve_bwd(f, t1, steps, residuals, w):
+            y1, theta = residuals
+
+            def augmented(state, theta):
+                y, a, _ = state
+                dy, pullback = jax.vjp(f, y, theta)
+                a_y, a_theta = pullback(a)
+                return dy, -a_y, -a_theta
+
+            h = t1 / steps
+            _, a0, theta_bar = jax.lax.fori_loop(
+                0, steps, lambda _, s: rk4_step(augmented, s, theta, h),
+                (y1, w, jnp.zeros_like(theta)))
+            return a0, theta_bar
+        """), says="The adjoint method: from y(t1)"),
+    Answer("adjoint_solve", "keeps y frozen at y(t1) on the way back", _adjoint("""
+        def adjoint_solve_bwd(f, t1, steps, residuals, w):
+            y1, theta = residuals
+
+            def augmented(state, theta):
+                a, _ = state
+                _, pullback = jax.vjp(f, y1, theta)
+                a_y, a_theta = pullback(a)
+                return -a_y, -a_theta
+
+            h = t1 / steps
+            a0, theta_bar = jax.lax.fori_loop(
+                0, steps, lambda _, s: rk4_step(augmented, s, theta, -h),
+                (w, jnp.zeros_like(theta)))
+            return a0, theta_bar
+        """), says="The adjoint method: from y(t1)"),
 ]
 
 ALTERNATIVES = [
@@ -233,6 +308,53 @@ ALTERNATIVES = [
                 A_bar = -jnp.outer(b_bar, x) if x.ndim == 1 else -b_bar @ x.T
             return A_bar, b_bar
         """)),
+    Answer("adjoint_solve", "stores the forward trajectory (with half steps) and runs the "
+           "adjoint with it, a scan over reversed steps", """
+        def trajectory(f, y0, theta, t1, steps):
+            h = t1 / steps
+
+            def step(y, _):
+                half = rk4_step(f, y, theta, h / 2)
+                return rk4_step(f, y, theta, h), (y, half)
+
+            y1, (starts, halves) = jax.lax.scan(step, y0, None, length=steps)
+            return y1, starts, halves
+
+        @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3, 4))
+        def adjoint_solve(f, y0, theta, t1, steps):
+            return rk4_solve(f, y0, theta, t1, steps)
+
+        def adjoint_solve_fwd(f, y0, theta, t1, steps):
+            y1, starts, halves = trajectory(f, y0, theta, t1, steps)
+            return rk4_solve(f, y0, theta, t1, steps), (y1, starts, halves, theta)
+
+        def adjoint_solve_bwd(f, t1, steps, residuals, w):
+            y1, starts, halves, theta = residuals
+            h = t1 / steps
+
+            def rhs(y, a):
+                _, pullback = jax.vjp(f, y, theta)
+                a_y, a_theta = pullback(a)
+                return -a_y, -a_theta
+
+            def step(state, ys):
+                a, theta_bar = state
+                y_end, y_half, y_start = ys
+                k1 = rhs(y_end, a)
+                k2 = rhs(y_half, a - h / 2 * k1[0])
+                k3 = rhs(y_half, a - h / 2 * k2[0])
+                k4 = rhs(y_start, a - h * k3[0])
+                a = a - h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+                theta_bar = theta_bar - h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+                return (a, theta_bar), None
+
+            ends = jnp.concatenate([starts[1:], y1[None]])
+            (a0, theta_bar), _ = jax.lax.scan(step, (w, jnp.zeros_like(theta)),
+                                              (ends, halves, starts), reverse=True)
+            return a0, theta_bar
+
+        adjoint_solve.defvjp(adjoint_solve_fwd, adjoint_solve_bwd)
+        """),
 ]
 
 
