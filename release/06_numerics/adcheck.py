@@ -1885,3 +1885,207 @@ check_adjoint_solve = Exercise(
                  "equations by RK4 makes it shrink about 16 times (fourth order). Use the same "
                  "RK4 scheme, backwards, for y, a and theta_bar together.",
     })
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 4: score_surrogate, a surrogate loss whose value and gradient are the estimates
+
+def _surrogate_cases():
+    return [
+        Case("3 classes, 5 samples", jnp.array([0.5, -1.0, 2.0]),
+             jnp.array([0, 2, 2, 1, 0], jnp.int32), jnp.array([1.0, -2.0, 0.5, 3.0, 1.5])),
+        Case("2 classes, 1 sample", jnp.array([0.0, 1.0]), jnp.array([1], jnp.int32),
+             jnp.array([4.0])),
+    ]
+
+
+def _surrogate_case(exercise, score_surrogate, case, jit):
+    logits, samples, values = case.args
+
+    def references():
+        logits64, values64 = np.asarray(logits, np.float64), np.asarray(values, np.float64)
+        p = np.exp(logits64 - logits64.max())
+        p /= p.sum()
+        scores = np.eye(len(p))[np.asarray(samples)] - p  # d log p(s) / d logits, per sample
+        estimate = (values64[:, None] * scores).mean(axis=0)
+        log_p = np.log(p)[np.asarray(samples)]
+        return (np.asarray(values64.mean(), logits.dtype), estimate.astype(logits.dtype),
+                np.asarray((values64 * log_p).mean(), logits.dtype))
+
+    value, estimate, reinforce_value = _oracle(references, parts=3)
+    value_and_grad = jax.value_and_grad  # the checks' own
+
+    got_value, got_grad = _run("score_surrogate", lambda logits, samples, values: value_and_grad(
+        score_surrogate)(logits, samples, values), (logits, samples, values), jit)
+    _compare("the value of score_surrogate", case, got_value, value,
+             suspects=[(reinforce_value, exercise.mistakes["log-p-value"])])
+    zero = np.zeros(np.shape(logits), np.asarray(estimate).dtype)
+    _compare("the gradient of score_surrogate in the logits", case, got_grad, estimate,
+             suspects=[(zero, exercise.mistakes["no-gradient"])])
+
+
+check_score_surrogate = Exercise(
+    "score_surrogate", "score_surrogate(logits, samples, values): a surrogate whose value is "
+    "mean(values) and whose gradient in the logits is the score-function estimate "
+    "mean(values_i grad log p(samples_i)), by stop_gradient.",
+    cases=_surrogate_cases, check_case=_surrogate_case, forbids=_DERIVATIVES + _JACOBIANS,
+    mistakes={
+        "log-p-value": "This is mean(values * log p(samples)), the usual surrogate: its "
+                       "gradient is right, but its value is not the estimate mean(values). "
+                       "Multiply the values by exp(log p - stop_gradient(log p)) instead: 1 "
+                       "in value, grad log p in derivative.",
+        "no-gradient": "The gradient is zero: a factor exp(log p - log p) has no derivative "
+                       "left; stop the gradient of one of the two (jax.lax.stop_gradient), "
+                       "not of neither or both.",
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercises 5 and 6: unbiased gradient estimators of E[f(x)], x ~ N(mu, sigma^2)
+
+_ESTIMATOR_KEYS = 4000  # estimates per case, one per key; the mean must be within
+_Z_LIMIT = 4.5  # this many standard errors of the true gradient
+
+
+def _estimator_cases():
+    return [
+        Case("f(x) = 10 + x**2, mu = 0.5, sigma = 0.8, n = 4", lambda x: 10.0 + x**2,
+             lambda mu, sigma: 10.0 + mu**2 + sigma**2, jnp.array(0.5),
+             jnp.log(jnp.array(0.8)), 4),
+        Case("f(x) = 1 where x > 0 (else 0), mu = 0.3, sigma = 1, n = 8",
+             lambda x: jnp.where(x > 0, 1.0, 0.0).astype(x.dtype),
+             lambda mu, sigma: jax.scipy.stats.norm.cdf(mu / sigma), jnp.array(0.3),
+             jnp.array(0.0), 8),
+    ]
+
+
+def _true_gradient(expectation, mu, log_sigma):
+    """d E[f] / d (mu, log sigma) from the closed form of E[f], in float64."""
+    with jax.enable_x64(True):
+        grads = jax.grad(lambda m, s: expectation(m, jnp.exp(s)), (0, 1))(
+            jnp.asarray(mu, jnp.float64), jnp.asarray(log_sigma, jnp.float64))
+        return np.array([float(g) for g in grads])
+
+
+def _plain_score_variance(f, mu, log_sigma, n, dtype):
+    """The variance of the score-function estimate without a baseline, over as many draws as
+    the checks make: what a baseline must lower."""
+    rng = np.random.default_rng(0)
+    eps = rng.standard_normal((_ESTIMATOR_KEYS, n))
+    sigma = float(np.exp(float(log_sigma)))
+    fx = np.asarray(f(jnp.asarray(float(mu) + sigma * eps, dtype)), np.float64)
+    estimates = np.stack([(fx * eps / sigma).mean(axis=1), (fx * (eps**2 - 1)).mean(axis=1)])
+    return estimates.var(axis=1)
+
+
+def _estimates(name, estimator, case, jit):
+    f, _, mu, log_sigma, n = case.args
+    keys = jax.random.split(jax.random.key(2026), _ESTIMATOR_KEYS)
+    vmap = jax.vmap  # the checks' own
+
+    def run(mu, log_sigma):
+        return vmap(lambda key: estimator(f, key, mu, log_sigma, n))(keys)
+
+    return _run(name, run, (mu, log_sigma), jit)
+
+
+def _require_unbiased(exercise, case, estimates, expected):
+    """The mean of the estimates within _Z_LIMIT standard errors of ``expected``."""
+    if _probing():
+        return
+    if not (isinstance(estimates, tuple) and len(estimates) == 2):
+        raise Failed(f"{exercise.name} returned {_describe(estimates)} under jax.vmap over "
+                     f"{_ESTIMATOR_KEYS} keys; expected a tuple of two arrays, (d/d mu, "
+                     "d/d log_sigma).", _code("wrong-structure"))
+    mu = case.args[2]
+    for label, values, true in zip(("mu", "log_sigma"), estimates, expected):
+        values = np.asarray(values)
+        if values.shape != (_ESTIMATOR_KEYS,) or values.dtype != mu.dtype:
+            raise Failed(f"The estimate of d/d {label} of {exercise.name} is "
+                         f"{_describe(values[0] if values.ndim else values)} for one key "
+                         f"({case.label}); expected a {mu.dtype} scalar.",
+                         _code("wrong-shape" if values.shape != (_ESTIMATOR_KEYS,)
+                               else "wrong-dtype"))
+        values = values.astype(np.float64)
+        if not np.all(np.isfinite(values)):
+            raise Failed(f"The estimates of d/d {label} of {exercise.name} have nan or inf for "
+                         f"{case.label}.", _code("not-finite"))
+        error = np.std(values) / np.sqrt(len(values))
+        z = (np.mean(values) - true) / max(error, 1e-12)
+        if abs(z) > _Z_LIMIT:
+            mistake = exercise.mistakes["biased"]
+            raise Failed(mistake.format(label=label, case=case.label, keys=_ESTIMATOR_KEYS,
+                                        mean=f"{np.mean(values):.4g}", true=f"{true:.4g}",
+                                        z=f"{abs(z):.1f}"), mistake.code)
+
+
+def _score_case(exercise, score_gradient, case, jit):
+    f, expectation, mu, log_sigma, n = case.args
+    expected = _oracle(lambda: _true_gradient(expectation, mu, log_sigma))
+    estimates = _estimates("score_gradient", score_gradient, case, jit)
+    _require_unbiased(exercise, case, estimates, expected)
+    if "10 + x**2" in case.label:
+        plain = _oracle(lambda: _plain_score_variance(f, mu, log_sigma, n, mu.dtype))
+        if _probing():
+            return
+        variances = [float(np.var(np.asarray(e, np.float64))) for e in estimates]
+        for label, variance, without in zip(("mu", "log_sigma"), variances, plain):
+            if not variance < 0.5 * without:
+                mistake = exercise.mistakes["variance"]
+                raise Failed(mistake.format(label=label, case=case.label,
+                                            variance=f"{variance:.3g}",
+                                            without=f"{without:.3g}"), mistake.code)
+
+
+check_score_gradient = Exercise(
+    "score_gradient", "score_gradient(f, key, mu, log_sigma, n): an unbiased score-function "
+    "estimate of the gradient of E[f(x)], x ~ N(mu, sigma^2), in (mu, log_sigma), from n "
+    "samples, with a baseline that lowers its variance.",
+    cases=_estimator_cases, check_case=_score_case, forbids=_DERIVATIVES + _JACOBIANS,
+    mistakes={
+        "biased": "The mean of {keys} estimates of d/d {label} is {mean}, {z} standard errors "
+                  "from the true {true} ({case}): the estimator is biased. A baseline must not "
+                  "depend on the sample it is subtracted from: with the mean of all n samples "
+                  "(the sample's own value included) the estimate is (n - 1) / n of the "
+                  "truth; leave the sample out.",
+        "variance": "The variance of the estimates of d/d {label} is {variance} ({case}), not "
+                    "below half of {without}, the variance without a baseline: subtract a "
+                    "baseline from f(x) (the mean of the other samples' values).",
+    })
+
+
+def _reparam_case(exercise, reparam_gradient, case, jit):
+    f, expectation, mu, log_sigma, n = case.args
+    expected = _oracle(lambda: _true_gradient(expectation, mu, log_sigma))
+    estimates = _estimates("reparam_gradient", reparam_gradient, case, jit)
+    _require_unbiased(exercise, case, estimates, expected)
+
+
+def _reparam_is_pathwise(exercise, reparam_gradient, cases, jit):
+    """For f(x) = 3x every pathwise estimate of d/d mu is exactly 3, whatever the samples."""
+    case = Case("f(x) = 3 x, mu = 0.2, sigma = 1.5, n = 2", lambda x: 3.0 * x,
+                lambda mu, sigma: 3.0 * mu, jnp.array(0.2), jnp.log(jnp.array(1.5)), 2)
+    estimates = _estimates("reparam_gradient", reparam_gradient, case, False)
+    if _probing():
+        return
+    spread = float(np.ptp(np.asarray(estimates[0], np.float64)))
+    if not spread < 1e-4:
+        mistake = exercise.mistakes["not-pathwise"]
+        raise Failed(mistake.format(spread=f"{spread:.3g}"), mistake.code)
+
+
+check_reparam_gradient = Exercise(
+    "reparam_gradient", "reparam_gradient(f, key, mu, log_sigma, n): the reparameterisation "
+    "(pathwise) estimate of the gradient of E[f(x)], x = mu + sigma eps, from n samples.",
+    cases=lambda: _estimator_cases()[:1], check_case=_reparam_case,
+    requires=[Require("is pathwise", _reparam_is_pathwise)],
+    mistakes={
+        "biased": "The mean of {keys} estimates of d/d {label} is {mean}, {z} standard errors "
+                  "from the true {true} ({case}): the estimator is biased. Differentiate "
+                  "mean(f(mu + exp(log_sigma) eps)) in (mu, log_sigma), with eps drawn "
+                  "before, and independent of, the parameters.",
+        "not-pathwise": "For f(x) = 3 x, the estimates of d/d mu spread over {spread}, where a "
+                        "pathwise estimate is exactly 3 for every sample: differentiate f "
+                        "through x = mu + sigma eps (jax.grad), instead of weighting f by a "
+                        "score.",
+    })

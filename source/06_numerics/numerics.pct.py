@@ -495,3 +495,223 @@ ax.set_ylabel("error of the gradient")
 ax.legend()
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## 7. Truncated unrolling: a biased gradient by construction
+#
+# An optimiser is an ODE solver too: $K$ steps of gradient descent on an inner problem, and a
+# *meta-gradient* through all of them (a learning rate, a regulariser). Storing $K$ steps is
+# often too much, so training code differentiates only the last $T$ of them, treating the
+# iterate $T$ steps back as a constant. That *truncated* gradient is not a noisy version of
+# the full one: it is biased, and the bias does not average out. For a learning rate $\eta$
+# and the quadratic $\frac12 (w - 3)^2$ from $w_0 = 0$, the loss after $K = 30$ steps and its
+# truncated gradients:
+
+# %% tags=["demo"]
+def loss_after_descent(eta, steps=30, truncate=None):
+    w = jnp.zeros(())
+    for k in range(steps):
+        if truncate is not None and k == steps - truncate:
+            w = jax.lax.stop_gradient(w)
+        w = w - eta * (w - 3.0)
+    return 0.5 * (w - 3.0) ** 2
+
+
+truncations = [1, 2, 5, 10, 20, 30]
+etas = jnp.array([0.05, 0.1])
+truncated = [[float(jax.grad(loss_after_descent)(eta, truncate=t)) for t in truncations]
+             for eta in etas]
+fig, ax = plt.subplots(figsize=(5, 3.2))
+for eta, grads in zip(etas, truncated):
+    full = float(jax.grad(loss_after_descent)(eta))
+    ax.plot(truncations, grads, "o-", label=f"eta = {float(eta):g}")
+    ax.axhline(full, color=ax.lines[-1].get_color(), ls=":")
+ax.set_xlabel("steps differentiated (T of K = 30)")
+ax.set_ylabel("d loss / d eta")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# With few steps differentiated the gradient is far smaller in magnitude than the full one
+# (dotted): the effect of $\eta$ on the early steps, which is most of it, is cut away. Every
+# run makes the same cut, so averaging over runs, seeds or batches does not remove it.
+#
+# ## 8. Gradients of expectations
+#
+# A loss $\mathbb{E}_{x \sim p_\theta}[f(x)]$ is only ever estimated, from samples. Its
+# gradient has two classic unbiased estimators.
+#
+# * The **score function** (REINFORCE): $\nabla_\theta \mathbb{E}[f(x)] =
+#   \mathbb{E}[f(x)\, \nabla_\theta \log p_\theta(x)]$. It needs no derivative of $f$ ($f$ may
+#   be a step, a simulator, a reward), and works for discrete $x$; but its variance grows with
+#   the size of $f$. Since $\mathbb{E}[\nabla_\theta \log p_\theta(x)] = 0$, any *baseline*
+#   $b$ that does not depend on $x$ can be subtracted: $\mathbb{E}[(f(x) - b)\,
+#   \nabla_\theta \log p_\theta(x)]$ is still the gradient, with a smaller variance when $b$
+#   is close to $f$.
+# * **Reparameterisation** (pathwise): write $x = g(\theta, \varepsilon)$ with $\varepsilon$
+#   drawn independently of $\theta$, e.g. $x = \mu + \sigma \varepsilon$; then
+#   $\nabla_\theta \mathbb{E}[f(x)] = \mathbb{E}[\nabla_\theta f(g(\theta, \varepsilon))]$,
+#   which `jax.grad` computes from the samples. It needs $f$ differentiable, and its variance
+#   is usually much lower.
+#
+# `jax.grad` differentiates programs, not expectations; to make it compute a score-function
+# estimate, one writes a *surrogate* whose gradient is the estimate. The usual one,
+# $\frac1n \sum_i f(x_i) \log p_\theta(x_i)$ with the $f(x_i)$ held constant, has the right
+# gradient and a meaningless value. `stop_gradient` can do better: the "magic box"
+# $\boxdot(\ell) = \exp(\ell - \operatorname{stop\_gradient}(\ell))$ is 1 in value and has
+# derivative $\nabla \ell$, so $\frac1n \sum_i \boxdot(\log p_\theta(x_i))\, f(x_i)$ has the
+# estimate of the loss as its value and the score-function estimate as its gradient.
+#
+# ### Exercise 4: `score_surrogate(logits, samples, values)` (2 points)
+#
+# For a categorical distribution $p = \operatorname{softmax}(\text{logits})$ over $K$ classes,
+# `samples` an int32 vector of $n$ drawn classes and `values` the float vector of their
+# $f(x_i)$, return the magic-box surrogate: a scalar whose value is the mean of `values` and
+# whose gradient in `logits` (by `jax.grad`, `values` being constants) is
+# $\frac1n \sum_i f(x_i) \nabla \log p(x_i)$. Use `jax.nn.log_softmax` and
+# `jax.lax.stop_gradient`; the checks compare value and gradient with the formulas, in float32
+# and float64, under `jax.jit`.
+
+# %% nbgrader={"grade_id": "score_surrogate", "solution": true}
+def score_surrogate(logits, samples, values):
+    """mean(values) in value; the score-function estimate in gradient."""
+    ### BEGIN SOLUTION
+    log_p = jax.nn.log_softmax(logits)[samples]
+    magic_box = jnp.exp(log_p - jax.lax.stop_gradient(log_p))
+    return jnp.mean(magic_box * values)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "score_surrogate_tests", "points": 2}
+adcheck.check_score_surrogate(score_surrogate)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_score_surrogate(score_surrogate, jit=True, cases=[
+    _Case("5 classes, 12 samples", jnp.linspace(-1.0, 1.0, 5),
+          jnp.array([0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 0, 0], jnp.int32),
+          jnp.linspace(-3.0, 3.0, 12)),
+    _Case("one class", jnp.array([0.7]), jnp.zeros(3, jnp.int32), jnp.array([1.0, 2.0, 3.0])),
+])
+with jax.enable_x64(True):
+    adcheck.check_score_surrogate(score_surrogate, jit=True, cases=[
+        _Case("float64, 4 classes, 6 samples", jnp.array([0.1, -0.2, 0.3, 2.0], jnp.float64),
+              jnp.array([3, 3, 0, 1, 2, 3], jnp.int32),
+              jnp.array([0.5, -1.0, 2.0, 0.0, 1.0, 4.0], jnp.float64)),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 9. Design: a score-function estimator with a baseline
+#
+# ### Exercise 5: `score_gradient(f, key, mu, log_sigma, n)` (3 points)
+#
+# For $x \sim \mathcal N(\mu, \sigma^2)$, $\sigma = e^{\texttt{log\_sigma}}$, return an estimate
+# of $\nabla_{(\mu, \log\sigma)} \mathbb{E}[f(x)]$ from `n` samples drawn with `key`, as a
+# tuple of two scalars of the dtype of `mu` (float32 or float64), by the score function with a
+# baseline. The scores are $\partial_\mu \log p = (x - \mu)/\sigma^2$ and
+# $\partial_{\log\sigma} \log p = ((x - \mu)/\sigma)^2 - 1$.
+#
+# * `f` maps an array of samples to their values elementwise, and may be a step function: do
+#   not differentiate it (no JAX differentiation may appear).
+# * The estimate must be **unbiased** for every `n` $\ge 2$: the checks average it over 4000
+#   fixed keys (`jax.vmap` over the key; so it must work under `vmap` and `jit`) and require the
+#   mean to be within 4.5 standard errors (measured from your estimates) of the exact gradient.
+#   A baseline computed from the same samples can be unbiased, or not: think about which.
+# * Its variance, for $f(x) = 10 + x^2$, must be below half of that of the score-function
+#   estimate without a baseline.
+#
+# Which baseline you use is yours to choose.
+
+# %% nbgrader={"grade_id": "score_gradient", "solution": true}
+def score_gradient(f, key, mu, log_sigma, n):
+    """(d/d mu, d/d log_sigma) of E[f(x)], x ~ N(mu, sigma^2): score function, baseline."""
+    ### BEGIN SOLUTION
+    sigma = jnp.exp(log_sigma)
+    eps = jax.random.normal(key, (n,), mu.dtype)
+    values = f(mu + sigma * eps)
+    leave_one_out = (jnp.sum(values) - values) / (n - 1)
+    centred = values - leave_one_out
+    return jnp.mean(centred * eps / sigma), jnp.mean(centred * (eps**2 - 1))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "score_gradient_tests", "points": 3}
+adcheck.check_score_gradient(score_gradient)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_score_gradient(score_gradient, jit=True, cases=[
+    _Case("f(x) = 10 + x**2, mu = -1, sigma = 0.5, n = 2", lambda x: 10.0 + x**2,
+          lambda mu, sigma: 10.0 + mu**2 + sigma**2, jnp.array(-1.0), jnp.log(jnp.array(0.5)),
+          2),
+    _Case("f(x) = sin(x), mu = 0.4, sigma = 1.2, n = 16", jnp.sin,
+          lambda mu, sigma: jnp.sin(mu) * jnp.exp(-sigma**2 / 2), jnp.array(0.4),
+          jnp.log(jnp.array(1.2)), 16),
+])
+with jax.enable_x64(True):
+    adcheck.check_score_gradient(score_gradient, jit=True, cases=[
+        _Case("float64, f(x) = 1 where x > 0.5, mu = 0, sigma = 2, n = 3",
+              lambda x: jnp.where(x > 0.5, 1.0, 0.0).astype(x.dtype),
+              lambda mu, sigma: jax.scipy.stats.norm.cdf((mu - 0.5) / sigma),
+              jnp.array(0.0, jnp.float64), jnp.log(jnp.array(2.0, jnp.float64)), 3),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 6: `reparam_gradient(f, key, mu, log_sigma, n)` (2 points)
+#
+# The same estimate by reparameterisation: draw $\varepsilon \sim \mathcal N(0, 1)$ ($n$ of
+# them, from `key`, in the dtype of `mu`) and return `jax.grad` of
+# $\frac1n \sum_i f(\mu + e^{\texttt{log\_sigma}} \varepsilon_i)$ in `(mu, log_sigma)`, as a
+# tuple of two scalars. The checks test it like `score_gradient` (unbiased over 4000 keys, for
+# differentiable `f`), and that it is pathwise: for $f(x) = 3x$, every estimate of
+# $\partial_\mu$ is exactly 3.
+
+# %% nbgrader={"grade_id": "reparam_gradient", "solution": true}
+def reparam_gradient(f, key, mu, log_sigma, n):
+    """(d/d mu, d/d log_sigma) of E[f(x)], x = mu + sigma eps: the pathwise estimate."""
+    ### BEGIN SOLUTION
+    eps = jax.random.normal(key, (n,), mu.dtype)
+    return jax.grad(lambda mu, log_sigma: jnp.mean(f(mu + jnp.exp(log_sigma) * eps)),
+                    (0, 1))(mu, log_sigma)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "reparam_gradient_tests", "points": 2}
+adcheck.check_reparam_gradient(reparam_gradient)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_reparam_gradient(reparam_gradient, jit=True, cases=[
+    _Case("f(x) = sin(x), mu = 0.4, sigma = 1.2, n = 3", jnp.sin,
+          lambda mu, sigma: jnp.sin(mu) * jnp.exp(-sigma**2 / 2), jnp.array(0.4),
+          jnp.log(jnp.array(1.2)), 3),
+])
+with jax.enable_x64(True):
+    adcheck.check_reparam_gradient(reparam_gradient, jit=True, cases=[
+        _Case("float64, f(x) = exp(x), mu = -0.5, sigma = 0.7, n = 5", jnp.exp,
+              lambda mu, sigma: jnp.exp(mu + sigma**2 / 2), jnp.array(-0.5, jnp.float64),
+              jnp.log(jnp.array(0.7, jnp.float64)), 5),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The variances of the three estimators of $\partial_\mu$ over 4000 keys, with $n = 4$
+# samples each, for the smooth $f(x) = 10 + x^2$ at $\mu = 0.5$, $\sigma = 0.8$:
+
+# %% tags=["demo"]
+def score_without_baseline(f, key, mu, log_sigma, n):
+    sigma = jnp.exp(log_sigma)
+    eps = jax.random.normal(key, (n,), mu.dtype)
+    values = f(mu + sigma * eps)
+    return jnp.mean(values * eps / sigma), jnp.mean(values * (eps**2 - 1))
+
+
+demo_keys = jax.random.split(jax.random.key(0), 4000)
+mu_demo, log_sigma_demo = jnp.array(0.5), jnp.log(jnp.array(0.8))
+for name, estimator in (("score function", score_without_baseline),
+                        ("score function, leave-one-out baseline", score_gradient),
+                        ("reparameterisation", reparam_gradient)):
+    d_mu, _ = jax.vmap(lambda key: estimator(lambda x: 10.0 + x**2, key, mu_demo,
+                                             log_sigma_demo, 4))(demo_keys)
+    print(f"{name:40s} mean {float(jnp.mean(d_mu)):6.3f}  variance {float(jnp.var(d_mu)):7.3f}")
+print("exact: 2 mu =", 2 * float(mu_demo))

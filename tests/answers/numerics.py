@@ -254,6 +254,77 @@ WRONG = [
                 (w, jnp.zeros_like(theta)))
             return a0, theta_bar
         """), says="The adjoint method: from y(t1)"),
+    Answer("score_surrogate", "the usual surrogate mean(values * log p): right gradient, "
+           "wrong value", """
+        def score_surrogate(logits, samples, values):
+            return jnp.mean(values * jax.nn.log_softmax(logits)[samples])
+        """, says="but its value is not the estimate mean(values)"),
+    Answer("score_surrogate", "stop_gradient on both terms of the magic box", """
+        def score_surrogate(logits, samples, values):
+            log_p = jax.lax.stop_gradient(jax.nn.log_softmax(logits)[samples])
+            return jnp.mean(jnp.exp(log_p - log_p) * values)
+        """, says="The gradient is zero"),
+    Answer("score_surrogate", "the stop_gradient on the wrong term: the sign flips", """
+        def score_surrogate(logits, samples, values):
+            log_p = jax.nn.log_softmax(logits)[samples]
+            return jnp.mean(jnp.exp(jax.lax.stop_gradient(log_p) - log_p) * values)
+        """, says="The sign is flipped."),
+    Answer("score_surrogate", "log of the probabilities of the logits, not of the softmax", """
+        def score_surrogate(logits, samples, values):
+            log_p = jnp.log(jnp.exp(logits[samples]))
+            return jnp.mean(jnp.exp(log_p - jax.lax.stop_gradient(log_p)) * values)
+        """, says="the gradient of score_surrogate in the logits is wrong"),
+    Answer("score_gradient", "the baseline is the mean of all the samples, its own included", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma)
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            values = f(mu + sigma * eps)
+            centred = values - jnp.mean(values)
+            return jnp.mean(centred * eps / sigma), jnp.mean(centred * (eps**2 - 1))
+        """, says="the estimator is biased"),
+    Answer("score_gradient", "no baseline", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma)
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            values = f(mu + sigma * eps)
+            return jnp.mean(values * eps / sigma), jnp.mean(values * (eps**2 - 1))
+        """, says="not below half of"),
+    Answer("score_gradient", "reparameterisation by jax.grad instead of the score function", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            return jax.grad(lambda mu, log_sigma: jnp.mean(f(mu + jnp.exp(log_sigma) * eps)),
+                            (0, 1))(mu, log_sigma)
+        """, says="score_gradient must not call jax.grad."),
+    Answer("score_gradient", "the score of mu is not divided by sigma", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma)
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            values = f(mu + sigma * eps)
+            centred = values - (jnp.sum(values) - values) / (n - 1)
+            return jnp.mean(centred * eps), jnp.mean(centred * (eps**2 - 1))
+        """, says="The mean of 4000 estimates of d/d mu"),
+    Answer("score_gradient", "float32 samples whatever the dtype of mu", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma).astype(jnp.float32)
+            eps = jax.random.normal(key, (n,), jnp.float32)
+            values = f(mu.astype(jnp.float32) + sigma * eps)
+            centred = values - (jnp.sum(values) - values) / (n - 1)
+            return jnp.mean(centred * eps / sigma), jnp.mean(centred * (eps**2 - 1))
+        """, says="expected a float64 scalar"),
+    Answer("reparam_gradient", "the score function instead of the pathwise gradient", """
+        def reparam_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma)
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            values = f(mu + sigma * eps)
+            centred = values - (jnp.sum(values) - values) / (n - 1)
+            return jnp.mean(centred * eps / sigma), jnp.mean(centred * (eps**2 - 1))
+        """, says="where a pathwise estimate is exactly 3"),
+    Answer("reparam_gradient", "differentiates in sigma, not in log_sigma", """
+        def reparam_gradient(f, key, mu, log_sigma, n):
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            return jax.grad(lambda mu, sigma: jnp.mean(f(mu + sigma * eps)), (0, 1))(
+                mu, jnp.exp(log_sigma))
+        """, says="the estimator is biased"),
 ]
 
 ALTERNATIVES = [
@@ -354,6 +425,43 @@ ALTERNATIVES = [
             return a0, theta_bar
 
         adjoint_solve.defvjp(adjoint_solve_fwd, adjoint_solve_bwd)
+        """),
+    Answer("score_surrogate", "log p by logits minus logsumexp, the box as a ratio", """
+        def score_surrogate(logits, samples, values):
+            log_p = logits[samples] - jax.scipy.special.logsumexp(logits)
+            p = jnp.exp(log_p)
+            return jnp.mean(p / jax.lax.stop_gradient(p) * values)
+        """),
+    Answer("score_gradient", "half the samples give the baseline for the other half "
+           "(independent), and the other way round", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma)
+            x = mu + sigma * jax.random.normal(key, (n,), mu.dtype)
+            values = f(x)
+            score_mu = (x - mu) / sigma**2
+            score_log_sigma = ((x - mu) / sigma) ** 2 - 1
+            half = n // 2
+            first, second = values[:half], values[half:]
+            baseline = jnp.concatenate([jnp.full(half, jnp.mean(second)),
+                                        jnp.full(n - half, jnp.mean(first))])
+            centred = values - baseline
+            return jnp.mean(centred * score_mu), jnp.mean(centred * score_log_sigma)
+        """),
+    Answer("score_gradient", "the score of log_sigma without its -1 (after a leave-one-out "
+           "baseline that term has mean zero)", """
+        def score_gradient(f, key, mu, log_sigma, n):
+            sigma = jnp.exp(log_sigma)
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            values = f(mu + sigma * eps)
+            centred = values - (jnp.sum(values) - values) / (n - 1)
+            return jnp.mean(centred * eps / sigma), jnp.mean(centred * eps**2)
+        """),
+    Answer("reparam_gradient", "the chain rule written out, with jax.vmap(jax.grad(f))", """
+        def reparam_gradient(f, key, mu, log_sigma, n):
+            eps = jax.random.normal(key, (n,), mu.dtype)
+            sigma = jnp.exp(log_sigma)
+            slopes = jax.vmap(jax.grad(lambda x: f(x[None])[0]))(mu + sigma * eps)
+            return jnp.mean(slopes), jnp.mean(slopes * sigma * eps)
         """),
 ]
 
