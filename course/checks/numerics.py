@@ -13,6 +13,7 @@ from .mechanisms import (
     _program,
     _referenced_objects,
     _require_no_forbidden_reference,
+    _require_vectorized,
 )
 
 
@@ -565,4 +566,50 @@ check_reparam_gradient = Exercise(
                         "pathwise estimate is exactly 3 for every sample: differentiate f "
                         "through x = mu + sigma eps (jax.grad), instead of weighting f by a "
                         "score.",
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 7: laplacian, Taylor mode with jax.experimental.jet
+
+def _bump(x):
+    return jnp.exp(-jnp.sum(x**2))
+
+
+def _laplacian_cases():
+    return [
+        Case("f(x) = sum(sin(x) x**2), x of shape (3,)", lambda x: jnp.sum(jnp.sin(x) * x**2),
+             jnp.array([0.3, -0.7, 1.1])),
+        Case("f(x) = exp(-|x|**2), x of shape (5,)", _bump, jnp.linspace(-0.5, 0.5, 5)),
+    ]
+
+
+def _laplacian_case(exercise, laplacian, case, jit):
+    f, x = case.args
+
+    def reference():
+        with jax.enable_x64(True):
+            return np.asarray(jnp.trace(jax.hessian(f)(jnp.asarray(x, jnp.float64)))).astype(
+                x.dtype)
+
+    expected = _oracle(reference)
+    _compare("laplacian", case, _run("laplacian", lambda x: laplacian(f, x), (x,), jit),
+             expected, hints=[exercise.mistakes["jet"]], factors=True)
+
+
+def _laplacian_is_vectorized(exercise, laplacian, cases, jit):
+    _require_vectorized("laplacian", lambda x: laplacian(_bump, x), (jnp.ones(3),),
+                        (jnp.ones(12),))
+
+
+check_laplacian = Exercise(
+    "laplacian", "laplacian(f, x) = trace of the Hessian of f: R^n -> R at x, from n "
+    "second-order jets (jax.experimental.jet) batched by jax.vmap, with no Hessian.",
+    cases=_laplacian_cases, check_case=_laplacian_case, forbids=_DERIVATIVES + _JACOBIANS,
+    requires=[Require("is vectorized", _laplacian_is_vectorized)],
+    mistakes={
+        "jet": "jet(f, (x,), ((v, 0),)) returns (f(x), (d1, d2)) with d2 = v^T H v (the "
+               "second derivative along v, not divided by 2 with the default "
+               "factorial_scaled=True); the Laplacian is the sum of d2 over the n unit "
+               "vectors v = e_i.",
     })

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
+from jax.experimental import jet
 
 import adcheck
 
@@ -715,3 +716,77 @@ for name, estimator in (("score function", score_without_baseline),
                                              log_sigma_demo, 4))(demo_keys)
     print(f"{name:40s} mean {float(jnp.mean(d_mu)):6.3f}  variance {float(jnp.var(d_mu)):7.3f}")
 print("exact: 2 mu =", 2 * float(mu_demo))
+
+# %% [markdown]
+# ## 10. Taylor mode: second derivatives along a direction, in one pass
+#
+# A JVP pushes a first-order perturbation $x + t v$ through $f$ and returns the first
+# derivative in $t$. *Taylor mode* pushes a whole truncated power series through, and returns
+# the series of $f(x + t v + \dots)$: the second derivative along $v$, $v^\top \nabla^2 f(x)\,
+# v$, comes out of one forward pass, with no Hessian and no nested differentiation.
+# `jax.experimental.jet.jet(f, primals, series)` does it: for the input path $x + t v$ (its
+# series is $(v, 0)$: first derivative $v$, second 0), `jet(f, (x,), ((v, 0 * v),))` returns
+# `(f(x), (d1, d2))` with $d_1 = \nabla f(x)^\top v$ and $d_2 = v^\top \nabla^2 f(x)\, v$
+# (derivatives, with the default `factorial_scaled=True`; with `False` the series are Taylor
+# coefficients, $d_2 / 2$):
+
+# %% tags=["demo"]
+print(jet.jet(jnp.sin, (0.5,), ((1.0, 0.0),)), "  -sin(0.5) =", float(-jnp.sin(0.5)))
+print(jet.jet(jnp.sin, (0.5,), ((1.0, 0.0),), factorial_scaled=False))
+
+# %% [markdown]
+# `jet` knows the common primitives (arithmetic, `exp`, `log`, `sin`, `tanh`, `dot_general`,
+# sums), not all of them: a function with `jnp.prod` stops with a `KeyError: reduce_prod`.
+#
+# The Laplacian $\Delta f = \operatorname{tr} \nabla^2 f = \sum_i e_i^\top \nabla^2 f\, e_i$,
+# which physics-informed networks and score matching need for inputs of many dimensions, is a
+# sum of $n$ such second derivatives: $n$ jets, where `jnp.trace(jax.hessian(f)(x))` builds all
+# $n^2$ entries to keep $n$ of them.
+#
+# ## 11. Design: a Laplacian without a Hessian
+#
+# ### Exercise 7: `laplacian(f, x)` (3 points)
+#
+# Return $\Delta f(x)$ for $f: \mathbb{R}^n \to \mathbb{R}$ and a vector `x` of shape `(n,)`,
+# as a scalar of the dtype of `x`, from second-order jets. The checks verify:
+#
+# * the value, against the trace of `jax.hessian` in float64, for functions built from sums,
+#   products, `sin`, `exp`, `tanh`, `log1p` and matrix products, in float32 and float64, under
+#   `jax.jit`;
+# * that no JAX differentiation (`jax.hessian`, `jacfwd`, `jacrev`, `grad`, `jvp`, `vjp`,
+#   `linearize`) appears;
+# * that the $n$ jets are batched by `jax.vmap`: the program for $n = 12$ is no larger than for
+#   $n = 3$.
+#
+# How you set up the directions is yours to choose.
+
+# %% nbgrader={"grade_id": "laplacian", "solution": true}
+def laplacian(f, x):
+    """The trace of the Hessian of f at x, from n second-order jets."""
+    ### BEGIN SOLUTION
+    def second_derivative(direction):
+        _, (_, d2) = jet.jet(f, (x,), ((direction, jnp.zeros_like(x)),))
+        return d2
+
+    return jnp.sum(jax.vmap(second_derivative)(jnp.eye(x.shape[0], dtype=x.dtype)))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "laplacian_tests", "points": 3}
+adcheck.check_laplacian(laplacian)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+adcheck.check_laplacian(laplacian, jit=True, cases=[
+    _Case("one input, f(x) = x**4", lambda x: jnp.sum(x**4), jnp.array([0.7])),
+    _Case("a tanh layer, f(x) = sum(tanh(W x)), W of shape (4, 6)",
+          lambda x: jnp.sum(jnp.tanh(jnp.linspace(-1.0, 1.0, 24).reshape(4, 6) @ x)),
+          jnp.linspace(0.1, 0.6, 6)),
+    _Case("f(x) = sum(log1p(x**2)) * x[0]", lambda x: jnp.sum(jnp.log1p(x**2)) * x[0],
+          jnp.array([1.0, -2.0, 0.5, 0.0])),
+])
+with jax.enable_x64(True):
+    adcheck.check_laplacian(laplacian, jit=True, cases=[
+        _Case("float64, f(x) = exp(-|x|**2), x of shape (7,)", adcheck._bump,
+              jnp.linspace(-1.0, 1.0, 7, dtype=jnp.float64)),
+    ])
+### END HIDDEN TESTS

@@ -325,6 +325,34 @@ WRONG = [
             return jax.grad(lambda mu, sigma: jnp.mean(f(mu + sigma * eps)), (0, 1))(
                 mu, jnp.exp(log_sigma))
         """, says="the estimator is biased"),
+    Answer("laplacian", "the trace of jax.hessian", """
+        def laplacian(f, x):
+            return jnp.trace(jax.hessian(f)(x))
+        """, says="laplacian must not call jax.hessian."),
+    Answer("laplacian", "half the second derivatives: factorial_scaled=False", """
+        def laplacian(f, x):
+            def second(v):
+                return jet.jet(f, (x,), ((v, jnp.zeros_like(x)),), factorial_scaled=False)[1][1]
+            return jnp.sum(jax.vmap(second)(jnp.eye(x.shape[0], dtype=x.dtype)))
+        """, says="Every value is half the expected one"),
+    Answer("laplacian", "the first-order terms summed: the divergence of nothing", """
+        def laplacian(f, x):
+            def first(v):
+                return jet.jet(f, (x,), ((v, jnp.zeros_like(x)),))[1][0]
+            return jnp.sum(jax.vmap(first)(jnp.eye(x.shape[0], dtype=x.dtype)))
+        """, says="the sum of d2 over the n unit vectors"),
+    Answer("laplacian", "a Python loop over the directions", """
+        def laplacian(f, x):
+            total = 0.0
+            for i in range(x.shape[0]):
+                v = jnp.zeros_like(x).at[i].set(1.0)
+                total = total + jet.jet(f, (x,), ((v, jnp.zeros_like(x)),))[1][1]
+            return total
+        """, says="use jax.vmap instead of a Python loop"),
+    Answer("laplacian", "one jet along the all-ones direction (cross terms included)", """
+        def laplacian(f, x):
+            return jet.jet(f, (x,), ((jnp.ones_like(x), jnp.zeros_like(x)),))[1][1]
+        """, says="laplacian is wrong for"),
 ]
 
 ALTERNATIVES = [
@@ -462,6 +490,15 @@ ALTERNATIVES = [
             sigma = jnp.exp(log_sigma)
             slopes = jax.vmap(jax.grad(lambda x: f(x[None])[0]))(mu + sigma * eps)
             return jnp.mean(slopes), jnp.mean(slopes * sigma * eps)
+        """),
+    Answer("laplacian", "Taylor coefficients (factorial_scaled=False) times 2, directions "
+           "by vmap over indices", """
+        def laplacian(f, x):
+            def coefficient(i):
+                v = jax.nn.one_hot(i, x.shape[0], dtype=x.dtype)
+                _, (_, c2) = jet.jet(f, (x,), ((v, jnp.zeros_like(v)),), factorial_scaled=False)
+                return 2 * c2
+            return jax.vmap(coefficient)(jnp.arange(x.shape[0])).sum()
         """),
 ]
 
