@@ -613,3 +613,93 @@ check_laplacian = Exercise(
                "factorial_scaled=True); the Laplacian is the sum of d2 over the n unit "
                "vectors v = e_i.",
     })
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 8: host_solver, a custom_vmap rule that batches a host function's calls
+
+def _counting_host_solve(calls):
+    """A NumPy solve of A X = B (b a vector or B a matrix of columns) that records the shape
+    of each right-hand side it is called with."""
+    def host_solve(A, B):
+        A, B = np.asarray(A), np.asarray(B)
+        calls.append(tuple(B.shape))
+        if A.ndim != 2 or B.ndim not in (1, 2) or not A.shape[0] == A.shape[1] == B.shape[0]:
+            return np.zeros_like(B)  # a call the rule got wrong: the checks say how
+        return np.linalg.solve(A, B).astype(B.dtype)
+    return host_solve
+
+
+def _host_solver_cases():
+    A = _spd(50, 3)
+    return [Case("one solve, A of shape (3, 3)", A, _normal(51, (3,)), "none"),
+            Case("vmap over 5 right-hand sides, A shared", A, _normal(52, (5, 3)), "b"),
+            Case("vmap over 4 matrices and 4 right-hand sides", jnp.stack(
+                [_spd(53 + k, 3) for k in range(4)]), _normal(57, (4, 3)), "both")]
+
+
+def _host_solver_case(exercise, host_solver, case, jit):
+    A, b, batched = case.args
+    expected = _oracle(lambda: np.linalg.solve(
+        np.asarray(A, np.float64), np.asarray(b, np.float64)[..., None])[..., 0].astype(b.dtype))
+    vmap = jax.vmap
+
+    def run(A, b):
+        calls = []
+        solve = host_solver(_counting_host_solve(calls))
+        if batched == "none":
+            fn = solve
+        else:
+            fn = vmap(solve, in_axes=(0 if batched == "both" else None, 0))
+        out = jax.block_until_ready(fn(A, b))
+        return out, [list(shape) for shape in calls], type(solve).__name__
+
+    compiled = jit
+    if compiled:  # host_solver builds its function inside the compiled call
+        def run_compiled(A, b):
+            calls = []
+            solve = host_solver(_counting_host_solve(calls))
+            fn = solve if batched == "none" else vmap(
+                solve, in_axes=(0 if batched == "both" else None, 0))
+            out = jax.block_until_ready(jax.jit(fn)(A, b))
+            return out, [list(shape) for shape in calls], type(solve).__name__
+        result = _call("host_solver", run_compiled, A, b)
+    else:
+        result = _run("host_solver", run, (A, b), False)
+    out, calls, kind = result
+    if not _probing() and kind != "custom_vmap":
+        raise Failed(exercise.mistakes["no-custom-vmap"].format(kind=kind),
+                     exercise.mistakes["no-custom-vmap"].code)
+    n = A.shape[-1]
+    wrong_calls = [] if _probing() else [tuple(c) for c in calls if not c or c[0] != n]
+    if wrong_calls:
+        mistake = exercise.mistakes["rows"]
+        raise Failed(mistake.format(shape=wrong_calls[0], n=n), mistake.code)
+    _compare("host_solver's solve", case, out, expected)
+    if _probing() or batched != "b":
+        return
+    if len(calls) != 1 or len(calls[0]) != 2:
+        mistake = exercise.mistakes["one-call"]
+        shapes = ", ".join(str(tuple(c)) for c in calls) or "none"
+        raise Failed(mistake.format(k=b.shape[0], calls=len(calls), shapes=shapes),
+                     mistake.code)
+
+
+check_host_solver = Exercise(
+    "host_solver", "host_solver(host_solve) returns solve(A, b), a jax.custom_batching."
+    "custom_vmap function that calls the NumPy host_solve through jax.pure_callback, and under "
+    "vmap over b alone calls it once, with the right-hand sides as the columns of a matrix.",
+    cases=_host_solver_cases, check_case=_host_solver_case,
+    mistakes={
+        "no-custom-vmap": "host_solver returned a {kind}; expected a function decorated with "
+                          "jax.custom_batching.custom_vmap, with its rule defined by "
+                          "solve.def_vmap.",
+        "one-call": "Under jax.vmap over {k} right-hand sides with A shared, host_solve was "
+                    "called {calls} times, with right-hand sides of shapes {shapes}; expected "
+                    "one call with a matrix of shape (n, {k}), the right-hand sides as its "
+                    "columns: in the custom_vmap rule, when A is not batched, pass b.T.",
+        "rows": "host_solve was called with a right-hand side of shape {shape} for A of "
+                "shape ({n}, {n}), or with a batched A: it solves for one matrix A and the "
+                "columns of B, so pass the batch of right-hand sides as b.T (and transpose "
+                "the solutions back), and never a stack of matrices.",
+    })

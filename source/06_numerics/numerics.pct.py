@@ -790,3 +790,108 @@ with jax.enable_x64(True):
               jnp.linspace(-1.0, 1.0, 7, dtype=jnp.float64)),
     ])
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 12. Custom batching rules
+#
+# `jax.vmap` batches a function primitive by primitive, and each primitive's batching rule
+# decides what a batch costs. Usually that is what you want; sometimes you know better. Code
+# that runs outside JAX, through `jax.pure_callback` (a NumPy routine, a simulator, a
+# library), is the clearest case: with `vmap_method="sequential"`, vmap calls it once per
+# example. `jax.custom_batching.custom_vmap` lets you write the rule yourself: decorate the
+# function, then register `rule(axis_size, in_batched, *args)`, which receives the batched
+# arguments (a batched one has a leading axis of `axis_size`), and a list of booleans saying
+# which are batched, and returns `(outputs, out_batched)`.
+
+# %% tags=["demo"]
+host_calls = []
+
+
+def host_norm(v):
+    host_calls.append(v.shape)
+    return np.linalg.norm(v, axis=-1).astype(v.dtype)
+
+
+def norm_on_host(v):
+    return jax.pure_callback(host_norm, jax.ShapeDtypeStruct(v.shape[:-1], v.dtype), v,
+                             vmap_method="sequential")
+
+
+@jax.custom_batching.custom_vmap
+def batched_norm(v):
+    return norm_on_host(v)
+
+
+@batched_norm.def_vmap
+def batched_norm_rule(axis_size, in_batched, v):
+    print(f"rule: axis_size {axis_size}, in_batched {in_batched}, v of shape {v.shape}")
+    return norm_on_host(v), True  # host_norm takes the norm of each row already
+
+
+vectors = jnp.arange(12.0).reshape(4, 3)
+for fn in (norm_on_host, batched_norm):
+    host_calls.clear()
+    print(fn.__name__, jax.vmap(fn)(vectors), "host calls:", host_calls)
+
+# %% [markdown]
+# ### Exercise 8: `host_solver(host_solve)` (3 points)
+#
+# `host_solve(A, B)` is a NumPy function (think of a solver library) that solves $A X = B$
+# for a square `A` and a right-hand side `B` that is a vector of shape `(n,)` or a matrix of
+# shape `(n, k)` whose columns are $k$ right-hand sides. Return `solve(A, b)`, a JAX function
+# of one `A` of shape `(n, n)` and one `b` of shape `(n,)` that calls `host_solve` through
+# `jax.pure_callback(..., vmap_method="sequential")`, decorated with
+# `jax.custom_batching.custom_vmap`, whose rule:
+#
+# * when only `b` is batched, calls `host_solve` once, with the $k$ right-hand sides as the
+#   columns of an `(n, k)` matrix, and returns the solutions batched along the first axis;
+# * when `A` is batched, returns the right solutions however it likes (e.g. by `jax.vmap` of
+#   the one-solve function, one host call per example).
+#
+# The checks count the calls and the shapes they receive through a `host_solve` of their own,
+# with one solve, with `jax.vmap` over `b`, and over both, in float32 and float64, also with
+# the batched function compiled by `jax.jit`.
+
+# %% nbgrader={"grade_id": "host_solver", "solution": true}
+def host_solver(host_solve):
+    """solve(A, b) by host_solve, batched over right-hand sides in one host call."""
+    ### BEGIN SOLUTION
+    def on_host(A, b):
+        return jax.pure_callback(host_solve, jax.ShapeDtypeStruct(b.shape, b.dtype), A, b,
+                                 vmap_method="sequential")
+
+    @jax.custom_batching.custom_vmap
+    def solve(A, b):
+        return on_host(A, b)
+
+    @solve.def_vmap
+    def solve_rule(axis_size, in_batched, A, b):
+        A_batched, b_batched = in_batched
+        if not A_batched:
+            return on_host(A, b.T).T, True
+        return jax.vmap(on_host, in_axes=(0, 0 if b_batched else None))(A, b), True
+
+    return solve
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "host_solver_tests", "points": 3}
+adcheck.check_host_solver(host_solver)
+### BEGIN HIDDEN TESTS
+_Case, _spd, _normal = adcheck.Case, adcheck._spd, adcheck._normal
+adcheck.check_host_solver(host_solver, jit=True, cases=[
+    _Case("vmap over 7 right-hand sides, A of shape (4, 4)", _spd(60, 4), _normal(61, (7, 4)),
+          "b"),
+    _Case("vmap over one right-hand side, A of shape (2, 2)", _spd(62, 2), _normal(63, (1, 2)),
+          "b"),
+    _Case("vmap over 3 matrices and 3 right-hand sides", jnp.stack([_spd(64 + k, 2)
+          for k in range(3)]), _normal(67, (3, 2)), "both"),
+])
+with jax.enable_x64(True):
+    adcheck.check_host_solver(host_solver, jit=True, cases=[
+        _Case("float64, vmap over 6 right-hand sides", _spd(70, 5, 5.0, jnp.float64),
+              _normal(71, (6, 5), jnp.float64), "b"),
+        _Case("float64, one solve", _spd(72, 3, 2.0, jnp.float64), _normal(73, (3,), jnp.float64),
+              "none"),
+    ])
+### END HIDDEN TESTS

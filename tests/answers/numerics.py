@@ -353,6 +353,49 @@ WRONG = [
         def laplacian(f, x):
             return jet.jet(f, (x,), ((jnp.ones_like(x), jnp.zeros_like(x)),))[1][1]
         """, says="laplacian is wrong for"),
+    Answer("host_solver", "no custom_vmap: vmap calls the host once per right-hand side", """
+        def host_solver(host_solve):
+            def solve(A, b):
+                return jax.pure_callback(host_solve, jax.ShapeDtypeStruct(b.shape, b.dtype), A, b,
+                                         vmap_method="sequential")
+            return solve
+        """, says="expected a function decorated with jax.custom_batching.custom_vmap"),
+    Answer("host_solver", "a custom_vmap whose rule loops over the batch", """
+        def host_solver(host_solve):
+            def on_host(A, b):
+                return jax.pure_callback(host_solve, jax.ShapeDtypeStruct(b.shape, b.dtype), A, b,
+                                         vmap_method="sequential")
+
+            @jax.custom_batching.custom_vmap
+            def solve(A, b):
+                return on_host(A, b)
+
+            @solve.def_vmap
+            def rule(axis_size, in_batched, A, b):
+                A_axis = 0 if in_batched[0] else None
+                b_axis = 0 if in_batched[1] else None
+                return jax.vmap(on_host, in_axes=(A_axis, b_axis))(A, b), True
+
+            return solve
+        """, says="host_solve was called 5 times"),
+    Answer("host_solver", "the rule passes the right-hand sides as rows, not columns", """
+        def host_solver(host_solve):
+            def on_host(A, b):
+                return jax.pure_callback(host_solve, jax.ShapeDtypeStruct(b.shape, b.dtype), A, b,
+                                         vmap_method="sequential")
+
+            @jax.custom_batching.custom_vmap
+            def solve(A, b):
+                return on_host(A, b)
+
+            @solve.def_vmap
+            def rule(axis_size, in_batched, A, b):
+                if not in_batched[0]:
+                    return on_host(A, b), True
+                return jax.vmap(on_host, in_axes=(0, 0 if in_batched[1] else None))(A, b), True
+
+            return solve
+        """, says="pass the batch of right-hand sides as b.T"),
 ]
 
 ALTERNATIVES = [
@@ -499,6 +542,27 @@ ALTERNATIVES = [
                 _, (_, c2) = jet.jet(f, (x,), ((v, jnp.zeros_like(v)),), factorial_scaled=False)
                 return 2 * c2
             return jax.vmap(coefficient)(jnp.arange(x.shape[0])).sum()
+        """),
+    Answer("host_solver", "moveaxis for the columns, lax.map over batched matrices", """
+        def host_solver(host_solve):
+            def call(A, B):
+                return jax.pure_callback(host_solve, jax.ShapeDtypeStruct(B.shape, B.dtype), A, B,
+                                         vmap_method="sequential")
+
+            @jax.custom_batching.custom_vmap
+            def solve(A, b):
+                return call(A, b)
+
+            @solve.def_vmap
+            def rule(axis_size, in_batched, A, b):
+                A_batched, b_batched = in_batched
+                if not A_batched:
+                    return jnp.moveaxis(call(A, jnp.moveaxis(b, 0, 1)), 1, 0), True
+                if not b_batched:
+                    b = jnp.broadcast_to(b, (axis_size,) + b.shape)
+                return jax.lax.map(lambda Ab: call(*Ab), (A, b)), True
+
+            return solve
         """),
 ]
 
