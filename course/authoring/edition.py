@@ -83,7 +83,8 @@ def readme(notebook_paths, repo_url=None, hub_url=None):
     return f"""# Advanced Automatic Differentiation in JAX: the student edition
 
 Jupyter notebooks that build automatic differentiation from the inside: forward and reverse
-mode, Jacobians and Hessians, custom rules, implicit differentiation, and how JAX does it.
+mode, Jacobians and Hessians, custom rules, implicit differentiation, how JAX does it, and
+where autodiff meets numerics (linear algebra, ODE solvers, stochastic gradients).
 Each exercise has an answer cell and a test cell that names your mistake.
 
 | notebook | open it on |
