@@ -14,6 +14,7 @@ returned as data, and the grader's judge decides outside the kernel (see "Eviden
 import base64
 import builtins
 import contextlib
+import functools
 import json
 import os
 import re
@@ -886,8 +887,50 @@ def _owner(path):
     return owner, name
 
 
-_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name
-    {id(getattr(*_owner(path))): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS})
+def _unwrapped(fn):
+    """``fn`` and the functions it wraps (``__wrapped__``, as JAX's API boundary sets it)."""
+    while fn is not None:
+        yield fn
+        fn = getattr(fn, "__wrapped__", None)
+
+
+_ORIGINALS = types.MappingProxyType(  # what an exercise's forbids= may name, by any of its layers
+    {id(layer): path for path in _DERIVATIVES + _JACOBIANS + _SOLVERS
+     for layer in _unwrapped(getattr(*_owner(path)))})
+
+
+def _holders(fn):
+    """``(module, name)`` of every module attribute of JAX that is ``fn``: its public and its
+    private names (``jax.jacobian``, ``jax._src.api.jacobian``). The guard puts JAX's modules
+    back after student code, so the list only changes when modules are imported."""
+    key = (id(fn), len(sys.modules))
+    if key not in _HOLDERS:
+        _HOLDERS[key] = _find_holders(fn)
+    return _HOLDERS[key]
+
+
+_HOLDERS = {}
+
+
+def _find_holders(fn):
+    return [(module, name) for module in list(sys.modules.values())
+            if isinstance(module, types.ModuleType) and (module.__name__ or "").startswith("jax")
+            for name, value in list(vars(module).items()) if value is fn]
+
+
+_CHECKS_PACKAGE = __name__.rpartition(".")[0] or __name__  # course.checks, or adcheck
+
+
+def _trusted_caller(frame):
+    """Whether ``frame`` runs code of JAX or of the checks, loaded from their own files (JAX's
+    functions may call each other, and the checks may call what they forbid to an answer)."""
+    name = frame.f_globals.get("__name__") or ""
+    module = sys.modules.get(name)
+    if module is None or vars(module) is not frame.f_globals:
+        return False
+    if not any(name == p or name.startswith(p + ".") for p in ("jax", "jaxlib", _CHECKS_PACKAGE)):
+        return False
+    return frame.f_code.co_filename == getattr(module, "__file__", None)
 
 
 class Case:
@@ -951,6 +994,25 @@ _JAX_ERRORS = (
      "{name} gave a pullback (the function jax.vjp returns) a cotangent that is {got}, but the "
      "output it pulls back is {want}: a cotangent has the shape and dtype of the function's "
      "output, not of its input."),
+    ("tangent-dtype",
+     r"Got primal dtype (?P<primal>\w+) and so expected tangent dtype \w+, but got tangent "
+     r"dtype (?P<tangent>\w+)",
+     "{name} called jax.jvp with a {tangent} tangent for a {primal} input: a tangent has the "
+     "dtype of the input it pushes forward. With 64-bit mode on, an array made without a dtype "
+     "(jnp.eye(n), jnp.ones(n)) is float64: make it with the input's dtype (dtype=x.dtype)."),
+    ("linearized-dtype",
+     r"linearized function called on tangent values inconsistent with the original primal "
+     r"values:\s*Got tangent aval ~?(?P<tangent>\S+) for primal aval (?P<primal>\S+)",
+     "{name} called a linearized function (what jax.linearize returns, or the g that "
+     "custom_root hands to tangent_solve) with {tangent} for {primal}: a tangent has the shape "
+     "and dtype of its primal. With 64-bit mode on, a Python number or an array made without "
+     "a dtype is float64: build the tangent from the primal (jnp.ones_like(y))."),
+    ("mixed-dtypes",
+     r"Cannot lower jaxpr with verifier errors",
+     "{name} built a program whose types do not agree, which XLA refuses to compile. When "
+     "64-bit mode is on, the usual cause is an array made without a dtype (jnp.zeros(n), "
+     "jnp.eye(n)): it is float64 beside float32 inputs. Make such arrays with the input's "
+     "dtype (jnp.zeros_like(b), dtype=x.dtype)."),
     ("tangent-shape",
      r"jvp called with different primal and tangent shapes;\s*Got primal shape (?P<primal>\(.*?\)) "
      r"and tangent shape as (?P<tangent>\(.*?\))",
@@ -1117,7 +1179,8 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
         raise Failed(message + "".join(" " + h for h in hints),
                      _named_code(hints, "wrong-shape"))
     if actual.dtype != expected.dtype:
-        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}.",
+        raise Failed(f"{where}: dtype {actual.dtype}, expected {expected.dtype}."
+                     + _DTYPE_HINTS.get((actual.dtype.name, expected.dtype.name), ""),
                      _code("wrong-dtype"))
     rtol, atol = _tolerances(expected.dtype, expected)
     if relative:
@@ -1148,33 +1211,69 @@ def _compare(name, case, actual, expected, hints=(), shape_hints=(), relative=Fa
     raise Failed(message + "".join(" " + h for h in hints), _named_code(hints, code))
 
 
+_DTYPE_HINTS = {  # (what the answer gave, what was expected): the likely cause
+    ("float64", "float32"): " With 64-bit mode on, an array made without a dtype "
+    "(jnp.zeros(n), jnp.eye(n), jnp.array(0.5)) is float64 and turns a float32 result into "
+    "float64: make such arrays with the input's dtype (dtype=x.dtype).",
+    ("float32", "float64"): " Some step computes in float32 (an array or a cast with "
+    "dtype=jnp.float32), which loses the precision of float64 inputs: use the input's dtype.",
+}
+
+
 def _named_code(hints, otherwise="wrong-values"):
     """The code of the first named mistake among ``hints``, or the running exercise's
     ``otherwise``; hints that are plain advice name none."""
     return next((h.code for h in hints if isinstance(h, Mistake)), None) or _code(otherwise)
 
 
+class _Gate:
+    """What a forbidden function becomes while student code runs: JAX's own functions and the
+    checks still reach the real one through it; a call from anywhere else is the mistake."""
+
+    def __init__(self, exercise, path, real, wrapper_code):
+        self.exercise, self.path, self.real, self.wrapper_code = exercise, path, real, wrapper_code
+
+    def __call__(self, *args, **kwargs):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code is self.wrapper_code:
+            frame = frame.f_back
+        if frame is not None and _trusted_caller(frame):
+            return self.real(*args, **kwargs)
+        raise Failed(f"{self.exercise.name} must not call jax.{self.path}.",
+                     f"{self.exercise.name}/forbidden-call")
+
+
 @contextlib.contextmanager
 def _forbidden_functions():
-    """While student code runs, the jax functions the running exercise forbids raise when
-    called."""
+    """While student code runs, the jax functions the running exercise forbids raise when the
+    student's code calls them, by whatever name it reaches them: an alias, a class attribute,
+    a private module (``jax._src.api.jacfwd``) or the function it wraps (``__wrapped__``)."""
     exercise = _active[-1] if _active else None
-    paths = exercise.forbids if exercise else ()
-    saved = {path: getattr(*_owner(path)) for path in paths}
-
-    def stub(path):
-        def forbidden(*args, **kwargs):
-            raise Failed(f"{exercise.name} must not call jax.{path}.",
-                         f"{exercise.name}/forbidden-call")
-        return forbidden
-
-    for path in paths:
-        setattr(*_owner(path), stub(path))
+    undo = []
+    for path in exercise.forbids if exercise else ():
+        original = getattr(*_owner(path))
+        inner = getattr(original, "__wrapped__", None)
+        cells = [cell for cell in getattr(original, "__closure__", None) or ()
+                 if cell.cell_contents is inner]
+        if inner is not None and len(cells) == 1:
+            # JAX's API boundary: a wrapper that calls the function in its closure. Swapping
+            # what the closure holds catches every reference to the wrapper.
+            [cell] = cells
+            gate = _Gate(exercise, path, inner, original.__code__)
+            undo.append(lambda cell=cell, inner=inner: setattr(cell, "cell_contents", inner))
+            undo.append(lambda f=original, inner=inner: setattr(f, "__wrapped__", inner))
+            cell.cell_contents = gate
+            original.__wrapped__ = gate
+        else:
+            gate = _Gate(exercise, path, original, None)
+            for module, name in _holders(original):
+                undo.append(lambda m=module, n=name, v=original: setattr(m, n, v))
+                setattr(module, name, gate)
     try:
         yield
     finally:
-        for path, value in saved.items():
-            setattr(*_owner(path), value)
+        for step in reversed(undo):
+            step()
 
 
 def _close(actual, expected):
@@ -1215,11 +1314,36 @@ def _referenced_objects(fn, depth=0, seen=None):
     values = [fn.__globals__[n] for n in names if n in fn.__globals__]
     values += [cell.cell_contents for cell in (fn.__closure__ or ())
                if cell.cell_contents is not None]
-    found = list(values)
+    values += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
+    found = []
     for value in values:
-        if isinstance(value, types.FunctionType) and not _protected(value.__module__ or ""):
-            found += _referenced_objects(value, depth + 1, seen)
+        for inner in _held(value):
+            found.append(inner)
+            if isinstance(inner, types.FunctionType) and not _protected(inner.__module__ or ""):
+                found += _referenced_objects(inner, depth + 1, seen)
     return found
+
+
+def _held(value):
+    """``value`` and what it holds that can be called: the functions of a class the student
+    wrote (its static and class methods, properties), of a ``functools.partial``, of a bound
+    method, and the entries of a list, tuple or dict."""
+    yield value
+    if isinstance(value, type) and not _protected(getattr(value, "__module__", "") or ""):
+        for member in vars(value).values():
+            yield from _held(member)
+    elif isinstance(value, (staticmethod, classmethod, types.MethodType)):
+        yield value.__func__
+    elif isinstance(value, property):
+        yield from (f for f in (value.fget, value.fset, value.fdel) if f is not None)
+    elif isinstance(value, functools.partial):
+        yield value.func
+    elif isinstance(value, (list, tuple)):
+        for item in value[:64]:
+            yield from _held(item) if not isinstance(item, (list, tuple, dict)) else ()
+    elif isinstance(value, dict):
+        for item in list(value.values())[:64]:
+            yield from _held(item) if not isinstance(item, (list, tuple, dict)) else ()
 
 
 def _require_no_forbidden_reference(name, fn, forbids):
@@ -1443,6 +1567,13 @@ def _one_cotangent(returned, mistake):
     return returned[0]
 
 
+def _float32_only(args):
+    """Whether ``args`` hold arrays, all of them float32 (functions and Python numbers aside)."""
+    leaves = [leaf for leaf in jax.tree.leaves(args)
+              if isinstance(leaf, (jax.Array, np.ndarray))]
+    return bool(leaves) and all(leaf.dtype == np.float32 for leaf in leaves)
+
+
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
         return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
@@ -1517,9 +1648,22 @@ class Exercise:
             for requirement in (r for r in checked if not r.first):
                 _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
+            if not visible and not jax.config.jax_enable_x64:
+                self._check_float32_under_x64(answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
             raise _told(failure) from None
         _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _check_float32_under_x64(self, answer, cases, jit):
+        """The hidden float32 cases again with 64-bit mode on, where an array made with the
+        default dtype (``jnp.zeros(n)``, ``jnp.eye(n)``) is float64: float32 inputs must still
+        give float32 results. Cases whose arrays are all float32 only."""
+        for index, case in enumerate(cases):
+            if _float32_only(case.args):
+                _at("float32 under x64", index)
+                with jax.enable_x64(True):
+                    relabelled = Case(f"{case.label}, float32 with 64-bit mode on", *case.args)
+                    self.check_case(self, answer, relabelled, jit)
 
     def _require_form(self, answer):
         if self.rule:

@@ -141,7 +141,7 @@ with jax.enable_x64(True):
 #
 # ## 2. Design: a matrix exponential whose gradient survives ties
 #
-# ### Exercise 1: `sym_exp(A)` (4 points)
+# ### Exercise 1: `sym_exp(A)` (design, 4 points)
 #
 # Write `sym_exp(A)`, the matrix exponential of a symmetric matrix `A` by `jnp.linalg.eigh`,
 # as a `jax.custom_vjp` function whose rule gives the Daleckii–Krein VJP above with
@@ -274,7 +274,7 @@ print("d/da:", jax.grad(scaled)(2.0, 3.0))
 #
 # ## 4. Design: a solve that factors once and skips what is not needed
 #
-# ### Exercise 2: `spd_solve(A, b)` (3 points)
+# ### Exercise 2: `spd_solve(A, b)` (design, 3 points)
 #
 # Write `spd_solve(A, b)`, the solution $x$ of $A x = b$ for a symmetric positive definite `A`
 # of shape `(n, n)` and `b` of shape `(n,)` or `(n, k)`, as a `jax.custom_vjp` registered with
@@ -398,7 +398,7 @@ def rk4_solve(f, y0, theta, t1, steps):
 # %% [markdown]
 # ## 6. Design: the adjoint method
 #
-# ### Exercise 3: `adjoint_solve(f, y0, theta, t1, steps)` (4 points)
+# ### Exercise 3: `adjoint_solve(f, y0, theta, t1, steps)` (design, 4 points)
 #
 # Write `adjoint_solve`, which returns `rk4_solve(f, y0, theta, t1, steps)` (the forward
 # pass is that very solve), as a `jax.custom_vjp` with `nondiff_argnums=(0, 3, 4)` (`f`, the
@@ -623,7 +623,7 @@ with jax.enable_x64(True):
 # %% [markdown]
 # ## 9. Design: a score-function estimator with a baseline
 #
-# ### Exercise 5: `score_gradient(f, key, mu, log_sigma, n)` (3 points)
+# ### Exercise 5: `score_gradient(f, key, mu, log_sigma, n)` (design, 3 points)
 #
 # For $x \sim \mathcal N(\mu, \sigma^2)$, $\sigma = e^{\texttt{log\_sigma}}$, return an estimate
 # of $\nabla_{(\mu, \log\sigma)} \mathbb{E}[f(x)]$ from `n` samples drawn with `key`, as a
@@ -763,7 +763,7 @@ print(jet.jet(jnp.sin, (0.5,), ((1.0, 0.0),), factorial_scaled=False))
 #
 # ## 11. Design: a Laplacian without a Hessian
 #
-# ### Exercise 7: `laplacian(f, x)` (3 points)
+# ### Exercise 7: `laplacian(f, x)` (design, 3 points)
 #
 # Return $\Delta f(x)$ for $f: \mathbb{R}^n \to \mathbb{R}$ and a vector `x` of shape `(n,)`,
 # as a scalar of the dtype of `x`, from second-order jets. The checks verify:
