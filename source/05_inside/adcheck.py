@@ -1630,12 +1630,78 @@ def _dual_case(exercise, Dual, case, jit):
     _compare("the tangent of the result", case, tangent, y_dot, hints=[rule] if rule else [])
 
 
+@contextlib.contextmanager
+def _counting_differentiation():
+    """Count every entry into JAX's differentiation while the block runs, whatever name reached
+    it: a JVP, linearize or jet trace made (jax.jvp, grad, vjp, linearize, jet and their
+    aliases and private paths all make one), or a JVP rule of JAX's table called directly.
+    Yields a list that grows by one per entry."""
+    from jax._src.interpreters import ad
+
+    entries, patched = [], []
+    traces = [ad.JVPTrace, ad.LinearizeTrace]
+    jet = sys.modules.get("jax.experimental.jet")
+    if jet is not None:
+        traces.append(jet.JetTrace)
+    for trace in traces:
+        def counted_init(self, *args, _init=trace.__init__, **kwargs):
+            entries.append(1)
+            _init(self, *args, **kwargs)
+        patched.append((trace, trace.__dict__["__init__"]))
+        trace.__init__ = counted_init
+    rules = dict(ad.primitive_jvps)
+
+    def counted_rule(rule):
+        def counted(*args, **kwargs):
+            entries.append(1)
+            return rule(*args, **kwargs)
+        return counted
+
+    for primitive, rule in rules.items():
+        ad.primitive_jvps[primitive] = counted_rule(rule)
+    try:
+        yield entries
+    finally:
+        ad.primitive_jvps.update(rules)
+        for trace, init in patched:
+            trace.__init__ = init
+
+
+def _dual_everything(x):
+    """Every operation of the statement once."""
+    y = (x.sin() * x.exp() + 2.0 - x) / (1.0 + x.log() ** 2) - (-x)
+    return 3.0 / y + 1.5 * y - (4.0 - y) + y * 0.5 + y / 2.0
+
+
+def _dual_without_jax_differentiation(exercise, Dual, cases, jit):
+    x, t = jnp.array([0.5, 1.0, 2.0]), jnp.array([1.0, -1.0, 0.5])
+    runs = [(_dual_everything, x, t)] + [case.args for case in cases]
+
+    def entries():
+        with _counting_differentiation() as entries:
+            for f, x, t in runs:
+                out = f(Dual(x, t))
+                jax.block_until_ready((getattr(out, "primal", None),
+                                       getattr(out, "tangent", None)))
+        return len(entries)
+
+    if _call("Dual", entries):
+        raise Failed(exercise.mistakes["jax-differentiation"],
+                     exercise.mistakes["jax-differentiation"].code)
+
+
 check_Dual = Exercise(
     "Dual", "Dual(primal, tangent): forward mode by dual numbers, whose arithmetic and sin, exp, "
     "log carry the tangent by the rules of calculus, with no JAX differentiation.",
     cases=_dual_cases, check_case=_dual_case, forbids=_DERIVATIVES + _JACOBIANS,
+    requires=[Require("uses no differentiation of JAX's", _dual_without_jax_differentiation,
+                      always=True)],
     mistakes={"not-a-dual": "An operation on Dual numbers returned {got}, not a Dual: every "
-                            "method returns Dual(primal, tangent)."})
+                            "method returns Dual(primal, tangent).",
+              "jax-differentiation": "Dual's methods ran JAX's own differentiation (jax.jvp or "
+                                     "another transformation of JAX's autodiff, under whatever "
+                                     "name, or a JVP rule of jax.interpreters.ad): write each "
+                                     "rule's tangent yourself, with jnp."})
 
 
 def _several_inputs_cases():
@@ -1909,15 +1975,18 @@ def _newton_root_case(exercise, newton_root, case, jit):
 
     root64, grad64 = _oracle(references, parts=2)
 
-    def value_and_grad(theta, x0):  # f closes over theta, which is being differentiated
-        return jax.value_and_grad(lambda t: jnp.sum(newton_root(lambda x: g(t, x), x0)))(theta)
+    def gradients(theta, x0):  # f closes over theta, which is being differentiated
+        return jax.grad(lambda t, x0: jnp.sum(newton_root(lambda x: g(t, x), x0)),
+                        argnums=(0, 1))(theta, x0)
 
     root = _run("newton_root", lambda t, x0: newton_root(lambda x: g(t, x), x0), (theta, x0),
                 jit)
     _compare("newton_root", case, root, root64)
-    _, grad = _run("newton_root", value_and_grad, (theta, x0), jit)
+    grad, grad_x0 = _run("newton_root", gradients, (theta, x0), jit)
     _compare_tree("the derivative of sum(newton_root(f, x0)) in the value f closes over", case,
                   grad, grad64, hints=[exercise.mistakes["rule"]])
+    _compare("the derivative of sum(newton_root(f, x0)) in x0", case, grad_x0,
+             np.zeros(np.shape(x0), dtype), hints=[exercise.mistakes["x0"]])
 
 
 def _newton_root_has_a_rule(exercise, newton_root, cases, jit):
@@ -1940,6 +2009,8 @@ check_newton_root = Exercise(
                 "closed-over values is minus the VJP of w through f in those values.",
         "no-rule": "newton_root must differentiate through a jax.custom_vjp rule (called with "
                    "the function jax.closure_convert returns), not through Newton's iterations.",
+        "x0": "The root does not depend on where Newton's method starts: the rule's cotangent "
+              "of x0 is zero.",
     })
 
 

@@ -11,7 +11,7 @@
 #
 # The first four assignments used JAX's transformations. This one opens them up. You will
 # build forward mode yourself, then see that JAX builds reverse mode out of forward mode, and
-# forward mode back out of reverse mode; you will measure where the memory of reverse mode
+# that you can build forward mode back out of reverse mode; you will measure where the memory of reverse mode
 # goes and trade it for time; and you will differentiate loops, branches and solvers the way
 # JAX wants them written. In this notebook you will learn
 #
@@ -228,7 +228,14 @@ print("jax.jvp:", rounded(jax_y), rounded(jax_t))
 # tangent alone. A linear program can be run backwards: `jax.linear_transpose` turns the
 # program of $t \mapsto Jt$ into the program of $u \mapsto J^\top u$, reversing the order of
 # its operations and transposing each one. $u \mapsto J^\top u$ is the VJP. This is how JAX
-# differentiates in reverse mode: it only has JVP rules and transpose rules, no VJP rules.
+# differentiates in reverse mode: its primitives have JVP rules and transpose rules, and no
+# VJP rules.
+#
+# What of the `custom_vjp` rules you wrote in assignment 03? `jax.linearize` of such a function
+# does not look inside it: the linear program holds one primitive, `custom_lin`, that carries
+# your `bwd` function and the residuals `fwd` returned. The transpose rule of `custom_lin` calls
+# `bwd` on the cotangent. So a VJP rule enters JAX as the transpose of an opaque linear
+# operation; the second demo below prints both programs.
 
 # %% tags=["demo"]
 W_demo = jnp.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
@@ -237,11 +244,26 @@ vjp_fn = jax.linear_transpose(jvp_fn, jnp.zeros(3))
 print("J e_1 (a column of J):", rounded(jvp_fn(jnp.array([1.0, 0.0, 0.0]))))
 print("J^T e_1 (a row of J)  :", rounded(vjp_fn(jnp.array([1.0, 0.0]))[0]))
 
+
+# %% tags=["demo"]
+@jax.custom_vjp
+def sin_by_rule(x):
+    return jnp.sin(x)
+
+
+sin_by_rule.defvjp(lambda x: (jnp.sin(x), jnp.cos(x)), lambda cos_x, g: (cos_x * g,))
+_, linear_sin = jax.linearize(sin_by_rule, 0.5)
+print("linearized:", jax.make_jaxpr(linear_sin)(1.0).pretty_print(use_color=False))
+print("transposed:", jax.make_jaxpr(jax.linear_transpose(linear_sin, 1.0))(1.0)
+      .pretty_print(use_color=False))
+
 # %% [markdown]
 # ### Exercise 2: `vjp_from_linearize(f, *primals)` (3 points)
 #
-# Return `(f(*primals), pullback)` as `jax.vjp(f, *primals)` does: `pullback(u)` returns a
-# tuple with one cotangent per argument of `f`, and arguments and outputs may be pytrees.
+# Return `(f(*primals), pullback)` as `jax.vjp(f, *primals)` does for floating-point
+# arguments: `pullback(u)` returns a tuple with one cotangent per argument of `f`, and
+# arguments and outputs may be pytrees. (For an integer argument `jax.vjp` returns a cotangent
+# of the special dtype `float0`; the tests use floating-point arguments only.)
 # Build it from `jax.linearize` and `jax.linear_transpose` only: no `jax.vjp`, `jax.grad`,
 # `jax.jvp` or Jacobian.
 
@@ -488,20 +510,29 @@ except ValueError as error:
 # %% [markdown]
 # `lax.fori_loop` with Python ints as bounds is a scan, and reverse mode works through it.
 #
-# Branches: `jnp.where(c, a, b)` computes both `a` and `b`, and its derivative multiplies the
-# unused branch's derivative by zero. If that derivative is `inf` or `nan`, $0 \cdot \infty$ is
-# `nan`: the trap of assignment 03, fixed by a second `where` that makes the unused branch's
-# input harmless. `lax.cond` runs one branch, so for a scalar predicate there is no trap. Under
-# `vmap`, with one predicate per example, `cond` cannot run one branch per example: it runs
-# both and selects. JAX then feeds each branch, on the examples that do not take it, a
-# stopped-gradient copy of the input (the program below shows it), which is the double `where`
-# done for us: batched or not, differentiated before or after batching, `cond` stays safe.
+# Branches: `jnp.where(c, a, b)` computes both `a` and `b`. In forward mode its JVP *selects*
+# the tangent of the branch in use, so an unused branch whose derivative is `inf` does no harm.
+# In reverse mode the transpose of that selection sends the cotangent to the used branch and
+# a zero to the other, which the other branch's pullback then multiplies by its derivative:
+# $0 \cdot \infty$ is `nan`. That is the trap of assignment 03, fixed by a second `where` that
+# makes the unused branch's input harmless. Both modes, on $\sqrt x$ at 0:
 
 # %% tags=["demo"]
 def sqrt_or_zero_where(x):
     return jnp.where(x > 0, jnp.sqrt(x), 0.0)
 
 
+print("jax.jvp, tangent at 0 :", float(jax.jvp(sqrt_or_zero_where, (0.0,), (1.0,))[1]))
+print("jax.grad at 0         :", float(jax.grad(sqrt_or_zero_where)(0.0)))
+
+# %% [markdown]
+# `lax.cond` runs one branch, so for a scalar predicate there is no trap. Under
+# `vmap`, with one predicate per example, `cond` cannot run one branch per example: it runs
+# both and selects. JAX then feeds each branch, on the examples that do not take it, a
+# stopped-gradient copy of the input (the program below shows it), which is the double `where`
+# done for us: batched or not, differentiated before or after batching, `cond` stays safe.
+
+# %% tags=["demo"]
 def sqrt_or_zero_cond(x):
     return jax.lax.cond(x > 0, jnp.sqrt, lambda x: 0.0 * x, x)
 
@@ -642,7 +673,7 @@ adcheck.check_newton_root(newton_root, jit=True, cases=[
           jnp.array([[1.0, 2.0], [5.0, 0.5]]), jnp.ones((2, 2))),
     _Case("a pytree a = {'s', 't'}, g = x**3 + s x - t", lambda a, x: x**3 + a["s"] * x - a["t"],
           {"s": jnp.array(1.0), "t": jnp.array([2.0, -1.0, 10.0])}, jnp.zeros(3)),
-    _Case("a closed-over value that also shifts the start, g = x**2 - a", lambda a, x: x**2 - a,
+    _Case("square roots far from the start, g = x**2 - a, a = [0.25, 9, 100]", lambda a, x: x**2 - a,
           jnp.array([0.25, 9.0, 100.0]), jnp.array([1.0, 2.0, 5.0])),
 ])
 with jax.enable_x64(True):

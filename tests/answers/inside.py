@@ -159,6 +159,27 @@ WRONG = [
         def sin(self):
             return Dual(*jax.jvp(jnp.sin, (self.primal,), (self.tangent,)))
         """), says="Dual must not call jax.jvp."),
+    Answer("Dual", "sin calls jax.jvp through an alias imported before the check",
+           ("from jax import jvp as _pushforward", _dual(sin="""
+        def sin(self):
+            return Dual(*_pushforward(jnp.sin, (self.primal,), (self.tangent,)))
+        """)), says="Dual's methods ran JAX's own differentiation"),
+    Answer("Dual", "exp finds jax.jvp by a computed name, bound before the check",
+           ("_tangent_map = getattr(jax, 'j' + 'vp')", _dual(exp="""
+        def exp(self):
+            return Dual(*_tangent_map(jnp.exp, (self.primal,), (self.tangent,)))
+        """)), says="Dual's methods ran JAX's own differentiation"),
+    Answer("Dual", "log calls jax's private jax._src.api.jvp", _dual(log="""
+        def log(self):
+            import jax._src.api
+            return Dual(*jax._src.api.jvp(jnp.log, (self.primal,), (self.tangent,)))
+        """), says="Dual's methods ran JAX's own differentiation"),
+    Answer("Dual", "sin applies JAX's JVP rule from jax.interpreters.ad", _dual(sin="""
+        def sin(self):
+            import jax.interpreters.ad
+            rule = jax.interpreters.ad.primitive_jvps[jax.lax.sin_p]
+            return Dual(*rule((self.primal,), (self.tangent,), accuracy=None))
+        """), says="Dual's methods ran JAX's own differentiation"),
     Answer("Dual", "exp returns a tuple, not a Dual", _dual(exp="""
         def exp(self):
             return jnp.exp(self.primal), jnp.exp(self.primal) * self.tangent
@@ -274,6 +295,10 @@ WRONG = [
            says="The sign is flipped."),
     Answer("newton_root", "the rule forgets to divide by f'(x*)", _newton_rule("-g"),
            says="The implicit rule: with w = g / f'(x*)"),
+    Answer("newton_root", "the rule gives x0 the cotangent g instead of zero",
+           (_NEWTON_STEPS, _newton_rule("-g / slope")[1].replace(
+               "return (jnp.zeros_like(x_star), *pullback(", "return (g, *pullback(")),
+           says="the rule's cotangent of x0 is zero"),
     Answer("banded_jacobian", "calls jax.jacfwd", """
         def banded_jacobian(f, x, bandwidth):
             return jax.jacfwd(f)(x)
