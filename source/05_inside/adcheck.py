@@ -2074,3 +2074,129 @@ check_banded_jacobian = Exercise(
                 "f, expected 3: colour column j by j mod (2 bandwidth + 1), push one tangent "
                 "per colour, and read each entry back from its colour's JVP.",
     })
+
+
+# The visible cases of jvp_of_jaxpr, a few primitives each, in an order where each case uses
+# only its own primitives and those of the cases before it: (label, f, the rules).
+_JAXPR_RULE_CASES = (
+    ("add, sub and mul with a literal, f(x) = 3 * x - x * x + 1", lambda x: 3.0 * x - x * x + 1.0,
+     "(x + y)' = x' + y', (x - y)' = x' - y', (x y)' = x' y + x y', and a literal's tangent "
+     "is zero"),
+    ("exp, log and neg, f(x) = -exp(x) + log(x)", lambda x: -jnp.exp(x) + jnp.log(x),
+     "exp(x)' = exp(x) x', log(x)' = x' / x, (-x)' = -x'"),
+    ("sin, cos and tanh, f(x) = sin(x) * cos(x) + tanh(x)",
+     lambda x: jnp.sin(x) * jnp.cos(x) + jnp.tanh(x), "sin(x)' = cos(x) x', cos(x)' = "
+     "-sin(x) x', tanh(x)' = (1 - tanh(x)**2) x'"),
+    ("div and integer_pow, f(x) = x ** 3 / (1 + x ** 2)", lambda x: x ** 3 / (1.0 + x ** 2),
+     "(x / y)' = (x' - (x / y) y') / y, (x**n)' = n x**(n - 1) x'"),
+    ("reduce_sum, broadcast_in_dim, transpose and reshape, f(x) = (outer(x, x).T.reshape(-1)) "
+     "+ sum(x)", lambda x: jnp.outer(x, x).T.reshape(-1) + jnp.sum(x),
+     "a linear primitive's tangent is the primitive applied to the tangents"),
+)
+
+
+def _jvp_of_jaxpr_cases():
+    x, t = jnp.array([0.5, 1.0, 2.0]), jnp.array([1.0, -1.0, 0.5])
+    matrix = jnp.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0]])
+    return [Case(label, f, [x], [t]) for label, f, _ in _JAXPR_RULE_CASES] + [
+        Case("dot_general of a closed-over matrix and an input, f(x) = W @ x", lambda x: matrix @ x,
+             [x], [t]),
+        Case("two inputs, two outputs, f(a, b) = (a @ b, sin(a) * 2), a of shape (2, 3)",
+             lambda a, b: (a @ b, jnp.sin(a) * 2.0), [matrix, x], [jnp.ones((2, 3)), t]),
+    ]
+
+
+def _jaxpr_rules_hint(label):
+    return next((f"The rules of this case: {rules}." for name, _, rules in _JAXPR_RULE_CASES
+                 if label == name), None)
+
+
+def _jvp_of_jaxpr_run(jvp_of_jaxpr, f):
+    """The answer on the program of ``f``, as two lists."""
+    def run(primals, tangents):
+        closed = jax.make_jaxpr(f)(*primals)
+        outputs, output_tangents = jvp_of_jaxpr(closed.jaxpr, closed.consts, list(primals),
+                                                list(tangents))
+        return [list(outputs), list(output_tangents)]
+    return run
+
+
+def _jvp_of_jaxpr_case(exercise, jvp_of_jaxpr, case, jit):
+    f, primals, tangents = case.args
+    expected = _oracle(lambda: tuple(jax.tree.leaves(part)
+                                     for part in jax.jvp(f, tuple(primals), tuple(tangents))),
+                       parts=2)
+    actual = _run("jvp_of_jaxpr", _jvp_of_jaxpr_run(jvp_of_jaxpr, f), (primals, tangents), jit)
+    if _probing():
+        return
+    if not (isinstance(actual, (list, tuple)) and len(actual) == 2
+            and all(isinstance(part, (list, tuple)) for part in actual)):
+        mistake = exercise.mistakes["not-two-lists"]
+        raise Failed(mistake.format(got=_describe(actual)), mistake.code)
+    _compare_tree("the outputs of jvp_of_jaxpr", case, list(actual[0]), list(expected[0]))
+    hint = _jaxpr_rules_hint(case.label)
+    _compare_tree("the output tangents of jvp_of_jaxpr", case, list(actual[1]),
+                  list(expected[1]), hints=[hint] if hint else [])
+
+
+def _every_listed_primitive(x, y):
+    z = jnp.tanh(jnp.cos(x) @ y) * 2.0 - jnp.sum(jnp.log(jnp.exp(-x) + 1.0)) ** 2
+    return (jnp.sum(jnp.sin(z)) / (1.0 + z).T.reshape(-1),)
+
+
+def _jvp_of_jaxpr_no_jax_differentiation(exercise, jvp_of_jaxpr, cases, jit):
+    x, y = jnp.array([[0.5, 1.0], [2.0, 0.1]]), jnp.array([[1.0], [-1.0]])
+    run = _jvp_of_jaxpr_run(jvp_of_jaxpr, _every_listed_primitive)
+
+    def entries():
+        with _counting_differentiation() as entries:
+            jax.block_until_ready(run([x, y], [jnp.ones_like(x), jnp.ones_like(y)]))
+        return len(entries)
+
+    if _call("jvp_of_jaxpr", entries):
+        raise Failed(exercise.mistakes["jax-differentiation"],
+                     exercise.mistakes["jax-differentiation"].code)
+
+
+def _jvp_of_jaxpr_refuses_unknown(exercise, jvp_of_jaxpr, cases, jit):
+    run = _jvp_of_jaxpr_run(jvp_of_jaxpr, lambda x: jnp.sin(x) + jax.lax.erf(x))
+
+    def raised():
+        try:
+            jax.block_until_ready(run([jnp.array([0.5, 1.0])], [jnp.ones(2)]))
+        except NotImplementedError as error:
+            return "NotImplementedError", str(error)
+        except Exception as error:  # noqa: BLE001 (the kind of error is what is checked)
+            return type(error).__name__, str(error)
+        return None, ""
+
+    kind, message = _call("jvp_of_jaxpr", raised)
+    if kind != "NotImplementedError" or "erf" not in message:
+        what = ("returned without an error" if kind is None
+                else f"raised {kind}" + (" without naming erf" if kind == "NotImplementedError"
+                                         else ""))
+        mistake = exercise.mistakes["unknown-primitive"]
+        raise Failed(mistake.format(what=what), mistake.code)
+
+
+check_jvp_of_jaxpr = Exercise(
+    "jvp_of_jaxpr", "jvp_of_jaxpr(jaxpr, consts, primals, tangents) returns the outputs and "
+    "output tangents of a jaxpr, as jax.jvp does, by interpreting its equations with JVP rules "
+    "of one's own.",
+    cases=_jvp_of_jaxpr_cases, check_case=_jvp_of_jaxpr_case,
+    forbids=_DERIVATIVES + _JACOBIANS,
+    requires=[Require("uses no differentiation of JAX's", _jvp_of_jaxpr_no_jax_differentiation,
+                      always=True),
+              Require("refuses a primitive it has no rule for", _jvp_of_jaxpr_refuses_unknown,
+                      always=True)],
+    mistakes={
+        "not-two-lists": "jvp_of_jaxpr returned {got}: return (outputs, output_tangents), two "
+                         "lists with one array per output variable of the program.",
+        "jax-differentiation": "jvp_of_jaxpr ran JAX's own differentiation (jax.jvp or another "
+                               "transformation of JAX's autodiff, under whatever name, or a JVP "
+                               "rule of jax.interpreters.ad): write each primitive's rule "
+                               "yourself.",
+        "unknown-primitive": "On a program with the primitive erf, which the statement lists "
+                             "no rule for, jvp_of_jaxpr {what}: it must raise "
+                             "NotImplementedError naming the primitive.",
+    })

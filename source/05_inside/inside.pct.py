@@ -43,6 +43,7 @@ import time
 
 import jax
 import jax.ad_checkpoint
+import jax.extend.core
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
@@ -769,3 +770,208 @@ plt.show()
 # %% [markdown]
 # Both still write the $n^2$ entries of the dense result; storing only the $2b + 1$ bands
 # (the pushed tangents themselves) would make the cost linear in $n$ for any fixed bandwidth.
+
+# %% [markdown]
+# ## 8. A tracer of your own
+#
+# Section 2 used `jax.linearize` and `jax.linear_transpose` as black boxes. Both work on
+# programs that JAX records by *tracing*: `jax.make_jaxpr(f)(x)` runs `f` on stand-ins for its
+# arguments and writes down every primitive operation it applies, as a *jaxpr*. A jaxpr has
+# input variables (`invars`), constants it closed over (`constvars`, whose values come with it
+# in `closed.consts`), equations (`eqns`: a primitive, its input variables or literal numbers,
+# its parameters, its output variables) and output variables (`outvars`).
+
+# %% tags=["demo"]
+scale_demo = jnp.array([1.0, -1.0])
+closed_demo = jax.make_jaxpr(lambda x: jnp.sin(x) * 2.0 + scale_demo * x ** 2)(
+    jnp.array([0.5, 1.5]))
+print(closed_demo.pretty_print(use_color=False))
+for eqn in closed_demo.jaxpr.eqns:
+    print(f"{eqn.primitive.name:12} inputs {[type(v).__name__ for v in eqn.invars]}, "
+          f"parameters {eqn.params}")
+
+# %% [markdown]
+# Running a jaxpr is a loop over its equations with an environment, a dictionary from variables
+# to values. Each equation reads its inputs (a `Literal` carries its value in `.val`), applies
+# its primitive with `eqn.primitive.bind(*inputs, **eqn.params)`, and stores its outputs. This
+# is an *interpreter* of jaxprs; `jax.jvp`, `jax.vmap` and `jax.jit` are interpreters too,
+# each giving the primitives another meaning.
+
+# %% tags=["demo"]
+def eval_jaxpr(jaxpr, consts, *args):
+    """The outputs of the program `jaxpr` on `args`, one equation at a time."""
+    env = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, args))
+
+    def read(v):
+        return v.val if isinstance(v, jax.extend.core.Literal) else env[v]
+
+    for eqn in jaxpr.eqns:
+        outputs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
+        env.update(zip(eqn.outvars,
+                       outputs if eqn.primitive.multiple_results else [outputs]))
+    return [read(v) for v in jaxpr.outvars]
+
+
+x_eval = jnp.array([0.5, 1.5])
+print("our interpreter:", rounded(eval_jaxpr(closed_demo.jaxpr, closed_demo.consts, x_eval)[0]))
+print("the function   :", rounded(jnp.sin(x_eval) * 2.0 + scale_demo * x_eval ** 2))
+
+# %% [markdown]
+# Forward mode is another interpreter: beside each value, carry its tangent. An equation's
+# output value is the primitive applied to the input values, and its output tangent comes from
+# a *JVP rule* of that primitive: for `sin`, $\cos(x)\,\dot x$; for `mul`, $\dot x\, y +
+# x\, \dot y$; for a linear primitive such as `add`, `neg`, `reduce_sum` or `dot_general`
+# in one argument, the primitive itself applied to the tangents. Literals and constants are
+# not differentiated: their tangent is zero. JAX keeps such a table of rules, one per
+# primitive, and `jax.jvp` applies it while tracing, as your `Dual` did.
+#
+# ### Exercise 8: Design: `jvp_of_jaxpr(jaxpr, consts, primals, tangents)` (3 points)
+#
+# Goal: forward mode on jaxprs. Given `closed = jax.make_jaxpr(f)(*primals)`, the call
+# `jvp_of_jaxpr(closed.jaxpr, closed.consts, primals, tangents)` returns `(outputs,
+# output_tangents)`: two lists (or tuples) with one array per output variable of the program,
+# equal to the outputs and output tangents of `jax.jvp(f, primals, tangents)`. `primals` and
+# `tangents` are lists of arrays, one per input variable. How you organize the rules (a dict,
+# a chain of `if`, a class) is yours to choose. The constraints, which the tests check:
+#
+# * Interpret the program: walk its equations, apply each primitive with `bind`, and compute
+#   each tangent by a JVP rule that you write, with `jnp` or `jax.lax`. No differentiation of
+#   JAX's by any path: not `jax.jvp`, `jax.linearize`, `jax.grad`, `jax.vjp`, their aliases,
+#   nor the rules of `jax.interpreters.ad` (the tests watch JAX's autodiff while your code runs).
+# * The tests give flat programs (no sub-programs) made of `sin`, `cos`, `tanh`, `exp`, `log`,
+#   `neg`, `add`, `sub`, `mul`, `div`, `integer_pow`, `dot_general`, `reduce_sum`,
+#   `broadcast_in_dim`, `transpose` and `reshape`, with literals and closed-over constants,
+#   several inputs and outputs (an input may be an output), on float32 and float64 arrays of
+#   any shape, scalars included. Each tangent has its value's dtype, also for float32 programs
+#   run with 64-bit mode on.
+# * Any other primitive raises `NotImplementedError` with the primitive's name in its message
+#   (the tests give a program with an `erf`).
+# * It works under `jax.jit` (the tests trace it there).
+
+# %% nbgrader={"grade_id": "jvp_of_jaxpr", "solution": true}
+### BEGIN SOLUTION
+def _linear_rule(primitive, values, tangents, output, params):
+    return primitive.bind(*tangents, **params)
+
+
+def _bilinear_rule(primitive, values, tangents, output, params):
+    (x, y), (x_dot, y_dot) = values, tangents
+    return primitive.bind(x_dot, y, **params) + primitive.bind(x, y_dot, **params)
+
+
+JVP_RULES = {  # primitive name -> rule(primitive, values, tangents, output, params)
+    "sin": lambda p, xs, ts, out, params: jnp.cos(xs[0]) * ts[0],
+    "cos": lambda p, xs, ts, out, params: -jnp.sin(xs[0]) * ts[0],
+    "tanh": lambda p, xs, ts, out, params: (1 - out**2) * ts[0],
+    "exp": lambda p, xs, ts, out, params: out * ts[0],
+    "log": lambda p, xs, ts, out, params: ts[0] / xs[0],
+    "div": lambda p, xs, ts, out, params: (ts[0] - out * ts[1]) / xs[1],
+    "integer_pow": lambda p, xs, ts, out, params: (
+        params["y"] * xs[0] ** (params["y"] - 1) * ts[0]),
+    "mul": _bilinear_rule,
+    "dot_general": _bilinear_rule,
+    **{name: _linear_rule for name in ("neg", "add", "sub", "reduce_sum", "broadcast_in_dim",
+                                       "transpose", "reshape")},
+}
+
+
+def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+    """(outputs, output tangents) of the program `jaxpr`, by one JVP rule per equation."""
+    values = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, primals))
+    tangent_of = {v: jnp.zeros_like(c) for v, c in zip(jaxpr.constvars, consts)}
+    tangent_of |= dict(zip(jaxpr.invars, tangents))
+
+    def read(v):
+        if isinstance(v, jax.extend.core.Literal):
+            return v.val, jnp.zeros_like(v.val)
+        return values[v], tangent_of[v]
+
+    for eqn in jaxpr.eqns:
+        rule = JVP_RULES.get(eqn.primitive.name)
+        if rule is None:
+            raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")
+        inputs, input_tangents = zip(*map(read, eqn.invars))
+        output = eqn.primitive.bind(*inputs, **eqn.params)
+        values[eqn.outvars[0]] = output
+        tangent_of[eqn.outvars[0]] = rule(eqn.primitive, inputs, input_tangents, output,
+                                          eqn.params)
+    return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
+### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "jvp_of_jaxpr_tests", "points": 3}
+adcheck.check_jvp_of_jaxpr(jvp_of_jaxpr)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_W = jnp.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
+adcheck.check_jvp_of_jaxpr(jvp_of_jaxpr, jit=True, cases=[
+    _Case("a scalar, f(x) = exp(sin(x)) / x - log(x) ** 3", lambda x: jnp.exp(jnp.sin(x)) / x
+          - jnp.log(x) ** 3, [jnp.array(0.7)], [jnp.array(2.0)]),
+    _Case("a closed-over matrix, f(x) = tanh(W @ x) * 2 + sum(x), x of shape (3,)",
+          lambda x: jnp.tanh(_W @ x) * 2.0 + jnp.sum(x), [jnp.array([0.3, -0.2, 0.9])],
+          [jnp.array([1.0, 0.5, -1.0])]),
+    _Case("three outputs, one of them an input, f(x, y) = (x, x * y, cos(x) - y)",
+          lambda x, y: (x, x * y, jnp.cos(x) - y), [jnp.linspace(0.0, 1.0, 4),
+                                                    jnp.linspace(2.0, 3.0, 4)],
+          [jnp.ones(4), -jnp.ones(4)]),
+    _Case("a matrix product of two inputs, transposed, flattened and squared",
+          lambda a, b: (a @ b).T.reshape(-1) ** 2, [jnp.arange(6.0).reshape(2, 3) / 6,
+                                                    jnp.arange(12.0).reshape(3, 4) / 12],
+          [jnp.ones((2, 3)), jnp.eye(3, 4)]),
+])
+with jax.enable_x64(True):
+    adcheck.check_jvp_of_jaxpr(jvp_of_jaxpr, jit=True, cases=[
+        _Case("float64, f(x) = sin(x) * x ** 4 / cos(x)",
+              lambda x: jnp.sin(x) * x ** 4 / jnp.cos(x),
+              [jnp.array([0.1, 0.4, 1.2], jnp.float64)], [jnp.array([1.0, 2.0, 3.0], jnp.float64)]),
+        _Case("float32 with 64-bit mode on, f(x) = 2 * exp(x) - 1.5 / x",
+              lambda x: 2.0 * jnp.exp(x) - 1.5 / x, [jnp.array([0.5, 1.5], jnp.float32)],
+              [jnp.array([1.0, -1.0], jnp.float32)]),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Reverse mode needs one more interpreter: the transpose. The program that `jax.linearize`
+# returns is linear in its input, the tangent; the values it multiplies by (the cosines,
+# the inputs: the residuals) are its constants. Transposing it walks the equations backwards
+# with a cotangent for each variable: an equation hands the cotangent of its output to its
+# linear inputs by the *transpose rule* of its primitive. For `mul` by a constant $c$ it is
+# $\bar x = c\,\bar y$ (a linear map $x \mapsto c x$ is its own transpose); for `add_any` both
+# inputs get $\bar y$; for `sub` the second gets $-\bar y$. A variable used twice collects the
+# sum of its cotangents. Here is that walk for the four primitives this program uses, against
+# `jax.linear_transpose`:
+
+# %% tags=["demo"]
+def transpose_linear(jaxpr, consts, cotangent):
+    """The transpose of the linear program `jaxpr` (one input, one output, only mul by a
+    constant, add_any, sub and neg) applied to `cotangent`."""
+    constants = dict(zip(jaxpr.constvars, consts))
+    cotangents = {jaxpr.outvars[0]: cotangent}
+
+    def send(v, c):
+        cotangents[v] = cotangents[v] + c if v in cotangents else c
+
+    for eqn in reversed(jaxpr.eqns):
+        c = cotangents.pop(eqn.outvars[0])
+        a, *b = eqn.invars
+        if eqn.primitive.name == "mul":
+            linear, constant = (b[0], a) if a in constants else (a, b[0])
+            send(linear, c * constants[constant])
+        elif eqn.primitive.name in ("add_any", "sub"):
+            send(a, c)
+            send(b[0], c if eqn.primitive.name == "add_any" else -c)
+        elif eqn.primitive.name == "neg":
+            send(a, -c)
+        else:
+            raise NotImplementedError(f"no transpose rule for {eqn.primitive.name}")
+    return cotangents[jaxpr.invars[0]]
+
+
+x_lin = jnp.array([0.5, 1.0])
+_, linear_demo = jax.linearize(lambda x: jnp.sin(x) * x - jnp.exp(x), x_lin)
+closed_linear = jax.make_jaxpr(linear_demo)(x_lin)
+print(closed_linear.pretty_print(use_color=False))
+u_demo = jnp.array([1.0, -2.0])
+print("our transpose       :", rounded(transpose_linear(closed_linear.jaxpr, closed_linear.consts,
+                                                        u_demo)))
+print("jax.linear_transpose:", rounded(jax.linear_transpose(linear_demo, x_lin)(u_demo)[0]))
