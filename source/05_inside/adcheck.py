@@ -2200,3 +2200,73 @@ check_jvp_of_jaxpr = Exercise(
                              "no rule for, jvp_of_jaxpr {what}: it must raise "
                              "NotImplementedError naming the primitive.",
     })
+
+
+def _rnn_sum_plain(W, xs):
+    """The loss of rnn_sum_remat by a plain scan (the checks' reference)."""
+    def step(h, x):
+        h = jnp.tanh(W @ h + x)
+        return h, jnp.sum(h)
+
+    return jnp.sum(jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)[1])
+
+
+def _rnn_sum_case(exercise, rnn_sum_remat, case, jit):
+    W, xs = case.args
+    expected = _oracle(lambda: jax.jit(jax.value_and_grad(_rnn_sum_plain, (0, 1)))(W, xs))
+    value, grads = _run("rnn_sum_remat", jax.value_and_grad(rnn_sum_remat, (0, 1)), (W, xs),
+                        jit)
+    _compare("rnn_sum_remat", case, value, expected[0])
+    if _probing():
+        return
+    for label, a, e in zip(("W", "xs"), grads, expected[1]):
+        _compare(f"the gradient of rnn_sum_remat with respect to {label}", case, a, e)
+
+
+def _kept_and_products(fn, W, xs):
+    """(how many arrays of the size of xs fn's pullback keeps, apart from its arguments; the
+    matrix products of fn's program; those of its gradient's; whether it scans)."""
+    from jax._src.ad_checkpoint import saved_residuals
+
+    kept = sum(int(np.prod(aval.shape)) for aval, where in saved_residuals(fn, W, xs)
+               if not where.startswith("from the argument")) / xs.size
+    forward, backward = _program(fn, W, xs), _program(jax.grad(fn), W, xs)
+    return kept, forward.count("dot_general"), backward.count("dot_general"), "scan" in forward
+
+
+def _rnn_sum_keeps_products(exercise, rnn_sum_remat, cases, jit):
+    W, xs = 0.5 * _normal(80, (4, 4)), _normal(81, (6, 4))
+    kept, forward, backward, scans = _call("rnn_sum_remat", _kept_and_products, rnn_sum_remat,
+                                           W, xs)
+    if not scans:
+        raise Failed(exercise.mistakes["no-scan"], exercise.mistakes["no-scan"].code)
+    if backward > 3 * forward:
+        mistake = exercise.mistakes["recomputes-products"]
+        raise Failed(mistake.format(products=backward, plain=3 * forward), mistake.code)
+    if kept > 2:
+        mistake = exercise.mistakes["keeps-too-much"]
+        raise Failed(mistake.format(kept=f"{kept:g}"), mistake.code)
+
+
+check_rnn_sum_remat = Exercise(
+    "rnn_sum_remat", "rnn_sum_remat(W, xs) is the sum over t of the entries of h_t = tanh(W "
+    "h_(t-1) + x_t) from h_0 = 0, as a scan whose pullback keeps the products W h_(t-1) and "
+    "recomputes the tanh.",
+    cases=lambda: [Case("n = 3, 5 steps", 0.5 * _normal(82, (3, 3)), _normal(83, (5, 3))),
+                   Case("n = 2, 3 steps", jnp.array([[0.5, -1.0], [1.0, 0.2]]),
+                        jnp.linspace(-1.0, 1.0, 6).reshape(3, 2))],
+    check_case=_rnn_sum_case,
+    requires=[Require("keeps the products and recomputes the tanh", _rnn_sum_keeps_products,
+                      always=True)],
+    mistakes={
+        "no-scan": "rnn_sum_remat's program has no scan: write the recurrence as one "
+                   "jax.lax.scan over the steps.",
+        "recomputes-products": "The gradient of rnn_sum_remat computes {products} matrix "
+                               "products for 6 steps of n = 4 where keeping the products needs "
+                               "{plain}: its backward pass recomputes W h, which the pullback "
+                               "must keep. Give jax.checkpoint a policy that saves it.",
+        "keeps-too-much": "The pullback of rnn_sum_remat keeps {kept} arrays of the size of "
+                          "xs besides xs, more than two: it keeps the tanh (or more) instead "
+                          "of recomputing it. Checkpoint the step (or the scan) with a policy "
+                          "that saves only the products.",
+    })

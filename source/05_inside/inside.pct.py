@@ -975,3 +975,93 @@ u_demo = jnp.array([1.0, -2.0])
 print("our transpose       :", rounded(transpose_linear(closed_linear.jaxpr, closed_linear.consts,
                                                         u_demo)))
 print("jax.linear_transpose:", rounded(jax.linear_transpose(linear_demo, x_lin)(u_demo)[0]))
+
+# %% [markdown]
+# ## 9. Design: what a scan's checkpoint keeps
+#
+# Section 4 checkpointed segments of a Python loop. In a `lax.scan`, `jax.checkpoint` goes
+# around the body, and its *policy* decides, value by value, what the pullback keeps of each
+# step and what the backward pass recomputes. `jax.checkpoint_policies.nothing_saveable`
+# keeps nothing (only the body's inputs, the states, which the scan keeps anyway);
+# `dots_with_no_batch_dims_saveable` keeps the results of matrix products; and
+# `save_only_these_names(...)` keeps the values you tag with
+# `jax.ad_checkpoint.checkpoint_name(value, name)`. A matrix product costs much more than
+# the elementwise functions around it, so keeping products and recomputing the rest is the
+# usual trade. `jax.ad_checkpoint.print_saved_residuals(f, *args)` lists what the pullback of
+# `f` keeps: here a scan of 5 steps whose body applies two matrices.
+
+# %% tags=["demo"]
+def two_products_step(h, x, A, B):
+    first = jax.ad_checkpoint.checkpoint_name(A @ h, "first")
+    return jnp.sin(B @ jnp.cos(first)) + x
+
+
+def scan_loss(step):
+    def loss(A, B, xs):
+        def body(h, x):
+            h = step(h, x, A, B)
+            return h, h
+        return jnp.sum(jax.lax.scan(body, jnp.zeros(A.shape[0]), xs)[1])
+    return loss
+
+
+A_demo, B_demo, xs_scan = jnp.eye(3) / 2, jnp.ones((3, 3)) / 3, jnp.ones((5, 3))
+policies = jax.checkpoint_policies
+for label, step in (
+        ("no checkpoint", two_products_step),
+        ("nothing_saveable", jax.checkpoint(two_products_step)),
+        ("dots_with_no_batch_dims_saveable", jax.checkpoint(
+            two_products_step, policy=policies.dots_with_no_batch_dims_saveable)),
+        ('save_only_these_names("first")', jax.checkpoint(
+            two_products_step, policy=policies.save_only_these_names("first")))):
+    kept = residuals_of(scan_loss(step), A_demo, B_demo, xs_scan)
+    print(f"{label}:\n  " + "\n  ".join(kept))
+
+# %% [markdown]
+# ### Exercise 9: Design: `rnn_sum_remat(W, xs)` (2 points)
+#
+# Goal: the loss $\sum_{t=1}^{T} \sum_i (h_t)_i$ of the recurrence $h_0 = 0$,
+# $h_t = \tanh(W h_{t-1} + x_t)$, for `W` of shape `(n, n)` and `xs` of shape `(T, n)`, whose
+# pullback keeps the product $W h_{t-1}$ of every step and recomputes the $\tanh$. Where you
+# put `jax.checkpoint` (around the body, around the whole scan) and which policy you give it
+# are yours to choose. The tests check:
+#
+# * the value and the gradients in `W` and in `xs` against a plain scan, in float32 and
+#   float64, under `jax.jit`;
+# * that it is one `lax.scan` over the steps, whose gradient computes no more matrix products
+#   than the plain scan's (one forward, two backward per step: the product is kept, never
+#   recomputed);
+# * that its pullback keeps at most two arrays of the size of `xs`, besides `xs` itself, as
+#   `print_saved_residuals` lists them (the plain scan keeps three: it keeps the $\tanh$ too).
+
+# %% nbgrader={"grade_id": "rnn_sum_remat", "solution": true}
+def rnn_sum_remat(W, xs):
+    """sum over t of the entries of h_t = tanh(W h_(t-1) + x_t), keeping only the products."""
+    ### BEGIN SOLUTION
+    @functools.partial(jax.checkpoint,
+                       policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+    def step(h, x):
+        h = jnp.tanh(W @ h + x)
+        return h, jnp.sum(h)
+
+    _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+    return jnp.sum(sums)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "rnn_sum_remat_tests", "points": 2}
+adcheck.check_rnn_sum_remat(rnn_sum_remat)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_normal = adcheck._normal
+adcheck.check_rnn_sum_remat(rnn_sum_remat, jit=True, cases=[
+    _Case("one step, n = 2", 0.5 * _normal(70, (2, 2)), _normal(71, (1, 2))),
+    _Case("n = 5, 12 steps", 0.4 * _normal(72, (5, 5)), _normal(73, (12, 5))),
+    _Case("n = 1, 4 steps", jnp.array([[0.9]]), jnp.linspace(-1.0, 1.0, 4).reshape(4, 1)),
+])
+with jax.enable_x64(True):
+    adcheck.check_rnn_sum_remat(rnn_sum_remat, jit=True, cases=[
+        _Case("float64, n = 3, 7 steps", 0.5 * _normal(74, (3, 3), jnp.float64),
+              _normal(75, (7, 3), jnp.float64)),
+    ])
+### END HIDDEN TESTS

@@ -180,6 +180,20 @@ def _jvp_of_jaxpr(old, new):
 _NO_RULE = 'raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")'
 
 
+def _rnn_sum(checkpoint):
+    """rnn_sum_remat with its step wrapped by ``checkpoint`` (code of a decorator line)."""
+    return """
+        def rnn_sum_remat(W, xs):
+            """ + checkpoint + """
+            def step(h, x):
+                h = jnp.tanh(W @ h + x)
+                return h, jnp.sum(h)
+
+            _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+            return jnp.sum(sums)
+        """
+
+
 _COLOURS = """
 def banded_jacobian(f, x, bandwidth):
     n, colours = x.shape[0], 2 * bandwidth + 1
@@ -425,6 +439,41 @@ WRONG = [
                 tangent_of[eqn.outvars[0]] = out_dot
             return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
         """, says="jvp_of_jaxpr ran JAX's own differentiation"),
+    Answer("rnn_sum_remat", "no checkpoint: the pullback keeps the tanh too", _rnn_sum(""),
+           says="keeps 3 arrays of the size of xs besides xs, more than two"),
+    Answer("rnn_sum_remat", "a checkpoint with the default policy recomputes the product",
+           _rnn_sum("@jax.checkpoint"), says="its backward pass recomputes W h"),
+    Answer("rnn_sum_remat", "everything_saveable: the same as no checkpoint",
+           _rnn_sum("@functools.partial(jax.checkpoint, "
+                    "policy=jax.checkpoint_policies.everything_saveable)"),
+           says="it keeps the tanh (or more) instead of recomputing it"),
+    Answer("rnn_sum_remat", "saves a name that nothing in the step carries", _rnn_sum(
+        "@functools.partial(jax.checkpoint, "
+        "policy=jax.checkpoint_policies.save_only_these_names('product'))"),
+           says="its backward pass recomputes W h"),
+    Answer("rnn_sum_remat", "a Python loop of checkpointed steps, not a scan", """
+        def rnn_sum_remat(W, xs):
+            @functools.partial(jax.checkpoint,
+                               policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+            def step(h, x):
+                return jnp.tanh(W @ h + x)
+
+            h, total = jnp.zeros(W.shape[0], xs.dtype), 0.0
+            for x in xs:
+                h = step(h, x)
+                total = total + jnp.sum(h)
+            return total
+        """, says="rnn_sum_remat's program has no scan"),
+    Answer("rnn_sum_remat", "sums the state before the update", """
+        def rnn_sum_remat(W, xs):
+            @functools.partial(jax.checkpoint,
+                               policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+            def step(h, x):
+                return jnp.tanh(W @ h + x), jnp.sum(h)
+
+            _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+            return jnp.sum(sums)
+        """, says="rnn_sum_remat is wrong for"),
     Answer("banded_jacobian", "calls jax.jacfwd", """
         def banded_jacobian(f, x, bandwidth):
             return jax.jacfwd(f)(x)
@@ -584,6 +633,30 @@ ALTERNATIVES = [
                 env[eqn.outvars[0]] = (out, t)
             pairs = [read(v) for v in jaxpr.outvars]
             return tuple(p for p, _ in pairs), tuple(t for _, t in pairs)
+        """),
+    Answer("rnn_sum_remat", "the product tagged with checkpoint_name and saved by name", """
+        def rnn_sum_remat(W, xs):
+            policy = jax.checkpoint_policies.save_only_these_names("product")
+
+            @functools.partial(jax.checkpoint, policy=policy)
+            def step(h, x):
+                h = jnp.tanh(jax.ad_checkpoint.checkpoint_name(W @ h, "product") + x)
+                return h, jnp.sum(h)
+
+            _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+            return jnp.sum(sums)
+        """),
+    Answer("rnn_sum_remat", "one checkpoint around the whole scan, dots_saveable", """
+        def rnn_sum_remat(W, xs):
+            def states(W, xs):
+                def step(h, x):
+                    h = jnp.tanh(jnp.dot(W, h) + x)
+                    return h, h
+
+                return jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)[1]
+
+            hs = jax.checkpoint(states, policy=jax.checkpoint_policies.dots_saveable)(W, xs)
+            return jnp.sum(hs)
         """),
     Answer("banded_jacobian", "a Python loop over the colours, entries set one band at a time", """
         def banded_jacobian(f, x, bandwidth):
