@@ -21,7 +21,9 @@
 # * what a pullback keeps in memory, and how `jax.checkpoint` trades it for recomputation;
 # * how `lax.scan`, `lax.while_loop`, `lax.cond` and `jnp.where` are differentiated;
 # * how a custom rule differentiates values its function closes over (`jax.closure_convert`);
-# * how a sparse Jacobian costs a few JVPs instead of one per input (colouring).
+# * how a sparse Jacobian costs a few JVPs instead of one per input (colouring);
+# * how JAX's transformations interpret traced programs (jaxprs): forward mode and the
+#   transpose written as interpreters of your own, and checkpoint policies inside a scan.
 
 # %% [markdown]
 # **Exercises.** An answer cell holds the functions of one exercise. Replace every placeholder,
