@@ -851,7 +851,30 @@ print("the function   :", rounded(jnp.sin(x_eval) * 2.0 + scale_demo * x_eval **
 # * It works under `jax.jit` (the tests trace it there).
 
 # %% nbgrader={"grade_id": "jvp_of_jaxpr", "solution": true}
-### BEGIN SOLUTION
+def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+    """(outputs, output tangents) of the program `jaxpr`, by one JVP rule per equation."""
+    ### BEGIN SOLUTION
+    values = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, primals))
+    tangent_of = {v: jnp.zeros_like(c) for v, c in zip(jaxpr.constvars, consts)}
+    tangent_of |= dict(zip(jaxpr.invars, tangents))
+
+    def read(v):
+        if isinstance(v, jax.extend.core.Literal):
+            return v.val, jnp.zeros_like(v.val)
+        return values[v], tangent_of[v]
+
+    for eqn in jaxpr.eqns:
+        rule = JVP_RULES.get(eqn.primitive.name)
+        if rule is None:
+            raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")
+        inputs, input_tangents = zip(*map(read, eqn.invars))
+        output = eqn.primitive.bind(*inputs, **eqn.params)
+        values[eqn.outvars[0]] = output
+        tangent_of[eqn.outvars[0]] = rule(eqn.primitive, inputs, input_tangents, output,
+                                          eqn.params)
+    return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
+
+
 def _linear_rule(primitive, values, tangents, output, params):
     return primitive.bind(*tangents, **params)
 
@@ -875,29 +898,6 @@ JVP_RULES = {  # primitive name -> rule(primitive, values, tangents, output, par
     **{name: _linear_rule for name in ("neg", "add", "sub", "reduce_sum", "broadcast_in_dim",
                                        "transpose", "reshape")},
 }
-
-
-def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
-    """(outputs, output tangents) of the program `jaxpr`, by one JVP rule per equation."""
-    values = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, primals))
-    tangent_of = {v: jnp.zeros_like(c) for v, c in zip(jaxpr.constvars, consts)}
-    tangent_of |= dict(zip(jaxpr.invars, tangents))
-
-    def read(v):
-        if isinstance(v, jax.extend.core.Literal):
-            return v.val, jnp.zeros_like(v.val)
-        return values[v], tangent_of[v]
-
-    for eqn in jaxpr.eqns:
-        rule = JVP_RULES.get(eqn.primitive.name)
-        if rule is None:
-            raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")
-        inputs, input_tangents = zip(*map(read, eqn.invars))
-        output = eqn.primitive.bind(*inputs, **eqn.params)
-        values[eqn.outvars[0]] = output
-        tangent_of[eqn.outvars[0]] = rule(eqn.primitive, inputs, input_tangents, output,
-                                          eqn.params)
-    return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
 ### END SOLUTION
 
 
