@@ -11,9 +11,9 @@
 #
 # The first four assignments used JAX's transformations. This one opens them up. You will
 # build forward mode yourself, then see that JAX builds reverse mode out of forward mode, and
-# that you can build forward mode back out of reverse mode; you will measure where the memory of reverse mode
-# goes and trade it for time; and you will differentiate loops, branches and solvers the way
-# JAX wants them written. In this notebook you will learn
+# that you can build forward mode back out of reverse mode; you will measure where the memory
+# of reverse mode goes and trade it for time; and you will differentiate loops, branches and
+# solvers the way JAX wants them written. In this notebook you will learn
 #
 # * forward mode as arithmetic on dual numbers, written from scratch;
 # * reverse mode as a linearization followed by a transpose (`jax.linearize`,
@@ -676,7 +676,8 @@ adcheck.check_newton_root(newton_root, jit=True, cases=[
           jnp.array([[1.0, 2.0], [5.0, 0.5]]), jnp.ones((2, 2))),
     _Case("a pytree a = {'s', 't'}, g = x**3 + s x - t", lambda a, x: x**3 + a["s"] * x - a["t"],
           {"s": jnp.array(1.0), "t": jnp.array([2.0, -1.0, 10.0])}, jnp.zeros(3)),
-    _Case("square roots far from the start, g = x**2 - a, a = [0.25, 9, 100]", lambda a, x: x**2 - a,
+    _Case("square roots far from the start, g = x**2 - a, a = [0.25, 9, 100]",
+          lambda a, x: x**2 - a,
           jnp.array([0.25, 9.0, 100.0]), jnp.array([1.0, 2.0, 5.0])),
 ])
 with jax.enable_x64(True):
