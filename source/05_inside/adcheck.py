@@ -2129,7 +2129,13 @@ def _jvp_of_jaxpr_case(exercise, jvp_of_jaxpr, case, jit):
     expected = _oracle(lambda: tuple(jax.tree.leaves(part)
                                      for part in jax.jvp(f, tuple(primals), tuple(tangents))),
                        parts=2)
-    actual = _run("jvp_of_jaxpr", _jvp_of_jaxpr_run(jvp_of_jaxpr, f), (primals, tangents), jit)
+    try:
+        actual = _run("jvp_of_jaxpr", _jvp_of_jaxpr_run(jvp_of_jaxpr, f), (primals, tangents),
+                      jit)
+    except Failed as failure:
+        if "Literal" not in str(failure):
+            raise
+        raise Failed(exercise.mistakes["literal"], exercise.mistakes["literal"].code) from None
     if _probing():
         return
     if not (isinstance(actual, (list, tuple)) and len(actual) == 2
@@ -2193,6 +2199,9 @@ check_jvp_of_jaxpr = Exercise(
               Require("refuses a primitive it has no rule for", _jvp_of_jaxpr_refuses_unknown,
                       always=True)],
     mistakes={
+        "literal": "jvp_of_jaxpr failed on a literal, a number written into the program (the "
+                   "2.0 of mul x 2.0), which is no variable of your environment: take its value "
+                   "from its .val, with a tangent of zero.",
         "not-two-lists": "jvp_of_jaxpr returned {got}: return (outputs, output_tangents), two "
                          "lists with one array per output variable of the program.",
         "jax-differentiation": "jvp_of_jaxpr ran JAX's own differentiation (jax.jvp or another "

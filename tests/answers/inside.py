@@ -384,7 +384,7 @@ WRONG = [
     Answer("jvp_of_jaxpr", "reads a literal as if it were a variable", _jvp_of_jaxpr(
         """        if isinstance(v, jax.extend.core.Literal):
             return v.val, jnp.zeros_like(v.val)
-""", ""), says="jvp_of_jaxpr raised"),
+""", ""), says="jvp_of_jaxpr failed on a literal"),
     Answer("jvp_of_jaxpr", "skips a primitive it has no rule for instead of raising",
            _jvp_of_jaxpr(_NO_RULE, "rule = lambda p, xs, ts, out, params: jnp.zeros_like(out)"),
            says="it must raise NotImplementedError naming the primitive"),
