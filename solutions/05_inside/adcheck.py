@@ -1773,12 +1773,78 @@ def _dual_case(exercise, Dual, case, jit):
     _compare("the tangent of the result", case, tangent, y_dot, hints=[rule] if rule else [])
 
 
+@contextlib.contextmanager
+def _counting_differentiation():
+    """Count every entry into JAX's differentiation while the block runs, whatever name reached
+    it: a JVP, linearize or jet trace made (jax.jvp, grad, vjp, linearize, jet and their
+    aliases and private paths all make one), or a JVP rule of JAX's table called directly.
+    Yields a list that grows by one per entry."""
+    from jax._src.interpreters import ad
+
+    entries, patched = [], []
+    traces = [ad.JVPTrace, ad.LinearizeTrace]
+    jet = sys.modules.get("jax.experimental.jet")
+    if jet is not None:
+        traces.append(jet.JetTrace)
+    for trace in traces:
+        def counted_init(self, *args, _init=trace.__init__, **kwargs):
+            entries.append(1)
+            _init(self, *args, **kwargs)
+        patched.append((trace, trace.__dict__["__init__"]))
+        trace.__init__ = counted_init
+    rules = dict(ad.primitive_jvps)
+
+    def counted_rule(rule):
+        def counted(*args, **kwargs):
+            entries.append(1)
+            return rule(*args, **kwargs)
+        return counted
+
+    for primitive, rule in rules.items():
+        ad.primitive_jvps[primitive] = counted_rule(rule)
+    try:
+        yield entries
+    finally:
+        ad.primitive_jvps.update(rules)
+        for trace, init in patched:
+            trace.__init__ = init
+
+
+def _dual_everything(x):
+    """Every operation of the statement once."""
+    y = (x.sin() * x.exp() + 2.0 - x) / (1.0 + x.log() ** 2) - (-x)
+    return 3.0 / y + 1.5 * y - (4.0 - y) + y * 0.5 + y / 2.0
+
+
+def _dual_without_jax_differentiation(exercise, Dual, cases, jit):
+    x, t = jnp.array([0.5, 1.0, 2.0]), jnp.array([1.0, -1.0, 0.5])
+    runs = [(_dual_everything, x, t)] + [case.args for case in cases]
+
+    def entries():
+        with _counting_differentiation() as entries:
+            for f, x, t in runs:
+                out = f(Dual(x, t))
+                jax.block_until_ready((getattr(out, "primal", None),
+                                       getattr(out, "tangent", None)))
+        return len(entries)
+
+    if _call("Dual", entries):
+        raise Failed(exercise.mistakes["jax-differentiation"],
+                     exercise.mistakes["jax-differentiation"].code)
+
+
 check_Dual = Exercise(
     "Dual", "Dual(primal, tangent): forward mode by dual numbers, whose arithmetic and sin, exp, "
     "log carry the tangent by the rules of calculus, with no JAX differentiation.",
     cases=_dual_cases, check_case=_dual_case, forbids=_DERIVATIVES + _JACOBIANS,
+    requires=[Require("uses no differentiation of JAX's", _dual_without_jax_differentiation,
+                      always=True)],
     mistakes={"not-a-dual": "An operation on Dual numbers returned {got}, not a Dual: every "
-                            "method returns Dual(primal, tangent)."})
+                            "method returns Dual(primal, tangent).",
+              "jax-differentiation": "Dual's methods ran JAX's own differentiation (jax.jvp or "
+                                     "another transformation of JAX's autodiff, under whatever "
+                                     "name, or a JVP rule of jax.interpreters.ad): write each "
+                                     "rule's tangent yourself, with jnp."})
 
 
 def _several_inputs_cases():
@@ -2052,15 +2118,18 @@ def _newton_root_case(exercise, newton_root, case, jit):
 
     root64, grad64 = _oracle(references, parts=2)
 
-    def value_and_grad(theta, x0):  # f closes over theta, which is being differentiated
-        return jax.value_and_grad(lambda t: jnp.sum(newton_root(lambda x: g(t, x), x0)))(theta)
+    def gradients(theta, x0):  # f closes over theta, which is being differentiated
+        return jax.grad(lambda t, x0: jnp.sum(newton_root(lambda x: g(t, x), x0)),
+                        argnums=(0, 1))(theta, x0)
 
     root = _run("newton_root", lambda t, x0: newton_root(lambda x: g(t, x), x0), (theta, x0),
                 jit)
     _compare("newton_root", case, root, root64)
-    _, grad = _run("newton_root", value_and_grad, (theta, x0), jit)
+    grad, grad_x0 = _run("newton_root", gradients, (theta, x0), jit)
     _compare_tree("the derivative of sum(newton_root(f, x0)) in the value f closes over", case,
                   grad, grad64, hints=[exercise.mistakes["rule"]])
+    _compare("the derivative of sum(newton_root(f, x0)) in x0", case, grad_x0,
+             np.zeros(np.shape(x0), dtype), hints=[exercise.mistakes["x0"]])
 
 
 def _newton_root_has_a_rule(exercise, newton_root, cases, jit):
@@ -2083,6 +2152,8 @@ check_newton_root = Exercise(
                 "closed-over values is minus the VJP of w through f in those values.",
         "no-rule": "newton_root must differentiate through a jax.custom_vjp rule (called with "
                    "the function jax.closure_convert returns), not through Newton's iterations.",
+        "x0": "The root does not depend on where Newton's method starts: the rule's cotangent "
+              "of x0 is zero.",
     })
 
 
@@ -2106,7 +2177,9 @@ def _banded_cases():
 def _banded_case(exercise, banded_jacobian, case, jit):
     f, x, bandwidth = case.args
     expected = _oracle(lambda: jax.jit(jax.jacfwd(f))(x))
-    actual = _run("banded_jacobian", lambda x: banded_jacobian(f, x, bandwidth), (x,), jit)
+    # Compiled in the visible tests too: run eagerly, each of its many small operations would
+    # be compiled on its own, which takes seconds.
+    actual = _run("banded_jacobian", lambda x: banded_jacobian(f, x, bandwidth), (x,), True)
     _compare("banded_jacobian", case, actual, expected,
              shape_hints=["The Jacobian of f: R^n -> R^n at x has shape (n, n)."])
 
@@ -2125,7 +2198,8 @@ def _banded_counts_jvps(exercise, banded_jacobian, cases, jit):
         return jax.jvp(_band, primals, tangents)
 
     def count():
-        jax.block_until_ready(banded_jacobian(counted_band, jnp.linspace(-1.0, 1.0, n), 1))
+        jax.block_until_ready(jax.jit(lambda x: banded_jacobian(counted_band, x, 1))(
+            jnp.linspace(-1.0, 1.0, n)))
         jax.effects_barrier()
         return len(calls)
 
@@ -2145,4 +2219,210 @@ check_banded_jacobian = Exercise(
         "jvps": "For n = {n} and bandwidth 1, banded_jacobian pushed {calls} tangents through "
                 "f, expected 3: colour column j by j mod (2 bandwidth + 1), push one tangent "
                 "per colour, and read each entry back from its colour's JVP.",
+    })
+
+
+# The visible cases of jvp_of_jaxpr, a few primitives each, in an order where each case uses
+# only its own primitives and those of the cases before it: (label, f, the rules).
+_JAXPR_RULE_CASES = (
+    ("add, sub and mul with a literal, f(x) = 3 * x - x * x + 1", lambda x: 3.0 * x - x * x + 1.0,
+     "(x + y)' = x' + y', (x - y)' = x' - y', (x y)' = x' y + x y', and a literal's tangent "
+     "is zero"),
+    ("exp, log and neg, f(x) = -exp(x) + log(x)", lambda x: -jnp.exp(x) + jnp.log(x),
+     "exp(x)' = exp(x) x', log(x)' = x' / x, (-x)' = -x'"),
+    ("sin, cos and tanh, f(x) = sin(x) * cos(x) + tanh(x)",
+     lambda x: jnp.sin(x) * jnp.cos(x) + jnp.tanh(x), "sin(x)' = cos(x) x', cos(x)' = "
+     "-sin(x) x', tanh(x)' = (1 - tanh(x)**2) x'"),
+    ("div and integer_pow, f(x) = x ** 3 / (1 + x ** 2)", lambda x: x ** 3 / (1.0 + x ** 2),
+     "(x / y)' = (x' - (x / y) y') / y, (x**n)' = n x**(n - 1) x'"),
+    ("reduce_sum, broadcast_in_dim, transpose and reshape, f(x) = (outer(x, x).T.reshape(-1)) "
+     "+ sum(x)", lambda x: jnp.outer(x, x).T.reshape(-1) + jnp.sum(x),
+     "a linear primitive's tangent is the primitive applied to the tangents"),
+)
+
+
+def _jvp_of_jaxpr_cases():
+    x, t = jnp.array([0.5, 1.0, 2.0]), jnp.array([1.0, -1.0, 0.5])
+    matrix = jnp.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0]])
+    return [Case(label, f, [x], [t]) for label, f, _ in _JAXPR_RULE_CASES] + [
+        Case("dot_general of a closed-over matrix and an input, f(x) = W @ x", lambda x: matrix @ x,
+             [x], [t]),
+        Case("two inputs, two outputs, f(a, b) = (a @ b, sin(a) * 2), a of shape (2, 3)",
+             lambda a, b: (a @ b, jnp.sin(a) * 2.0), [matrix, x], [jnp.ones((2, 3)), t]),
+    ]
+
+
+def _jaxpr_rules_hint(label):
+    return next((f"The rules of this case: {rules}." for name, _, rules in _JAXPR_RULE_CASES
+                 if label == name), None)
+
+
+def _jvp_of_jaxpr_run(jvp_of_jaxpr, f):
+    """The answer on the program of ``f``, as two lists."""
+    def run(primals, tangents):
+        closed = jax.make_jaxpr(f)(*primals)
+        outputs, output_tangents = jvp_of_jaxpr(closed.jaxpr, closed.consts, list(primals),
+                                                list(tangents))
+        return [list(outputs), list(output_tangents)]
+    return run
+
+
+def _jvp_of_jaxpr_case(exercise, jvp_of_jaxpr, case, jit):
+    f, primals, tangents = case.args
+    expected = _oracle(lambda: tuple(jax.tree.leaves(part)
+                                     for part in jax.jvp(f, tuple(primals), tuple(tangents))),
+                       parts=2)
+    try:
+        actual = _run("jvp_of_jaxpr", _jvp_of_jaxpr_run(jvp_of_jaxpr, f), (primals, tangents),
+                      jit)
+    except Failed as failure:
+        if "Literal" not in str(failure):
+            raise
+        raise Failed(exercise.mistakes["literal"], exercise.mistakes["literal"].code) from None
+    if _probing():
+        return
+    if not (isinstance(actual, (list, tuple)) and len(actual) == 2
+            and all(isinstance(part, (list, tuple)) for part in actual)):
+        mistake = exercise.mistakes["not-two-lists"]
+        raise Failed(mistake.format(got=_describe(actual)), mistake.code)
+    _compare_tree("the outputs of jvp_of_jaxpr", case, list(actual[0]), list(expected[0]))
+    hint = _jaxpr_rules_hint(case.label)
+    _compare_tree("the output tangents of jvp_of_jaxpr", case, list(actual[1]),
+                  list(expected[1]), hints=[hint] if hint else [])
+
+
+def _every_listed_primitive(x, y):
+    z = jnp.tanh(jnp.cos(x) @ y) * 2.0 - jnp.sum(jnp.log(jnp.exp(-x) + 1.0)) ** 2
+    return (jnp.sum(jnp.sin(z)) / (1.0 + z).T.reshape(-1),)
+
+
+def _jvp_of_jaxpr_no_jax_differentiation(exercise, jvp_of_jaxpr, cases, jit):
+    x, y = jnp.array([[0.5, 1.0], [2.0, 0.1]]), jnp.array([[1.0], [-1.0]])
+    run = _jvp_of_jaxpr_run(jvp_of_jaxpr, _every_listed_primitive)
+
+    def entries():
+        with _counting_differentiation() as entries:
+            jax.block_until_ready(run([x, y], [jnp.ones_like(x), jnp.ones_like(y)]))
+        return len(entries)
+
+    if _call("jvp_of_jaxpr", entries):
+        raise Failed(exercise.mistakes["jax-differentiation"],
+                     exercise.mistakes["jax-differentiation"].code)
+
+
+def _jvp_of_jaxpr_refuses_unknown(exercise, jvp_of_jaxpr, cases, jit):
+    run = _jvp_of_jaxpr_run(jvp_of_jaxpr, lambda x: jnp.sin(x) + jax.lax.erf(x))
+
+    def raised():
+        try:
+            jax.block_until_ready(run([jnp.array([0.5, 1.0])], [jnp.ones(2)]))
+        except NotImplementedError as error:
+            return "NotImplementedError", str(error)
+        except Exception as error:  # noqa: BLE001 (the kind of error is what is checked)
+            return type(error).__name__, str(error)
+        return None, ""
+
+    kind, message = _call("jvp_of_jaxpr", raised)
+    if kind != "NotImplementedError" or "erf" not in message:
+        what = ("returned without an error" if kind is None
+                else f"raised {kind}" + (" without naming erf" if kind == "NotImplementedError"
+                                         else ""))
+        mistake = exercise.mistakes["unknown-primitive"]
+        raise Failed(mistake.format(what=what), mistake.code)
+
+
+check_jvp_of_jaxpr = Exercise(
+    "jvp_of_jaxpr", "jvp_of_jaxpr(jaxpr, consts, primals, tangents) returns the outputs and "
+    "output tangents of a jaxpr, as jax.jvp does, by interpreting its equations with JVP rules "
+    "of one's own.",
+    cases=_jvp_of_jaxpr_cases, check_case=_jvp_of_jaxpr_case,
+    forbids=_DERIVATIVES + _JACOBIANS,
+    requires=[Require("uses no differentiation of JAX's", _jvp_of_jaxpr_no_jax_differentiation,
+                      always=True),
+              Require("refuses a primitive it has no rule for", _jvp_of_jaxpr_refuses_unknown,
+                      always=True)],
+    mistakes={
+        "literal": "jvp_of_jaxpr failed on a literal, a number written into the program (the "
+                   "2.0 of mul x 2.0), which is no variable of your environment: take its value "
+                   "from its .val, with a tangent of zero.",
+        "not-two-lists": "jvp_of_jaxpr returned {got}: return (outputs, output_tangents), two "
+                         "lists with one array per output variable of the program.",
+        "jax-differentiation": "jvp_of_jaxpr ran JAX's own differentiation (jax.jvp or another "
+                               "transformation of JAX's autodiff, under whatever name, or a JVP "
+                               "rule of jax.interpreters.ad): write each primitive's rule "
+                               "yourself.",
+        "unknown-primitive": "On a program with the primitive erf, which the statement lists "
+                             "no rule for, jvp_of_jaxpr {what}: it must raise "
+                             "NotImplementedError naming the primitive.",
+    })
+
+
+def _rnn_sum_by_loop(W, xs):
+    """The loss of rnn_sum_remat by a Python loop, without checkpoints (the checks'
+    reference)."""
+    state, total = jnp.zeros(W.shape[0], xs.dtype), jnp.zeros((), xs.dtype)
+    for x in xs:
+        state = jnp.tanh(jnp.dot(W, state) + x)
+        total = total + state.sum()
+    return total
+
+
+def _rnn_sum_case(exercise, rnn_sum_remat, case, jit):
+    W, xs = case.args
+    expected = _oracle(lambda: jax.jit(jax.value_and_grad(_rnn_sum_by_loop, (0, 1)))(W, xs))
+    value, grads = _run("rnn_sum_remat", jax.value_and_grad(rnn_sum_remat, (0, 1)), (W, xs),
+                        jit)
+    _compare("rnn_sum_remat", case, value, expected[0])
+    if _probing():
+        return
+    for label, a, e in zip(("W", "xs"), grads, expected[1]):
+        _compare(f"the gradient of rnn_sum_remat with respect to {label}", case, a, e)
+
+
+def _kept_and_products(fn, W, xs):
+    """(how many arrays of the size of xs fn's pullback keeps, apart from its arguments; the
+    matrix products of fn's program; those of its gradient's; whether it scans)."""
+    from jax._src.ad_checkpoint import saved_residuals
+
+    kept = sum(int(np.prod(aval.shape)) for aval, where in saved_residuals(fn, W, xs)
+               if not where.startswith("from the argument")) / xs.size
+    forward, backward = _program(fn, W, xs), _program(jax.grad(fn), W, xs)
+    return kept, forward.count("dot_general"), backward.count("dot_general"), "scan" in forward
+
+
+def _rnn_sum_keeps_products(exercise, rnn_sum_remat, cases, jit):
+    W, xs = 0.5 * _normal(80, (4, 4)), _normal(81, (6, 4))
+    kept, forward, backward, scans = _call("rnn_sum_remat", _kept_and_products, rnn_sum_remat,
+                                           W, xs)
+    if not scans:
+        raise Failed(exercise.mistakes["no-scan"], exercise.mistakes["no-scan"].code)
+    if backward > 3 * forward:
+        mistake = exercise.mistakes["recomputes-products"]
+        raise Failed(mistake.format(products=backward, plain=3 * forward), mistake.code)
+    if kept > 2:
+        mistake = exercise.mistakes["keeps-too-much"]
+        raise Failed(mistake.format(kept=f"{kept:g}"), mistake.code)
+
+
+check_rnn_sum_remat = Exercise(
+    "rnn_sum_remat", "rnn_sum_remat(W, xs) is the sum over t of the entries of h_t = tanh(W "
+    "h_(t-1) + x_t) from h_0 = 0, as a scan whose pullback keeps the products W h_(t-1) and "
+    "recomputes the tanh.",
+    cases=lambda: [Case("n = 3, 5 steps", 0.5 * _normal(82, (3, 3)), _normal(83, (5, 3))),
+                   Case("n = 2, 3 steps", jnp.array([[0.5, -1.0], [1.0, 0.2]]),
+                        jnp.linspace(-1.0, 1.0, 6).reshape(3, 2))],
+    check_case=_rnn_sum_case,
+    requires=[Require("keeps the products and recomputes the tanh", _rnn_sum_keeps_products,
+                      always=True)],
+    mistakes={
+        "no-scan": "rnn_sum_remat's program has no scan: write the recurrence as one "
+                   "jax.lax.scan over the steps.",
+        "recomputes-products": "The gradient of rnn_sum_remat computes {products} matrix "
+                               "products for 6 steps of n = 4 where keeping the products needs "
+                               "{plain}: its backward pass recomputes W h, which the pullback "
+                               "must keep. Give jax.checkpoint a policy that saves it.",
+        "keeps-too-much": "The pullback of rnn_sum_remat keeps {kept} arrays of the size of "
+                          "xs besides xs, more than two: it keeps the tanh (or more) instead "
+                          "of recomputing it. Checkpoint the step (or the scan) with a policy "
+                          "that saves only the products.",
     })

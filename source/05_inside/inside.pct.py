@@ -11,9 +11,9 @@
 #
 # The first four assignments used JAX's transformations. This one opens them up. You will
 # build forward mode yourself, then see that JAX builds reverse mode out of forward mode, and
-# forward mode back out of reverse mode; you will measure where the memory of reverse mode
-# goes and trade it for time; and you will differentiate loops, branches and solvers the way
-# JAX wants them written. In this notebook you will learn
+# that you can build forward mode back out of reverse mode; you will measure where the memory
+# of reverse mode goes and trade it for time; and you will differentiate loops, branches and
+# solvers the way JAX wants them written. In this notebook you will learn
 #
 # * forward mode as arithmetic on dual numbers, written from scratch;
 # * reverse mode as a linearization followed by a transpose (`jax.linearize`,
@@ -21,7 +21,9 @@
 # * what a pullback keeps in memory, and how `jax.checkpoint` trades it for recomputation;
 # * how `lax.scan`, `lax.while_loop`, `lax.cond` and `jnp.where` are differentiated;
 # * how a custom rule differentiates values its function closes over (`jax.closure_convert`);
-# * how a sparse Jacobian costs a few JVPs instead of one per input (colouring).
+# * how a sparse Jacobian costs a few JVPs instead of one per input (colouring);
+# * how JAX's transformations interpret traced programs (jaxprs): forward mode and the
+#   transpose written as interpreters of your own, and checkpoint policies inside a scan.
 
 # %% [markdown]
 # **Exercises.** An answer cell holds the functions of one exercise. Replace every placeholder,
@@ -43,6 +45,7 @@ import time
 
 import jax
 import jax.ad_checkpoint
+import jax.extend.core
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
@@ -228,7 +231,14 @@ print("jax.jvp:", rounded(jax_y), rounded(jax_t))
 # tangent alone. A linear program can be run backwards: `jax.linear_transpose` turns the
 # program of $t \mapsto Jt$ into the program of $u \mapsto J^\top u$, reversing the order of
 # its operations and transposing each one. $u \mapsto J^\top u$ is the VJP. This is how JAX
-# differentiates in reverse mode: it only has JVP rules and transpose rules, no VJP rules.
+# differentiates in reverse mode: its primitives have JVP rules and transpose rules, and no
+# VJP rules.
+#
+# What of the `custom_vjp` rules you wrote in assignment 03? `jax.linearize` of such a function
+# does not look inside it: the linear program holds one primitive, `custom_lin`, that carries
+# your `bwd` function and the residuals `fwd` returned. The transpose rule of `custom_lin` calls
+# `bwd` on the cotangent. So a VJP rule enters JAX as the transpose of an opaque linear
+# operation; the second demo below prints both programs.
 
 # %% tags=["demo"]
 W_demo = jnp.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
@@ -237,11 +247,26 @@ vjp_fn = jax.linear_transpose(jvp_fn, jnp.zeros(3))
 print("J e_1 (a column of J):", rounded(jvp_fn(jnp.array([1.0, 0.0, 0.0]))))
 print("J^T e_1 (a row of J)  :", rounded(vjp_fn(jnp.array([1.0, 0.0]))[0]))
 
+
+# %% tags=["demo"]
+@jax.custom_vjp
+def sin_by_rule(x):
+    return jnp.sin(x)
+
+
+sin_by_rule.defvjp(lambda x: (jnp.sin(x), jnp.cos(x)), lambda cos_x, g: (cos_x * g,))
+_, linear_sin = jax.linearize(sin_by_rule, 0.5)
+print("linearized:", jax.make_jaxpr(linear_sin)(1.0).pretty_print(use_color=False))
+print("transposed:", jax.make_jaxpr(jax.linear_transpose(linear_sin, 1.0))(1.0)
+      .pretty_print(use_color=False))
+
 # %% [markdown]
 # ### Exercise 2: `vjp_from_linearize(f, *primals)` (3 points)
 #
-# Return `(f(*primals), pullback)` as `jax.vjp(f, *primals)` does: `pullback(u)` returns a
-# tuple with one cotangent per argument of `f`, and arguments and outputs may be pytrees.
+# Return `(f(*primals), pullback)` as `jax.vjp(f, *primals)` does for floating-point
+# arguments: `pullback(u)` returns a tuple with one cotangent per argument of `f`, and
+# arguments and outputs may be pytrees. (For an integer argument `jax.vjp` returns a cotangent
+# of the special dtype `float0`; the tests use floating-point arguments only.)
 # Build it from `jax.linearize` and `jax.linear_transpose` only: no `jax.vjp`, `jax.grad`,
 # `jax.jvp` or Jacobian.
 
@@ -407,24 +432,24 @@ with jax.enable_x64(True):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# What each segment length saves and costs, for 16 layers on $10^5$ numbers: the arrays the
+# What each segment length saves and costs, for 8 layers on $10^4$ numbers: the arrays the
 # pullback keeps, the arrays at the peak of the backward pass (those, plus the $2k$ residuals
 # of the segment being recomputed), and the time of one gradient.
 
 # %% tags=["demo", "nbval-ignore-output"]
-params_16 = jnp.full(16, 0.05)
-x_long = jnp.linspace(-1.0, 1.0, 100_000)
-segment_lengths = [1, 2, 4, 8, 16]
+params_8 = jnp.full(8, 0.05)
+x_long = jnp.linspace(-1.0, 1.0, 10_000)
+segment_lengths = [1, 2, 4, 8]
 kept, seconds = [], []
 for k in segment_lengths:
-    kept.append(saved_arrays(lambda p, x, k=k: deep_checkpointed(p, x, k), params_16, x_long))
+    kept.append(saved_arrays(lambda p, x, k=k: deep_checkpointed(p, x, k), params_8, x_long))
     gradient = jax.jit(jax.grad(lambda p, x, k=k: jnp.sum(deep_checkpointed(p, x, k))))
-    gradient(params_16, x_long).block_until_ready()
+    gradient(params_8, x_long).block_until_ready()
     start = time.perf_counter()
     for _ in range(3):
-        gradient(params_16, x_long).block_until_ready()
+        gradient(params_8, x_long).block_until_ready()
     seconds.append((time.perf_counter() - start) / 3)
-plain = saved_arrays(deep, params_16, x_long)
+plain = saved_arrays(deep, params_8, x_long)
 fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
 left.plot(segment_lengths, kept, "o-", label="kept by the pullback")
 left.plot(segment_lengths, [n + 2 * k for n, k in zip(kept, segment_lengths)], "s--",
@@ -488,20 +513,29 @@ except ValueError as error:
 # %% [markdown]
 # `lax.fori_loop` with Python ints as bounds is a scan, and reverse mode works through it.
 #
-# Branches: `jnp.where(c, a, b)` computes both `a` and `b`, and its derivative multiplies the
-# unused branch's derivative by zero. If that derivative is `inf` or `nan`, $0 \cdot \infty$ is
-# `nan`: the trap of assignment 03, fixed by a second `where` that makes the unused branch's
-# input harmless. `lax.cond` runs one branch, so for a scalar predicate there is no trap. Under
-# `vmap`, with one predicate per example, `cond` cannot run one branch per example: it runs
-# both and selects. JAX then feeds each branch, on the examples that do not take it, a
-# stopped-gradient copy of the input (the program below shows it), which is the double `where`
-# done for us: batched or not, differentiated before or after batching, `cond` stays safe.
+# Branches: `jnp.where(c, a, b)` computes both `a` and `b`. In forward mode its JVP *selects*
+# the tangent of the branch in use, so an unused branch whose derivative is `inf` does no harm.
+# In reverse mode the transpose of that selection sends the cotangent to the used branch and
+# a zero to the other, which the other branch's pullback then multiplies by its derivative:
+# $0 \cdot \infty$ is `nan`. That is the trap of assignment 03, fixed by a second `where` that
+# makes the unused branch's input harmless. Both modes, on $\sqrt x$ at 0:
 
 # %% tags=["demo"]
 def sqrt_or_zero_where(x):
     return jnp.where(x > 0, jnp.sqrt(x), 0.0)
 
 
+print("jax.jvp, tangent at 0 :", float(jax.jvp(sqrt_or_zero_where, (0.0,), (1.0,))[1]))
+print("jax.grad at 0         :", float(jax.grad(sqrt_or_zero_where)(0.0)))
+
+# %% [markdown]
+# `lax.cond` runs one branch, so for a scalar predicate there is no trap. Under
+# `vmap`, with one predicate per example, `cond` cannot run one branch per example: it runs
+# both and selects. JAX then feeds each branch, on the examples that do not take it, a
+# stopped-gradient copy of the input (the program below shows it), which is the double `where`
+# done for us: batched or not, differentiated before or after batching, `cond` stays safe.
+
+# %% tags=["demo"]
 def sqrt_or_zero_cond(x):
     return jax.lax.cond(x > 0, jnp.sqrt, lambda x: 0.0 * x, x)
 
@@ -642,7 +676,8 @@ adcheck.check_newton_root(newton_root, jit=True, cases=[
           jnp.array([[1.0, 2.0], [5.0, 0.5]]), jnp.ones((2, 2))),
     _Case("a pytree a = {'s', 't'}, g = x**3 + s x - t", lambda a, x: x**3 + a["s"] * x - a["t"],
           {"s": jnp.array(1.0), "t": jnp.array([2.0, -1.0, 10.0])}, jnp.zeros(3)),
-    _Case("a closed-over value that also shifts the start, g = x**2 - a", lambda a, x: x**2 - a,
+    _Case("square roots far from the start, g = x**2 - a, a = [0.25, 9, 100]",
+          lambda a, x: x**2 - a,
           jnp.array([0.25, 9.0, 100.0]), jnp.array([1.0, 2.0, 5.0])),
 ])
 with jax.enable_x64(True):
@@ -714,18 +749,18 @@ def tridiagonal_f(x):
     return jnp.convolve(jnp.sin(x), jnp.array([1.0, -2.0, 1.0]), mode="same") + x**2
 
 
-sizes, dense_ms, coloured_ms = [64, 128, 256, 512], [], []
+sizes, dense_ms, coloured_ms = [64, 128, 256], [], []
 for n in sizes:
     x_n = jnp.linspace(-1.0, 1.0, n)
+    jacobians = []
     for fn, times in ((jax.jit(jax.jacfwd(tridiagonal_f)), dense_ms),
                       (jax.jit(lambda x: banded_jacobian(tridiagonal_f, x, 1)), coloured_ms)):
-        fn(x_n).block_until_ready()
+        jacobians.append(fn(x_n).block_until_ready())
         start = time.perf_counter()
         for _ in range(3):
             fn(x_n).block_until_ready()
         times.append(1e3 * (time.perf_counter() - start) / 3)
-    assert np.allclose(jax.jacfwd(tridiagonal_f)(x_n), banded_jacobian(tridiagonal_f, x_n, 1),
-                       atol=1e-5)
+    assert np.allclose(*jacobians, atol=1e-5)
 fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.loglog(sizes, dense_ms, "o-", label="jax.jacfwd (n JVPs)")
 ax.loglog(sizes, coloured_ms, "s-", label="colouring (3 JVPs)")
@@ -738,3 +773,298 @@ plt.show()
 # %% [markdown]
 # Both still write the $n^2$ entries of the dense result; storing only the $2b + 1$ bands
 # (the pushed tangents themselves) would make the cost linear in $n$ for any fixed bandwidth.
+
+# %% [markdown]
+# ## 8. A tracer of your own
+#
+# Section 2 used `jax.linearize` and `jax.linear_transpose` as black boxes. Both work on
+# programs that JAX records by *tracing*: `jax.make_jaxpr(f)(x)` runs `f` on stand-ins for its
+# arguments and writes down every primitive operation it applies, as a *jaxpr*. A jaxpr has
+# input variables (`invars`), constants it closed over (`constvars`, whose values come with it
+# in `closed.consts`), equations (`eqns`: a primitive, its input variables or literal numbers,
+# its parameters, its output variables) and output variables (`outvars`).
+
+# %% tags=["demo"]
+scale_demo = jnp.array([1.0, -1.0])
+closed_demo = jax.make_jaxpr(lambda x: jnp.sin(x) * 2.0 + scale_demo * x ** 2)(
+    jnp.array([0.5, 1.5]))
+print(closed_demo.pretty_print(use_color=False))
+for eqn in closed_demo.jaxpr.eqns:
+    print(f"{eqn.primitive.name:12} inputs {[type(v).__name__ for v in eqn.invars]}, "
+          f"parameters {eqn.params}")
+
+# %% [markdown]
+# Running a jaxpr is a loop over its equations with an environment, a dictionary from variables
+# to values. Each equation reads its inputs (a `Literal` carries its value in `.val`), applies
+# its primitive with `eqn.primitive.bind(*inputs, **eqn.params)`, and stores its outputs. This
+# is an *interpreter* of jaxprs; `jax.jvp`, `jax.vmap` and `jax.jit` are interpreters too,
+# each giving the primitives another meaning.
+
+# %% tags=["demo"]
+def eval_jaxpr(jaxpr, consts, *args):
+    """The outputs of the program `jaxpr` on `args`, one equation at a time."""
+    env = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, args))
+
+    def read(v):
+        return v.val if isinstance(v, jax.extend.core.Literal) else env[v]
+
+    for eqn in jaxpr.eqns:
+        outputs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.params)
+        env.update(zip(eqn.outvars,
+                       outputs if eqn.primitive.multiple_results else [outputs]))
+    return [read(v) for v in jaxpr.outvars]
+
+
+x_eval = jnp.array([0.5, 1.5])
+print("our interpreter:", rounded(eval_jaxpr(closed_demo.jaxpr, closed_demo.consts, x_eval)[0]))
+print("the function   :", rounded(jnp.sin(x_eval) * 2.0 + scale_demo * x_eval ** 2))
+
+# %% [markdown]
+# Forward mode is another interpreter: beside each value, carry its tangent. An equation's
+# output value is the primitive applied to the input values, and its output tangent comes from
+# a *JVP rule* of that primitive: for `sin`, $\cos(x)\,\dot x$; for `mul`, $\dot x\, y +
+# x\, \dot y$; for a linear primitive such as `add`, `neg`, `reduce_sum` or `dot_general`
+# in one argument, the primitive itself applied to the tangents. Literals and constants are
+# not differentiated: their tangent is zero. JAX keeps such a table of rules, one per
+# primitive, and `jax.jvp` applies it while tracing, as your `Dual` did.
+#
+# ### Exercise 8: Design: `jvp_of_jaxpr(jaxpr, consts, primals, tangents)` (3 points)
+#
+# Goal: forward mode on jaxprs. Given `closed = jax.make_jaxpr(f)(*primals)`, the call
+# `jvp_of_jaxpr(closed.jaxpr, closed.consts, primals, tangents)` returns `(outputs,
+# output_tangents)`: two lists (or tuples) with one array per output variable of the program,
+# equal to the outputs and output tangents of `jax.jvp(f, primals, tangents)`. `primals` and
+# `tangents` are lists of arrays, one per input variable. How you organize the rules (a dict,
+# a chain of `if`, a class) is yours to choose. The constraints, which the tests check:
+#
+# * Interpret the program: walk its equations, apply each primitive with `bind`, and compute
+#   each tangent by a JVP rule that you write, with `jnp` or `jax.lax`. No differentiation of
+#   JAX's by any path: not `jax.jvp`, `jax.linearize`, `jax.grad`, `jax.vjp`, their aliases,
+#   nor the rules of `jax.interpreters.ad` (the tests watch JAX's autodiff while your code runs).
+# * The tests give flat programs (no sub-programs) made of `sin`, `cos`, `tanh`, `exp`, `log`,
+#   `neg`, `add`, `sub`, `mul`, `div`, `integer_pow`, `dot_general`, `reduce_sum`,
+#   `broadcast_in_dim`, `transpose` and `reshape`, with literals and closed-over constants,
+#   several inputs and outputs (an input may be an output), on float32 and float64 arrays of
+#   any shape, scalars included. Each tangent has its value's dtype, also for float32 programs
+#   run with 64-bit mode on.
+# * Any other primitive raises `NotImplementedError` with the primitive's name in its message
+#   (the tests give a program with an `erf`).
+# * It works under `jax.jit` (the tests trace it there).
+
+# %% nbgrader={"grade_id": "jvp_of_jaxpr", "solution": true}
+def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+    """(outputs, output tangents) of the program `jaxpr`, by one JVP rule per equation."""
+    ### BEGIN SOLUTION
+    values = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, primals))
+    tangent_of = {v: jnp.zeros_like(c) for v, c in zip(jaxpr.constvars, consts)}
+    tangent_of |= dict(zip(jaxpr.invars, tangents))
+
+    def read(v):
+        if isinstance(v, jax.extend.core.Literal):
+            return v.val, jnp.zeros_like(v.val)
+        return values[v], tangent_of[v]
+
+    for eqn in jaxpr.eqns:
+        rule = JVP_RULES.get(eqn.primitive.name)
+        if rule is None:
+            raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")
+        inputs, input_tangents = zip(*map(read, eqn.invars))
+        output = eqn.primitive.bind(*inputs, **eqn.params)
+        values[eqn.outvars[0]] = output
+        tangent_of[eqn.outvars[0]] = rule(eqn.primitive, inputs, input_tangents, output,
+                                          eqn.params)
+    return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
+
+
+def _linear_rule(primitive, values, tangents, output, params):
+    return primitive.bind(*tangents, **params)
+
+
+def _bilinear_rule(primitive, values, tangents, output, params):
+    (x, y), (x_dot, y_dot) = values, tangents
+    return primitive.bind(x_dot, y, **params) + primitive.bind(x, y_dot, **params)
+
+
+JVP_RULES = {  # primitive name -> rule(primitive, values, tangents, output, params)
+    "sin": lambda p, xs, ts, out, params: jnp.cos(xs[0]) * ts[0],
+    "cos": lambda p, xs, ts, out, params: -jnp.sin(xs[0]) * ts[0],
+    "tanh": lambda p, xs, ts, out, params: (1 - out**2) * ts[0],
+    "exp": lambda p, xs, ts, out, params: out * ts[0],
+    "log": lambda p, xs, ts, out, params: ts[0] / xs[0],
+    "div": lambda p, xs, ts, out, params: (ts[0] - out * ts[1]) / xs[1],
+    "integer_pow": lambda p, xs, ts, out, params: (
+        params["y"] * xs[0] ** (params["y"] - 1) * ts[0]),
+    "mul": _bilinear_rule,
+    "dot_general": _bilinear_rule,
+    **{name: _linear_rule for name in ("neg", "add", "sub", "reduce_sum", "broadcast_in_dim",
+                                       "transpose", "reshape")},
+}
+### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "jvp_of_jaxpr_tests", "points": 3}
+adcheck.check_jvp_of_jaxpr(jvp_of_jaxpr)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_W = jnp.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
+adcheck.check_jvp_of_jaxpr(jvp_of_jaxpr, jit=True, cases=[
+    _Case("a scalar, f(x) = exp(sin(x)) / x - log(x) ** 3", lambda x: jnp.exp(jnp.sin(x)) / x
+          - jnp.log(x) ** 3, [jnp.array(0.7)], [jnp.array(2.0)]),
+    _Case("a closed-over matrix, f(x) = tanh(W @ x) * 2 + sum(x), x of shape (3,)",
+          lambda x: jnp.tanh(_W @ x) * 2.0 + jnp.sum(x), [jnp.array([0.3, -0.2, 0.9])],
+          [jnp.array([1.0, 0.5, -1.0])]),
+    _Case("three outputs, one of them an input, f(x, y) = (x, x * y, cos(x) - y)",
+          lambda x, y: (x, x * y, jnp.cos(x) - y), [jnp.linspace(0.0, 1.0, 4),
+                                                    jnp.linspace(2.0, 3.0, 4)],
+          [jnp.ones(4), -jnp.ones(4)]),
+    _Case("a matrix product of two inputs, transposed, flattened and squared",
+          lambda a, b: (a @ b).T.reshape(-1) ** 2, [jnp.arange(6.0).reshape(2, 3) / 6,
+                                                    jnp.arange(12.0).reshape(3, 4) / 12],
+          [jnp.ones((2, 3)), jnp.eye(3, 4)]),
+])
+with jax.enable_x64(True):
+    adcheck.check_jvp_of_jaxpr(jvp_of_jaxpr, jit=True, cases=[
+        _Case("float64, f(x) = sin(x) * x ** 4 / cos(x)",
+              lambda x: jnp.sin(x) * x ** 4 / jnp.cos(x),
+              [jnp.array([0.1, 0.4, 1.2], jnp.float64)], [jnp.array([1.0, 2.0, 3.0], jnp.float64)]),
+        _Case("float32 with 64-bit mode on, f(x) = 2 * exp(x) - 1.5 / x",
+              lambda x: 2.0 * jnp.exp(x) - 1.5 / x, [jnp.array([0.5, 1.5], jnp.float32)],
+              [jnp.array([1.0, -1.0], jnp.float32)]),
+    ])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Reverse mode needs one more interpreter: the transpose. The program that `jax.linearize`
+# returns is linear in its input, the tangent; the values it multiplies by (the cosines,
+# the inputs: the residuals) are its constants. Transposing it walks the equations backwards
+# with a cotangent for each variable: an equation hands the cotangent of its output to its
+# linear inputs by the *transpose rule* of its primitive. For `mul` by a constant $c$ it is
+# $\bar x = c\,\bar y$ (a linear map $x \mapsto c x$ is its own transpose); for `add_any` both
+# inputs get $\bar y$; for `sub` the second gets $-\bar y$. A variable used twice collects the
+# sum of its cotangents. Here is that walk for the four primitives this program uses, against
+# `jax.linear_transpose`:
+
+# %% tags=["demo"]
+def transpose_linear(jaxpr, consts, cotangent):
+    """The transpose of the linear program `jaxpr` (one input, one output, only mul by a
+    constant, add_any, sub and neg) applied to `cotangent`."""
+    constants = dict(zip(jaxpr.constvars, consts))
+    cotangents = {jaxpr.outvars[0]: cotangent}
+
+    def send(v, c):
+        cotangents[v] = cotangents[v] + c if v in cotangents else c
+
+    for eqn in reversed(jaxpr.eqns):
+        c = cotangents.pop(eqn.outvars[0])
+        a, *b = eqn.invars
+        if eqn.primitive.name == "mul":
+            linear, constant = (b[0], a) if a in constants else (a, b[0])
+            send(linear, c * constants[constant])
+        elif eqn.primitive.name in ("add_any", "sub"):
+            send(a, c)
+            send(b[0], c if eqn.primitive.name == "add_any" else -c)
+        elif eqn.primitive.name == "neg":
+            send(a, -c)
+        else:
+            raise NotImplementedError(f"no transpose rule for {eqn.primitive.name}")
+    return cotangents[jaxpr.invars[0]]
+
+
+x_lin = jnp.array([0.5, 1.0])
+_, linear_demo = jax.linearize(lambda x: jnp.sin(x) * x - jnp.exp(x), x_lin)
+closed_linear = jax.make_jaxpr(linear_demo)(x_lin)
+print(closed_linear.pretty_print(use_color=False))
+u_demo = jnp.array([1.0, -2.0])
+print("our transpose       :", rounded(transpose_linear(closed_linear.jaxpr, closed_linear.consts,
+                                                        u_demo)))
+print("jax.linear_transpose:", rounded(jax.linear_transpose(linear_demo, x_lin)(u_demo)[0]))
+
+# %% [markdown]
+# ## 9. Design: what a scan's checkpoint keeps
+#
+# Section 4 checkpointed segments of a Python loop. In a `lax.scan`, `jax.checkpoint` goes
+# around the body, and its *policy* decides, value by value, what the pullback keeps of each
+# step and what the backward pass recomputes. `jax.checkpoint_policies.nothing_saveable`
+# keeps nothing (only the body's inputs, the states, which the scan keeps anyway);
+# `dots_with_no_batch_dims_saveable` keeps the results of matrix products; and
+# `save_only_these_names(...)` keeps the values you tag with
+# `jax.ad_checkpoint.checkpoint_name(value, name)`. A matrix product costs much more than
+# the elementwise functions around it, so keeping products and recomputing the rest is the
+# usual trade. `jax.ad_checkpoint.print_saved_residuals(f, *args)` lists what the pullback of
+# `f` keeps: here a scan of 5 steps whose body applies two matrices.
+
+# %% tags=["demo"]
+def two_products_step(h, x, A, B):
+    first = jax.ad_checkpoint.checkpoint_name(A @ h, "first")
+    return jnp.sin(B @ jnp.cos(first)) + x
+
+
+def scan_loss(step):
+    def loss(A, B, xs):
+        def body(h, x):
+            h = step(h, x, A, B)
+            return h, h
+        return jnp.sum(jax.lax.scan(body, jnp.zeros(A.shape[0]), xs)[1])
+    return loss
+
+
+A_demo, B_demo, xs_scan = jnp.eye(3) / 2, jnp.ones((3, 3)) / 3, jnp.ones((5, 3))
+policies = jax.checkpoint_policies
+for label, step in (
+        ("no checkpoint", two_products_step),
+        ("nothing_saveable", jax.checkpoint(two_products_step)),
+        ("dots_with_no_batch_dims_saveable", jax.checkpoint(
+            two_products_step, policy=policies.dots_with_no_batch_dims_saveable)),
+        ('save_only_these_names("first")', jax.checkpoint(
+            two_products_step, policy=policies.save_only_these_names("first")))):
+    kept = residuals_of(scan_loss(step), A_demo, B_demo, xs_scan)
+    print(f"{label}:\n  " + "\n  ".join(kept))
+
+# %% [markdown]
+# ### Exercise 9: Design: `rnn_sum_remat(W, xs)` (2 points)
+#
+# Goal: the loss $\sum_{t=1}^{T} \sum_i (h_t)_i$ of the recurrence $h_0 = 0$,
+# $h_t = \tanh(W h_{t-1} + x_t)$, for `W` of shape `(n, n)` and `xs` of shape `(T, n)`, whose
+# pullback keeps the product $W h_{t-1}$ of every step and recomputes the $\tanh$. Where you
+# put `jax.checkpoint` (around the body, around the whole scan) and which policy you give it
+# are yours to choose. The tests check:
+#
+# * the value and the gradients in `W` and in `xs` against a plain scan, in float32 and
+#   float64, under `jax.jit`;
+# * that it is one `lax.scan` over the steps, whose gradient computes no more matrix products
+#   than the plain scan's (one forward, two backward per step: the product is kept, never
+#   recomputed);
+# * that its pullback keeps at most two arrays of the size of `xs`, besides `xs` itself, as
+#   `print_saved_residuals` lists them (the plain scan keeps three: it keeps the $\tanh$ too).
+
+# %% nbgrader={"grade_id": "rnn_sum_remat", "solution": true}
+def rnn_sum_remat(W, xs):
+    """sum over t of the entries of h_t = tanh(W h_(t-1) + x_t), keeping only the products."""
+    ### BEGIN SOLUTION
+    @functools.partial(jax.checkpoint,
+                       policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+    def step(h, x):
+        h = jnp.tanh(W @ h + x)
+        return h, jnp.sum(h)
+
+    _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+    return jnp.sum(sums)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "rnn_sum_remat_tests", "points": 2}
+adcheck.check_rnn_sum_remat(rnn_sum_remat)
+### BEGIN HIDDEN TESTS
+_Case = adcheck.Case
+_normal = adcheck._normal
+adcheck.check_rnn_sum_remat(rnn_sum_remat, jit=True, cases=[
+    _Case("one step, n = 2", 0.5 * _normal(70, (2, 2)), _normal(71, (1, 2))),
+    _Case("n = 5, 12 steps", 0.4 * _normal(72, (5, 5)), _normal(73, (12, 5))),
+    _Case("n = 1, 4 steps", jnp.array([[0.9]]), jnp.linspace(-1.0, 1.0, 4).reshape(4, 1)),
+])
+with jax.enable_x64(True):
+    adcheck.check_rnn_sum_remat(rnn_sum_remat, jit=True, cases=[
+        _Case("float64, n = 3, 7 steps", 0.5 * _normal(74, (3, 3), jnp.float64),
+              _normal(75, (7, 3), jnp.float64)),
+    ])
+### END HIDDEN TESTS

@@ -119,6 +119,81 @@ def _newton_rule(cotangents):
     """)
 
 
+
+# The reference jvp_of_jaxpr, which wrong answers change in one place.
+_JVP_OF_JAXPR = '''
+def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+    """(outputs, output tangents) of the program `jaxpr`, by one JVP rule per equation."""
+    values = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, primals))
+    tangent_of = {v: jnp.zeros_like(c) for v, c in zip(jaxpr.constvars, consts)}
+    tangent_of |= dict(zip(jaxpr.invars, tangents))
+
+    def read(v):
+        if isinstance(v, jax.extend.core.Literal):
+            return v.val, jnp.zeros_like(v.val)
+        return values[v], tangent_of[v]
+
+    for eqn in jaxpr.eqns:
+        rule = JVP_RULES.get(eqn.primitive.name)
+        if rule is None:
+            raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")
+        inputs, input_tangents = zip(*map(read, eqn.invars))
+        output = eqn.primitive.bind(*inputs, **eqn.params)
+        values[eqn.outvars[0]] = output
+        tangent_of[eqn.outvars[0]] = rule(eqn.primitive, inputs, input_tangents, output,
+                                          eqn.params)
+    return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
+
+
+def _linear_rule(primitive, values, tangents, output, params):
+    return primitive.bind(*tangents, **params)
+
+
+def _bilinear_rule(primitive, values, tangents, output, params):
+    (x, y), (x_dot, y_dot) = values, tangents
+    return primitive.bind(x_dot, y, **params) + primitive.bind(x, y_dot, **params)
+
+
+JVP_RULES = {  # primitive name -> rule(primitive, values, tangents, output, params)
+    "sin": lambda p, xs, ts, out, params: jnp.cos(xs[0]) * ts[0],
+    "cos": lambda p, xs, ts, out, params: -jnp.sin(xs[0]) * ts[0],
+    "tanh": lambda p, xs, ts, out, params: (1 - out**2) * ts[0],
+    "exp": lambda p, xs, ts, out, params: out * ts[0],
+    "log": lambda p, xs, ts, out, params: ts[0] / xs[0],
+    "div": lambda p, xs, ts, out, params: (ts[0] - out * ts[1]) / xs[1],
+    "integer_pow": lambda p, xs, ts, out, params: (
+        params["y"] * xs[0] ** (params["y"] - 1) * ts[0]),
+    "mul": _bilinear_rule,
+    "dot_general": _bilinear_rule,
+    **{name: _linear_rule for name in ("neg", "add", "sub", "reduce_sum", "broadcast_in_dim",
+                                       "transpose", "reshape")},
+}
+'''
+
+
+def _jvp_of_jaxpr(old, new):
+    """The reference jvp_of_jaxpr with ``old`` replaced by ``new`` (which must be there)."""
+    assert old in _JVP_OF_JAXPR, old
+    return _JVP_OF_JAXPR.replace(old, new)
+
+
+_NO_RULE = 'raise NotImplementedError(f"no JVP rule for the primitive {eqn.primitive.name}")'
+
+
+def _rnn_sum(checkpoint):
+    """rnn_sum_remat with its step wrapped by ``checkpoint`` (code of a decorator line)."""
+    return """
+        def rnn_sum_remat(W, xs):
+            """ + checkpoint + """
+            def step(h, x):
+                h = jnp.tanh(W @ h + x)
+                return h, jnp.sum(h)
+
+            _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+            return jnp.sum(sums)
+        """
+
+
 _COLOURS = """
 def banded_jacobian(f, x, bandwidth):
     n, colours = x.shape[0], 2 * bandwidth + 1
@@ -159,6 +234,27 @@ WRONG = [
         def sin(self):
             return Dual(*jax.jvp(jnp.sin, (self.primal,), (self.tangent,)))
         """), says="Dual must not call jax.jvp."),
+    Answer("Dual", "sin calls jax.jvp through an alias imported before the check",
+           ("from jax import jvp as _pushforward", _dual(sin="""
+        def sin(self):
+            return Dual(*_pushforward(jnp.sin, (self.primal,), (self.tangent,)))
+        """)), says="Dual's methods ran JAX's own differentiation"),
+    Answer("Dual", "exp finds jax.jvp by a computed name, bound before the check",
+           ("_tangent_map = getattr(jax, 'j' + 'vp')", _dual(exp="""
+        def exp(self):
+            return Dual(*_tangent_map(jnp.exp, (self.primal,), (self.tangent,)))
+        """)), says="Dual's methods ran JAX's own differentiation"),
+    Answer("Dual", "log calls jax's private jax._src.api.jvp", _dual(log="""
+        def log(self):
+            import jax._src.api
+            return Dual(*jax._src.api.jvp(jnp.log, (self.primal,), (self.tangent,)))
+        """), says="Dual's methods ran JAX's own differentiation"),
+    Answer("Dual", "sin applies JAX's JVP rule from jax.interpreters.ad", _dual(sin="""
+        def sin(self):
+            import jax.interpreters.ad
+            rule = jax.interpreters.ad.primitive_jvps[jax.lax.sin_p]
+            return Dual(*rule((self.primal,), (self.tangent,), accuracy=None))
+        """), says="Dual's methods ran JAX's own differentiation"),
     Answer("Dual", "exp returns a tuple, not a Dual", _dual(exp="""
         def exp(self):
             return jnp.exp(self.primal), jnp.exp(self.primal) * self.tangent
@@ -274,6 +370,110 @@ WRONG = [
            says="The sign is flipped."),
     Answer("newton_root", "the rule forgets to divide by f'(x*)", _newton_rule("-g"),
            says="The implicit rule: with w = g / f'(x*)"),
+    Answer("newton_root", "the rule gives x0 the cotangent g instead of zero",
+           (_NEWTON_STEPS, _newton_rule("-g / slope")[1].replace(
+               "return (jnp.zeros_like(x_star), *pullback(", "return (g, *pullback(")),
+           says="the rule's cotangent of x0 is zero"),
+    Answer("jvp_of_jaxpr", "mul's rule forgets the term x y'", _jvp_of_jaxpr(
+        '"mul": _bilinear_rule,',
+        '"mul": lambda p, xs, ts, out, params: ts[0] * xs[1],'),
+        says="(x y)' = x' y + x y'"),
+    Answer("jvp_of_jaxpr", "div's rule forgets the second term", _jvp_of_jaxpr(
+        '(ts[0] - out * ts[1]) / xs[1]', 'ts[0] / xs[1]'),
+        says="(x / y)' = (x' - (x / y) y') / y"),
+    Answer("jvp_of_jaxpr", "reads a literal as if it were a variable", _jvp_of_jaxpr(
+        """        if isinstance(v, jax.extend.core.Literal):
+            return v.val, jnp.zeros_like(v.val)
+""", ""), says="jvp_of_jaxpr failed on a literal"),
+    Answer("jvp_of_jaxpr", "skips a primitive it has no rule for instead of raising",
+           _jvp_of_jaxpr(_NO_RULE, "rule = lambda p, xs, ts, out, params: jnp.zeros_like(out)"),
+           says="it must raise NotImplementedError naming the primitive"),
+    Answer("jvp_of_jaxpr", "raises NotImplementedError without saying which primitive",
+           _jvp_of_jaxpr(_NO_RULE, 'raise NotImplementedError("no rule")'),
+           says="raised NotImplementedError without naming erf"),
+    Answer("jvp_of_jaxpr", "a literal's zero tangent in the default dtype (float64 in x64 mode)",
+           _jvp_of_jaxpr("return v.val, jnp.zeros_like(v.val)",
+                         "return v.val, jnp.zeros(jnp.shape(v.val))"),
+           says="lax.mul requires arguments to have the same dtypes"),
+    Answer("jvp_of_jaxpr", "calls jax.jvp on the program turned back into a function", """
+        def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+            f = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))
+            return jax.jvp(f, tuple(primals), tuple(tangents))
+        """, says="jvp_of_jaxpr must not call jax.jvp."),
+    Answer("jvp_of_jaxpr", "calls jax's private jax._src.api.jvp", """
+        def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+            import jax._src.api
+            f = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))
+            if any(eqn.primitive.name == "erf" for eqn in jaxpr.eqns):
+                raise NotImplementedError("erf")
+            return jax._src.api.jvp(f, tuple(primals), tuple(tangents))
+        """, says="jvp_of_jaxpr ran JAX's own differentiation"),
+    Answer("jvp_of_jaxpr", "calls jax.jvp through an alias bound before the check",
+           ("_push_forward = getattr(jax, 'j' + 'vp')", """
+        def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+            f = jax.extend.core.jaxpr_as_fun(jax.extend.core.ClosedJaxpr(jaxpr, consts))
+            if any(eqn.primitive.name == "erf" for eqn in jaxpr.eqns):
+                raise NotImplementedError("erf")
+            return _push_forward(f, tuple(primals), tuple(tangents))
+        """), says="jvp_of_jaxpr uses jax.jvp, which this exercise forbids"),
+    Answer("jvp_of_jaxpr", "takes each rule from JAX's table in jax.interpreters.ad", """
+        import jax.interpreters.ad
+
+        def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+            values = dict(zip(jaxpr.constvars, consts)) | dict(zip(jaxpr.invars, primals))
+            tangent_of = {v: jnp.zeros_like(c) for v, c in zip(jaxpr.constvars, consts)}
+            tangent_of |= dict(zip(jaxpr.invars, tangents))
+
+            def read(v):
+                if isinstance(v, jax.extend.core.Literal):
+                    return v.val, jnp.zeros_like(v.val)
+                return values[v], tangent_of[v]
+
+            for eqn in jaxpr.eqns:
+                if eqn.primitive.name == "erf":
+                    raise NotImplementedError("erf")
+                rule = jax.interpreters.ad.primitive_jvps[eqn.primitive]
+                inputs, input_tangents = zip(*map(read, eqn.invars))
+                out, out_dot = rule(inputs, input_tangents, **eqn.params)
+                values[eqn.outvars[0]] = out
+                tangent_of[eqn.outvars[0]] = out_dot
+            return [read(v)[0] for v in jaxpr.outvars], [read(v)[1] for v in jaxpr.outvars]
+        """, says="jvp_of_jaxpr ran JAX's own differentiation"),
+    Answer("rnn_sum_remat", "no checkpoint: the pullback keeps the tanh too", _rnn_sum(""),
+           says="keeps 3 arrays of the size of xs besides xs, more than two"),
+    Answer("rnn_sum_remat", "a checkpoint with the default policy recomputes the product",
+           _rnn_sum("@jax.checkpoint"), says="its backward pass recomputes W h"),
+    Answer("rnn_sum_remat", "everything_saveable: the same as no checkpoint",
+           _rnn_sum("@functools.partial(jax.checkpoint, "
+                    "policy=jax.checkpoint_policies.everything_saveable)"),
+           says="it keeps the tanh (or more) instead of recomputing it"),
+    Answer("rnn_sum_remat", "saves a name that nothing in the step carries", _rnn_sum(
+        "@functools.partial(jax.checkpoint, "
+        "policy=jax.checkpoint_policies.save_only_these_names('product'))"),
+           says="its backward pass recomputes W h"),
+    Answer("rnn_sum_remat", "a Python loop of checkpointed steps, not a scan", """
+        def rnn_sum_remat(W, xs):
+            @functools.partial(jax.checkpoint,
+                               policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+            def step(h, x):
+                return jnp.tanh(W @ h + x)
+
+            h, total = jnp.zeros(W.shape[0], xs.dtype), 0.0
+            for x in xs:
+                h = step(h, x)
+                total = total + jnp.sum(h)
+            return total
+        """, says="rnn_sum_remat's program has no scan"),
+    Answer("rnn_sum_remat", "sums the state before the update", """
+        def rnn_sum_remat(W, xs):
+            @functools.partial(jax.checkpoint,
+                               policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+            def step(h, x):
+                return jnp.tanh(W @ h + x), jnp.sum(h)
+
+            _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+            return jnp.sum(sums)
+        """, says="rnn_sum_remat is wrong for"),
     Answer("banded_jacobian", "calls jax.jacfwd", """
         def banded_jacobian(f, x, bandwidth):
             return jax.jacfwd(f)(x)
@@ -390,6 +590,74 @@ ALTERNATIVES = [
                                   "jax.lax.while_loop(lambda s: s[0] < 30, lambda s: "
                                   "(s[0] + 1, step(0, s[1])), (0, x0))[1]"),
             _newton_rule("-(g / slope)")[1])),
+    Answer("jvp_of_jaxpr", "a chain of if on the primitive, rules with jax.lax", """
+        def jvp_of_jaxpr(jaxpr, consts, primals, tangents):
+            env = {}
+            for v, c in zip(jaxpr.constvars, consts):
+                env[v] = (c, jax.lax.full_like(c, 0))
+            for v, x, t in zip(jaxpr.invars, primals, tangents):
+                env[v] = (x, t)
+
+            def read(v):
+                if type(v).__name__ == "Literal":
+                    return v.val, jax.lax.full_like(jnp.asarray(v.val), 0)
+                return env[v]
+
+            for eqn in jaxpr.eqns:
+                name, params = eqn.primitive.name, eqn.params
+                (xs, ts) = zip(*[read(v) for v in eqn.invars])
+                out = eqn.primitive.bind(*xs, **params)
+                if name in ("neg", "add", "sub", "reduce_sum", "broadcast_in_dim", "transpose",
+                            "reshape"):
+                    t = eqn.primitive.bind(*ts, **params)
+                elif name in ("mul", "dot_general"):
+                    t = jax.lax.add(eqn.primitive.bind(ts[0], xs[1], **params),
+                                    eqn.primitive.bind(xs[0], ts[1], **params))
+                elif name == "sin":
+                    t = jax.lax.cos(xs[0]) * ts[0]
+                elif name == "cos":
+                    t = jax.lax.neg(jax.lax.sin(xs[0])) * ts[0]
+                elif name == "tanh":
+                    t = ts[0] - out * out * ts[0]
+                elif name == "exp":
+                    t = out * ts[0]
+                elif name == "log":
+                    t = ts[0] / xs[0]
+                elif name == "div":
+                    t = ts[0] / xs[1] - xs[0] * ts[1] / (xs[1] * xs[1])
+                elif name == "integer_pow":
+                    n = params["y"]
+                    t = n * jax.lax.integer_pow(xs[0], n - 1) * ts[0] if n != 1 else ts[0]
+                else:
+                    raise NotImplementedError(name)
+                env[eqn.outvars[0]] = (out, t)
+            pairs = [read(v) for v in jaxpr.outvars]
+            return tuple(p for p, _ in pairs), tuple(t for _, t in pairs)
+        """),
+    Answer("rnn_sum_remat", "the product tagged with checkpoint_name and saved by name", """
+        def rnn_sum_remat(W, xs):
+            policy = jax.checkpoint_policies.save_only_these_names("product")
+
+            @functools.partial(jax.checkpoint, policy=policy)
+            def step(h, x):
+                h = jnp.tanh(jax.ad_checkpoint.checkpoint_name(W @ h, "product") + x)
+                return h, jnp.sum(h)
+
+            _, sums = jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)
+            return jnp.sum(sums)
+        """),
+    Answer("rnn_sum_remat", "one checkpoint around the whole scan, dots_saveable", """
+        def rnn_sum_remat(W, xs):
+            def states(W, xs):
+                def step(h, x):
+                    h = jnp.tanh(jnp.dot(W, h) + x)
+                    return h, h
+
+                return jax.lax.scan(step, jnp.zeros(W.shape[0], xs.dtype), xs)[1]
+
+            hs = jax.checkpoint(states, policy=jax.checkpoint_policies.dots_saveable)(W, xs)
+            return jnp.sum(hs)
+        """),
     Answer("banded_jacobian", "a Python loop over the colours, entries set one band at a time", """
         def banded_jacobian(f, x, bandwidth):
             n, colours = x.shape[0], 2 * bandwidth + 1
