@@ -1253,7 +1253,8 @@ def _forbidden_functions():
     for path in exercise.forbids if exercise else ():
         original = getattr(*_owner(path))
         inner = getattr(original, "__wrapped__", None)
-        cells = [cell for cell in original.__closure__ or () if cell.cell_contents is inner]
+        cells = [cell for cell in getattr(original, "__closure__", None) or ()
+                 if cell.cell_contents is inner]
         if inner is not None and len(cells) == 1:
             # JAX's API boundary: a wrapper that calls the function in its closure. Swapping
             # what the closure holds catches every reference to the wrapper.

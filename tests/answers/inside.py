@@ -575,6 +575,22 @@ ALTERNATIVES = [
                 x = segment(params[start:stop], x)
             return x
         """),
+    Answer("deep_checkpointed", "a balanced split: ceil(L / every) runs of nearly equal length",
+           """
+        def deep_checkpointed(params, x, every):
+            @jax.checkpoint
+            def run(ps, x):
+                for p in ps:
+                    x = layer(p, x)
+                return x
+
+            layers = params.shape[0]
+            runs = -(-layers // every)
+            bounds = [round(k * layers / runs) for k in range(runs + 1)]
+            for start, stop in zip(bounds, bounds[1:]):
+                x = run(params[start:stop], x)
+            return x
+        """),
     Answer("rnn_loss", "a fori_loop with a static trip count, accumulating in the carry", """
         def rnn_loss(params, xs):
             def body(t, state):
