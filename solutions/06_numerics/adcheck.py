@@ -1567,13 +1567,6 @@ def _one_cotangent(returned, mistake):
     return returned[0]
 
 
-def _float32_only(args):
-    """Whether ``args`` hold arrays, all of them float32 (functions and Python numbers aside)."""
-    leaves = [leaf for leaf in jax.tree.leaves(args)
-              if isinstance(leaf, (jax.Array, np.ndarray))]
-    return bool(leaves) and all(leaf.dtype == np.float32 for leaf in leaves)
-
-
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
         return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
@@ -1648,22 +1641,9 @@ class Exercise:
             for requirement in (r for r in checked if not r.first):
                 _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
-            if not visible and not jax.config.jax_enable_x64:
-                self._check_float32_under_x64(answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
             raise _told(failure) from None
         _passed(self.name, cases, jit, [r.words for r in checked])
-
-    def _check_float32_under_x64(self, answer, cases, jit):
-        """The hidden float32 cases again with 64-bit mode on, where an array made with the
-        default dtype (``jnp.zeros(n)``, ``jnp.eye(n)``) is float64: float32 inputs must still
-        give float32 results. Cases whose arrays are all float32 only."""
-        for index, case in enumerate(cases):
-            if _float32_only(case.args):
-                _at("float32 under x64", index)
-                with jax.enable_x64(True):
-                    relabelled = Case(f"{case.label}, float32 with 64-bit mode on", *case.args)
-                    self.check_case(self, answer, relabelled, jit)
 
     def _require_form(self, answer):
         if self.rule:
