@@ -54,6 +54,18 @@ def test_solutions_run_without_deprecated_jax_numpy_or_matplotlib(rebuilt):
             f"cell {index}: {text.strip()[:300]}" for index, text in found)
 
 
+def test_solutions_write_nothing_to_stderr(rebuilt):
+    """A warning names the file that raised it, a path of this machine: nbval on another
+    machine would fail the cell, and a student would read it as a fault of theirs."""
+    for path in sorted((rebuilt / "solutions").glob("*/*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        written = [(index, output.get("text", "")) for index, cell in enumerate(nb.cells)
+                   if cell.cell_type == "code" for output in cell.get("outputs", [])
+                   if output.get("name") == "stderr" or output.output_type == "error"]
+        assert not written, f"{path.name} writes to stderr: " + "; ".join(
+            f"cell {index}: {text.strip()[:300]}" for index, text in written)
+
+
 def test_source_notebooks_match_their_text(rebuilt):
     for assignment, text_path in source_notebooks():
         nb_path = notebooks.notebook_path(text_path)

@@ -503,7 +503,7 @@ def errors_of_gradients():
 
 
 with jax.enable_x64(True):
-    errors = errors_of_gradients()
+    errors = {name: np.asarray(errs) for name, errs in errors_of_gradients().items()}
 fig, ax = plt.subplots(figsize=(5, 3.2))
 for name, errs in errors.items():
     ax.loglog(step_counts, errs, "o-", label=name)
