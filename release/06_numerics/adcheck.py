@@ -1567,6 +1567,21 @@ def _one_cotangent(returned, mistake):
     return returned[0]
 
 
+def _float32_only(args):
+    """Whether ``args`` hold arrays, all of them float32 (functions and Python numbers aside)."""
+    leaves = [leaf for leaf in jax.tree.leaves(args)
+              if isinstance(leaf, (jax.Array, np.ndarray))]
+    return bool(leaves) and all(leaf.dtype == np.float32 for leaf in leaves)
+
+
+def _strongly_typed(args):
+    """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
+    array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
+    and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
+    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+                        if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
+
+
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
         return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
@@ -1641,9 +1656,23 @@ class Exercise:
             for requirement in (r for r in checked if not r.first):
                 _at("after", self.requires.index(requirement))
                 requirement.check(self, answer, cases, jit)
+            if not visible and not jax.config.jax_enable_x64:
+                self._check_float32_under_x64(answer, cases, jit)
         except AssertionError as failure:  # raised afresh: the traceback ends at the test line
             raise _told(failure) from None
         _passed(self.name, cases, jit, [r.words for r in checked])
+
+    def _check_float32_under_x64(self, answer, cases, jit):
+        """The hidden float32 cases again with 64-bit mode on, where an array made with the
+        default dtype (``jnp.zeros(n)``, ``jnp.eye(n)``) is float64: float32 inputs must still
+        give float32 results. Cases whose arrays are all float32 only."""
+        for index, case in enumerate(cases):
+            if _float32_only(case.args):
+                _at("float32 under x64", index)
+                with jax.enable_x64(True):
+                    relabelled = Case(f"{case.label}, float32 with 64-bit mode on",
+                                      *_strongly_typed(case.args))
+                    self.check_case(self, answer, relabelled, jit)
 
     def _require_form(self, answer):
         if self.rule:

@@ -797,7 +797,7 @@ _Case = adcheck.Case
 adcheck.check_laplacian(laplacian, jit=True, cases=[
     _Case("one input, f(x) = x**4", lambda x: jnp.sum(x**4), jnp.array([0.7])),
     _Case("a tanh layer, f(x) = sum(tanh(W x)), W of shape (4, 6)",
-          lambda x: jnp.sum(jnp.tanh(jnp.linspace(-1.0, 1.0, 24).reshape(4, 6) @ x)),
+          lambda x: jnp.sum(jnp.tanh(jnp.linspace(-1.0, 1.0, 24, dtype=x.dtype).reshape(4, 6) @ x)),
           jnp.linspace(0.1, 0.6, 6)),
     _Case("f(x) = sum(log1p(x**2)) * x[0]", lambda x: jnp.sum(jnp.log1p(x**2)) * x[0],
           jnp.array([1.0, -2.0, 0.5, 0.0])),

@@ -201,6 +201,13 @@ WRONG = [
             return columns.reshape(x.shape + columns.shape[1:])
         """),
         says='its axes are swapped (the Jacobian transposed).'),
+    Answer("our_jacfwd", "a basis made with the default dtype, float64 in 64-bit mode",
+           _our_jac("our_jacfwd", """
+            basis = jnp.eye(x.size).reshape((x.size,) + x.shape)
+            columns = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(basis)
+            return jnp.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
+        """),
+        says='called jax.jvp with a float64 tangent for a float32 input'),
     calls_the_builtin("our_jacrev", "jacrev"),
     Answer("our_jacrev", "1-D only: eye(len(y))", _our_jac("our_jacrev", """
             y, vjp_fn = jax.vjp(f, x)

@@ -520,6 +520,17 @@ def conjugate_gradients(matvec, b, num_iters):
 """
 
 WRONG += [
+    Answer("kepler", "a tangent solve that calls g on the Python number 1.0, float64 in x64",
+           """
+        def _kepler_scalar(M, e):
+            def solve(f, E):
+                return jax.lax.fori_loop(0, 30, lambda _, E: E - f(E) / jax.grad(f)(E), E)
+
+            return jax.lax.custom_root(lambda E: E - e * jnp.sin(E) - M, M, solve,
+                                       lambda g, y: y / g(1.0))
+
+        kepler = jnp.vectorize(_kepler_scalar)
+    """, says="with a float64 scalar for a float32 scalar: a tangent has the shape"),
     Answer("cg_solve", "no custom_linear_solve: differentiates CG's iterations", (_CG_STEPS, """
         def cg_solve(matvec, b, num_iters):
             return conjugate_gradients(matvec, b, num_iters)
@@ -535,6 +546,12 @@ WRONG += [
             private = importlib.import_module("jax._src.scipy.sparse.linalg")
             return private.cg(matvec, b, maxiter=num_iters)[0]
         """, says="cg_solve must not call jax.scipy.sparse.linalg.cg."),
+    Answer("cg_solve", "starts CG from zeros of the default dtype, float64 in 64-bit mode", (
+        _CG_STEPS.replace("jnp.zeros_like(b)", "jnp.zeros(b.shape)"), """
+        def cg_solve(matvec, b, num_iters):
+            return jax.lax.custom_linear_solve(
+                matvec, b, lambda mv, r: conjugate_gradients(mv, r, num_iters), symmetric=True)
+        """), says="cg_solve built a program whose types do not agree"),
     Answer("cg_solve", "forms the matrix A and solves densely", """
         def cg_solve(matvec, b, num_iters):
             A = jax.vmap(matvec)(jnp.eye(b.shape[0], dtype=b.dtype)).T
