@@ -1663,9 +1663,10 @@ class Exercise:
         _passed(self.name, cases, jit, [r.words for r in checked])
 
     def _check_float32_under_x64(self, answer, cases, jit):
-        """The hidden float32 cases again with 64-bit mode on, where an array made with the
-        default dtype (``jnp.zeros(n)``, ``jnp.eye(n)``) is float64: float32 inputs must still
-        give float32 results. Cases whose arrays are all float32 only."""
+        """The first hidden case whose arrays are all float32, again with 64-bit mode on, where
+        an array made with the default dtype (``jnp.zeros(n)``, ``jnp.eye(n)``) is float64:
+        float32 inputs must still give float32 results. One case is enough to catch such an
+        array, and each case run again compiles the answer's programs again."""
         for index, case in enumerate(cases):
             if _float32_only(case.args):
                 _at("float32 under x64", index)
@@ -1673,6 +1674,7 @@ class Exercise:
                     relabelled = Case(f"{case.label}, float32 with 64-bit mode on",
                                       *_strongly_typed(case.args))
                     self.check_case(self, answer, relabelled, jit)
+                return
 
     def _require_form(self, answer):
         if self.rule:
