@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from course import reports
@@ -47,13 +48,15 @@ def postgres():
 class Cluster:
     """A scheduler and ``WORKERS`` single-threaded workers, each a process of its own group."""
 
-    def __init__(self, course, folder):
+    def __init__(self, course, folder, last_worker_env=None):
         self.port = postgres_server.free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(course))  # the course package, as on a worker
         self.processes = [self._start(folder / "scheduler.log", env, "scheduler", "--host",
                                       "127.0.0.1", "--port", str(self.port), "--no-dashboard")]
         for k in range(WORKERS):
+            if k == WORKERS - 1 and last_worker_env:
+                env = dict(env, **last_worker_env)
             self.processes.append(self._start(
                 folder / f"worker{k}.log", env, "worker", self.address, "--nworkers", "1",
                 "--nthreads", "1", "--no-dashboard", "--local-directory", str(folder / f"w{k}")))
@@ -71,6 +74,9 @@ class Cluster:
 
         return Client(self.address, timeout=START_SECONDS, set_as_default=False)
 
+    def kill_scheduler(self):
+        os.killpg(self.processes[0].pid, signal.SIGKILL)
+
     def stop(self):
         for process in reversed(self.processes):
             with contextlib.suppress(ProcessLookupError):
@@ -85,11 +91,12 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path):
-    """``start(course)``: a Dask cluster whose workers import that course's package."""
+    """``start(course)``: a Dask cluster whose workers import that course's package (the last
+    worker with the environment variables ``last_worker_env`` besides)."""
     started = []
 
-    def start(course):
-        started.append(Cluster(course, tmp_path))
+    def start(course, last_worker_env=None):
+        started.append(Cluster(course, tmp_path, last_worker_env))
         return started[-1]
 
     yield start
@@ -156,20 +163,33 @@ def test_dask_grades_as_the_local_pool(tiny_course, tmp_path, postgres, cluster,
 
 
 def _grading_child(pid):
-    """Whether the process ``pid`` has started a child (a sandboxed grading kernel)."""
+    """Whether the process ``pid`` runs a sandboxed grading kernel (not the sandbox's check)."""
     with contextlib.suppress(OSError):
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/children") as handle:
-                if handle.read().split():
-                    return True
+                for child in handle.read().split():
+                    with open(f"/proc/{child}/cmdline", "rb") as command:
+                        if b"ipykernel" in command.read():
+                            return True
     return False
+
+
+def _wait_until_grading(pids):
+    """The pid of a worker that runs a grading kernel, once one does."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        for pid in pids:
+            if _grading_child(pid):
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("no worker started grading")
 
 
 def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, postgres, cluster,
                                                      monkeypatch):
     url = postgres.new_database("killed_worker")
     monkeypatch.setenv("NBGRADER_DB_URL", url)
-    students = {f"s{k}-{name}": CLASS[name] for k in range(2) for name in CLASS}
+    students = dict(CLASS)
     course = _class_course(tiny_course, tmp_path / "course", students)
     running = cluster(course)
     with running.client() as client:
@@ -178,11 +198,7 @@ def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, post
     grading = threading.Thread(target=lambda: graded.update(
         result=_grade(course, scheduler=running.address)))
     grading.start()
-    deadline, victim = time.monotonic() + START_SECONDS, None
-    while victim is None and time.monotonic() < deadline:
-        victim = next((pid for pid in pids.values() if _grading_child(pid)), None)
-        time.sleep(0.05)
-    assert victim, "no worker started grading"
+    victim = _wait_until_grading(pids.values())
     os.kill(victim, signal.SIGKILL)
     grading.join(timeout=5 * START_SECONDS)
 
@@ -209,4 +225,44 @@ def test_a_sqlite_gradebook_is_refused(tiny_course, tmp_path, cluster, monkeypat
     error = capsys.readouterr().err
     assert "Cannot grade on the cluster" in error and "PostgreSQL" in error
     assert "sqlite" in error and "Traceback" not in error
+    assert not (course / "autograded").exists()
+
+
+def test_a_lost_scheduler_stops_grading_with_a_message(tiny_course, tmp_path, postgres, cluster,
+                                                       monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_DB_URL", postgres.new_database("lost_scheduler"))
+    students = dict(CLASS)
+    course = _class_course(tiny_course, tmp_path / "course", students)
+    running = cluster(course)
+    with running.client() as client:
+        pids = client.run(os.getpid)
+    status = {}
+    grading = threading.Thread(target=lambda: status.update(code=grade_class.main(
+        [ASSIGNMENT, "--scheduler", running.address, "--course", str(course)])))
+    grading.start()
+    _wait_until_grading(pids.values())
+    running.kill_scheduler()
+    grading.join(timeout=3 * START_SECONDS)
+
+    assert status == {"code": 2}
+    error = capsys.readouterr().err
+    assert "lost the Dask scheduler" in error and "Traceback" not in error
+    assert not list(course.rglob(".*.tmp")), "a half-written file was left"
+    for notebook in (course / "autograded").rglob("*.ipynb"):
+        nbformat.read(notebook, as_version=4)  # whole
+
+
+def test_a_worker_without_bubblewrap_is_refused(tiny_course, tmp_path, postgres, cluster,
+                                                monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_DB_URL", postgres.new_database("no_bubblewrap"))
+    course = _class_course(tiny_course, tmp_path / "course", {"aaa-model": CLASS["aaa-model"]})
+    running = cluster(course, last_worker_env={"PATH": str(DASK.parent)})  # no bwrap there
+    with running.client() as client:
+        last = sorted(client.scheduler_info()["workers"])
+    status = grade_class.main([ASSIGNMENT, "--scheduler", running.address,
+                               "--course", str(course)])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "bubblewrap (bwrap) is not installed" in error and "Traceback" not in error
+    assert any(worker in error for worker in last)
     assert not (course / "autograded").exists()

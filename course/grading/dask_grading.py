@@ -16,8 +16,8 @@ whole.
 
 So a worker needs: the course folder, read-only, at the same path as on the client (its
 ``nbgrader_config.py``, ``source/``, ``release/`` and the ``course`` package, importable: start
-it with ``PYTHONPATH`` set to that folder); bubblewrap (checked on every worker before grading);
-and the PostgreSQL gradebook reachable. It never writes to the course folder. A SQLite
+it with ``PYTHONPATH`` set to that folder); bubblewrap; and the PostgreSQL gradebook reachable
+(both checked on every worker before grading). It never writes to the course folder. A SQLite
 gradebook is refused: it is a file of the course folder, which workers must not need to write.
 
 A worker that dies while it grades (killed, out of memory) loses its task; the scheduler gives
@@ -26,6 +26,9 @@ replaces that submission's grades in the gradebook, so nothing is recorded twice
 whose grading killed its worker three times (distributed's ``KilledWorker``) is marked
 ungradable, with a note, and the rest of the class is graded. If the scheduler goes away, the
 command stops with :class:`ClusterUnusable`; files already written are whole.
+
+The judge computes the oracle's values once per worker process (the local pool shares them
+through a folder of the grading machine, which workers of a cluster do not have).
 """
 
 import contextlib
@@ -136,8 +139,11 @@ def grade_submission(course, assignment, student, files, url, feedback=True):
         return result
 
 
-def worker_problem(course, sandbox_setting):
-    """Run on each worker before grading: what stops it from grading (None if nothing)."""
+def worker_problem(course, sandbox_setting, url):
+    """Run on each worker before grading: what stops it from grading (None if nothing): no
+    course folder at ``course``, no working bubblewrap, or no gradebook at ``url``."""
+    import sqlalchemy
+
     from course.grading import sandbox
 
     if not (Path(course) / "nbgrader_config.py").is_file():
@@ -147,15 +153,25 @@ def worker_problem(course, sandbox_setting):
             sandbox.bwrap_path()
         except sandbox.SandboxUnavailable as error:
             return str(error)
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": CONNECT_SECONDS})
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        return f"cannot reach the gradebook: {str(error).splitlines()[0]}"
+    finally:
+        engine.dispose()
     return None
 
 
-def check_workers(client, course, sandbox_setting):
+def check_workers(client, course, sandbox_setting, url):
     """Refuse a cluster without workers, or with a worker that cannot grade, naming it."""
-    problems = client.run(worker_problem, str(course), sandbox_setting)
+    problems = client.run(worker_problem, str(course), sandbox_setting, url, on_error="return")
     if not problems:
         raise ClusterUnusable("the Dask cluster has no workers")
-    bad = {worker: problem for worker, problem in problems.items() if problem}
+    bad = {worker: (f"the check failed: {type(problem).__name__}: {problem}"
+                    if isinstance(problem, BaseException) else problem)
+           for worker, problem in problems.items() if problem}
     if bad:
         raise ClusterUnusable("cannot grade on these Dask workers: " + "; ".join(
             f"{worker}: {problem}" for worker, problem in sorted(bad.items())))
@@ -206,41 +222,51 @@ def grade_on_cluster(course, jobs, scheduler, sandbox_setting, progress=True, fe
     pairs, the first first) on the cluster of ``scheduler``. Returns the seconds it took and
     ``{job: why it was not graded}``, as ``grade_class.grade_parallel`` does; the seconds of
     ``"autograde"`` include the feedback's, which each task gives in the same go."""
-    from distributed import KilledWorker, as_completed
+    from distributed.comm import CommClosedError
 
     course = Path(course)
     url = require_shared_gradebook(course)
-    max_file_bytes = load_config(course).CourseDirectory.get("max_file_size", 100000) * 1000
-    with _quiet_distributed(), connect(scheduler) as client:
-        workers = check_workers(client, course, sandbox_setting)
-        start = time.perf_counter()
-        run = uuid.uuid4().hex[:8]
-        futures = {}
-        for rank, (assignment, student) in enumerate(jobs):
-            files = read_submission(course / "submitted" / student / assignment, max_file_bytes)
-            future = client.submit(grade_submission, str(course), assignment, student, files,
-                                   url, feedback, key=f"grade-{assignment}-{student}-{run}",
-                                   priority=len(jobs) - rank, retries=TASK_RETRIES, pure=False)
-            futures[future] = (assignment, student)
-        failed = {}
-        with tqdm(total=len(futures), desc=f"grade on {len(workers)} Dask workers",
-                  unit="submission", disable=not progress, file=sys.stderr) as bar:
-            for future in as_completed(futures, loop=client.loop):
-                job = futures[future]
-                if future.status == "cancelled" or client.status != "running":
-                    raise ClusterUnusable(f"lost the Dask scheduler at {scheduler} while "
-                                          "grading; grade again when it is back")
-                try:
-                    result = future.result()
-                except KilledWorker:
-                    failed[job] = KILLED_NOTE
-                except Exception as error:  # the task raised, on every try
-                    failed[job] = f"grading on the cluster failed: {type(error).__name__}: {error}"
-                else:
-                    write_results(course, *job, result)
-                    if not result["autograded"] or result["error"]:
-                        failed[job] = result["error"]
-                bar.update()
-        seconds = time.perf_counter() - start
-    return {"autograde": seconds}, failed
+    lost = ClusterUnusable(f"lost the Dask scheduler at {scheduler} while grading; grade "
+                           "again when it is back")
+    try:
+        with _quiet_distributed(), connect(scheduler) as client:
+            return _grade_with(client, course, jobs, url, sandbox_setting, progress, feedback,
+                               lost)
+    except CommClosedError:
+        raise lost from None
 
+
+def _grade_with(client, course, jobs, url, sandbox_setting, progress, feedback, lost):
+    """:func:`grade_on_cluster` with the connected ``client``."""
+    from distributed import KilledWorker, as_completed
+    from nbgrader.coursedir import CourseDirectory
+
+    workers = check_workers(client, course, sandbox_setting, url)
+    max_file_bytes = CourseDirectory(config=load_config(course)).max_file_size * 1000
+    start, run = time.perf_counter(), uuid.uuid4().hex[:8]
+    futures = {}
+    for rank, (assignment, student) in enumerate(jobs):
+        files = read_submission(course / "submitted" / student / assignment, max_file_bytes)
+        future = client.submit(grade_submission, str(course), assignment, student, files, url,
+                               feedback, key=f"grade-{assignment}-{student}-{run}",
+                               priority=len(jobs) - rank, retries=TASK_RETRIES, pure=False)
+        futures[future] = (assignment, student)
+    failed = {}
+    with tqdm(total=len(futures), desc=f"grade on {len(workers)} Dask workers",
+              unit="submission", disable=not progress, file=sys.stderr) as bar:
+        for future in as_completed(futures, loop=client.loop):
+            job = futures[future]
+            if future.status == "cancelled" or client.status != "running":
+                raise lost
+            try:
+                result = future.result()
+            except KilledWorker:
+                failed[job] = KILLED_NOTE
+            except Exception as error:  # the task raised, on every try
+                failed[job] = f"grading on the cluster failed: {type(error).__name__}: {error}"
+            else:
+                write_results(course, *job, result)
+                if not result["autograded"] or result["error"]:
+                    failed[job] = result["error"]
+            bar.update()
+    return {"autograde": time.perf_counter() - start}, failed
