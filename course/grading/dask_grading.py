@@ -34,7 +34,6 @@ through a folder of the grading machine, which workers of a cluster do not have)
 import contextlib
 import logging
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -124,8 +123,7 @@ def grade_submission(course, assignment, student, files, url, feedback=True):
         api = NbGraderAPI(config=config)
         start = time.perf_counter()
         graded = api.autograde(assignment, student, force=True, create=True)
-        result = {"worker": socket.gethostname(), "autograded": graded.get("success", False),
-                  "error": graded.get("error", ""),
+        result = {"autograded": graded.get("success", False), "error": graded.get("error", ""),
                   "seconds": {"autograde": time.perf_counter() - start}}
         if result["autograded"] and feedback:
             start = time.perf_counter()
