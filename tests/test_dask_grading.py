@@ -21,7 +21,7 @@ import pytest
 
 from course import reports
 from course.dev import scratch_course
-from course.grading import grade_class
+from course.grading import dask_grading, grade_class
 from tests import postgres_server
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
 
@@ -48,11 +48,12 @@ def postgres():
 class Cluster:
     """A scheduler and ``WORKERS`` single-threaded workers, each a process of its own group."""
 
-    def __init__(self, course, folder, last_worker_env=None):
+    def __init__(self, course, folder, last_worker_env=None, scheduler_env=None):
         self.port = postgres_server.free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(course))  # the course package, as on a worker
-        self.processes = [self._start(folder / "scheduler.log", env, "scheduler", "--host",
+        self.processes = [self._start(folder / "scheduler.log", dict(env, **scheduler_env or {}),
+                                      "scheduler", "--host",
                                       "127.0.0.1", "--port", str(self.port), "--no-dashboard")]
         for k in range(WORKERS):
             if k == WORKERS - 1 and last_worker_env:
@@ -91,12 +92,13 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path):
-    """``start(course)``: a Dask cluster whose workers import that course's package (the last
-    worker with the environment variables ``last_worker_env`` besides)."""
+    """``start(course, **options)``: a Dask cluster whose workers import that course's package
+    (options: environment variables of the last worker, ``last_worker_env``, and of the
+    scheduler, ``scheduler_env``)."""
     started = []
 
-    def start(course, last_worker_env=None):
-        started.append(Cluster(course, tmp_path, last_worker_env))
+    def start(course, **options):
+        started.append(Cluster(course, tmp_path, **options))
         return started[-1]
 
     yield start
@@ -226,6 +228,30 @@ def test_a_sqlite_gradebook_is_refused(tiny_course, tmp_path, cluster, monkeypat
     assert "Cannot grade on the cluster" in error and "PostgreSQL" in error
     assert "sqlite" in error and "Traceback" not in error
     assert not (course / "autograded").exists()
+
+
+def test_a_submission_that_kills_its_worker_too_often_is_named(tiny_course, tmp_path, postgres,
+                                                               cluster, monkeypatch):
+    """With no failure allowed (the default allows three), one worker killed while it grades
+    makes distributed give up its submissions (KilledWorker): they are named, the rest
+    graded."""
+    monkeypatch.setenv("NBGRADER_DB_URL", postgres.new_database("killed_worker_gives_up"))
+    course = _class_course(tiny_course, tmp_path / "course", CLASS)
+    running = cluster(course, scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+    with running.client() as client:
+        pids = client.run(os.getpid)
+    graded = {}
+    grading = threading.Thread(target=lambda: graded.update(
+        result=_grade(course, scheduler=running.address)))
+    grading.start()
+    os.kill(_wait_until_grading(pids.values()), signal.SIGKILL)
+    grading.join(timeout=5 * START_SECONDS)
+
+    result = graded["result"]
+    assert result.failed and set(result.failed.values()) == {dask_grading.KILLED_NOTE}
+    for student, (_, expected) in CLASS.items():
+        if student not in result.failed:
+            assert scores(course, student) == expected
 
 
 def test_a_lost_scheduler_stops_grading_with_a_message(tiny_course, tmp_path, postgres, cluster,
