@@ -255,24 +255,26 @@ def test_a_submission_that_kills_its_worker_too_often_is_named(tiny_course, tmp_
 
 
 def test_a_lost_scheduler_stops_grading_with_a_message(tiny_course, tmp_path, postgres, cluster,
-                                                       monkeypatch, capsys):
+                                                       monkeypatch):
+    """The command itself, in a process of its own: what it prints is all the grader sees."""
     monkeypatch.setenv("NBGRADER_DB_URL", postgres.new_database("lost_scheduler"))
-    students = dict(CLASS)
-    course = _class_course(tiny_course, tmp_path / "course", students)
+    course = _class_course(tiny_course, tmp_path / "course", CLASS)
     running = cluster(course)
     with running.client() as client:
         pids = client.run(os.getpid)
-    status = {}
-    grading = threading.Thread(target=lambda: status.update(code=grade_class.main(
-        [ASSIGNMENT, "--scheduler", running.address, "--course", str(course)])))
-    grading.start()
-    _wait_until_grading(pids.values())
-    running.kill_scheduler()
-    grading.join(timeout=3 * START_SECONDS)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "course", "grade", ASSIGNMENT, "--scheduler", running.address,
+         "--course", str(course)], cwd=course, env=dict(os.environ, PYTHONPATH=str(course)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_until_grading(pids.values())
+        running.kill_scheduler()
+        _, error = command.communicate(timeout=3 * START_SECONDS)
+    finally:
+        command.kill()
 
-    assert status == {"code": 2}
-    error = capsys.readouterr().err
-    assert "lost the Dask scheduler" in error and "Traceback" not in error
+    assert command.returncode == 2, error
+    assert "lost the Dask scheduler" in error and "Traceback" not in error, error
     assert not list(course.rglob(".*.tmp")), "a half-written file was left"
     for notebook in (course / "autograded").rglob("*.ipynb"):
         nbformat.read(notebook, as_version=4)  # whole
