@@ -107,8 +107,8 @@ def main(argv=None):
     if args.scheduler:
         both = steps["autograde"] + steps["feedback"]
         dask_seconds = on_dask.seconds["autograde"]
-        print(f"  course grade on Dask, autograde + feedback {dask_seconds:7.1f} s  (the local "
-              f"pool: {both:.1f} s; speed-up of the cluster {both / dask_seconds:.2f}x)")
+        print(f"  course grade on Dask, with feedback     {dask_seconds:7.1f} s  (the local pool, "
+              f"with feedback: {both:.1f} s; speed-up of the cluster {both / dask_seconds:.2f}x)")
     print("  course grade, other steps               "
           + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items() if k != "autograde"))
     print(f"  same grades from every run: {'yes' if same else 'NO'}")
