@@ -14,8 +14,8 @@ COMMANDS = {
                                      "a student README and requirements, Binder's files"),
     "site": ("authoring.site", "the course website (Sphinx, myst-nb): every notebook's prose, "
                                "math, figures and statements, with Colab and Binder links"),
-    "grade": ("grading.grade_class", "grade a class: collect, inspect, autograde in parallel, "
-                                     "feedback, export, plot"),
+    "grade": ("grading.grade_class", "grade a class: collect, inspect, autograde in parallel "
+                                     "(here or on a Dask cluster), feedback, export, plot"),
     "report": ("reports", "what the class got wrong: per exercise, full marks and each named "
                           "mistake with its students (table, CSV, plot, HTML page)"),
     "benchmark": ("dev.benchmark", "time every notebook (cold and warm compilation cache), "

@@ -5,62 +5,21 @@ a free loopback port, points ``NBGRADER_DB_URL`` at it, and grades a class with 
 workers: every grade of every student must arrive.
 """
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from course import paths
 from course.dev import scratch_course
 from course.grading import grade_class
+from tests import postgres_server
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
 
 WORKERS = 3
 
 
-def _postgres_bin():
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if found:
-        return found[-1].parent
-    if os.environ.get("CI"):
-        pytest.fail("PostgreSQL is not installed; .ci/run installs Debian's postgresql")
-    pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
-    bindir = _postgres_bin()
-    folder = Path(tempfile.mkdtemp(prefix="gradebook-pg-"))
-    data, port = folder / "data", _free_port()
-    as_user = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        folder.chmod(0o700)
-        as_user = ["runuser", "-u", "postgres", "--"]
-
-    def run(*args):
-        subprocess.run(as_user + [str(bindir / args[0]), *args[1:]], check=True,
-                       capture_output=True, text=True)
-
-    run("initdb", "-D", str(data), "-U", "grader", "--auth=trust", "-E", "UTF8")
-    run("pg_ctl", "-D", str(data), "-l", str(folder / "server.log"), "-w", "start", "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1")
-    try:
-        run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook")
-        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
-    finally:
-        run("pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    with postgres_server.running_server() as server:
+        yield server.new_database("gradebook")
 
 
 def test_parallel_workers_lose_no_grade_in_postgresql(tiny_course, tmp_path, postgres_url,

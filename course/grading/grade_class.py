@@ -1,7 +1,8 @@
 """Grade a whole class with nbgrader: collect, inspect, autograde in parallel, feedback, export,
 and report what the class got wrong (course/reports.py).
 
-    python -m course grade ASSIGNMENT [ASSIGNMENT ...] [--collect | --zip-collect] [--workers N]
+    python -m course grade ASSIGNMENT [ASSIGNMENT ...] [--collect | --zip-collect]
+                           [--workers N | --scheduler tcp://HOST:PORT]
 
 Run it from the course folder's copy of the repository (where nbgrader_config.py lives). Every
 step is nbgrader's own: ``nbgrader collect`` or ``zip_collect``, then ``NbGraderAPI.autograde``
@@ -11,7 +12,9 @@ pool of workers, which takes the submissions with the most answered cells first.
 grading, :mod:`course.intake` makes every submission gradable and writes
 what it found into the student's notebook. The gradebook is ``db_url`` of nbgrader_config.py:
 the course's SQLite file, or the database named by ``NBGRADER_DB_URL`` (PostgreSQL for several
-graders).
+graders). With ``--scheduler``, autograde and feedback run on an existing Dask cluster
+instead, one task per submission (see course/grading/dask_grading.py); everything else is the
+same.
 """
 
 import concurrent.futures
@@ -27,7 +30,7 @@ from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
 from course import paths, reports
-from course.grading import intake, outcome
+from course.grading import dask_grading, intake, outcome
 from course.grading.outcome import ClassOutcome
 from course.paths import db_url, load_config, nbgrader
 
@@ -166,14 +169,19 @@ def register_students(course, names):
             gradebook.update_or_create_student(name)
 
 
-def grade_classes(course, assignments, workers=None, collect=None, progress=True, log=print):
+def grade_classes(course, assignments, workers=None, collect=None, progress=True, log=print,
+                  scheduler=None):
     """Collect (``"exchange"``, ``"zip"`` or None: already in submitted/), inspect, autograde
-    and generate feedback in parallel, export grades and plot them: a :class:`ClassResult` per
-    assignment (they share their ``seconds``)."""
+    and generate feedback in parallel (on the Dask cluster of ``scheduler``, if given), export
+    grades and plot them: a :class:`ClassResult` per assignment (they share their
+    ``seconds``)."""
     course = Path(course)
     seconds = {}
     workers = workers or os.cpu_count()
-    if sandbox_setting(course) == "none":
+    if scheduler:
+        dask_grading.require_shared_gradebook(course)
+    sandbox = sandbox_setting(course)
+    if sandbox == "none":
         log("WARNING: grading kernels run WITHOUT a sandbox (ExecuteSurvivingCrashes.sandbox = "
             "'none'): a submission can read the course folder and change other students' files.")
 
@@ -204,10 +212,14 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
 
     jobs = sorted(cost, key=lambda job: -cost[job])  # stable: ties keep their order
     register_students(course, {student for _, student in jobs})
-    steps, failed = grade_parallel(course, jobs, workers, progress)
+    if scheduler:
+        steps, failed = dask_grading.grade_on_cluster(course, jobs, scheduler, sandbox, progress)
+        where = f"on the Dask cluster at {scheduler}, feedback included"
+    else:
+        steps, failed = grade_parallel(course, jobs, workers, progress)
+        where = f"with {workers} workers, feedback in {steps['feedback']:.0f} s"
     seconds.update(steps)
-    log(f"autograded {len(jobs)} submissions in {seconds['autograde']:.0f} s with {workers} "
-        f"workers, feedback in {seconds['feedback']:.0f} s"
+    log(f"autograded {len(jobs)} submissions in {seconds['autograde']:.0f} s {where}"
         + (f"; nbgrader failed on {sorted(f'{a}/{s}' for a, s in failed)}" if failed else ""))
     step("export", "export")
     outcomes = outcome.read(course, assignments)
@@ -223,9 +235,10 @@ def grade_classes(course, assignments, workers=None, collect=None, progress=True
     return results
 
 
-def grade_class(course, assignment, workers=None, collect=None, progress=True, log=print):
+def grade_class(course, assignment, workers=None, collect=None, progress=True, log=print,
+                scheduler=None):
     """:func:`grade_classes` for one assignment."""
-    return grade_classes(course, [assignment], workers, collect, progress, log)[0]
+    return grade_classes(course, [assignment], workers, collect, progress, log, scheduler)[0]
 
 
 def main(argv=None):
@@ -242,12 +255,19 @@ def main(argv=None):
                              "downloaded/ASSIGNMENT/archive/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="parallel grading processes (default: the number of cores)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="grade on this Dask cluster instead (needs a PostgreSQL gradebook; "
+                             "see the README)")
     parser.add_argument("--course", default=str(paths.ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from course.grading.sandbox import SandboxUnavailable
 
     try:
-        results = grade_classes(args.course, args.assignments, args.workers, args.source)
+        results = grade_classes(args.course, args.assignments, args.workers, args.source,
+                                scheduler=args.scheduler)
+    except dask_grading.ClusterUnusable as error:
+        print(f"Cannot grade on the cluster: {error}", file=sys.stderr)
+        return 2
     except SandboxUnavailable as error:
         print(f"Cannot grade: {error}. To grade without isolation (only where every submission "
               "is trusted), set c.ExecuteSurvivingCrashes.sandbox = 'none' in "
