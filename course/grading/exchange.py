@@ -67,7 +67,8 @@ class CollectRegularFiles(ExchangeCollect):
     nbgrader's own copy; a file or submission over them is refused and named too. With
     ``check_owner`` (nbgrader's option, on by default) a submission whose folder another account
     owns is refused, and the student it names keeps their own latest submission: a hub whose
-    users all share one account (Kubernetes' jovyan) sets ``CollectApp.check_owner = False``."""
+    users all share one account (Kubernetes' jovyan), or a laptop's exchange, sets
+    ``CollectApp.check_owner = False``."""
 
     def init_src(self):
         super().init_src()
