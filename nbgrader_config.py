@@ -53,6 +53,9 @@ elif os.environ.get("JUPYTERHUB_API_TOKEN"):
     c.Exchange.root = "/srv/nbgrader/exchange"
 else:
     c.Exchange.root = os.path.join(HERE, "exchange")
+    # Every student of this exchange is your own account: collect may not check who owns what
+    # (on a shared exchange it refuses a submission whose folder is not its student's).
+    c.CollectApp.check_owner = False
 # Only regular files of a submission get in (course/grading/submission_files.py): collect copies
 # regular files of one name only, never following a link; before autograde (and formgrader, and
 # `python -m course grade`) reads a submission, links, hard links, FIFOs, devices and sockets are

@@ -13,11 +13,17 @@ that is not a folder. :class:`CollectRegularFiles` copies each with
 (or by ``zip_collect``) has none, and nbgrader stops with a ``FileNotFoundError`` for the whole
 class. :class:`ReleaseFeedbackExplained` releases every feedback it can, and names for each of
 the others what is missing and what to do.
+
+nbgrader's collect takes the student's name from the submission folder's name, which
+``nbgrader submit --student=SOMEONE`` lets any student choose; nbgrader 0.9.6 only warns when
+the folder's owner is someone else, and collects it as that someone's latest work.
+:class:`CollectRegularFiles` refuses such a submission and collects the named student's own.
 """
 
 import fnmatch
 import glob
 import os
+import pwd
 
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
@@ -58,7 +64,44 @@ class CollectRegularFiles(ExchangeCollect):
     submission's refused-files.txt (see course/grading/submission_files.py), and a submission
     that is not a folder is collected empty; every copy has a time limit. nbgrader's ignore and
     include patterns and its size limits (CourseDirectory.max_file_size, max_dir_size) apply as in
-    nbgrader's own copy; a file or submission over them is refused and named too."""
+    nbgrader's own copy; a file or submission over them is refused and named too. With
+    ``check_owner`` (nbgrader's option, on by default) a submission whose folder another account
+    owns is refused, and the student it names keeps their own latest submission: a hub whose
+    users all share one account (Kubernetes' jovyan), or a laptop's exchange, sets
+    ``CollectApp.check_owner = False``."""
+
+    def init_src(self):
+        super().init_src()
+        if not self.check_owner:
+            return
+        pattern = os.path.join(self.inbound_path, "{}+{}+*".format(
+            self.coursedir.student_id or "*", self.coursedir.assignment_id))
+        by_student = {}
+        for record in map(self._path_to_record, glob.glob(pattern)):
+            if self._submitted_by_owner(record):
+                by_student.setdefault(record["username"], []).append(record)
+        self.src_records = [self._chosen(records) for records in by_student.values()]
+
+    def _chosen(self, records):
+        """nbgrader's choice among one student's submissions: the latest, or with
+        ``before_duedate`` the latest one on time if there is one."""
+        records = self._sort_by_timestamp(records)
+        if self.duedate is not None and self.before_duedate:
+            on_time = [r for r in records if r["timestamp"] <= self.duedate]
+            return (on_time or records)[0]
+        return records[0]
+
+    def _submitted_by_owner(self, record):
+        """Whether the account that owns the submission folder is the student it names."""
+        student_id, path = record["username"], os.path.join(self.inbound_path, record["filename"])
+        try:
+            owner = pwd.getpwuid(os.lstat(path).st_uid).pw_name
+        except (KeyError, OSError):
+            owner = "an unknown account"
+        if owner != student_id:
+            self.log.warning("Refused %s: it names the student %s but %s submitted it", path,
+                             student_id, owner)
+        return owner == student_id
 
     def _ignored(self, path, is_folder):
         name = os.path.basename(path)
