@@ -138,13 +138,9 @@ def _wait_until_grading(pids):
     raise AssertionError("no worker started grading")
 
 
-def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, postgres, cluster,
-                                                     monkeypatch):
-    url = postgres.new_database("killed_worker")
-    monkeypatch.setenv("NBGRADER_DB_URL", url)
-    students = dict(CLASS)
-    course = _class_course(tiny_course, tmp_path / "course", students)
-    running = cluster(course)
+def _grade_killing_a_worker(course, running):
+    """Grade ``course`` on the cluster ``running`` and SIGKILL the first worker seen running a
+    grading kernel: (the class's result, the killed worker's pid)."""
     with running.client() as client:
         pids = client.run(os.getpid)
     graded = {}
@@ -154,8 +150,17 @@ def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, post
     victim = _wait_until_grading(pids.values())
     os.kill(victim, signal.SIGKILL)
     grading.join(timeout=5 * START_SECONDS)
+    return graded["result"], victim
 
-    result = graded["result"]
+
+def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, postgres, cluster,
+                                                     monkeypatch):
+    url = postgres.new_database("killed_worker")
+    monkeypatch.setenv("NBGRADER_DB_URL", url)
+    students = dict(CLASS)
+    course = _class_course(tiny_course, tmp_path / "course", students)
+    running = cluster(course)
+    result, victim = _grade_killing_a_worker(course, running)
     with running.client() as client:
         assert victim not in client.run(os.getpid).values(), "the worker was not replaced"
     assert not result.failed
@@ -189,16 +194,7 @@ def test_a_submission_that_kills_its_worker_too_often_is_named(tiny_course, tmp_
     monkeypatch.setenv("NBGRADER_DB_URL", postgres.new_database("killed_worker_gives_up"))
     course = _class_course(tiny_course, tmp_path / "course", CLASS)
     running = cluster(course, scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
-    with running.client() as client:
-        pids = client.run(os.getpid)
-    graded = {}
-    grading = threading.Thread(target=lambda: graded.update(
-        result=_grade(course, scheduler=running.address)))
-    grading.start()
-    os.kill(_wait_until_grading(pids.values()), signal.SIGKILL)
-    grading.join(timeout=5 * START_SECONDS)
-
-    result = graded["result"]
+    result, _ = _grade_killing_a_worker(course, running)
     assert result.failed and set(result.failed.values()) == {dask_grading.KILLED_NOTE}
     for student, (_, expected) in CLASS.items():
         if student not in result.failed:
