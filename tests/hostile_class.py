@@ -86,9 +86,10 @@ class HostileClass:
 
 
 
-def grade(tiny_course, folder, how, grader_pid=None):
+def grade(tiny_course, folder, how, grader_pid=None, scheduler=None):
     """Grade the hostile class in a copy of ``tiny_course`` under ``folder``; ``how`` is
-    ``"nbgrader autograde"`` or ``"course grade"``; ``grader_pid`` is the process the
+    ``"nbgrader autograde"`` or ``"course grade"`` (on the Dask cluster of ``scheduler``, if
+    given, with the gradebook of ``NBGRADER_DB_URL``); ``grader_pid`` is the process the
     kill-grader attack aims at (this one by default)."""
     secret, exchange = folder / "secret.txt", folder / "exchange"
     secret.write_text("the grader's own file")
@@ -106,7 +107,7 @@ def grade(tiny_course, folder, how, grader_pid=None):
             paths.nbgrader("generate_feedback", ASSIGNMENT, "--force", root=course)
         else:
             result = grade_class.grade_class(course, ASSIGNMENT, workers=2, progress=False,
-                                            log=lambda *_: None)
+                                            log=lambda *_: None, scheduler=scheduler)
             graded.finished, graded.log = not result.failed, str(result.failed)
     finally:
         listener.stop()

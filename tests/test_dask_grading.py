@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -23,11 +22,8 @@ from course import reports
 from course.dev import scratch_course
 from course.grading import dask_grading, grade_class
 from tests import postgres_server
+from tests.dask_cluster import DASK, START_SECONDS, WORKERS, Cluster
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
-
-DASK = Path(sys.executable).parent / "dask"
-WORKERS = 2
-START_SECONDS = 60
 
 # student -> (answers that differ from the model's, expected (double, square, halve)). No kernel
 # that dies: whether its last cell shows an execution count is a race, with or without Dask.
@@ -43,51 +39,6 @@ CLASS = {
 def postgres():
     with postgres_server.running_server() as server:
         yield server
-
-
-class Cluster:
-    """A scheduler and ``WORKERS`` single-threaded workers, each a process of its own group."""
-
-    def __init__(self, course, folder, last_worker_env=None, scheduler_env=None):
-        self.port = postgres_server.free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=str(course))  # the course package, as on a worker
-        self.processes = [self._start(folder / "scheduler.log", dict(env, **scheduler_env or {}),
-                                      "scheduler", "--host",
-                                      "127.0.0.1", "--port", str(self.port), "--no-dashboard")]
-        for k in range(WORKERS):
-            if k == WORKERS - 1 and last_worker_env:
-                env = dict(env, **last_worker_env)
-            self.processes.append(self._start(
-                folder / f"worker{k}.log", env, "worker", self.address, "--nworkers", "1",
-                "--nthreads", "1", "--no-dashboard", "--local-directory", str(folder / f"w{k}")))
-        with self.client() as client:
-            client.wait_for_workers(WORKERS, timeout=START_SECONDS)
-
-    @staticmethod
-    def _start(log, env, *args):
-        with open(log, "wb") as out:
-            return subprocess.Popen([str(DASK), *args], stdout=out, stderr=subprocess.STDOUT,
-                                    env=env, start_new_session=True)
-
-    def client(self):
-        from distributed import Client
-
-        return Client(self.address, timeout=START_SECONDS, set_as_default=False)
-
-    def kill_scheduler(self):
-        os.killpg(self.processes[0].pid, signal.SIGKILL)
-
-    def stop(self):
-        for process in reversed(self.processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 @pytest.fixture
@@ -187,13 +138,9 @@ def _wait_until_grading(pids):
     raise AssertionError("no worker started grading")
 
 
-def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, postgres, cluster,
-                                                     monkeypatch):
-    url = postgres.new_database("killed_worker")
-    monkeypatch.setenv("NBGRADER_DB_URL", url)
-    students = dict(CLASS)
-    course = _class_course(tiny_course, tmp_path / "course", students)
-    running = cluster(course)
+def _grade_killing_a_worker(course, running):
+    """Grade ``course`` on the cluster ``running`` and SIGKILL the first worker seen running a
+    grading kernel: (the class's result, the killed worker's pid)."""
     with running.client() as client:
         pids = client.run(os.getpid)
     graded = {}
@@ -203,8 +150,17 @@ def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, post
     victim = _wait_until_grading(pids.values())
     os.kill(victim, signal.SIGKILL)
     grading.join(timeout=5 * START_SECONDS)
+    return graded["result"], victim
 
-    result = graded["result"]
+
+def test_a_worker_killed_while_grading_loses_nothing(tiny_course, tmp_path, postgres, cluster,
+                                                     monkeypatch):
+    url = postgres.new_database("killed_worker")
+    monkeypatch.setenv("NBGRADER_DB_URL", url)
+    students = dict(CLASS)
+    course = _class_course(tiny_course, tmp_path / "course", students)
+    running = cluster(course)
+    result, victim = _grade_killing_a_worker(course, running)
     with running.client() as client:
         assert victim not in client.run(os.getpid).values(), "the worker was not replaced"
     assert not result.failed
@@ -238,16 +194,7 @@ def test_a_submission_that_kills_its_worker_too_often_is_named(tiny_course, tmp_
     monkeypatch.setenv("NBGRADER_DB_URL", postgres.new_database("killed_worker_gives_up"))
     course = _class_course(tiny_course, tmp_path / "course", CLASS)
     running = cluster(course, scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
-    with running.client() as client:
-        pids = client.run(os.getpid)
-    graded = {}
-    grading = threading.Thread(target=lambda: graded.update(
-        result=_grade(course, scheduler=running.address)))
-    grading.start()
-    os.kill(_wait_until_grading(pids.values()), signal.SIGKILL)
-    grading.join(timeout=5 * START_SECONDS)
-
-    result = graded["result"]
+    result, _ = _grade_killing_a_worker(course, running)
     assert result.failed and set(result.failed.values()) == {dask_grading.KILLED_NOTE}
     for student, (_, expected) in CLASS.items():
         if student not in result.failed:

@@ -16,6 +16,7 @@ which only the judge computes.
 """
 
 import base64
+import contextlib
 import html
 import shutil
 
@@ -32,11 +33,36 @@ reports = []  # (how, outcomes), for the grader-quality report at the end of the
 PRINTS_WHAT_IT_RAN_ON = {"leak-later-cell", "leak-hidden-inputs"}
 
 
-@pytest.fixture(scope="module", params=["nbgrader autograde", "course grade"])
+@pytest.fixture(scope="module",
+                params=["nbgrader autograde", "course grade", "course grade on Dask"])
 def hostile_class(request, tiny_course, tmp_path_factory):
-    graded = hostile_run.grade(tiny_course, tmp_path_factory.mktemp("hostile"), request.param)
-    reports.append((request.param, hostile_run.outcomes(graded)))
-    return graded
+    folder = tmp_path_factory.mktemp("hostile")
+    with contextlib.ExitStack() as running:  # the Dask run's gradebook, until its tests end
+        if request.param.endswith("on Dask"):
+            scheduler = running.enter_context(_dask_cluster(tiny_course, folder))
+            graded = hostile_run.grade(tiny_course, folder, "course grade", scheduler=scheduler)
+        else:
+            graded = hostile_run.grade(tiny_course, folder, request.param)
+        reports.append((request.param, hostile_run.outcomes(graded)))
+        yield graded
+
+
+@contextlib.contextmanager
+def _dask_cluster(tiny_course, folder):
+    """The address of a real Dask cluster (tests/dask_cluster.py) whose workers grade into a
+    PostgreSQL gradebook of their own (tests/postgres_server.py), for the class graded in
+    ``folder``/course."""
+    from tests import postgres_server
+    from tests.dask_cluster import Cluster
+
+    (folder / "dask").mkdir()
+    with postgres_server.running_server() as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NBGRADER_DB_URL", server.new_database("hostile"))
+        cluster = Cluster(tiny_course, folder / "dask")  # imports the course package from there
+        try:
+            yield cluster.address
+        finally:
+            cluster.stop()
 
 
 def test_the_batch_finishes_and_grades_everyone(hostile_class):
