@@ -15,7 +15,9 @@ import base64
 import builtins
 import contextlib
 import functools
+import itertools
 import json
+import operator
 import os
 import re
 import sys
@@ -484,43 +486,76 @@ def _protected(name):
     return any(name == p or name.startswith(p + ".") for p in _PROTECTED_PACKAGES)
 
 
+class _Snapshot:
+    """The protected modules' attributes and their classes', frozen. Besides the modules and
+    classes one by one, it keeps every (dictionary, name, value) in three flat tuples, so that
+    the guard finds in one pass of C code (``all(map(is_, ...))``, which calls nothing the
+    notebook wrote) whether anything changed at all, as it has not after almost every call."""
+
+    def __init__(self):
+        import gc
+
+        self.modules, self.classes = [], []
+        for name, module in list(sys.modules.items()):
+            if not isinstance(module, types.ModuleType) or not _protected(name):
+                continue
+            attrs = dict(vars(module))
+            self.modules.append((name, module, type(module), tuple(attrs), tuple(attrs.values())))
+            for value in attrs.values():
+                if isinstance(value, type) and getattr(value, "__module__", None) == name:
+                    own = dict(vars(value))
+                    # the class's own dictionary, which its mappingproxy reads slowly
+                    [real] = gc.get_referents(vars(value))
+                    self.classes.append((value, real, tuple(own), tuple(own.values())))
+        self.names = tuple(name for name, *_ in self.modules)
+        self.module_objects = tuple(module for _, module, *_ in self.modules)
+        self.module_types = tuple(module_type for _, _, module_type, *_ in self.modules)
+        self.module_dicts = tuple(vars(module) for module in self.module_objects)
+        self.flat = tuple(tuple(flat) for flat in zip(*(
+            (dictionary, key, value)
+            for dictionary, (*_, keys, values) in zip(
+                self.module_dicts + tuple(real for _, real, *_ in self.classes),
+                self.modules + self.classes)
+            for key, value in zip(keys, values)))) or ((), (), ())
+        self.class_dicts = tuple(real for _, real, *_ in self.classes)
+        self.class_sizes = tuple(len(keys) for *_, keys, _ in self.classes)
+
+
 def _snapshot():
-    """The protected modules' attributes and their classes', frozen."""
-    modules, classes = [], []
-    for name, module in list(sys.modules.items()):
-        if not isinstance(module, types.ModuleType) or not _protected(name):
-            continue
-        attrs = dict(vars(module))
-        modules.append((name, module, type(module), types.MappingProxyType(attrs)))
-        for value in attrs.values():
-            if isinstance(value, type) and getattr(value, "__module__", None) == name:
-                classes.append((value, types.MappingProxyType(dict(vars(value)))))
-    return tuple(modules), tuple(classes)
+    return _Snapshot()
 
 
 def _restore_snapshot(snapshot, _missing=_MISSING, _modules=sys.modules, _setattr=setattr,
-                      _delattr=delattr, _module_dict=types.ModuleType.__dict__["__dict__"],
-                      _object_setattr=object.__setattr__, _list=list):
+                      _delattr=delattr, _object_setattr=object.__setattr__, _list=list,
+                      _tuple=tuple, _type=type, _len=len, _all=all, _map=map, _zip=zip,
+                      _frozenset=frozenset, _is=operator.is_, _repeat=itertools.repeat,
+                      _get=dict.get):
     """Put back every module attribute and class attribute of the snapshot. It uses nothing
-    that the notebook could have replaced: no globals, no builtins looked up by name."""
-    modules, classes = snapshot
-    for name, module, module_type, attrs in modules:
+    that the notebook could have replaced: no globals, no builtins looked up by name, no
+    attribute of the snapshot that the notebook could reach."""
+    dicts, keys, values = snapshot.flat
+    if (_all(_map(_is, _map(_modules.get, snapshot.names), snapshot.module_objects))
+            and _all(_map(_is, _map(_type, snapshot.module_objects), snapshot.module_types))
+            and _tuple(_map(_len, snapshot.class_dicts)) == snapshot.class_sizes
+            and _all(_map(_is, _map(_get, dicts, keys, _repeat(_missing)), values))):
+        return  # nothing changed
+    for (name, module, module_type, keys, values), current in _zip(snapshot.modules,
+                                                                    snapshot.module_dicts):
         _modules[name] = module
-        if type(module) is not module_type:
+        if _type(module) is not module_type:
             _object_setattr(module, "__class__", module_type)
-        current = _module_dict.__get__(module)
-        for key, value in attrs.items():
-            if current.get(key, _missing) is not value:
+        for key, value in _zip(keys, values):
+            if _get(current, key, _missing) is not value:
                 current[key] = value
-    for cls, attrs in classes:
-        current = cls.__dict__
-        for key, value in attrs.items():
-            if current.get(key, _missing) is not value:
+    for cls, current, keys, values in snapshot.classes:
+        for key, value in _zip(keys, values):
+            if _get(current, key, _missing) is not value:
                 try:
                     _setattr(cls, key, value)
                 except BaseException:  # read-only attributes of built-in types
                     pass
-        for key in [k for k in _list(current) if k not in attrs and k.startswith("__")]:
+        known = _frozenset(keys)
+        for key in [k for k in _list(current) if k not in known and k.startswith("__")]:
             try:
                 _delattr(cls, key)
             except BaseException:
