@@ -1,12 +1,13 @@
 """The course on a real JupyterHub (deploy/jupyterhub_config.py), in headless Chromium.
 
 The hub runs as root and starts each user's JupyterLab as a system account of its own, which
-the fixture creates: an instructor who grades with formgrader in their own server, and two
-students with nbgrader's Assignments panel. One term of the tiny assignment
+the fixture creates: an instructor, two students with nbgrader's Assignments panel, and the
+grader account that owns the course folder and runs formgrader as the hub service
+``jax-autodiff``, which the instructor opens through the hub. One term of the tiny assignment
 (tests/tiny_assignment.py) goes through the hub's exchange: release, fetch, answer, Validate,
 submit, collect, autograde in the sandbox, feedback. Then a student, through her own server,
-tries to read what is not hers and to reach formgrader. Screenshots of each step are saved in
-``reports/screenshots/hub-*.png``.
+tries to read what is not hers, and tries to reach formgrader through the hub. Screenshots of
+each step are saved in ``reports/screenshots/hub-*.png``.
 """
 
 import contextlib
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -39,6 +41,8 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 DEPLOY = ROOT / "deploy"
 PROXY = ROOT / ".ci/node/node_modules/.bin/configurable-http-proxy"
 INSTRUCTOR, ADA, GRACE = "hub-instructor", "hub-ada", "hub-grace"
+# The grader account of deploy/ (COURSE_GRADER), and its formgrader service (deploy's COURSE).
+GRADER, SERVICE = "hub-grader", "jax-autodiff"
 STUDENTS = (ADA, GRACE)
 PASSWORD = "a shared password for the test"
 ASSIGNMENT, NOTEBOOK = tiny_assignment.ASSIGNMENT, "tiny"
@@ -187,6 +191,14 @@ class Hub:
         assert status == 201, text
         return json.loads(text)["token"]
 
+    def wait_for_service(self, name):
+        """Wait until the hub's service ``name`` answers an API request through the hub."""
+        deadline = time.monotonic() + SPAWN_SECONDS
+        while self.request(f"/services/{name}/api/status")[0] != 200:
+            assert time.monotonic() < deadline, f"the service {name} never started\n" \
+                + self.log_tail()
+            time.sleep(1)
+
     def start_servers(self, names):
         """Start the users' servers together and wait until each answers."""
         for name in names:
@@ -227,11 +239,15 @@ c.Authenticator.allowed_users = {set((INSTRUCTOR,) + STUDENTS)!r}
 c.JupyterHub.load_groups = {{"instructors": {{"users": [{INSTRUCTOR!r}]}}}}
 c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.start_timeout = c.Spawner.http_timeout = {SPAWN_SECONDS}
-c.JupyterHub.services = [{{"name": "hub-test", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "admin", "services": ["hub-test"]}}]
+(course,) = [s for s in c.JupyterHub.services if s["name"] == {SERVICE!r}]
+course.update(url="http://127.0.0.1:{_free_port()}",
+              command=[{python!r}, "-m", "jupyterhub.singleuser"])
+c.JupyterHub.services.append({{"name": "hub-test", "api_token": {token!r}}})
+c.JupyterHub.load_roles.append({{"name": "admin", "services": ["hub-test"]}})
 """)
     log = state / "jupyterhub.log"
-    env = dict(os.environ, NBGRADER_EXCHANGE_ROOT=str(folder / "exchange"))
+    env = dict(os.environ, NBGRADER_EXCHANGE_ROOT=str(folder / "exchange"),
+               COURSE_GRADER=GRADER)
     env.pop("NBGRADER_EXECUTION", None)
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)],
@@ -254,10 +270,10 @@ c.JupyterHub.load_roles = [{{"name": "admin", "services": ["hub-test"]}}]
             process.wait()
 
 
-def _instructor_course(home):
-    """The tiny course in the instructor's course folder (deploy's COURSE_FOLDER), owned by
-    the instructor, its assignment generated and in the gradebook."""
-    course = tiny_assignment.make_tiny_course(home / "jax-autodiff", ROOT)
+def _grader_course(home):
+    """The tiny course in the grader account's course folder (deploy's COURSE), owned by that
+    account, its assignment generated and in the gradebook."""
+    course = tiny_assignment.make_tiny_course(home / SERVICE, ROOT)
     account = pwd.getpwnam(home.name)
     for folder, _, names in os.walk(course):
         for path in [folder] + [os.path.join(folder, name) for name in names]:
@@ -267,17 +283,19 @@ def _instructor_course(home):
 
 @pytest.fixture(scope="module")
 def hub():
-    """The hub of deploy/ with its three accounts, the instructor's course in place and every
-    server started; the accounts, their homes and the hub's folder go at the end."""
+    """The hub of deploy/ with its four accounts, the grader's course in place, the formgrader
+    service answering and every server started; the accounts, their homes and the hub's
+    folder go at the end."""
     _require_hub()
     folder = Path(tempfile.mkdtemp(prefix="course-hub-"))
     folder.chmod(0o755)  # the users reach their Python and the exchange through it
     try:
         python = _python_for_users(folder)
-        with system_users((INSTRUCTOR,) + STUDENTS):
-            _instructor_course(Path(pwd.getpwnam(INSTRUCTOR).pw_dir))
+        with system_users((GRADER, INSTRUCTOR) + STUDENTS):
+            _grader_course(Path(pwd.getpwnam(GRADER).pw_dir))
             with jupyterhub(folder, python) as running:
                 running.exchange = folder / "exchange"
+                running.wait_for_service(SERVICE)
                 running.start_servers((INSTRUCTOR,) + STUDENTS)
                 yield running
     finally:
@@ -295,8 +313,9 @@ def _log_in(driver, hub, name):
     return f"{hub.url}/user/{name}"
 
 
-def _formgrader(driver, server, page):
-    driver.get(f"{server}/formgrader/{page}")
+def _formgrader(driver, hub, page):
+    """Open formgrader's ``page`` in the course's service, through the hub."""
+    driver.get(f"{hub.url}/services/{SERVICE}/formgrader/{page}")
     return _wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "table")))
 
 
@@ -437,13 +456,16 @@ print(done.returncode, done.stderr[-2000:])
 
 
 def test_a_term_on_the_hub(browser, hub):
-    """Release from formgrader; each student fetches, answers, validates and submits; Ada
-    also submits her notebook in Grace's name; the instructor collects (Ada's forgery is
-    refused), autogrades in the sandbox and releases feedback; each student reads their own
-    score."""
+    """Release from formgrader (the hub's service); each student fetches, answers, validates
+    and submits; Ada also submits her notebook in Grace's name; the instructor collects (Ada's
+    forgery is refused), autogrades in the sandbox and releases feedback; each student reads
+    their own score."""
     driver = browser
-    instructor = _log_in(driver, hub, INSTRUCTOR)
-    _formgrader(driver, instructor, "manage_assignments")
+    _log_in(driver, hub, INSTRUCTOR)
+    _formgrader(driver, hub, "manage_assignments")
+    assert driver.current_url.startswith(f"{hub.url}/services/{SERVICE}/formgrader/")
+    _wait(driver).until(EC.presence_of_element_located(
+        (By.XPATH, f"//tr[.//*[contains(text(),'{ASSIGNMENT}')]]")))
     screenshot(driver, "hub-01-instructor-formgrader")
     released = _formgrader_action(driver, ASSIGNMENT, "release")
     screenshot(driver, "hub-02-instructor-released")
@@ -457,25 +479,25 @@ def test_a_term_on_the_hub(browser, hub):
     forged = run_as(hub, ADA, FORGE_SUBMISSION)
     assert forged.startswith("0"), forged  # nbgrader submit takes any --student name
 
-    instructor = _log_in(driver, hub, INSTRUCTOR)
-    _formgrader(driver, instructor, "manage_assignments")
+    _log_in(driver, hub, INSTRUCTOR)
+    _formgrader(driver, hub, "manage_assignments")
     collected = _formgrader_action(driver, ASSIGNMENT, "collect")
     screenshot(driver, "hub-09-instructor-collected")
     assert f"names the student {GRACE} but {ADA} submitted it" in collected, collected
     for name in STUDENTS:
-        _formgrader(driver, instructor, f"manage_submissions/{ASSIGNMENT}")
+        _formgrader(driver, hub, f"manage_submissions/{ASSIGNMENT}")
         graded = _formgrader_action(driver, name, "autograde")
         assert "Successfully autograded" in graded, graded
         assert "bwrap" in graded and "--unshare-net" in graded, "graded outside the sandbox"
-    table = _formgrader(driver, instructor, f"manage_submissions/{ASSIGNMENT}")
+    table = _formgrader(driver, hub, f"manage_submissions/{ASSIGNMENT}")
     for name, score in ((ADA, "3 / 3"), (GRACE, "2 / 3")):
         _wait(driver).until(lambda d: score in table.find_element(
             By.XPATH, f".//tr[.//*[contains(text(),'{name}')]]").text)
     screenshot(driver, "hub-10-instructor-autograded")
-    _formgrader(driver, instructor, "manage_assignments")
+    _formgrader(driver, hub, "manage_assignments")
     generated = _formgrader_action(driver, ASSIGNMENT, "generate-feedback")
     assert "Successfully generated" in generated, generated
-    _formgrader(driver, instructor, "manage_assignments")
+    _formgrader(driver, hub, "manage_assignments")
     sent = _formgrader_action(driver, ASSIGNMENT, "release-feedback")
     assert "Successfully released" in sent, sent
     screenshot(driver, "hub-11-instructor-feedback-released")
@@ -499,14 +521,14 @@ for path in {paths!r}:
 
 
 def test_a_student_reads_nothing_of_the_others(hub):
-    """Through Ada's own server (a kernel of hers), Grace's home, the instructor's course
+    """Through Ada's own server (a kernel of hers), Grace's home, the grader account's course
     folder and gradebook, and the exchange's inbound (its listing and Grace's submission)
     are out of reach."""
     grace_home = Path(pwd.getpwnam(GRACE).pw_dir)
     secret = grace_home / "notes.txt"
     secret.write_text("Grace's own notes")
     shutil.chown(secret, GRACE, GRACE)
-    course = Path(pwd.getpwnam(INSTRUCTOR).pw_dir) / "jax-autodiff"
+    course = Path(pwd.getpwnam(GRADER).pw_dir) / SERVICE
     inbound = hub.exchange / "jax-autodiff" / "inbound"
     targets = [secret, grace_home, course / "gradebook.db",
                course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", inbound]
@@ -523,17 +545,79 @@ except OSError as error:
     assert printed.count("PermissionError") >= len(targets), printed
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _hops(driver, url):
+    """``[(status, url), ...]``: a GET of ``url`` with every cookie of the browser (the login
+    of whoever is logged in), each redirect followed by hand and recorded."""
+    cookies = driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+    header = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
+    opener = urllib.request.build_opener(_NoRedirect)
+    hops = []
+    for _ in range(10):
+        request = urllib.request.Request(url, headers={"Cookie": header})
+        try:
+            with opener.open(request, timeout=60) as response:
+                hops.append((response.status, url))
+                return hops
+        except urllib.error.HTTPError as error:
+            hops.append((error.code, url))
+            if error.code not in (301, 302, 303, 307, 308):
+                return hops
+            url = urllib.parse.urljoin(url, error.headers["Location"])
+    return hops
+
+
 def test_a_student_cannot_reach_formgrader(browser, hub):
-    """Ada's server has no formgrader, and the instructor's server refuses her."""
+    """Ada's server has no formgrader, the instructor's server refuses her, and the formgrader
+    service refuses her: her token there, and her login to the hub in her browser (the hub's
+    OAuth refuses the service her)."""
     ada = hub.user_token(ADA)
     for path in (f"/user/{ADA}/formgrader", f"/user/{ADA}/formgrader/api/assignments"):
         assert hub.request(path, token=ada)[0] == 404, path
-    for path in (f"/user/{INSTRUCTOR}/formgrader",
-                 f"/user/{INSTRUCTOR}/formgrader/api/assignments",
-                 f"/user/{INSTRUCTOR}/api/contents/gradebook.db"):
+    service = f"/services/{SERVICE}"
+    for path in (f"/user/{INSTRUCTOR}/api/contents", f"/user/{INSTRUCTOR}/api/kernels",
+                 f"{service}/formgrader", f"{service}/formgrader/api/assignments",
+                 f"{service}/api/contents/gradebook.db"):
         assert hub.request(path, token=ada)[0] == 403, path
     driver = browser
     server = _log_in(driver, hub, ADA)
     driver.get(f"{server}/formgrader")
     _wait(driver).until(lambda d: "404" in d.find_element(By.TAG_NAME, "body").text)
     screenshot(driver, "hub-16-student-no-formgrader")
+    # Her login is good for the hub, not for the service: the service sends her to the hub's
+    # OAuth, which refuses her.
+    for path in (f"{service}/formgrader", f"{service}/formgrader/api/assignments"):
+        hops = _hops(driver, hub.url + path)
+        assert [status for status, _ in hops] == [302, 403], hops
+        assert urllib.parse.urlsplit(hops[-1][1]).path == "/hub/api/oauth2/authorize", hops
+    driver.get(f"{hub.url}{service}/formgrader")
+    _wait(driver).until(lambda d: "403" in d.find_element(By.TAG_NAME, "body").text)
+    assert "/hub/api/oauth2/authorize" in driver.current_url, driver.current_url
+    assert not driver.find_elements(By.CSS_SELECTOR, "table"), "formgrader showed her a table"
+    screenshot(driver, "hub-17-student-refused-formgrader-service")
+    driver.get(f"{hub.url}/hub/home")
+    _wait(driver).until(EC.presence_of_element_located((By.TAG_NAME, "body")))
+    assert not driver.find_elements(By.CSS_SELECTOR, f"a[href*='{service}']")
+
+
+def test_the_instructor_grades_in_the_service_only(browser, hub):
+    """The instructor's own server has no formgrader any more (404); the hub's home page
+    links the instructor to the service."""
+    instructor = hub.user_token(INSTRUCTOR)
+    for path in (f"/user/{INSTRUCTOR}/formgrader",
+                 f"/user/{INSTRUCTOR}/formgrader/api/assignments"):
+        assert hub.request(path, token=instructor)[0] == 404, path
+    assert hub.request(f"/services/{SERVICE}/formgrader/api/assignments",
+                       token=instructor)[0] == 200
+    driver = browser
+    server = _log_in(driver, hub, INSTRUCTOR)
+    driver.get(f"{server}/formgrader")
+    _wait(driver).until(lambda d: "404" in d.find_element(By.TAG_NAME, "body").text)
+    screenshot(driver, "hub-18-instructor-no-formgrader-in-own-server")
+    driver.get(f"{hub.url}/hub/home")
+    _wait(driver).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, f"a[href*='/services/{SERVICE}/']")))
