@@ -6,6 +6,7 @@ names. Each case is submitted by two students: their grades must be equal (deter
 """
 
 import json
+import os
 import traceback
 import zipfile
 
@@ -249,3 +250,50 @@ def test_the_mistake_report_of_bad_submissions(graded_tiny_class):
     again = reports.write_report(course, outcome.read(course, [ASSIGNMENT])[ASSIGNMENT],
                                  log=lambda text: None)
     assert [path.read_bytes() for path in again] == before
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_command_leaves_no_worker_behind(tiny_course, tmp_path):
+    """SIGTERM (or SIGKILL) to ``python -m course grade`` while it grades: its pool cannot pass
+    the signal on, and its workers end within seconds instead of waiting for work forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    course = fresh_copy(tiny_course, tmp_path / "course")
+    for k in range(6):
+        submit(course, f"s{k}", {"tiny.ipynb": answered(course)})
+    command = subprocess.Popen([sys.executable, "-m", "course", "grade", ASSIGNMENT,
+                                "--workers", "2"], cwd=course, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline, workers = time.monotonic() + 60, []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = [pid for pid in _children(command.pid)
+                   if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()]
+    assert len(workers) == 2, f"the command started workers {workers}"
+    command.send_signal(signal.SIGTERM)
+    command.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(map(_alive, workers)):
+        time.sleep(0.2)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived the killed command"

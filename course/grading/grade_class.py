@@ -40,9 +40,23 @@ SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the S
 _api = None  # each worker process's NbGraderAPI
 
 
-def _start_worker(course, oracle_values):
+def _end_with_parent(parent):
+    """End this worker when the command that started it, ``parent``, is gone (killed by
+    SIGTERM or SIGKILL, which its pool cannot pass on), even before this worker started: a
+    worker otherwise waits for work forever, holding its memory. Its grading kernel ends with
+    it (bwrap's --die-with-parent)."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def _start_worker(course, oracle_values, parent):
     global _api
+    import threading
+
     from nbgrader.apps import NbGraderAPI
+
+    threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
 
     config = load_config(course)
     config.JudgeTestCells.oracle_values = oracle_values  # computed once for the whole class
@@ -136,7 +150,7 @@ def grade_parallel(course, jobs, workers, progress=True, feedback=True):
     with tempfile.TemporaryDirectory(prefix="oracle-values-") as oracle_values, \
             concurrent.futures.ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_start_worker,
-                initargs=(str(course), oracle_values)) as pool:
+                initargs=(str(course), oracle_values, os.getpid())) as pool:
         start = time.perf_counter()
         failed = _in_pool(pool, _autograde, jobs, "autograde", progress)
         seconds["autograde"] = time.perf_counter() - start
