@@ -496,33 +496,33 @@ class _Snapshot:
         import gc
 
         self.modules, self.classes = [], []
+        dicts, keys, values = [], [], []
         for name, module in list(sys.modules.items()):
             if not isinstance(module, types.ModuleType) or not _protected(name):
                 continue
             attrs = dict(vars(module))
             self.modules.append((name, module, type(module), tuple(attrs), tuple(attrs.values())))
+            for key, value in attrs.items():
+                dicts.append(vars(module))
+                keys.append(key)
+                values.append(value)
             for value in attrs.values():
                 if isinstance(value, type) and getattr(value, "__module__", None) == name:
                     own = dict(vars(value))
                     # the class's own dictionary, which its mappingproxy reads slowly
                     [real] = gc.get_referents(vars(value))
                     self.classes.append((value, real, tuple(own), tuple(own.values())))
+                    for key, attribute in own.items():
+                        dicts.append(real)
+                        keys.append(key)
+                        values.append(attribute)
         self.names = tuple(name for name, *_ in self.modules)
         self.module_objects = tuple(module for _, module, *_ in self.modules)
         self.module_types = tuple(module_type for _, _, module_type, *_ in self.modules)
         self.module_dicts = tuple(vars(module) for module in self.module_objects)
-        self.flat = tuple(tuple(flat) for flat in zip(*(
-            (dictionary, key, value)
-            for dictionary, (*_, keys, values) in zip(
-                self.module_dicts + tuple(real for _, real, *_ in self.classes),
-                self.modules + self.classes)
-            for key, value in zip(keys, values)))) or ((), (), ())
+        self.flat = (tuple(dicts), tuple(keys), tuple(values))
         self.class_dicts = tuple(real for _, real, *_ in self.classes)
         self.class_sizes = tuple(len(keys) for *_, keys, _ in self.classes)
-
-
-def _snapshot():
-    return _Snapshot()
 
 
 def _restore_snapshot(snapshot, _missing=_MISSING, _modules=sys.modules, _setattr=setattr,
@@ -888,7 +888,7 @@ def setup():
     # not the student's business: warnings issued from this module's code are not shown.
     warnings.filterwarnings("ignore", module="adcheck")
     shell = _shell()
-    _install_guard(_snapshot(), grading, shell)
+    _install_guard(_Snapshot(), grading, shell)
     if shell is not None:
         shell.set_custom_exc((Exception,), _traceback_without_checks)
         for registered in list(shell.events.callbacks["post_run_cell"]):
