@@ -153,9 +153,8 @@ def _jacobian_vectorized(exercise, builder, cases, jit):
 
 
 def _jacobian_in_mode(name, mode):
-    probe = Case(f"a function only {mode} mode can differentiate", jnp.linspace(0.0, 1.0, 3))
-
     def run(builder, fn, plain):
+        probe = Case(f"a function only {mode} mode can differentiate", jnp.linspace(0.0, 1.0, 3))
         jacobian = _call(f"{name}(f)", _call(name, builder, fn), *probe.args)
         _compare(f"{name}(f)", probe, jacobian,
                  _oracle(lambda: jax.jit(jax.jacfwd(plain))(*probe.args)))

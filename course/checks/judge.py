@@ -33,6 +33,8 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Unicode
 
+from .guard import _compile_faster
+
 EVIDENCE_MIME = "application/vnd.adcourse.evidence+json"
 VERDICT = "verdict"  # the metadata key of a judged test cell: its Verdict's fields as data
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
@@ -56,6 +58,7 @@ def checks_module(path):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     module._Evidence.mode = "judge"
+    _compile_faster()  # before the oracle's first operation in this process
     _modules[path] = (digest, module)
     return module
 

@@ -1,0 +1,47 @@
+"""course/checks/guard.py: setup() chooses XLA's faster-compiling CPU emitters, which only
+works if nothing before it has started XLA."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jaxlib
+
+from course import paths
+from course.authoring import build
+from course.checks import guard
+
+
+def test_no_checks_module_starts_xla_when_imported():
+    script = textwrap.dedent("""
+        import importlib.util, sys
+        from jax._src import xla_bridge
+        for index, path in enumerate(sys.argv[1:]):
+            spec = importlib.util.spec_from_file_location(f"adcheck_{index}", path)
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            if xla_bridge.backends_are_initialized():
+                sys.exit(f"importing {path} started XLA")
+    """)
+    bundles = [str(paths.ROOT / "source" / a / "adcheck.py") for a in build.assignments()]
+    run = subprocess.run([sys.executable, "-c", script, *bundles], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_the_faster_emitters_are_asked_for_unless_xla_flags_choose(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    guard._compile_faster()
+    assert guard._COMPILE_FASTER in os.environ["XLA_FLAGS"].split()
+    assert "--xla_force_host_platform_device_count=2" in os.environ["XLA_FLAGS"]
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    guard._compile_faster()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
+
+
+def test_another_jaxlib_gets_no_flag_it_might_not_know(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(jaxlib, "__version__", "0.0.1")
+    guard._compile_faster()
+    assert "XLA_FLAGS" not in os.environ
