@@ -7,6 +7,10 @@ names. Each case is submitted by two students: their grades must be equal (deter
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import traceback
 import zipfile
 
@@ -271,11 +275,6 @@ def _alive(pid):
 def test_a_killed_command_leaves_no_worker_behind(tiny_course, tmp_path):
     """SIGTERM (or SIGKILL) to ``python -m course grade`` while it grades: its pool cannot pass
     the signal on, and its workers end within seconds instead of waiting for work forever."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     course = fresh_copy(tiny_course, tmp_path / "course")
     for k in range(6):
         submit(course, f"s{k}", {"tiny.ipynb": answered(course)})

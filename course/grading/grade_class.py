@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,8 +53,6 @@ def _end_with_parent(parent):
 
 def _start_worker(course, oracle_values, parent):
     global _api
-    import threading
-
     from nbgrader.apps import NbGraderAPI
 
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
