@@ -12,6 +12,7 @@ from .evidence import _UNKNOWN, Failed, _code, _judging, _oracle, _probing
 from .exercise import (
     Exercise,
     Require,
+    _array,
     _compare_tree,
     _one_cotangent,
     _require_custom_rule,
@@ -117,14 +118,18 @@ def _clip_gradient_case(exercise, clip_gradient, case, jit):
         y, pullback = jax.vjp(clip_gradient, lo, hi, x)
         return y, pullback(g)
 
-    xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
-    clipped, clipped_batch = _oracle(lambda: (jnp.clip(g, lo, hi), jnp.clip(gs, lo, hi)),
-                                     parts=2)
+    host_x, host_g = np.asarray(x), np.asarray(g)
+    xs = _array(np.stack([host_x, 2 * host_x]), x.dtype)
+    gs = _array(np.stack([host_g, -2 * host_g]), g.dtype)
+    clipped, clipped_batch = _oracle(lambda: tuple(
+        np.clip(np.asarray(values), np.asarray(lo), np.asarray(hi)) for values in (g, gs)),
+        parts=2)
     y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
     _compare("clip_gradient (forward pass)", case, y, x)
     _compare("clip_gradient (cotangent of x)", case, g_x, clipped)
     for label, value in (("lo", g_lo), ("hi", g_hi)):
-        _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+        _compare(f"clip_gradient (cotangent of {label})", case, value,
+                 np.zeros_like(np.asarray(lo)))
     batched = jax.vmap(run, in_axes=(None, None, 0, 0))
     _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
     _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs, clipped_batch)
@@ -334,7 +339,7 @@ def _spd_matrix(n, seed, condition=10.0, dtype=jnp.float32):
     """A symmetric positive definite n x n matrix with eigenvalues from 1 to ``condition``."""
     Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
     A = (Q * np.geomspace(1.0, condition, n)) @ Q.T
-    return jnp.asarray((A + A.T) / 2, dtype)
+    return _array((A + A.T) / 2, dtype)
 
 
 def _logdet_case(exercise, logdet, case, jit):

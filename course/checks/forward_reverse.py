@@ -77,8 +77,8 @@ def _product_case(exercise, implementation, case, jit):
 
     def products():
         y_shape = jax.eval_shape(f, x).shape
-        J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
-        rows = M.reshape(M.shape[0], -1)
+        J = np.asarray(jax.jit(jax.jacfwd(f))(x)).reshape(-1, x.size)
+        rows = np.asarray(M).reshape(M.shape[0], -1)
         if exercise.facts["mode"] == "reverse":
             return (rows @ J).reshape((M.shape[0],) + x.shape)
         return (rows @ J.T).reshape((M.shape[0],) + y_shape)
@@ -194,15 +194,19 @@ def _wirtinger_cases():
 
 def _wirtinger_reference(f, z):
     """(df/dz, df/dzbar) = ((f_x - i f_y) / 2, (f_x + i f_y) / 2), from the gradients of the
-    real and imaginary parts of f in x and y (jax.grad, which the exercise forbids)."""
-    def part(which):
-        return lambda x, y: which(f(jax.lax.complex(x, y)))
+    real and imaginary parts of f in x and y (jax.grad, which the exercise forbids), compiled
+    as one program."""
+    def partials(z):
+        def part(which):
+            return lambda x, y: which(f(jax.lax.complex(x, y)))
 
-    x, y = jnp.real(z), jnp.imag(z)
-    u_x, u_y = jax.grad(part(jnp.real), argnums=(0, 1))(x, y)
-    v_x, v_y = jax.grad(part(jnp.imag), argnums=(0, 1))(x, y)
-    f_x, f_y = jax.lax.complex(u_x, v_x), jax.lax.complex(u_y, v_y)
-    return tuple(np.asarray(d, z.dtype) for d in ((f_x - 1j * f_y) / 2, (f_x + 1j * f_y) / 2))
+        x, y = jnp.real(z), jnp.imag(z)
+        u_x, u_y = jax.grad(part(jnp.real), argnums=(0, 1))(x, y)
+        v_x, v_y = jax.grad(part(jnp.imag), argnums=(0, 1))(x, y)
+        f_x, f_y = jax.lax.complex(u_x, v_x), jax.lax.complex(u_y, v_y)
+        return (f_x - 1j * f_y) / 2, (f_x + 1j * f_y) / 2
+
+    return tuple(np.asarray(d, z.dtype) for d in jax.jit(partials)(z))
 
 
 @jax.custom_jvp

@@ -8,7 +8,16 @@ import numpy as np
 
 from .calls import _JACOBIANS, Case, _call, _compare
 from .evidence import Failed, _code, _oracle
-from .exercise import Exercise, Require, _compare_tree, _normal, _run, _swap_global, _to64
+from .exercise import (
+    Exercise,
+    Require,
+    _array,
+    _compare_tree,
+    _normal,
+    _run,
+    _swap_global,
+    _to64,
+)
 from .mechanisms import _program, _require_small_intermediates, _require_vectorized
 
 
@@ -182,9 +191,13 @@ check_td_update = Exercise(
 
 def _straight_through_case(exercise, straight_through_round, case, jit):
     (x,) = case.args
-    batch = jnp.stack([x, x + 0.25])
-    rounded, gradient_expected, rounded_batch = _oracle(lambda: (
-        jnp.round(x), jnp.cos(x) - jnp.round(x) * jnp.sin(x), jnp.round(batch)), parts=3)
+    host = np.asarray(x, np.float64)
+    batch = _array(np.stack([np.asarray(x), np.asarray(x) + np.asarray(0.25, x.dtype)]), x.dtype)
+    twos = _array(np.full(x.shape, 2.0), x.dtype)
+    rounded, gradient_expected, rounded_batch = _oracle(lambda: tuple(
+        np.asarray(value, x.dtype) for value in (
+            np.round(host), np.cos(host) - np.round(host) * np.sin(host),
+            np.round(np.asarray(batch, np.float64)))), parts=3)
     value = _run("straight_through_round", straight_through_round, (x,), jit)
     _compare("straight_through_round", case, value, rounded)
     gradient = _run("straight_through_round",
@@ -194,9 +207,8 @@ def _straight_through_case(exercise, straight_through_round, case, jit):
              gradient_expected, hints=[
                  "The backward pass must treat rounding as the identity."])
     tangent = _run("straight_through_round",
-                   lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
-                   (x,), jit)
-    _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
+                   lambda x: jax.jvp(straight_through_round, (x,), (twos,))[1], (x,), jit)
+    _compare("the JVP of straight_through_round", case, tangent, np.asarray(twos))
     batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
                    (batch,), jit)
     _compare("jax.vmap(straight_through_round)", case, batched, rounded_batch)
@@ -322,7 +334,7 @@ def _quadratic_with(eigenvalues, seed, dtype=jnp.float32):
     """f(x) = x^T A x / 2 for a symmetric A with these eigenvalues and random eigenvectors."""
     n = len(eigenvalues)
     Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
-    A = jnp.asarray((Q * np.asarray(eigenvalues)) @ Q.T, dtype)
+    A = _array((Q * np.asarray(eigenvalues)) @ Q.T, dtype)
     return lambda x: 0.5 * x @ A @ x
 
 
@@ -331,7 +343,8 @@ def _top_eigenvalue_case(exercise, top_eigenvalue, case, jit):
 
     def largest():
         with jax.enable_x64(True):
-            hessian = np.asarray(jax.hessian(f)(_to64(x)), np.float64).reshape(x.size, x.size)
+            hessian = np.asarray(jax.jit(jax.hessian(f))(_to64(x)), np.float64).reshape(
+                x.size, x.size)
         eigenvalues = np.linalg.eigvalsh(hessian)
         return eigenvalues[np.argmax(np.abs(eigenvalues))]
 

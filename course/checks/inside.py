@@ -99,7 +99,8 @@ def _dual_case(exercise, Dual, case, jit):
         return out.primal, out.tangent
 
     primal, tangent = _run("Dual", run, (x, t), jit)
-    y, y_dot = jax.jit(lambda x, t: jax.jvp(lambda x: f(_Plain(x)).value, (x,), (t,)))(x, t)
+    y, y_dot = _oracle(lambda: jax.jit(
+        lambda x, t: jax.jvp(lambda x: f(_Plain(x)).value, (x,), (t,)))(x, t), parts=2)
     _compare("the primal of the result", case, primal, y)
     rule = _dual_rule(case.label)
     _compare("the tangent of the result", case, tangent, y_dot, hints=[rule] if rule else [])
@@ -380,7 +381,7 @@ def _rnn_loss_by_loop(params, xs):
 
 
 def _rnn_params(seed, hidden, inputs, dtype=jnp.float32):
-    return {"W": 0.5 * _normal(seed, (hidden, hidden), dtype),
+    return {"W": _normal(seed, (hidden, hidden), dtype, scale=0.5),
             "U": _normal(seed + 1, (hidden, inputs), dtype),
             "v": _normal(seed + 2, (hidden,), dtype)}
 
@@ -723,7 +724,7 @@ def _kept_and_products(fn, W, xs):
 
 
 def _rnn_sum_keeps_products(exercise, rnn_sum_remat, cases, jit):
-    W, xs = 0.5 * _normal(80, (4, 4)), _normal(81, (6, 4))
+    W, xs = _normal(80, (4, 4), scale=0.5), _normal(81, (6, 4))
     kept, forward, backward, scans = _call("rnn_sum_remat", _kept_and_products, rnn_sum_remat,
                                            W, xs)
     if not scans:
@@ -740,7 +741,7 @@ check_rnn_sum_remat = Exercise(
     "rnn_sum_remat", "rnn_sum_remat(W, xs) is the sum over t of the entries of h_t = tanh(W "
     "h_(t-1) + x_t) from h_0 = 0, as a scan whose pullback keeps the products W h_(t-1) and "
     "recomputes the tanh.",
-    cases=lambda: [Case("n = 3, 5 steps", 0.5 * _normal(82, (3, 3)), _normal(83, (5, 3))),
+    cases=lambda: [Case("n = 3, 5 steps", _normal(82, (3, 3), scale=0.5), _normal(83, (5, 3))),
                    Case("n = 2, 3 steps", jnp.array([[0.5, -1.0], [1.0, 0.2]]),
                         jnp.linspace(-1.0, 1.0, 6).reshape(3, 2))],
     check_case=_rnn_sum_case,

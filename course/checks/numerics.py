@@ -1,13 +1,15 @@
 """Assignment 06: autodiff meets numerics (shipped to its students only).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .calls import _DERIVATIVES, _JACOBIANS, Case, _call, _compare, _describe
 from .evidence import Failed, _code, _oracle, _probing
-from .exercise import Exercise, Require, _normal, _run
+from .exercise import Exercise, Require, _array, _normal, _run
 from .mechanisms import (
     _equations,
     _program,
@@ -49,10 +51,10 @@ def _symmetric(seed, n, eigenvalues=None, dtype=jnp.float32):
     rng = np.random.default_rng(seed)
     if eigenvalues is None:
         M = rng.standard_normal((n, n))
-        return jnp.asarray((M + M.T) / 2, dtype)
+        return _array((M + M.T) / 2, dtype)
     Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
     A = (Q * np.asarray(eigenvalues, np.float64)) @ Q.T
-    return jnp.asarray((A + A.T) / 2, dtype)
+    return _array((A + A.T) / 2, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,9 +468,15 @@ def _plain_score_variance(f, mu, log_sigma, n, dtype):
     return estimates.var(axis=1)
 
 
+@functools.cache
+def _estimator_keys():
+    """The keys every estimator check uses, split once per process (a program to compile)."""
+    return jax.random.split(jax.random.key(2026), _ESTIMATOR_KEYS)
+
+
 def _estimates(name, estimator, case, jit):
     f, _, mu, log_sigma, n = case.args
-    keys = jax.random.split(jax.random.key(2026), _ESTIMATOR_KEYS)
+    keys = _estimator_keys()
     vmap = jax.vmap  # the checks' own
 
     def run(mu, log_sigma):

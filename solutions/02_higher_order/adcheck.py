@@ -1513,9 +1513,16 @@ def _passed(what, cases, jit, mechanisms=()):
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
-def _normal(seed, shape, dtype=jnp.float32):
-    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+def _normal(seed, shape, dtype=jnp.float32, scale=1.0):
+    """Normal samples (``scale`` times standard ones, in ``dtype``) drawn by NumPy: no JAX
+    program to compile for each shape."""
+    return _array(scale * np.random.default_rng(seed).standard_normal(shape).astype(dtype), dtype)
+
+
+def _array(values, dtype=np.float32):
+    """``jnp.array(values, dtype)`` for the checks' own data, by a copy to the device: eagerly,
+    jnp.array compiles a conversion program for every new shape."""
+    return jax.device_put(np.asarray(values, dtype))
 
 
 def _run(name, fn, args, jit):
@@ -1632,13 +1639,13 @@ def _strongly_typed(args):
     """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
     array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
     and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
-    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+    return jax.tree.map(lambda leaf: _array(leaf, leaf.dtype)
                         if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
 
 
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+        return jax.tree.map(lambda leaf: _array(leaf, np.float64), tree)
 
 
 def _uses_mode(mode, run):
@@ -1918,9 +1925,13 @@ check_td_update = Exercise(
 
 def _straight_through_case(exercise, straight_through_round, case, jit):
     (x,) = case.args
-    batch = jnp.stack([x, x + 0.25])
-    rounded, gradient_expected, rounded_batch = _oracle(lambda: (
-        jnp.round(x), jnp.cos(x) - jnp.round(x) * jnp.sin(x), jnp.round(batch)), parts=3)
+    host = np.asarray(x, np.float64)
+    batch = _array(np.stack([np.asarray(x), np.asarray(x) + np.asarray(0.25, x.dtype)]), x.dtype)
+    twos = _array(np.full(x.shape, 2.0), x.dtype)
+    rounded, gradient_expected, rounded_batch = _oracle(lambda: tuple(
+        np.asarray(value, x.dtype) for value in (
+            np.round(host), np.cos(host) - np.round(host) * np.sin(host),
+            np.round(np.asarray(batch, np.float64)))), parts=3)
     value = _run("straight_through_round", straight_through_round, (x,), jit)
     _compare("straight_through_round", case, value, rounded)
     gradient = _run("straight_through_round",
@@ -1930,9 +1941,8 @@ def _straight_through_case(exercise, straight_through_round, case, jit):
              gradient_expected, hints=[
                  "The backward pass must treat rounding as the identity."])
     tangent = _run("straight_through_round",
-                   lambda x: jax.jvp(straight_through_round, (x,), (jnp.full_like(x, 2.0),))[1],
-                   (x,), jit)
-    _compare("the JVP of straight_through_round", case, tangent, jnp.full_like(x, 2.0))
+                   lambda x: jax.jvp(straight_through_round, (x,), (twos,))[1], (x,), jit)
+    _compare("the JVP of straight_through_round", case, tangent, np.asarray(twos))
     batched = _run("jax.vmap(straight_through_round)", jax.vmap(straight_through_round),
                    (batch,), jit)
     _compare("jax.vmap(straight_through_round)", case, batched, rounded_batch)
@@ -2058,7 +2068,7 @@ def _quadratic_with(eigenvalues, seed, dtype=jnp.float32):
     """f(x) = x^T A x / 2 for a symmetric A with these eigenvalues and random eigenvectors."""
     n = len(eigenvalues)
     Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
-    A = jnp.asarray((Q * np.asarray(eigenvalues)) @ Q.T, dtype)
+    A = _array((Q * np.asarray(eigenvalues)) @ Q.T, dtype)
     return lambda x: 0.5 * x @ A @ x
 
 
@@ -2067,7 +2077,8 @@ def _top_eigenvalue_case(exercise, top_eigenvalue, case, jit):
 
     def largest():
         with jax.enable_x64(True):
-            hessian = np.asarray(jax.hessian(f)(_to64(x)), np.float64).reshape(x.size, x.size)
+            hessian = np.asarray(jax.jit(jax.hessian(f))(_to64(x)), np.float64).reshape(
+                x.size, x.size)
         eigenvalues = np.linalg.eigvalsh(hessian)
         return eigenvalues[np.argmax(np.abs(eigenvalues))]
 

@@ -1513,9 +1513,16 @@ def _passed(what, cases, jit, mechanisms=()):
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
-def _normal(seed, shape, dtype=jnp.float32):
-    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+def _normal(seed, shape, dtype=jnp.float32, scale=1.0):
+    """Normal samples (``scale`` times standard ones, in ``dtype``) drawn by NumPy: no JAX
+    program to compile for each shape."""
+    return _array(scale * np.random.default_rng(seed).standard_normal(shape).astype(dtype), dtype)
+
+
+def _array(values, dtype=np.float32):
+    """``jnp.array(values, dtype)`` for the checks' own data, by a copy to the device: eagerly,
+    jnp.array compiles a conversion program for every new shape."""
+    return jax.device_put(np.asarray(values, dtype))
 
 
 def _run(name, fn, args, jit):
@@ -1632,13 +1639,13 @@ def _strongly_typed(args):
     """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
     array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
     and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
-    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+    return jax.tree.map(lambda leaf: _array(leaf, leaf.dtype)
                         if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
 
 
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+        return jax.tree.map(lambda leaf: _array(leaf, np.float64), tree)
 
 
 def _uses_mode(mode, run):
@@ -1832,7 +1839,8 @@ def _dual_case(exercise, Dual, case, jit):
         return out.primal, out.tangent
 
     primal, tangent = _run("Dual", run, (x, t), jit)
-    y, y_dot = jax.jit(lambda x, t: jax.jvp(lambda x: f(_Plain(x)).value, (x,), (t,)))(x, t)
+    y, y_dot = _oracle(lambda: jax.jit(
+        lambda x, t: jax.jvp(lambda x: f(_Plain(x)).value, (x,), (t,)))(x, t), parts=2)
     _compare("the primal of the result", case, primal, y)
     rule = _dual_rule(case.label)
     _compare("the tangent of the result", case, tangent, y_dot, hints=[rule] if rule else [])
@@ -2113,7 +2121,7 @@ def _rnn_loss_by_loop(params, xs):
 
 
 def _rnn_params(seed, hidden, inputs, dtype=jnp.float32):
-    return {"W": 0.5 * _normal(seed, (hidden, hidden), dtype),
+    return {"W": _normal(seed, (hidden, hidden), dtype, scale=0.5),
             "U": _normal(seed + 1, (hidden, inputs), dtype),
             "v": _normal(seed + 2, (hidden,), dtype)}
 
@@ -2456,7 +2464,7 @@ def _kept_and_products(fn, W, xs):
 
 
 def _rnn_sum_keeps_products(exercise, rnn_sum_remat, cases, jit):
-    W, xs = 0.5 * _normal(80, (4, 4)), _normal(81, (6, 4))
+    W, xs = _normal(80, (4, 4), scale=0.5), _normal(81, (6, 4))
     kept, forward, backward, scans = _call("rnn_sum_remat", _kept_and_products, rnn_sum_remat,
                                            W, xs)
     if not scans:
@@ -2473,7 +2481,7 @@ check_rnn_sum_remat = Exercise(
     "rnn_sum_remat", "rnn_sum_remat(W, xs) is the sum over t of the entries of h_t = tanh(W "
     "h_(t-1) + x_t) from h_0 = 0, as a scan whose pullback keeps the products W h_(t-1) and "
     "recomputes the tanh.",
-    cases=lambda: [Case("n = 3, 5 steps", 0.5 * _normal(82, (3, 3)), _normal(83, (5, 3))),
+    cases=lambda: [Case("n = 3, 5 steps", _normal(82, (3, 3), scale=0.5), _normal(83, (5, 3))),
                    Case("n = 2, 3 steps", jnp.array([[0.5, -1.0], [1.0, 0.2]]),
                         jnp.linspace(-1.0, 1.0, 6).reshape(3, 2))],
     check_case=_rnn_sum_case,

@@ -1513,9 +1513,16 @@ def _passed(what, cases, jit, mechanisms=()):
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
-def _normal(seed, shape, dtype=jnp.float32):
-    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+def _normal(seed, shape, dtype=jnp.float32, scale=1.0):
+    """Normal samples (``scale`` times standard ones, in ``dtype``) drawn by NumPy: no JAX
+    program to compile for each shape."""
+    return _array(scale * np.random.default_rng(seed).standard_normal(shape).astype(dtype), dtype)
+
+
+def _array(values, dtype=np.float32):
+    """``jnp.array(values, dtype)`` for the checks' own data, by a copy to the device: eagerly,
+    jnp.array compiles a conversion program for every new shape."""
+    return jax.device_put(np.asarray(values, dtype))
 
 
 def _run(name, fn, args, jit):
@@ -1632,13 +1639,13 @@ def _strongly_typed(args):
     """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
     array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
     and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
-    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+    return jax.tree.map(lambda leaf: _array(leaf, leaf.dtype)
                         if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
 
 
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+        return jax.tree.map(lambda leaf: _array(leaf, np.float64), tree)
 
 
 def _uses_mode(mode, run):
@@ -1780,10 +1787,10 @@ def _symmetric(seed, n, eigenvalues=None, dtype=jnp.float32):
     rng = np.random.default_rng(seed)
     if eigenvalues is None:
         M = rng.standard_normal((n, n))
-        return jnp.asarray((M + M.T) / 2, dtype)
+        return _array((M + M.T) / 2, dtype)
     Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
     A = (Q * np.asarray(eigenvalues, np.float64)) @ Q.T
-    return jnp.asarray((A + A.T) / 2, dtype)
+    return _array((A + A.T) / 2, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2197,9 +2204,15 @@ def _plain_score_variance(f, mu, log_sigma, n, dtype):
     return estimates.var(axis=1)
 
 
+@functools.cache
+def _estimator_keys():
+    """The keys every estimator check uses, split once per process (a program to compile)."""
+    return jax.random.split(jax.random.key(2026), _ESTIMATOR_KEYS)
+
+
 def _estimates(name, estimator, case, jit):
     f, _, mu, log_sigma, n = case.args
-    keys = jax.random.split(jax.random.key(2026), _ESTIMATOR_KEYS)
+    keys = _estimator_keys()
     vmap = jax.vmap  # the checks' own
 
     def run(mu, log_sigma):

@@ -1513,9 +1513,16 @@ def _passed(what, cases, jit, mechanisms=()):
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
-def _normal(seed, shape, dtype=jnp.float32):
-    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+def _normal(seed, shape, dtype=jnp.float32, scale=1.0):
+    """Normal samples (``scale`` times standard ones, in ``dtype``) drawn by NumPy: no JAX
+    program to compile for each shape."""
+    return _array(scale * np.random.default_rng(seed).standard_normal(shape).astype(dtype), dtype)
+
+
+def _array(values, dtype=np.float32):
+    """``jnp.array(values, dtype)`` for the checks' own data, by a copy to the device: eagerly,
+    jnp.array compiles a conversion program for every new shape."""
+    return jax.device_put(np.asarray(values, dtype))
 
 
 def _run(name, fn, args, jit):
@@ -1632,13 +1639,13 @@ def _strongly_typed(args):
     """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
     array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
     and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
-    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+    return jax.tree.map(lambda leaf: _array(leaf, leaf.dtype)
                         if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
 
 
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+        return jax.tree.map(lambda leaf: _array(leaf, np.float64), tree)
 
 
 def _uses_mode(mode, run):
@@ -1814,8 +1821,8 @@ def _product_case(exercise, implementation, case, jit):
 
     def products():
         y_shape = jax.eval_shape(f, x).shape
-        J = jax.jit(jax.jacfwd(f))(x).reshape(-1, x.size)
-        rows = M.reshape(M.shape[0], -1)
+        J = np.asarray(jax.jit(jax.jacfwd(f))(x)).reshape(-1, x.size)
+        rows = np.asarray(M).reshape(M.shape[0], -1)
         if exercise.facts["mode"] == "reverse":
             return (rows @ J).reshape((M.shape[0],) + x.shape)
         return (rows @ J.T).reshape((M.shape[0],) + y_shape)
@@ -1931,15 +1938,19 @@ def _wirtinger_cases():
 
 def _wirtinger_reference(f, z):
     """(df/dz, df/dzbar) = ((f_x - i f_y) / 2, (f_x + i f_y) / 2), from the gradients of the
-    real and imaginary parts of f in x and y (jax.grad, which the exercise forbids)."""
-    def part(which):
-        return lambda x, y: which(f(jax.lax.complex(x, y)))
+    real and imaginary parts of f in x and y (jax.grad, which the exercise forbids), compiled
+    as one program."""
+    def partials(z):
+        def part(which):
+            return lambda x, y: which(f(jax.lax.complex(x, y)))
 
-    x, y = jnp.real(z), jnp.imag(z)
-    u_x, u_y = jax.grad(part(jnp.real), argnums=(0, 1))(x, y)
-    v_x, v_y = jax.grad(part(jnp.imag), argnums=(0, 1))(x, y)
-    f_x, f_y = jax.lax.complex(u_x, v_x), jax.lax.complex(u_y, v_y)
-    return tuple(np.asarray(d, z.dtype) for d in ((f_x - 1j * f_y) / 2, (f_x + 1j * f_y) / 2))
+        x, y = jnp.real(z), jnp.imag(z)
+        u_x, u_y = jax.grad(part(jnp.real), argnums=(0, 1))(x, y)
+        v_x, v_y = jax.grad(part(jnp.imag), argnums=(0, 1))(x, y)
+        f_x, f_y = jax.lax.complex(u_x, v_x), jax.lax.complex(u_y, v_y)
+        return (f_x - 1j * f_y) / 2, (f_x + 1j * f_y) / 2
+
+    return tuple(np.asarray(d, z.dtype) for d in jax.jit(partials)(z))
 
 
 @jax.custom_jvp

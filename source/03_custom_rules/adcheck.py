@@ -1513,9 +1513,16 @@ def _passed(what, cases, jit, mechanisms=()):
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
-def _normal(seed, shape, dtype=jnp.float32):
-    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+def _normal(seed, shape, dtype=jnp.float32, scale=1.0):
+    """Normal samples (``scale`` times standard ones, in ``dtype``) drawn by NumPy: no JAX
+    program to compile for each shape."""
+    return _array(scale * np.random.default_rng(seed).standard_normal(shape).astype(dtype), dtype)
+
+
+def _array(values, dtype=np.float32):
+    """``jnp.array(values, dtype)`` for the checks' own data, by a copy to the device: eagerly,
+    jnp.array compiles a conversion program for every new shape."""
+    return jax.device_put(np.asarray(values, dtype))
 
 
 def _run(name, fn, args, jit):
@@ -1632,13 +1639,13 @@ def _strongly_typed(args):
     """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
     array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
     and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
-    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+    return jax.tree.map(lambda leaf: _array(leaf, leaf.dtype)
                         if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
 
 
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+        return jax.tree.map(lambda leaf: _array(leaf, np.float64), tree)
 
 
 def _uses_mode(mode, run):
@@ -1843,14 +1850,18 @@ def _clip_gradient_case(exercise, clip_gradient, case, jit):
         y, pullback = jax.vjp(clip_gradient, lo, hi, x)
         return y, pullback(g)
 
-    xs, gs = jnp.stack([x, 2 * x]), jnp.stack([g, -2 * g])
-    clipped, clipped_batch = _oracle(lambda: (jnp.clip(g, lo, hi), jnp.clip(gs, lo, hi)),
-                                     parts=2)
+    host_x, host_g = np.asarray(x), np.asarray(g)
+    xs = _array(np.stack([host_x, 2 * host_x]), x.dtype)
+    gs = _array(np.stack([host_g, -2 * host_g]), g.dtype)
+    clipped, clipped_batch = _oracle(lambda: tuple(
+        np.clip(np.asarray(values), np.asarray(lo), np.asarray(hi)) for values in (g, gs)),
+        parts=2)
     y, (g_lo, g_hi, g_x) = _run("clip_gradient", run, (lo, hi, x, g), jit)
     _compare("clip_gradient (forward pass)", case, y, x)
     _compare("clip_gradient (cotangent of x)", case, g_x, clipped)
     for label, value in (("lo", g_lo), ("hi", g_hi)):
-        _compare(f"clip_gradient (cotangent of {label})", case, value, jnp.zeros_like(lo))
+        _compare(f"clip_gradient (cotangent of {label})", case, value,
+                 np.zeros_like(np.asarray(lo)))
     batched = jax.vmap(run, in_axes=(None, None, 0, 0))
     _, (_, _, g_xs) = _run("clip_gradient under jax.vmap", batched, (lo, hi, xs, gs), jit)
     _compare("jax.vmap of clip_gradient's VJP (cotangent of x)", case, g_xs, clipped_batch)
@@ -2060,7 +2071,7 @@ def _spd_matrix(n, seed, condition=10.0, dtype=jnp.float32):
     """A symmetric positive definite n x n matrix with eigenvalues from 1 to ``condition``."""
     Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0]
     A = (Q * np.geomspace(1.0, condition, n)) @ Q.T
-    return jnp.asarray((A + A.T) / 2, dtype)
+    return _array((A + A.T) / 2, dtype)
 
 
 def _logdet_case(exercise, logdet, case, jit):

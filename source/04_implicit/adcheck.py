@@ -1513,9 +1513,16 @@ def _passed(what, cases, jit, mechanisms=()):
     print(f"{what} passed {count}" + (" under jax.jit" if jit else "") + also + ".")
 
 
-def _normal(seed, shape, dtype=jnp.float32):
-    """Standard normal samples drawn by NumPy: no JAX program to compile for each shape."""
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+def _normal(seed, shape, dtype=jnp.float32, scale=1.0):
+    """Normal samples (``scale`` times standard ones, in ``dtype``) drawn by NumPy: no JAX
+    program to compile for each shape."""
+    return _array(scale * np.random.default_rng(seed).standard_normal(shape).astype(dtype), dtype)
+
+
+def _array(values, dtype=np.float32):
+    """``jnp.array(values, dtype)`` for the checks' own data, by a copy to the device: eagerly,
+    jnp.array compiles a conversion program for every new shape."""
+    return jax.device_put(np.asarray(values, dtype))
 
 
 def _run(name, fn, args, jit):
@@ -1632,13 +1639,13 @@ def _strongly_typed(args):
     """``args`` with every weakly typed array (``jnp.array(2.0)`` is one) made an ordinary
     array of its dtype: in 64-bit mode a weakly typed float32 scalar acts as a Python number,
     and ``jnp.logaddexp(0.0, x)`` of one is float64, rightly."""
-    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf))
+    return jax.tree.map(lambda leaf: _array(leaf, leaf.dtype)
                         if isinstance(leaf, jax.Array) and leaf.weak_type else leaf, args)
 
 
 def _to64(tree):
     with jax.enable_x64(True):  # callers are in x64 mode already; this keeps others warning-free
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float64), tree)
+        return jax.tree.map(lambda leaf: _array(leaf, np.float64), tree)
 
 
 def _uses_mode(mode, run):
@@ -1787,8 +1794,8 @@ def _fixed_point_sqrt_case(exercise, fixed_point_sqrt, case, jit):
 check_fixed_point_sqrt = Exercise(
     "fixed_point_sqrt", "Reference exercise 002: 10 Newton steps from ones, with the implicit "
     "rule g * 0.5 / y.",
-    cases=lambda: [Case("x = [4, 9, 0.25, 1e6]", jnp.array([4.0, 9.0, 0.25, 1e6]),
-                        jnp.array([1.0, 2.0, -1.0, 0.5]))],
+    cases=lambda: [Case("x = [4, 9, 0.25, 1e6]", _array([4.0, 9.0, 0.25, 1e6]),
+                        _array([1.0, 2.0, -1.0, 0.5]))],
     check_case=_fixed_point_sqrt_case, rule="vjp", structure=[_rule_helpers_at_module_level],
     mistakes={
         "exact-roots": "These are exact square roots: the forward pass must be exactly 10 "
@@ -1812,17 +1819,16 @@ def _fixed_point64(f, a, x, steps=20_000):
 
 def _implicit_vjps64(f, a, x_star, v):
     """v^T dx*/da by the implicit function theorem, with a dense solve (small problems only),
-    and two wrong versions of it: without the solve, and with an untransposed solve."""
+    and two wrong versions of it: without the solve, and with an untransposed solve. The
+    Jacobian and the pullback are compiled whole, not operation by operation."""
     n = x_star.size
-    I_minus_A = np.eye(n) - np.asarray(jax.jacobian(lambda x: f(a, x))(x_star)).reshape(n, n)
-    _, pullback = jax.vjp(lambda a: f(a, x_star), a)
-
-    def pulled(w):
-        return pullback(jnp.asarray(w).reshape(x_star.shape))[0]
-
+    jacobian = jax.jit(jax.jacobian(lambda x, a: f(a, x)))(x_star, a)
+    I_minus_A = np.eye(n) - np.asarray(jacobian).reshape(n, n)
+    pulled = jax.jit(lambda a, w: jax.vjp(lambda a: f(a, x_star), a)[1](
+        w.reshape(x_star.shape))[0])
     v = np.asarray(v).reshape(n)
-    return (pulled(np.linalg.solve(I_minus_A.T, v)), pulled(v),
-            pulled(np.linalg.solve(I_minus_A, v)))
+    return tuple(pulled(a, jax.device_put(w)) for w in (
+        np.linalg.solve(I_minus_A.T, v), v, np.linalg.solve(I_minus_A, v)))
 
 
 def _newton_update(a, x):
@@ -1830,22 +1836,22 @@ def _newton_update(a, x):
 
 
 def _visible_fixed_point_cases():
-    M = jnp.array([[0.3, -0.2, 0.1], [0.25, 0.1, -0.3], [0.0, 0.4, 0.2]])
-    a = jnp.array([2.0, 0.5, 9.0])
+    M = _array([[0.3, -0.2, 0.1], [0.25, 0.1, -0.3], [0.0, 0.4, 0.2]])
+    a = _array([2.0, 0.5, 9.0])
     with jax.enable_x64(True):
         solution = np.asarray(_fixed_point64(lambda a, x: M @ x + a, _to64(a), _to64(a)),
                               np.float32)
     return [
         Case("Newton's square root, x_guess = a", _newton_update, a, a,
-             jnp.array([1.0, -2.0, 3.0])),
-        Case("x = M x + a, M not symmetric", lambda a, x: M @ x + a, a, jnp.zeros(3),
-             jnp.array([1.0, 0.5, -1.0])),
+             _array([1.0, -2.0, 3.0])),
+        Case("x = M x + a, M not symmetric", lambda a, x: M @ x + a, a, _array(np.zeros(3)),
+             _array([1.0, 0.5, -1.0])),
         Case("x = M x + a, started at the solution (unrolled differentiation fails here)",
-             lambda a, x: M @ x + a, a, jnp.asarray(solution), jnp.array([1.0, 0.5, -1.0])),
+             lambda a, x: M @ x + a, a, _array(solution), _array([1.0, 0.5, -1.0])),
         Case("a pytree a = {'scale', 'shift'} in x = scale * cos(x) + shift",
              lambda a, x: a["scale"] * jnp.cos(x) + a["shift"],
-             {"scale": jnp.array(0.5), "shift": jnp.array([0.0, 1.0])}, jnp.zeros(2),
-             jnp.array([1.0, 2.0])),
+             {"scale": _array(0.5), "shift": _array([0.0, 1.0])}, _array(np.zeros(2)),
+             _array([1.0, 2.0])),
     ]
 
 
@@ -1901,7 +1907,7 @@ def _while_loops_both_ways(exercise, fixed_point, cases, jit):
 
 def _stopping_rule(exercise, fixed_point, cases, jit):
     """The loop stops when ``converged`` says so, or after ``MAX_ITERATIONS`` evaluations of f."""
-    a, x_guess = jnp.array([1.0, 2.0]), jnp.zeros(2)
+    a, x_guess = _array([1.0, 2.0]), _array(np.zeros(2))
     mistakes = exercise.mistakes
 
     def halfway(a, x):  # converges slowly: x_k = 2 a (1 - 2**-k) from zeros
@@ -1929,7 +1935,7 @@ def _stopping_rule(exercise, fixed_point, cases, jit):
 
 
 def _second_derivative(exercise, fixed_point, cases, jit):
-    a = jnp.array([0.5, 2.0, 9.0], cases[0].args[2].dtype)
+    a = _array([0.5, 2.0, 9.0], cases[0].args[2].dtype)
     case = Case(f"the second derivative of Newton's square root at a = {np.asarray(a)}", a)
     hint = exercise.mistakes["undifferentiable-bwd"]
 
@@ -2033,7 +2039,7 @@ def _kepler_case(exercise, kepler, case, jit):
     _compare("dE/dM", case, grads[0], dM.astype(dtype),
              suspects=[(np.asarray(slope).astype(dtype), exercise.mistakes["tangent-solve"])])
     _compare("dE/de", case, grads[1], de.astype(dtype))
-    t_M, t_e = jnp.full_like(M, 0.5), jnp.full_like(e, -2.0)
+    t_M, t_e = _array(np.full(M.shape, 0.5), M.dtype), _array(np.full(e.shape, -2.0), e.dtype)
     tangent = _run("kepler", lambda M, e: jax.jvp(kepler, (M, e), (t_M, t_e))[1], (M, e), jit)
     _compare("the JVP of kepler", case, tangent, (0.5 * dM - 2.0 * de).astype(dtype))
     second = _run("kepler", jax.grad(lambda M, e: jnp.sum(
@@ -2045,9 +2051,9 @@ check_kepler = Exercise(
     "kepler", "E(M, e) solving E - e sin E = M elementwise with lax.custom_root; derivatives in "
     "M and e.",
     cases=lambda: [Case("M = [0.5, 1, 2, 3], e = [0.1, 0.5, 0.9, 0.3]",
-                        jnp.array([0.5, 1.0, 2.0, 3.0]), jnp.array([0.1, 0.5, 0.9, 0.3])),
+                        _array([0.5, 1.0, 2.0, 3.0]), _array([0.1, 0.5, 0.9, 0.3])),
                    Case("e = 0.95 near perihelion, M = [0.01, 0.05, 0.2, -0.1]",
-                        jnp.array([0.01, 0.05, 0.2, -0.1]), jnp.array([0.95] * 4))],
+                        _array([0.01, 0.05, 0.2, -0.1]), _array([0.95] * 4))],
     check_case=_kepler_case,
     mistakes={
         "no-custom-root": "kepler must solve the equation with jax.lax.custom_root.",
@@ -2113,12 +2119,13 @@ def _ridge64(log_lam, X, y, X_val, y_val):
 
 
 def _ridge_data(seed, n, d, n_val, dtype=jnp.float32):
-    keys = jax.random.split(jax.random.key(seed), 4)
-    w_true = jax.random.normal(keys[0], (d,), dtype)
-    X = jax.random.normal(keys[1], (n, d), dtype)
-    X_val = jax.random.normal(keys[2], (n_val, d), dtype)
-    noise = 0.5 * jax.random.normal(keys[3], (n + n_val,), dtype)
-    return X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]
+    """Training and validation data y = X w + noise, drawn by NumPy: no program to compile."""
+    rng = np.random.default_rng(seed)
+    w_true = rng.standard_normal(d)
+    X, X_val = rng.standard_normal((n, d)), rng.standard_normal((n_val, d))
+    noise = 0.5 * rng.standard_normal(n + n_val)
+    return tuple(jax.device_put(np.asarray(t, dtype))
+                 for t in (X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]))
 
 
 def _ridge_case(exercise, ridge_hypergradient, case, jit):
@@ -2177,24 +2184,21 @@ def _tridiagonal_operator(theta, v):
     return (theta + 2.0) * v - jnp.concatenate([zero, v[:-1]]) - jnp.concatenate([v[1:], zero])
 
 
-def _dense_solution64(theta, b):
+def _dense_solution64(theta, b, weights):
+    """x = A^-1 b, and the gradients of sum(weights * x) in theta and b, in float64 by NumPy.
+    A is symmetric, so the adjoint is a = A^-1 weights; then d/db = a and, as dA/dtheta_i is
+    e_i e_i^T, d/dtheta_i = -a_i x_i."""
+    theta, b, weights = (np.asarray(t, np.float64) for t in (theta, b, weights))
     n = b.shape[0]
-    A = jnp.diag(theta + 2.0) - jnp.eye(n, k=1, dtype=b.dtype) - jnp.eye(n, k=-1, dtype=b.dtype)
-    return jnp.linalg.solve(A, b)
+    A = np.diag(theta + 2.0) - np.eye(n, k=1) - np.eye(n, k=-1)
+    x, adjoint = np.linalg.solve(A, b), np.linalg.solve(A, weights)
+    return x, (-adjoint * x, adjoint)
 
 
 def _cg_case(exercise, cg_solve, case, jit):
     theta, b, num_iters = case.args
-    weights = jnp.linspace(1.0, 2.0, b.shape[0], dtype=b.dtype)
-
-    def references():
-        with jax.enable_x64(True):
-            theta64, b64 = _to64(theta), _to64(b)
-            return _dense_solution64(theta64, b64), jax.grad(
-                lambda t, b: jnp.sum(_to64(weights) * _dense_solution64(t, b)), (0, 1))(
-                    theta64, b64)
-
-    x64, grads64 = _oracle(references, parts=2)
+    weights = jax.device_put(np.linspace(1.0, 2.0, b.shape[0]).astype(b.dtype))
+    x64, grads64 = _oracle(lambda: _dense_solution64(theta, b, weights), parts=2)
 
     def solve(theta, b):
         return cg_solve(lambda v: _tridiagonal_operator(theta, v), b, num_iters)
@@ -2212,7 +2216,7 @@ def _cg_case(exercise, cg_solve, case, jit):
 
 def _cg_uses_linear_solve(exercise, cg_solve, cases, jit):
     n = 300
-    theta, b = jnp.ones(n), jnp.ones(n)
+    theta, b = _array(np.ones(n)), _array(np.ones(n))
 
     def gradient(theta, b):
         return jax.grad(lambda t: jnp.sum(cg_solve(
@@ -2230,10 +2234,10 @@ def _cg_uses_linear_solve(exercise, cg_solve, cases, jit):
 check_cg_solve = Exercise(
     "cg_solve", "cg_solve(matvec, b, num_iters): conjugate gradients of your own inside "
     "lax.custom_linear_solve(symmetric=True), differentiated by an adjoint solve.",
-    cases=lambda: [Case("n = 5, theta = 1", jnp.ones(5), jnp.array([1.0, -1.0, 2.0, 0.0, 0.5]),
+    cases=lambda: [Case("n = 5, theta = 1", _array(np.ones(5)), _array([1.0, -1.0, 2.0, 0.0, 0.5]),
                         10),
-                   Case("n = 8, theta from 0.5 to 3", jnp.linspace(0.5, 3.0, 8),
-                        jnp.linspace(-1.0, 1.0, 8), 20)],
+                   Case("n = 8, theta from 0.5 to 3", _array(np.linspace(0.5, 3.0, 8)),
+                        _array(np.linspace(-1.0, 1.0, 8)), 20)],
     check_case=_cg_case, forbids=("scipy.sparse.linalg.cg",),
     requires=[Require("solves the adjoint by custom_linear_solve", _cg_uses_linear_solve,
                       first=True)],

@@ -1063,13 +1063,13 @@ adcheck.check_rnn_sum_remat(rnn_sum_remat)
 _Case = adcheck.Case
 _normal = adcheck._normal
 adcheck.check_rnn_sum_remat(rnn_sum_remat, jit=True, cases=[
-    _Case("one step, n = 2", 0.5 * _normal(70, (2, 2)), _normal(71, (1, 2))),
+    _Case("one step, n = 2", _normal(70, (2, 2), scale=0.5), _normal(71, (1, 2))),
     _Case("n = 5, 12 steps", 0.4 * _normal(72, (5, 5)), _normal(73, (12, 5))),
     _Case("n = 1, 4 steps", jnp.array([[0.9]]), jnp.linspace(-1.0, 1.0, 4).reshape(4, 1)),
 ])
 with jax.enable_x64(True):
     adcheck.check_rnn_sum_remat(rnn_sum_remat, jit=True, cases=[
-        _Case("float64, n = 3, 7 steps", 0.5 * _normal(74, (3, 3), jnp.float64),
+        _Case("float64, n = 3, 7 steps", _normal(74, (3, 3), jnp.float64, scale=0.5),
               _normal(75, (7, 3), jnp.float64)),
     ])
 ### END HIDDEN TESTS
