@@ -25,8 +25,8 @@ from course import paths
 from course.authoring import build, notebooks, student_start
 
 # What a student's notebook and `nbgrader validate` need, pinned as the course's requirements.txt
-STUDENT_PACKAGES = ("jax", "jaxlib", "numpy", "matplotlib", "jupyterlab", "notebook",
-                    "nbgrader", "ipykernel")
+STUDENT_PACKAGES = ("jax", "jaxlib", "numpy", "ml_dtypes", "matplotlib", "jupyterlab",
+                    "notebook", "nbgrader", "ipykernel")
 PYTHON = "3.11"
 JAX_VERSION = "0.10.2"
 # Hosted services preinstall their own JAX, and on a GPU runtime its CUDA plugin, which a
