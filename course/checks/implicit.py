@@ -393,7 +393,7 @@ def _ridge_data(seed, n, d, n_val, dtype=jnp.float32):
     w_true = rng.standard_normal(d)
     X, X_val = rng.standard_normal((n, d)), rng.standard_normal((n_val, d))
     noise = 0.5 * rng.standard_normal(n + n_val)
-    return tuple(jax.device_put(np.asarray(t, dtype))
+    return tuple(_array(t, dtype)
                  for t in (X, X @ w_true + noise[:n], X_val, X_val @ w_true + noise[n:]))
 
 
@@ -466,7 +466,7 @@ def _dense_solution64(theta, b, weights):
 
 def _cg_case(exercise, cg_solve, case, jit):
     theta, b, num_iters = case.args
-    weights = jax.device_put(np.linspace(1.0, 2.0, b.shape[0]).astype(b.dtype))
+    weights = _array(np.linspace(1.0, 2.0, b.shape[0]), b.dtype)
     x64, grads64 = _oracle(lambda: _dense_solution64(theta, b, weights), parts=2)
 
     def solve(theta, b):
