@@ -33,14 +33,6 @@ def nbgrader(*args, root=ROOT, check=True):
     return result
 
 
-def own_scripts_on_path():
-    """Put this Python's scripts folder first on ``PATH`` (once): nbgrader runs ``alembic`` from
-    there when it creates a gradebook, also when called in this process through its API."""
-    scripts = str(Path(sys.executable).parent)
-    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
-
-
 def load_config(course):
     """The configuration ``nbgrader_config.py`` of the course at ``course`` gives."""
     from traitlets.config.loader import PyFileConfigLoader

@@ -19,7 +19,7 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from course.authoring import demo_cells, notebooks
 from course.checks import bundle
-from course.paths import ROOT, load_config, own_scripts_on_path
+from course.paths import ROOT, nbgrader
 
 WORK = "work"  # the students' own folder (python -m course start), which the build never touches
 CELL_TIMEOUT = 600
@@ -121,23 +121,11 @@ def build_release(assignment, root=ROOT):
             f"The build regenerates release/{assignment}/ from source/ and would delete what is "
             "there. Nothing was changed.\n" + "\n".join(
                 _what_to_do(assignment, path, Path(root)) for path in changes))
-    _generate_assignment(assignment, root)
+    nbgrader("generate_assignment", assignment, "--force", root=root)
     for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
         nbformat.write(nb, path)
-
-
-def _generate_assignment(assignment, root):
-    """``nbgrader generate_assignment --force``, through nbgrader's API in this process: an
-    nbgrader command spends two seconds starting, once per assignment and per build."""
-    from nbgrader.apps import NbGraderAPI
-
-    own_scripts_on_path()
-    result = NbGraderAPI(config=load_config(root)).generate_assignment(assignment, force=True)
-    if not result["success"]:
-        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed in {root}:\n"
-                           f"{result.get('log', '')}{result.get('error', '')}")
 
 
 def build_solutions(assignment, root=ROOT, env=None):
