@@ -821,6 +821,8 @@ adcheck.check_kepler(kepler, jit=True, cases=[
     _Case("a grid of 40 orbits", jnp.linspace(-7.0, 14.0, 40), jnp.linspace(0.0, 0.95, 40)),
     _Case("M outside [0, 2 pi], e = 0.9", jnp.array([-5.3, -3.1, 7.9, 9.4, 10.1]),
           jnp.full(5, 0.9)),
+    _Case("200 values of M from -20 to 30, e = 0.95", jnp.linspace(-20.0, 30.0, 200),
+          jnp.full(200, 0.95)),
 ])
 with jax.enable_x64(True):
     adcheck.check_kepler(kepler, jit=True, cases=[

@@ -40,6 +40,22 @@ def test_the_faster_emitters_are_asked_for_unless_xla_flags_choose(monkeypatch):
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_use_fusion_emitters=true"
 
 
+def test_only_a_grading_kernel_asks_for_unoptimised_machine_code(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    guard._compile_faster()
+    assert guard._GRADING_COMPILES_FASTER not in os.environ["XLA_FLAGS"].split()
+
+    monkeypatch.delenv("XLA_FLAGS")
+    guard._compile_faster(grading=True)
+    assert os.environ["XLA_FLAGS"].split() == [guard._COMPILE_FASTER,
+                                               guard._GRADING_COMPILES_FASTER]
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+    guard._compile_faster(grading=True)
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_backend_optimization_level=2",
+                                               guard._COMPILE_FASTER]
+
+
 def test_another_jaxlib_gets_no_flag_it_might_not_know(monkeypatch):
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.setattr(jaxlib, "__version__", "0.0.1")
