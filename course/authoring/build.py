@@ -115,17 +115,31 @@ def _what_to_do(assignment, path, root):
 
 
 def build_release(assignment, root=ROOT):
-    changes = _release_changes(assignment, root)
-    if changes:
-        raise ReleaseHoldsWork(
-            f"The build regenerates release/{assignment}/ from source/ and would delete what is "
-            "there. Nothing was changed.\n" + "\n".join(
-                _what_to_do(assignment, path, Path(root)) for path in changes))
-    nbgrader("generate_assignment", assignment, "--force", root=root)
-    for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
-        nbformat.write(nb, path)
+    build_releases([assignment], root)
+
+
+def build_releases(selected, root=ROOT):
+    """Regenerate release/ of the assignments ``selected`` with ``nbgrader generate_assignment``
+    (which also records them in the course's gradebook): one nbgrader process for all of them
+    when they are every assignment of source/, since each process spends about two seconds
+    starting. Nothing is regenerated if a release folder holds work the build did not write."""
+    for assignment in selected:
+        changes = _release_changes(assignment, root)
+        if changes:
+            raise ReleaseHoldsWork(
+                f"The build regenerates release/{assignment}/ from source/ and would delete what "
+                "is there. Nothing was changed.\n" + "\n".join(
+                    _what_to_do(assignment, path, Path(root)) for path in changes))
+    if len(selected) > 1 and sorted(selected) == assignments(root):
+        nbgrader("generate_assignment", "*", "--force", root=root)
+    else:
+        for assignment in selected:
+            nbgrader("generate_assignment", assignment, "--force", root=root)
+    for assignment in selected:
+        for path in sorted((Path(root) / "release" / assignment).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            nb.metadata.setdefault("course", {})["release_cells"] = cells_digest(nb)
+            nbformat.write(nb, path)
 
 
 def build_solutions(assignment, root=ROOT, env=None):
@@ -170,13 +184,18 @@ def _built_from(path):
 def build(selected=None, root=ROOT, log=print, env=None):
     """Build the assignments ``selected`` (all of source/ by default) of the course at ``root``;
     ``env`` is added to the environment of the kernels that execute the solutions."""
-    for assignment in selected or assignments(root):
-        for name, step in (("source", lambda: build_source(assignment, root)),
-                           ("release", lambda: build_release(assignment, root)),
-                           ("solutions", lambda: build_solutions(assignment, root, env))):
-            start = time.perf_counter()
-            step()
-            log(f"{assignment}: {name} ({time.perf_counter() - start:.1f} s)")
+    selected = selected or assignments(root)
+
+    def timed(what, step):
+        start = time.perf_counter()
+        step()
+        log(f"{what} ({time.perf_counter() - start:.1f} s)")
+
+    for assignment in selected:
+        timed(f"{assignment}: source", lambda: build_source(assignment, root))
+    timed(f"release/ of {', '.join(selected)}", lambda: build_releases(selected, root))
+    for assignment in selected:
+        timed(f"{assignment}: solutions", lambda: build_solutions(assignment, root, env))
 
 
 def main(argv=None):

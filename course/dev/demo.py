@@ -67,7 +67,7 @@ def main(argv=None):
     for assignment in assignments:
         for student, nbs in demo_class(paths.ROOT, assignment).items():
             scratch_course.submit(course, assignment, student, nbs)
-        build.build_release(assignment, root=course)  # registers it in the demo's gradebook
+    build.build_releases(assignments, root=course)  # registers them in the demo's gradebook
     results = grade_class.grade_classes(course, assignments, args.workers,
                                        log=lambda line: print("  " + line, flush=True))
     for result in results:
