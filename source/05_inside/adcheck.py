@@ -2079,8 +2079,10 @@ def _deep_case(exercise, deep_checkpointed, case, jit):
 
 
 def _saved_activations(deep_checkpointed, params, x, every):
-    """How many arrays of x's size the pullback of deep_checkpointed keeps (its residuals)."""
-    _, pullback = jax.vjp(lambda p, x: deep_checkpointed(p, x, every), params, x)
+    """How many arrays of x's size the pullback of deep_checkpointed keeps (its residuals),
+    from their shapes alone: traced abstractly, nothing is compiled or computed."""
+    pullback = jax.eval_shape(
+        lambda p, x: jax.vjp(lambda p, x: deep_checkpointed(p, x, every), p, x)[1], params, x)
     return sum(leaf.size for leaf in jax.tree.leaves(pullback)
                if hasattr(leaf, "size") and leaf.size >= x.size) / x.size
 
