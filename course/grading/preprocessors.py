@@ -19,6 +19,7 @@ import shutil
 import stat
 import tempfile
 import time
+import warnings
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -31,6 +32,11 @@ from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
 
 from course.authoring import demo_cells
 from course.grading import intake, sandbox, submission_files
+
+# A kernel starts by fork then exec, with a preexec_fn that only sets its limits. JAX, which the
+# judge loads into the grader's process, warns at every such fork that the child could
+# deadlock; this child runs no JAX, and the warning would print once per graded submission.
+warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
 
 
 def _source_notebook(config, resources):
