@@ -6,6 +6,7 @@ kept.
 """
 
 import argparse
+import concurrent.futures
 import hashlib
 import importlib.metadata
 import os
@@ -181,21 +182,29 @@ def _built_from(path):
         return None
 
 
-def build(selected=None, root=ROOT, log=print, env=None):
+def build(selected=None, root=ROOT, log=print, env=None, beside_releases=None):
     """Build the assignments ``selected`` (all of source/ by default) of the course at ``root``;
-    ``env`` is added to the environment of the kernels that execute the solutions."""
+    ``env`` is added to the environment of the kernels that execute the solutions.
+    ``beside_releases``, if given, runs in a thread of its own while nbgrader generates the
+    releases, once source/ is built (the demo makes its class's course then); its result is
+    returned."""
     selected = selected or assignments(root)
 
     def timed(what, step):
         start = time.perf_counter()
-        step()
+        result = step()
         log(f"{what} ({time.perf_counter() - start:.1f} s)")
+        return result
 
     for assignment in selected:
         timed(f"{assignment}: source", lambda: build_source(assignment, root))
-    timed(f"release/ of {', '.join(selected)}", lambda: build_releases(selected, root))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        beside = pool.submit(beside_releases) if beside_releases else None
+        timed(f"release/ of {', '.join(selected)}", lambda: build_releases(selected, root))
+        made = beside.result() if beside else None
     for assignment in selected:
         timed(f"{assignment}: solutions", lambda: build_solutions(assignment, root, env))
+    return made
 
 
 def main(argv=None):

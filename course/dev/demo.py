@@ -55,19 +55,29 @@ def main(argv=None):
                         help="parallel grading processes (default: the number of cores)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    print("Building the course (a notebook is executed only when its source changed):",
-          flush=True)
-    build.build(log=lambda line: print("  " + line, flush=True))
-    print(f"Built in {time.perf_counter() - start:.0f} s.\n", flush=True)
-    folder = fresh_folder(args.folder)
-    course = scratch_course.new_course(folder / "course")
     assignments = build.assignments()
+    folder = fresh_folder(args.folder)
+
+    def demo_course():
+        """The demo class's course, made while nbgrader generates the course's releases: its
+        source/ copied, its own releases generated (which records them in its gradebook), and
+        the three students' submissions."""
+        course = scratch_course.new_course(
+            folder / "course",
+            files=[f for f in scratch_course.COURSE_FILES if f != "release"])
+        build.build_releases(assignments, root=course)
+        for assignment in assignments:
+            for student, nbs in demo_class(course, assignment).items():
+                scratch_course.submit(course, assignment, student, nbs)
+        return course
+
+    print("Building the course (a notebook is executed only when its source changed) and the "
+          "demo class's course:", flush=True)
+    course = build.build(log=lambda line: print("  " + line, flush=True),
+                         beside_releases=demo_course)
+    print(f"Built in {time.perf_counter() - start:.0f} s.\n", flush=True)
     print(f"Grading a class of three students in {folder}/ with {args.workers} workers:",
           flush=True)
-    for assignment in assignments:
-        for student, nbs in demo_class(paths.ROOT, assignment).items():
-            scratch_course.submit(course, assignment, student, nbs)
-    build.build_releases(assignments, root=course)  # registers them in the demo's gradebook
     results = grade_class.grade_classes(course, assignments, args.workers,
                                        log=lambda line: print("  " + line, flush=True))
     for result in results:

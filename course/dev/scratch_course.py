@@ -19,11 +19,12 @@ from course.paths import db_url, nbgrader
 COURSE_FILES = ("nbgrader_config.py", "course", "source", "release")
 
 
-def new_course(path, root=paths.ROOT):
-    """A copy of the course at ``path`` (source and release only), ready for nbgrader."""
+def new_course(path, root=paths.ROOT, files=COURSE_FILES):
+    """A copy of the course at ``path`` (source and release only, or the ``files`` named),
+    ready for nbgrader."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    for name in COURSE_FILES:
+    for name in files:
         src = Path(root) / name
         if src.is_dir():
             shutil.copytree(src, path / name, symlinks=True,
