@@ -10,6 +10,7 @@ student's is ever called by the judge.
 import importlib.util
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -272,3 +273,22 @@ def test_a_broken_shared_folder_is_the_graders_fault_not_the_students(checks_fil
         module._Evidence.oracles = kept
     assert verdict.evalue.startswith("The grader could not judge this test cell")
     assert "[mistake: square/error:judge]" in verdict.evalue
+
+
+def test_the_oracle_compiles_fast_without_changing_what_children_inherit(monkeypatch):
+    """The judge asks XLA for the grading kernels' flags in its own process only: kernels,
+    nbval's and the build's started later inherit the environment as it was."""
+    import jax
+
+    from course.checks import guard
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    seen = []
+    monkeypatch.setattr(jax, "devices", lambda: seen.append(os.environ["XLA_FLAGS"]))
+    judge._compile_faster_here(jax)
+    assert seen and guard._GRADING_COMPILES_FASTER in seen[0].split()
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+
+    monkeypatch.delenv("XLA_FLAGS")
+    judge._compile_faster_here(jax)
+    assert "XLA_FLAGS" not in os.environ
