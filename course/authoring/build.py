@@ -119,11 +119,7 @@ def build_release(assignment, root=ROOT):
     build_releases([assignment], root)
 
 
-def build_releases(selected, root=ROOT):
-    """Regenerate release/ of the assignments ``selected`` with ``nbgrader generate_assignment``
-    (which also records them in the course's gradebook): one nbgrader process for all of them
-    when they are every assignment of source/, since each process spends about two seconds
-    starting. Nothing is regenerated if a release folder holds work the build did not write."""
+def _refuse_to_replace_work(selected, root):
     for assignment in selected:
         changes = _release_changes(assignment, root)
         if changes:
@@ -131,6 +127,14 @@ def build_releases(selected, root=ROOT):
                 f"The build regenerates release/{assignment}/ from source/ and would delete what "
                 "is there. Nothing was changed.\n" + "\n".join(
                     _what_to_do(assignment, path, Path(root)) for path in changes))
+
+
+def build_releases(selected, root=ROOT):
+    """Regenerate release/ of the assignments ``selected`` with ``nbgrader generate_assignment``
+    (which also records them in the course's gradebook): one nbgrader process for all of them
+    when they are every assignment of source/, since each process spends about two seconds
+    starting. Nothing is regenerated if a release folder holds work the build did not write."""
+    _refuse_to_replace_work(selected, root)
     if len(selected) > 1 and sorted(selected) == assignments(root):
         nbgrader("generate_assignment", "*", "--force", root=root)
     else:
@@ -198,6 +202,7 @@ def build(selected=None, root=ROOT, log=print, env=None, beside_releases=None):
 
     for assignment in selected:
         timed(f"{assignment}: source", lambda: build_source(assignment, root))
+    _refuse_to_replace_work(selected, root)  # before anything starts beside the releases
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         beside = pool.submit(beside_releases) if beside_releases else None
         timed(f"release/ of {', '.join(selected)}", lambda: build_releases(selected, root))

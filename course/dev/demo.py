@@ -56,14 +56,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.perf_counter()
     assignments = build.assignments()
-    folder = fresh_folder(args.folder)
+    folder = Path(args.folder)
 
     def demo_course():
         """The demo class's course, made while nbgrader generates the course's releases: its
         source/ copied, its own releases generated (which records them in its gradebook), and
         the three students' submissions."""
         course = scratch_course.new_course(
-            folder / "course",
+            fresh_folder(folder) / "course",
             files=[f for f in scratch_course.COURSE_FILES if f != "release"])
         build.build_releases(assignments, root=course)
         for assignment in assignments:
