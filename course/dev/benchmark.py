@@ -3,13 +3,16 @@
     python -m course benchmark [--skip-demo] [--grading-only] [--notebooks NAME ...]
 
 1. Every solution notebook executed from a fresh kernel, first with an empty JAX compilation
-   cache (a first run on a new machine), then again with the cache that run left (every later
-   run); the slowest cells of the cold run.
+   cache of its own (a first run on a new machine), then again with the cache that run left
+   (every later run); the slowest cells of the cold run.
 2. Grading one model submission of each notebook with a serial ``nbgrader autograde`` (sandbox
    included), against its floor: a fresh kernel running only the graded path (the setup cell,
    the answer cells and the test cells with their hidden tests) as the grader does, without
    nbgrader and without the sandbox. The ratio is what nbgrader, the sandbox and the notebook's
    other cells add, the judge included (it decides the test cells in nbgrader's process).
+   Then a class of ``CLASS_SIZE`` model submissions graded by ``python -m course grade`` with
+   one worker per core: its autograde step's seconds times the cores, per submission, is the
+   cost of a submitted notebook per core (the judge's oracle values computed once per class).
 3. ``python -m course demo``, as the README runs it.
 
 Times are wall-clock seconds on this machine; no test asserts them.
@@ -29,7 +32,10 @@ import nbformat
 from course import paths
 from course.authoring import build, notebooks
 from course.dev import scratch_course
+from course.grading import grade_class
 from course.paths import nbgrader
+
+CLASS_SIZE = 4
 
 
 def _cell_seconds(cell):
@@ -70,17 +76,17 @@ def all_notebooks(selected):
 
 def bench_notebooks(found, log):
     rows = []
-    with tempfile.TemporaryDirectory(prefix="jax-cache-") as cache:
-        env = {"ADCOURSE_JAX_CACHE": cache}
-        for assignment, name, path in found:
-            solution = notebooks.solution_notebook(nbformat.read(path, as_version=4))
-            cwd = paths.ROOT / "solutions" / assignment
+    for assignment, name, path in found:
+        solution = notebooks.solution_notebook(nbformat.read(path, as_version=4))
+        cwd = paths.ROOT / "solutions" / assignment
+        with tempfile.TemporaryDirectory(prefix="jax-cache-") as cache:
+            env = {"ADCOURSE_JAX_CACHE": cache}
             cold, executed = run_notebook(nbformat.from_dict(solution), cwd, env)
             warm, _ = run_notebook(nbformat.from_dict(solution), cwd, env)
-            slow = sorted(((_cell_seconds(c), i) for i, c in enumerate(executed.cells)
-                           if c.cell_type == "code"), reverse=True)[:3]
-            rows.append((name, cold, warm, slow))
-            log(f"  {name}: {cold:.1f} s cold, {warm:.1f} s warm")
+        slow = sorted(((_cell_seconds(c), i) for i, c in enumerate(executed.cells)
+                       if c.cell_type == "code"), reverse=True)[:3]
+        rows.append((name, cold, warm, slow))
+        log(f"  {name}: {cold:.1f} s cold, {warm:.1f} s warm")
     return rows
 
 
@@ -103,9 +109,28 @@ def bench_grading(found, log):
             full = all(score >= top for score, top in scores.values())
             floor, _ = run_notebook(graded_path(source_nb), path.parent,
                                     {"NBGRADER_EXECUTION": "autograde"})
-            rows.append((name, seconds, floor, full))
-            log(f"  {name}: autograde {seconds:.1f} s, floor {floor:.1f} s")
+            per_core, class_full = grade_a_class(course, assignment, name, source_nb,
+                                                 release_nb)
+            rows.append((name, seconds, floor, per_core, full and class_full))
+            log(f"  {name}: autograde {seconds:.1f} s, floor {floor:.1f} s, in a class "
+                f"{per_core:.1f} s per submission per core")
     return rows
+
+
+def grade_a_class(course, assignment, name, source_nb, release_nb):
+    """Seconds per submitted notebook per core, and whether everyone got full marks, when
+    ``python -m course grade`` grades ``CLASS_SIZE`` model submissions with a worker per core."""
+    for k in range(2, CLASS_SIZE + 1):
+        scratch_course.submit(course, assignment, f"model-{k}",
+                              {name: scratch_course.submission(
+                                  release_nb, scratch_course.model_answers(source_nb))})
+    workers = os.cpu_count()
+    result = grade_class.grade_class(course, assignment, workers, progress=False,
+                                     log=lambda *_: None)
+    scores = scratch_course.cell_scores(course, assignment)
+    full = len(scores) == CLASS_SIZE and all(
+        score >= top for cells in scores.values() for score, top in cells.values())
+    return result.seconds["autograde"] * workers / CLASS_SIZE, full
 
 
 def bench_demo(log):
@@ -144,10 +169,13 @@ def main(argv=None):
                   + ", ".join(f"#{i} {s:.1f}" for s, i in slow))
         print(f"{'all':18} {sum(r[1] for r in nb_rows):7.1f} "
               f"{sum(r[2] for r in nb_rows):7.1f}")
-    print(f"\n{'notebook':18} {'autograde s':>11} {'floor s':>8} {'ratio':>6}  model full marks")
-    for name, seconds, floor, full in grade_rows:
-        print(f"{name:18} {seconds:11.1f} {floor:8.1f} {seconds / floor:6.2f}  "
-              f"{'yes' if full else 'NO'}")
+    print(f"\n{'notebook':18} {'autograde s':>11} {'floor s':>8} {'ratio':>6} "
+          f"{'class s/core':>12}  model full marks")
+    for name, seconds, floor, per_core, full in grade_rows:
+        print(f"{name:18} {seconds:11.1f} {floor:8.1f} {seconds / floor:6.2f} "
+              f"{per_core:12.1f}  {'yes' if full else 'NO'}")
+    print(f"(class s/core: {CLASS_SIZE} model submissions graded by `python -m course grade` "
+          f"with {os.cpu_count()} workers; its autograde seconds x cores / submissions)")
     if demo_seconds is not None:
         print(f"\npython -m course demo: {demo_seconds:.1f} s")
     return 0 if all(full for *_, full in grade_rows) else 1
