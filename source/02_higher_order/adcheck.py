@@ -696,16 +696,20 @@ def _install_guard(snapshot, grading, shell):
             exit_now(70)
 
     def restore_all(when, phase):
-        """Put everything back. jax.config goes back to the snapshot when a test cell starts;
-        around a call of student code, to what the test cell had set (e.g. enable_x64)."""
+        """Put everything back when a test cell starts and after a call of student code.
+        jax.config goes back to the snapshot when a test cell starts; after a call, to what
+        the test cell had set (e.g. enable_x64), which is noted before the call. Nothing else
+        is put back before a call: the student's code may change anything once it runs, so
+        what counts is what it leaves, and that is put back after it."""
         busy[0] = True
         try:
             if grading and frozen(current_frames()) - baseline_threads - {main_thread}:
                 stop_kernel(f"a thread started by the notebook was still running {when}. No "
                             "check can be trusted while other code runs beside it: grading "
                             "stopped, and the remaining tests score zero.")
-            restore_snapshot(snapshot)
-            restore_signals(signals)
+            if phase != "before":
+                restore_snapshot(snapshot)
+                restore_signals(signals)
             if phase == "cell":
                 config_stack.clear()
                 restore_config(jax_config)
