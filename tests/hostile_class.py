@@ -6,9 +6,10 @@ import hashlib
 import os
 import socket
 import threading
+from pathlib import Path
 
 from course import paths
-from course.grading import grade_class
+from course.grading import compiled_programs, grade_class
 from tests.answers.hostile import HOSTILE
 from tests.harness import visible_text
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
@@ -56,6 +57,28 @@ def tree_digest(folder):
     return digests
 
 
+def programs_problems(base):
+    """What is wrong with the folders of compiled programs (course/grading/compiled_programs.py)
+    under ``base`` after grading: each must be sealed (unlistable) and hold only the programs
+    that the model solution's run wrote before it was sealed, read-only."""
+    folders = [p for p in base.iterdir() if p.is_dir()] if base.is_dir() else []
+    problems = [] if folders else [f"grading made no folder of compiled programs in {base}"]
+    for folder in folders:
+        info = folder.stat()
+        if info.st_mode & 0o777 != 0o111:
+            problems.append(f"{folder.name} can be listed")
+        folder.chmod(0o700)
+        try:
+            for entry in os.scandir(folder):
+                stat = entry.stat(follow_symlinks=False)
+                if (not entry.name.endswith("-cache") or stat.st_mode & 0o777 != 0o444
+                        or stat.st_mtime > info.st_ctime):
+                    problems.append(f"{folder.name}/{entry.name} was written by a kernel")
+        finally:
+            folder.chmod(0o111)
+    return problems
+
+
 def leftover_processes():
     found = []
     for entry in os.scandir("/proc"):
@@ -98,6 +121,7 @@ def grade(tiny_course, folder, how, grader_pid=None, scheduler=None):
     listener = Listener()
     course = fresh_copy(tiny_course, folder / "course")
     graded = HostileClass(course, secret, exchange, listener, grader_pid or os.getpid())
+    graded.programs = Path(compiled_programs.default_folder())
     try:
         if how == "nbgrader autograde":
             result = paths.nbgrader("autograde", ASSIGNMENT, "--force", root=course,
@@ -140,6 +164,7 @@ def honest_problems(graded):
         problems.append("a kernel reached the grader's loopback")
     if not graded.exchange_exists or graded.secret_text != "the grader's own file":
         problems.append("a file outside the course was changed or deleted")
+    problems += programs_problems(graded.programs)
     if leftover_processes():
         problems.append("a process started by a submission outlived its kernel")
     return problems

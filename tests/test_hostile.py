@@ -38,6 +38,8 @@ PRINTS_WHAT_IT_RAN_ON = {"leak-later-cell", "leak-hidden-inputs"}
 def hostile_class(request, tiny_course, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     with contextlib.ExitStack() as running:  # the Dask run's gradebook, until its tests end
+        patch = running.enter_context(pytest.MonkeyPatch.context())
+        patch.setenv("ADCOURSE_GRADING_PROGRAMS", str(folder / "programs"))
         if request.param.endswith("on Dask"):
             scheduler = running.enter_context(_dask_cluster(tiny_course, folder))
             graded = hostile_run.grade(tiny_course, folder, "course grade", scheduler=scheduler)

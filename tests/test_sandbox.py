@@ -130,6 +130,22 @@ def test_nothing_of_the_host_is_writable_and_the_connection_folder_is_small(tmp_
     assert preprocessors.ExecuteSurvivingCrashes().sandbox == "bwrap", "the sandbox is the default"
 
 
+def test_only_the_model_solutions_run_may_write_its_compiled_programs(tmp_path):
+    from course.checks import guard
+
+    cmd = ["python", "-m", "ipykernel_launcher", "-f", "k.json"]
+    reading = sandbox.command(cmd, tmp_path, tmp_path / "connection", programs=tmp_path / "p")
+    writing = sandbox.command(cmd, tmp_path, tmp_path / "connection", programs=tmp_path / "p",
+                              write_programs=True)
+    bound = [reading[i:i + 3] for i, a in enumerate(reading) if a.endswith("bind")]
+    assert ["--ro-bind", str(tmp_path / "p"), sandbox.PROGRAMS] in bound
+    assert "--bind" not in reading and sandbox.COMPILED_PROGRAMS_WRITE_ENV not in reading
+    assert [writing[i:i + 3] for i, a in enumerate(writing) if a == "--bind"] == [
+        ["--bind", str(tmp_path / "p"), sandbox.PROGRAMS]]
+    assert (guard.COMPILED_PROGRAMS_ENV, guard.COMPILED_PROGRAMS_WRITE_ENV) == (
+        sandbox.COMPILED_PROGRAMS_ENV, sandbox.COMPILED_PROGRAMS_WRITE_ENV)
+
+
 @needs_bwrap
 def test_a_cell_that_ignores_the_interrupt_costs_its_points_not_the_notebook(tmp_path):
     nb = _run(["import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n"
@@ -211,3 +227,86 @@ def test_one_kernels_fork_bomb_leaves_another_kernel_its_process_limit(tmp_path)
         for process in (honest, bomb):
             process.kill()
             process.wait()
+
+
+
+MODEL_COMPILES = ("import jax, jax.numpy as jnp\n"
+                  "print(jax.jit(jnp.sin)(jnp.arange(3.0)), jnp.cos(jnp.ones(5)))")
+STUDENT_LOOKS_AT_THE_PROGRAMS = """
+import json, os
+import jax, jax.numpy as jnp
+folder = os.environ["ADCOURSE_COMPILED_PROGRAMS"]
+seen = {"hits": events["/jax/compilation_cache/cache_hits"],
+        "min_compile_seconds": jax.config.jax_persistent_cache_min_compile_time_secs}
+try:
+    seen["listed"] = os.listdir(folder)
+except OSError as error:
+    seen["listed"] = error.strerror
+try:
+    open(os.path.join(folder, "jit_sin-0-cache"), "wb").write(b"poison")
+except OSError as error:
+    seen["written"] = error.strerror
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.jit(lambda x: x * 3.25)(jnp.ones(3))
+print(json.dumps(seen))
+"""
+
+
+def _mini_course(root):
+    """A course of one notebook (its setup cell, then an answer that compiles two programs),
+    with the checks of 01_forward_reverse."""
+    folder = root / "source" / "99_mini"
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "source" / "01_forward_reverse" / "adcheck.py", folder)
+    cells = [new_code_cell("import adcheck\nadcheck.setup()"), new_code_cell(MODEL_COMPILES)]
+    for cell, grade_id in zip(cells, ("setup", "model")):
+        cell.metadata["nbgrader"] = {"grade": False, "locked": grade_id == "setup",
+                                     "solution": grade_id == "model", "grade_id": grade_id,
+                                     "schema_version": 3}
+    nbformat.write(new_notebook(cells=cells), folder / "mini.ipynb")
+    return folder
+
+
+def _grade_mini(tmp_path, monkeypatch, **options):
+    """The programs folder and what a student's kernel saw of it, after grading the mini
+    course's student (who computes what the model computed) with ``options``."""
+    from traitlets.config import Config
+
+    monkeypatch.setenv("ADCOURSE_GRADING_PROGRAMS", str(tmp_path / "programs"))
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    config = Config()
+    config.CourseDirectory.root = str(tmp_path)
+    folder = _mini_course(tmp_path)
+    listen = ("import collections, jax.monitoring\nevents = collections.Counter()\n"
+              "jax.monitoring.register_event_listener(lambda event, **_: events.update([event]))")
+    student = new_notebook(cells=[new_code_cell("import adcheck\nadcheck.setup()"),
+                                  new_code_cell(listen), new_code_cell(MODEL_COMPILES),
+                                  new_code_cell(STUDENT_LOOKS_AT_THE_PROGRAMS)])
+    resources = {"metadata": {"path": str(folder)},
+                 "nbgrader": {"assignment": "99_mini", "notebook": "mini"}}
+    graded, _ = ExecuteSurvivingCrashes(config=config, timeout=60, **options).preprocess(
+        student, resources)
+    [programs] = [p for p in (tmp_path / "programs").iterdir() if p.is_dir()]
+    [seen] = [json.loads(o.text) for o in graded.cells[-1].outputs
+              if o.output_type == "stream" and o.text.startswith("{")]
+    return programs, seen
+
+
+@needs_bwrap
+def test_a_kernel_loads_the_model_solutions_programs_and_cannot_list_or_change_them(
+        tmp_path, monkeypatch):
+    programs, seen = _grade_mini(tmp_path, monkeypatch)
+    assert programs.name.startswith("99_mini--mini--")
+    assert oct(programs.stat().st_mode & 0o777) == "0o111", "the folder can be listed"
+    sealed = programs.stat().st_ctime
+    programs.chmod(0o700)
+    entries = {e.name: e.stat() for e in os.scandir(programs)}
+    assert any(name.startswith("jit_sin-") for name in entries), sorted(entries)
+    assert all(name.endswith("-cache") for name in entries), sorted(entries)
+    assert all(s.st_mode & 0o777 == 0o444 and s.st_uid == os.geteuid()
+               and s.st_mtime <= sealed for s in entries.values())
+    assert seen["hits"] >= 2, "the student's kernel compiled the model's programs again"
+    assert seen["min_compile_seconds"] == float("inf"), "the student's kernel would write"
+    assert seen["listed"] == "Permission denied", seen
+    assert seen["written"] == "Read-only file system", seen
+    assert {e.name for e in os.scandir(programs)} == set(entries), "a kernel wrote a program"

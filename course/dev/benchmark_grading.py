@@ -5,7 +5,9 @@
 
 Both grade the same submissions (the demo class's kinds, repeated) in fresh course folders; the
 grades must agree. Prints the seconds of each and their ratio, and the cost of the sandbox: the
-same serial autograde with grading kernels outside it (``--no-sandbox-run`` skips that run).
+same serial autograde with grading kernels outside it (``--no-sandbox-run`` skips that run),
+which also compile every program (only sandboxed kernels load the model solution's: see
+course/grading/compiled_programs.py).
 With ``--scheduler``, the class is also graded on that Dask cluster (its workers must see this
 machine's temporary folder at the same path: a cluster on this machine, or a shared
 filesystem), into the empty PostgreSQL gradebook ``--db-url``; it prints the speed-up of the
@@ -102,7 +104,8 @@ def main(argv=None):
     print(f"  speed-up of autograding                 {serial_seconds / steps['autograde']:7.2f}x")
     if unsandboxed_seconds is not None:
         print(f"  nbgrader autograde without the sandbox  {unsandboxed_seconds:7.1f} s  "
-              f"({unsandboxed_seconds / args.students:.2f} s per submission; the sandbox adds "
+              f"({unsandboxed_seconds / args.students:.2f} s per submission; the sandbox, "
+              f"with the compiled programs that only sandboxed kernels load, changes it by "
               f"{100 * (serial_seconds / unsandboxed_seconds - 1):+.1f}%)")
     if args.scheduler:
         both = steps["autograde"] + steps["feedback"]

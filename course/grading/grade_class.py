@@ -17,6 +17,7 @@ instead, one task per submission (see course/grading/dask_grading.py); everythin
 same.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import multiprocessing
@@ -36,6 +37,7 @@ from course.grading.outcome import ClassOutcome
 from course.paths import db_url, load_config, nbgrader
 
 SQLITE_BUSY_TIMEOUT = 120  # seconds a worker waits for another's write to the SQLite gradebook
+MODEL_RUN_PER_WORKER = 3  # submissions per worker of an assignment that pay for a model run
 
 
 _api = None  # each worker process's NbGraderAPI
@@ -51,7 +53,7 @@ def _end_with_parent(parent):
     os._exit(1)
 
 
-def _start_worker(course, oracle_values, parent):
+def _start_worker(course, oracle_values, parent, model_run=True):
     global _api
     from nbgrader.apps import NbGraderAPI
 
@@ -59,6 +61,8 @@ def _start_worker(course, oracle_values, parent):
 
     config = load_config(course)
     config.JudgeTestCells.oracle_values = oracle_values  # computed once for the whole class
+    if not model_run:
+        config.ExecuteSurvivingCrashes.compile_model_programs = False
     url = db_url(course)
     if url.startswith("sqlite:") and "?" not in url:
         # Workers write to one SQLite file: wait for each other instead of failing at once.
@@ -143,13 +147,21 @@ def _in_pool(pool, task, jobs, description, progress):
 def grade_parallel(course, jobs, workers, progress=True, feedback=True):
     """Autograde the submissions ``jobs`` (``(assignment, student)`` pairs) in ``workers``
     processes, then generate their feedback in the same processes. Returns the seconds of both
-    steps and ``{job: nbgrader's error}`` of those it could not autograde or give feedback."""
+    steps and ``{job: nbgrader's error}`` of those it could not autograde or give feedback.
+
+    A notebook that this machine has no compiled programs of yet gets them from a run of the
+    model solution (course/grading/compiled_programs.py), which costs about one submission and
+    saves about a third of each later one; while it runs, the other workers grade without them.
+    A class with fewer than ``MODEL_RUN_PER_WORKER`` submissions of every assignment per worker
+    is graded without that run (with the programs an earlier run left, if any)."""
     seconds = {}
+    per_assignment = collections.Counter(assignment for assignment, _ in jobs)
+    model_run = any(n >= MODEL_RUN_PER_WORKER * workers for n in per_assignment.values())
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="oracle-values-") as oracle_values, \
             concurrent.futures.ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_start_worker,
-                initargs=(str(course), oracle_values, os.getpid())) as pool:
+                initargs=(str(course), oracle_values, os.getpid(), model_run)) as pool:
         start = time.perf_counter()
         failed = _in_pool(pool, _autograde, jobs, "autograde", progress)
         seconds["autograde"] = time.perf_counter() - start

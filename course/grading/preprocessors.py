@@ -28,10 +28,10 @@ from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor
-from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
+from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode, default
 
 from course.authoring import demo_cells
-from course.grading import intake, sandbox, submission_files
+from course.grading import compiled_programs, intake, sandbox, submission_files
 
 # A kernel starts by fork then exec, with a preexec_fn that only sets its limits. JAX, which the
 # judge loads into the grader's process, warns at every such fork that the child could
@@ -272,6 +272,26 @@ class ExecuteSurvivingCrashes(Execute):
                    "demo cell of the source, so editing a cell or tagging one changes nothing."
     ).tag(config=True)
 
+    compiled_programs = Unicode(
+        help="a private folder where each machine keeps, per notebook, the programs that the "
+             "model solution's graded run compiled, which grading kernels then load read-only "
+             "instead of compiling them (course/grading/compiled_programs.py); the first "
+             "submission of a notebook on a machine pays for that run. Empty: every grading "
+             "kernel compiles all its programs. Sandboxed kernels only: JAX puts the folder's "
+             "path in each program's key, and every sandbox sees it at the same path."
+    ).tag(config=True)
+
+    compile_model_programs = Bool(
+        True, help="when this machine has no compiled programs of a notebook yet, run the "
+                   "model solution to compile them before grading it; otherwise grade it "
+                   "without them. python -m course grade turns it off for a class too small "
+                   "to pay that run back."
+    ).tag(config=True)
+
+    @default("compiled_programs")
+    def _default_compiled_programs(self):
+        return compiled_programs.default_folder()
+
     kernel_transport = CaselessStrEnum(
         ["tcp", "ipc"], "ipc" if os.name == "posix" else "tcp",
         help="how the grader talks to its kernel: ipc (Unix sockets) or tcp (localhost ports)"
@@ -283,6 +303,8 @@ class ExecuteSurvivingCrashes(Execute):
     _info_pipe = None  # (read, write) ends of bwrap's --info-fd until the kernel is launched
     _deadline = None
     _warned = False
+    _programs = None  # the folder of compiled programs this kernel reads
+    _write_programs = False  # the model solution's run, which fills it
 
     def limits(self):
         return sandbox.Limits(
@@ -316,10 +338,11 @@ class ExecuteSurvivingCrashes(Execute):
             info_read, info_write = os.pipe()
             self._info_pipe = (info_read, info_write)
             uid = sandbox.kernel_uid()
+            programs, write_programs = self._programs, self._write_programs
             km.format_kernel_cmd = lambda extra_arguments=None: sandbox.command(
                 kernel_cmd(extra_arguments), submission, connection_dir, limits,
                 importable=importable, connection_file=km.connection_file, info_fd=info_write,
-                uid=uid)
+                uid=uid, programs=programs, write_programs=write_programs)
             kwargs["preexec_fn"] = functools.partial(
                 sandbox.prepare_child, limits, km.connection_file,
                 sandbox.process_limit(limits, uid), uid)
@@ -364,6 +387,35 @@ class ExecuteSurvivingCrashes(Execute):
             return frozenset()
         return frozenset(cell.source for cell in source.cells if demo_cells.is_demo(cell))
 
+    def _compiled_programs(self, resources):
+        """The folder of programs compiled for this notebook (see compiled_programs.py), after
+        running the model solution to fill it if this machine has none; or None."""
+        about = (resources or {}).get("nbgrader", {})
+        if not (self.compiled_programs and self.sandbox == "bwrap" and "assignment" in about
+                and "notebook" in about):
+            return None
+        coursedir = CourseDirectory(config=self.config)
+        folder = coursedir.format_path(coursedir.source_directory, ".", about["assignment"])
+        source = os.path.join(folder, about["notebook"] + ".ipynb")
+        if not os.path.isfile(source):
+            return None
+        files = [source] + [path for path in (os.path.join(folder, name)
+                                              for name in self.importable_files)
+                            if os.path.isfile(path)]
+
+        def warm_up(programs):
+            runner = type(self)(config=self.config, log=self.log, **{
+                name: getattr(self, name) for name in self.class_trait_names(config=True)})
+            runner._programs, runner._write_programs = programs, True
+            model = compiled_programs.model_graded_path(nbformat.read(source, as_version=4))
+            runner.preprocess(model, {"metadata": {"path": folder},
+                                      "nbgrader": dict(about)})
+
+        return compiled_programs.ready(self.compiled_programs, about["assignment"],
+                                       about["notebook"], files,
+                                       warm_up if self.compile_model_programs else None,
+                                       self.log)
+
     def start_new_kernel_client(self):
         kc = super().start_new_kernel_client()
         if self._sandbox_pid is not None:  # the kernel answered: its sandbox is set up
@@ -383,6 +435,8 @@ class ExecuteSurvivingCrashes(Execute):
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     def preprocess(self, nb, resources=None, km=None):
+        if not self._write_programs:  # before this notebook's clock starts
+            self._programs = self._compiled_programs(resources)
         self.died_in_cell, self.stopped_how = None, "died"
         self._deadline = (time.monotonic() + self.total_timeout if self.total_timeout > 0
                           else None)

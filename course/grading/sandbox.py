@@ -40,6 +40,10 @@ INSTALL_HINT = ("install bubblewrap (Debian or Ubuntu: `apt-get install bubblewr
 SUBMISSION = "/submission"  # the kernel's working directory, a private copy of its submission
 ORIGINAL = "/grading/original"  # the submission folder, read-only, copied from at start
 MPL_CACHE = "/grading/matplotlib"  # the grader's matplotlib font cache, read-only
+PROGRAMS = "/grading/programs"  # the model solution's compiled programs (compiled_programs.py)
+# where the kernel's adcheck.setup() finds that folder (course/checks/guard.py reads the same)
+COMPILED_PROGRAMS_ENV = "ADCOURSE_COMPILED_PROGRAMS"
+COMPILED_PROGRAMS_WRITE_ENV = "ADCOURSE_COMPILED_PROGRAMS_WRITE"
 CONNECTION = "/grading/kernel.json"  # the grader's connection file, read-only, copied at start
 COPY_SECONDS = 60  # time limit of each copy the sandbox makes when it starts
 NOBODY = 65534
@@ -214,14 +218,18 @@ def kernel_uid():
 
 
 def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=None,
-            importable=("adcheck.py",), connection_file=None, info_fd=None, uid=None):
+            importable=("adcheck.py",), connection_file=None, info_fd=None, uid=None,
+            programs=None, write_programs=False):
     """The bwrap command that runs ``kernel_cmd`` (``python -m <module> ...``) in a sandbox whose
     working directory is a private copy of ``submission_dir`` (empty if None). Inside, the path
     ``connection_dir`` is a tmpfs of its own (``limits.connection_kb``) into which the grader's
     ``connection_file`` (by default ``connection_dir/kernel.json``) is copied; the grader
     reaches it through ``/proc/<pid>/root`` (:func:`link_sockets`), the pid that bwrap writes to
     ``info_fd``. Of the submission's Python files, only those named in ``importable`` are
-    copied. Under a root grader the kernel runs as ``uid`` (by default :func:`kernel_uid`)."""
+    copied. Under a root grader the kernel runs as ``uid`` (by default :func:`kernel_uid`).
+    The folder ``programs`` of compiled programs (course/grading/compiled_programs.py), if any,
+    is at :data:`PROGRAMS`: read-only, unless ``write_programs`` (the model solution's run).
+    """
     if len(kernel_cmd) < 3 or kernel_cmd[1] != "-m":
         raise SandboxUnavailable(f"cannot sandbox the kernel command {kernel_cmd!r}: expected "
                                  "`python -m <module> ...`")
@@ -240,6 +248,10 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
              "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib", "--setenv", "PYTHONNOUSERSITE", "1",
              # ipykernel watches no parent when it is pid 1 (its parent, bwrap, is pid 1 here)
              "--setenv", "JPY_PARENT_PID", "1"]
+    if programs is not None:
+        args += ["--setenv", COMPILED_PROGRAMS_ENV, PROGRAMS]
+        if write_programs:
+            args += ["--setenv", COMPILED_PROGRAMS_WRITE_ENV, "1"]
     for folder in SYSTEM_DIRS:
         if os.path.islink(folder):
             args += ["--symlink", os.readlink(folder), folder]
@@ -255,6 +267,8 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
         binds.append((str(submission_dir), ORIGINAL))
     if os.path.isdir(_mpl_cache()):
         binds.append((_mpl_cache(), MPL_CACHE))
+    if programs is not None:
+        binds.append((str(programs), PROGRAMS))
     binds.append((connection_file, CONNECTION))
     made = {"/", "/tmp"}
     # Folders bwrap would otherwise make on the way, private (0700).
@@ -264,7 +278,8 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
                 made.add(str(parent))
                 args += ["--perms", "0755", "--dir", str(parent)]
     for source, target in binds:
-        args += ["--ro-bind", source, target]
+        writable = target == PROGRAMS and write_programs
+        args += ["--bind" if writable else "--ro-bind", source, target]
     # The connection folder: writable by the kernel (its own user, under a root grader), and small.
     args += ["--size", str(limits.connection_kb * 1024), "--perms", "1777", "--tmpfs",
              connection_dir]

@@ -847,6 +847,30 @@ def _keep_compiled_programs():
             "ignore", message="Error reading persistent compilation cache entry")
 
 
+# The grader's folder of programs that the model solution's grading run compiled (see
+# course/grading/compiled_programs.py), as the kernel sees it; in the warm-up run, writable.
+COMPILED_PROGRAMS_ENV = "ADCOURSE_COMPILED_PROGRAMS"
+COMPILED_PROGRAMS_WRITE_ENV = "ADCOURSE_COMPILED_PROGRAMS_WRITE"
+
+
+def _read_compiled_programs():
+    """In a grading kernel, load from the grader's folder each program that the model solution's
+    run compiled there, instead of compiling it again. The kernel never writes to it (no
+    compilation is ever fast enough to be kept; the folder is read-only besides). Programs carry
+    no source location, in both runs: an entry, which a kernel can open only by the name that
+    the program's own hash gives it, tells nothing about the model solution's code."""
+    folder = os.environ.get(COMPILED_PROGRAMS_ENV)
+    if not folder or jax.config.jax_compilation_cache_dir:
+        return
+    writing = os.environ.get(COMPILED_PROGRAMS_WRITE_ENV) == "1"
+    jax.config.update("jax_include_full_tracebacks_in_locations", False)
+    jax.config.update("jax_traceback_in_locations_limit", 0)
+    jax.config.update("jax_hlo_source_file_canonicalization_regex", ".*")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      0.0 if writing else float("inf"))
+
+
 # XLA:CPU's fusion emitters written in MLIR, its default, take about twice as long to compile a
 # small program as its older emitters (30-40 ms against 14-22 ms on the course's test machine),
 # and the course's programs are all small: a notebook run cold, and a graded submission, are
@@ -900,6 +924,7 @@ def setup():
     _compile_faster(grading)
     if grading:
         _Evidence.mode = "probe"
+        _read_compiled_programs()
     else:
         _keep_compiled_programs()
         if jax.__version__ != TESTED_JAX:

@@ -103,6 +103,18 @@ print("started a background process")
     Hostile("read-outside", "reads a file of the grading machine outside the course folder", """
 print(open({secret!r}).read())
 """, "No such file or directory"),
+    Hostile("list-programs", "lists the grader's folder of the model solution's compiled "
+            "programs, to read them", """
+import os
+print(os.listdir(os.environ["ADCOURSE_COMPILED_PROGRAMS"]))
+""", "Permission denied"),
+    Hostile("poison-programs", "writes a program into the grader's folder of compiled programs, "
+            "for the kernels of other students to load", """
+import os
+with open(os.path.join(os.environ["ADCOURSE_COMPILED_PROGRAMS"], "jit_square-0-cache"),
+          "wb") as handle:
+    handle.write(b"a program that returns 9")
+""", "Read-only file system"),
 ]
 
 # In-process attacks on how a test cell's score is decided. nbgrader 0.9's grader, inside the
