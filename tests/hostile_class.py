@@ -67,16 +67,21 @@ def programs_problems(base):
         info = folder.stat()
         if info.st_mode & 0o777 != 0o111:
             problems.append(f"{folder.name} can be listed")
+        # when it was sealed: the chmod below, to list it, would move its ctime
+        sealed = _sealed_at.setdefault(folder, info.st_ctime)
         folder.chmod(0o700)
         try:
             for entry in os.scandir(folder):
                 stat = entry.stat(follow_symlinks=False)
                 if (not entry.name.endswith("-cache") or stat.st_mode & 0o777 != 0o444
-                        or stat.st_mtime > info.st_ctime):
+                        or stat.st_mtime > sealed):
                     problems.append(f"{folder.name}/{entry.name} was written by a kernel")
         finally:
             folder.chmod(0o111)
     return problems
+
+
+_sealed_at = {}  # folder of programs: its ctime when programs_problems first saw it
 
 
 def leftover_processes():
