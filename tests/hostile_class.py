@@ -4,12 +4,13 @@ own; shared by tests/test_hostile.py and the grader-quality report."""
 
 import hashlib
 import os
+import re
 import socket
 import threading
 from pathlib import Path
 
 from course import paths
-from course.grading import compiled_programs, grade_class
+from course.grading import compiled_programs, grade_class, oracle_values
 from tests.answers.hostile import HOSTILE
 from tests.harness import visible_text
 from tests.tiny_assignment import ASSIGNMENT, WRONG_SQUARE, answered, fresh_copy, scores, submit
@@ -84,6 +85,24 @@ def programs_problems(base):
 _sealed_at = {}  # folder of programs: its ctime when programs_problems first saw it
 
 
+def oracle_problems(base):
+    """What is wrong with the judge's folder of oracle values (course/grading/oracle_values.py)
+    under ``base`` after grading: it must hold the tiny assignment's values, in folders and
+    files the judge named (hashes), and nothing a kernel put there."""
+    folders = list(base.iterdir()) if base.is_dir() else []
+    if not any(folder.is_dir() and any(folder.glob("*.json")) for folder in folders):
+        return [f"the judge kept no oracle values in {base}"]
+    problems = []
+    for folder in folders:
+        if not (folder.is_dir() and re.fullmatch(rf"{ASSIGNMENT}--[0-9a-f]{{20}}", folder.name)):
+            problems.append(f"{folder.name} was not made by the judge")
+            continue
+        problems += [f"{folder.name}/{path.name} was not written by the judge"
+                     for path in folder.iterdir()
+                     if not re.fullmatch(r"[0-9a-f]{64}\.(json|lock)", path.name)]
+    return problems
+
+
 def leftover_processes():
     found = []
     for entry in os.scandir("/proc"):
@@ -101,7 +120,8 @@ class HostileClass:
     def __init__(self, course, secret, exchange, listener, grader_pid):
         self.course = course
         facts = dict(course=str(course), secret=str(secret), exchange=str(exchange),
-                     port=listener.port, grader_pid=grader_pid, marker=MARKER)
+                     port=listener.port, grader_pid=grader_pid, marker=MARKER,
+                     oracle_values=oracle_values.default_folder())
         for student, answers in HONEST.items():
             submit(course, student, {"tiny.ipynb": answered(course, **answers)})
         for hostile in HOSTILE:
@@ -170,6 +190,7 @@ def honest_problems(graded):
     if not graded.exchange_exists or graded.secret_text != "the grader's own file":
         problems.append("a file outside the course was changed or deleted")
     problems += programs_problems(graded.programs)
+    problems += oracle_problems(Path(oracle_values.default_folder()))
     if leftover_processes():
         problems.append("a process started by a submission outlived its kernel")
     return problems

@@ -40,6 +40,7 @@ def hostile_class(request, tiny_course, tmp_path_factory):
     with contextlib.ExitStack() as running:  # the Dask run's gradebook, until its tests end
         patch = running.enter_context(pytest.MonkeyPatch.context())
         patch.setenv("ADCOURSE_GRADING_PROGRAMS", str(folder / "programs"))
+        patch.setenv("ADCOURSE_ORACLE_VALUES", str(folder / "oracle-values"))
         if request.param.endswith("on Dask"):
             scheduler = running.enter_context(_dask_cluster(tiny_course, folder))
             graded = hostile_run.grade(tiny_course, folder, "course grade", scheduler=scheduler)

@@ -7,7 +7,7 @@ and decide nothing. This nbgrader preprocessor runs next, in the grader's proces
 imports or runs anything the student wrote. For each test cell it runs the cell's trusted source
 (from ``source/``) with the assignment's checks module in "judge" mode: every call of student
 code is answered from the kernel's record, the oracle computes the expected values (once per
-grading run: the cases are the same for every student; see ``SharedOracleValues``), and the
+machine: the cases are the same for every student; see ``SharedOracleValues``), and the
 comparisons decide. The cell's
 outputs are then replaced by the judge's verdict alone, the pass message or an error with the
 message that names the mistake, which nbgrader scores as usual (an error output scores zero).
@@ -31,7 +31,7 @@ from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, default
 
 from .guard import _compile_faster
 
@@ -59,7 +59,7 @@ def checks_module(path):
     spec.loader.exec_module(module)
     module._Evidence.mode = "judge"
     if getattr(module, "jax", None) is not None:  # before the oracle's first operation here
-        _compile_faster_here(module.jax)
+        module._judge_xla_flags = _compile_faster_here(module.jax)
     _modules[path] = (digest, module)
     return module
 
@@ -70,10 +70,17 @@ def _compile_faster_here(jax):
     05_inside took 6.1 s with them, 9.1 s without). XLA reads them when it starts, here at
     once; the environment that later processes inherit is left as it was, since outside
     grading (nbval's kernels, the build's) the machine code is optimised. A process whose XLA
-    had started already keeps its flags. (A checks module without JAX, as the tests' tiny
-    assignment's, needs none.)"""
+    had started already keeps its flags. Returns the flags the oracle computes with, or None
+    when they are unknown here (XLA was started by someone else). (A checks module without
+    JAX, as the tests' tiny assignment's, needs none.)"""
+    global _xla_started_with
+    from jax._src import xla_bridge
+
+    started = getattr(xla_bridge, "backends_are_initialized", lambda: True)
     saved = os.environ.get("XLA_FLAGS")
     _compile_faster(grading=True)
+    if not started():
+        _xla_started_with = os.environ.get("XLA_FLAGS", "")
     try:
         jax.devices()
     finally:
@@ -81,15 +88,19 @@ def _compile_faster_here(jax):
             os.environ.pop("XLA_FLAGS", None)
         else:
             os.environ["XLA_FLAGS"] = saved
+    return _xla_started_with
+
+
+_xla_started_with = None  # the XLA flags the judge started this process's XLA with, if it did
 
 
 class SharedOracleValues:
-    """The oracle values of one grading run, shared by its grading processes through
-    ``folder`` (``course grade``'s workers): each is computed by the first process that needs
-    it, while the others wait for it, and read by all of them, so that the class's oracle is
-    computed once, not once per worker. The folder is written by judges only, one file per
-    value (the JSON of ``_encode``, never a pickle); a value that is not plain data stays in
-    its process."""
+    """The oracle values shared by grading processes through ``folder`` (this machine's, see
+    course/grading/oracle_values.py, or one run's): each is computed by the first process that
+    needs it, while the others wait for it, and read by all of them, so that the oracle is
+    computed once, not once per worker or per run. The folder is written by judges only, one
+    file per value (the JSON of ``_encode``, never a pickle); a value that is not plain data
+    stays in its process."""
 
     def __init__(self, module, folder):
         self.module, self.folder = module, folder
@@ -113,7 +124,7 @@ class SharedOracleValues:
             try:
                 with open(path) as handle:
                     value = self.module._decode(json.load(handle))
-            except FileNotFoundError:
+            except (FileNotFoundError, ValueError, KeyError, TypeError):  # missing or spoiled
                 encoded, value = self.module._portable(compute())
                 if encoded is not None:
                     with open(path + ".partial", "w") as handle:
@@ -238,9 +249,17 @@ class JudgeTestCells(NbGraderPreprocessor):
         "adcheck.py", help="the checks module of an assignment's source folder, which the "
                            "judge loads (it is never the student's copy)").tag(config=True)
     oracle_values = Unicode(
-        "", help="a private folder where the grading processes of one run share the oracle's "
-                 "values, so that they are computed once per class (``python -m course grade`` "
-                 "sets it for its workers); empty: once per process").tag(config=True)
+        help="a private folder where grading processes keep the oracle's values, so that each "
+             "is computed once per machine, by the first process that needs it "
+             "(course/grading/oracle_values.py); empty: once per process. Default: "
+             "$ADCOURSE_ORACLE_VALUES if set, else jax-autodiff-course/oracle-values in the "
+             "user's cache folder").tag(config=True)
+
+    @default("oracle_values")
+    def _default_oracle_values(self):
+        from course.grading import oracle_values
+
+        return oracle_values.default_folder()
 
     def preprocess(self, nb, resources):
         if not self.enabled:  # no verdicts: none the student wrote either
@@ -252,7 +271,10 @@ class JudgeTestCells(NbGraderPreprocessor):
         folder = coursedir.format_path(coursedir.source_directory, ".", about["assignment"])
         sources = test_sources(os.path.join(folder, about["notebook"] + ".ipynb"))
         module = checks_module(os.path.join(folder, self.checks_file))
-        share_oracle_values(module, self.oracle_values)
+        from course.grading import oracle_values
+
+        share_oracle_values(module, oracle_values.folder(self.oracle_values, about["assignment"],
+                                                         module, self.log))
         for cell in nb.cells:
             if not (cell.cell_type == "code" and utils.is_grade(cell)
                     and not utils.is_solution(cell)):

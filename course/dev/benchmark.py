@@ -6,13 +6,17 @@
    cache of its own (a first run on a new machine), then again with the cache that run left
    (every later run); the slowest cells of the cold run.
 2. Grading one model submission of each notebook with a serial ``nbgrader autograde`` (sandbox
-   included), against its floor: a fresh kernel running only the graded path (the setup cell,
-   the answer cells and the test cells with their hidden tests) as the grader does, without
-   nbgrader and without the sandbox. The ratio is what nbgrader, the sandbox and the notebook's
-   other cells add, the judge included (it decides the test cells in nbgrader's process).
+   included), twice: first as on a machine that never graded the notebook (it also compiles
+   the model solution's programs and computes the judge's oracle values, into folders of this
+   run's), then again, against its floor: a fresh kernel running only the graded path (the
+   setup cell, the answer cells and the test cells with their hidden tests) as the grader does,
+   without nbgrader and without the sandbox. The ratio is what nbgrader, the sandbox and the
+   notebook's other cells add, the judge included (it decides the test cells in nbgrader's
+   process).
    Then a class of ``CLASS_SIZE`` model submissions graded by ``python -m course grade`` with
    one worker per core: its autograde step's seconds times the cores, per submission, is the
-   cost of a submitted notebook per core (the judge's oracle values computed once per class).
+   cost of a submitted notebook per core (with the programs and oracle values of the first
+   autograde, as every class after a machine's first).
 3. ``python -m course demo``, as the README runs it.
 
 Times are wall-clock seconds on this machine; no test asserts them.
@@ -84,7 +88,7 @@ def bench_notebooks(found, log):
 def bench_grading(found, log):
     rows = []
     with tempfile.TemporaryDirectory(prefix="grading-floor-") as folder, \
-            _programs_folder(Path(folder) / "programs"):
+            _machine_folders(Path(folder)):
         for assignment, name, path in found:
             source_nb = nbformat.read(path, as_version=4)
             course = scratch_course.new_course(Path(folder) / name)
@@ -109,19 +113,24 @@ def bench_grading(found, log):
 
 
 @contextlib.contextmanager
-def _programs_folder(folder):
-    """Grading compiles the model solution's programs again (compiled_programs.py), into a
-    folder of this run's, so that a notebook's first autograde is timed as a machine's first."""
-    before = os.environ.get("ADCOURSE_GRADING_PROGRAMS")
-    os.environ["ADCOURSE_GRADING_PROGRAMS"] = str(folder)
+def _machine_folders(folder):
+    """Grading compiles the model solution's programs (compiled_programs.py) and computes the
+    oracle's values (oracle_values.py) again, into folders of this run's, so that a notebook's
+    first autograde is timed as a machine's first."""
+    names = {"ADCOURSE_GRADING_PROGRAMS": folder / "programs",
+             "ADCOURSE_ORACLE_VALUES": folder / "oracle-values"}
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(path) for name, path in names.items()})
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["ADCOURSE_GRADING_PROGRAMS"]
-        else:
-            os.environ["ADCOURSE_GRADING_PROGRAMS"] = before
-        for entry in (folder.iterdir() if folder.is_dir() else ()):
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+        programs = names["ADCOURSE_GRADING_PROGRAMS"]
+        for entry in (programs.iterdir() if programs.is_dir() else ()):
             compiled_programs.remove(entry)
 
 
@@ -189,7 +198,8 @@ def main(argv=None):
         print(f"{name:18} {first:8.1f} {seconds:11.1f} {floor:8.1f} {seconds / floor:6.2f} "
               f"{per_core:12.1f}  {'yes' if full else 'NO'}")
     print("(first s: the notebook's first autograde on this machine, which also runs the "
-          "model solution to compile its programs; autograde s: the same again)")
+          "model solution to compile its programs and computes the oracle's values; "
+          "autograde s: the same again)")
     print(f"(class s/core: {CLASS_SIZE} model submissions graded by `python -m course grade` "
           f"with {os.cpu_count()} workers; its autograde seconds x cores / submissions)")
     if demo_seconds is not None:

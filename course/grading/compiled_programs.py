@@ -40,13 +40,13 @@ from course.authoring import notebooks
 KEPT = 3  # folders kept per notebook: a new one replaces the oldest
 
 
-def default_folder():
-    """``$ADCOURSE_GRADING_PROGRAMS`` if set (empty: none), else
-    ``jax-autodiff-course/grading-programs`` in the user's cache folder."""
-    if "ADCOURSE_GRADING_PROGRAMS" in os.environ:
-        return os.environ["ADCOURSE_GRADING_PROGRAMS"]
+def default_folder(variable="ADCOURSE_GRADING_PROGRAMS", name="grading-programs"):
+    """``$ADCOURSE_GRADING_PROGRAMS`` (``variable``) if set (empty: none), else
+    ``jax-autodiff-course/grading-programs`` (``name``) in the user's cache folder."""
+    if variable in os.environ:
+        return os.environ[variable]
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return os.path.join(cache, "jax-autodiff-course", "grading-programs")
+    return os.path.join(cache, "jax-autodiff-course", name)
 
 
 def model_graded_path(source_nb):
@@ -59,16 +59,16 @@ def model_graded_path(source_nb):
     return nb
 
 
-def _cpu():
+def machine():
     """What an executable compiled here may require of the processor that runs it."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if line.startswith(("flags", "Features")):
-                    return line
+                    return platform.machine() + " " + line
     except OSError:
         pass
-    return platform.processor()
+    return platform.machine() + " " + platform.processor()
 
 
 def folder_name(assignment, notebook, files):
@@ -78,7 +78,7 @@ def folder_name(assignment, notebook, files):
 
     digest = hashlib.sha256()
     settings = sorted((k, v) for k, v in os.environ.items() if k.startswith(("JAX_", "XLA_")))
-    for part in (jaxlib.__version__, repr(settings), platform.machine(), _cpu()):
+    for part in (jaxlib.__version__, repr(settings), machine()):
         digest.update(part.encode() + b"\0")
     for path in files:
         with open(path, "rb") as handle:
@@ -86,7 +86,7 @@ def folder_name(assignment, notebook, files):
     return f"{assignment}--{notebook}--{digest.hexdigest()[:20]}"
 
 
-def _private(base):
+def private(base):
     """``base``, made if missing, if only this user can reach into it."""
     os.makedirs(base, mode=0o700, exist_ok=True)
     info = os.lstat(base)
@@ -125,7 +125,7 @@ def ready(base, assignment, notebook, files, warm_up, log):
     machine has none yet and ``warm_up`` is given. None while another grading process makes it
     (this submission then compiles its own programs), or if it cannot be made."""
     try:
-        base = _private(base)
+        base = private(base)
         final = os.path.join(base, folder_name(assignment, notebook, files))
     except OSError as error:
         log.warning("Compiled programs not used: %s", error)
@@ -152,9 +152,15 @@ def ready(base, assignment, notebook, files, warm_up, log):
                         error)
             remove(work)
             return None
-        kept = sorted((entry for entry in os.scandir(base) if entry.name.startswith(prefix)
-                       and entry.is_dir(follow_symlinks=False)),
-                      key=lambda entry: entry.stat(follow_symlinks=False).st_mtime)
-        for old in kept[:-KEPT]:
-            remove(old.path)
+        keep_newest(base, prefix)
         return final
+
+
+def keep_newest(base, prefix, kept=KEPT):
+    """Remove all but the ``kept`` newest folders of ``base`` whose names start with
+    ``prefix``."""
+    found = sorted((entry for entry in os.scandir(base) if entry.name.startswith(prefix)
+                    and entry.is_dir(follow_symlinks=False)),
+                   key=lambda entry: entry.stat(follow_symlinks=False).st_mtime)
+    for old in found[:-kept]:
+        remove(old.path)

@@ -27,8 +27,8 @@ whose grading killed its worker three times (distributed's ``KilledWorker``) is 
 ungradable, with a note, and the rest of the class is graded. If the scheduler goes away, the
 command stops with :class:`ClusterUnusable`; files already written are whole.
 
-The judge computes the oracle's values once per worker process (the local pool shares them
-through a folder of the grading machine, which workers of a cluster do not have).
+The judge computes the oracle's values once per worker machine, in that machine's folder of
+them (course/grading/oracle_values.py).
 """
 
 import contextlib

@@ -19,6 +19,7 @@ same.
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from nbgrader import utils as nbgrader_utils
 from tqdm import tqdm
 
 from course import paths, reports
-from course.grading import dask_grading, intake, outcome
+from course.grading import dask_grading, intake, oracle_values, outcome
 from course.grading.outcome import ClassOutcome
 from course.paths import db_url, load_config, nbgrader
 
@@ -60,7 +61,7 @@ def _start_worker(course, oracle_values, parent, model_run=True):
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
 
     config = load_config(course)
-    config.JudgeTestCells.oracle_values = oracle_values  # computed once for the whole class
+    config.JudgeTestCells.oracle_values = oracle_values  # shared by the whole class
     if not model_run:
         config.ExecuteSurvivingCrashes.compile_model_programs = False
     url = db_url(course)
@@ -68,6 +69,14 @@ def _start_worker(course, oracle_values, parent, model_run=True):
         # Workers write to one SQLite file: wait for each other instead of failing at once.
         config.CourseDirectory.db_url = f"{url}?timeout={SQLITE_BUSY_TIMEOUT}"
     _api = NbGraderAPI(config=config)
+
+
+def _oracle_folder(course):
+    """Where the workers keep the judge's oracle values: the course's
+    ``JudgeTestCells.oracle_values``, else this machine's folder (course/grading/
+    oracle_values.py); empty: a private folder of this run's."""
+    configured = load_config(course).JudgeTestCells.get("oracle_values")
+    return oracle_values.default_folder() if configured is None else configured
 
 
 def _autograde(assignment, student):
@@ -159,10 +168,12 @@ def grade_parallel(course, jobs, workers, progress=True, feedback=True):
     per_assignment = collections.Counter(assignment for assignment, _ in jobs)
     model_run = any(n >= MODEL_RUN_PER_WORKER * workers for n in per_assignment.values())
     context = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="oracle-values-") as oracle_values, \
+    kept = _oracle_folder(course)
+    with (contextlib.nullcontext(kept) if kept else
+          tempfile.TemporaryDirectory(prefix="oracle-values-")) as values, \
             concurrent.futures.ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_start_worker,
-                initargs=(str(course), oracle_values, os.getpid(), model_run)) as pool:
+                initargs=(str(course), values, os.getpid(), model_run)) as pool:
         start = time.perf_counter()
         failed = _in_pool(pool, _autograde, jobs, "autograde", progress)
         seconds["autograde"] = time.perf_counter() - start

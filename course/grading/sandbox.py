@@ -192,11 +192,17 @@ def _python_dirs():
         if os.path.basename(real) in ("site-packages", "dist-packages") and os.path.isdir(real):
             paths.add(real)
     return sorted(p for p in paths if p != "/" and not any(
-        _inside(p, q) and p != q for q in paths))  # parents cover their children
+        within(p, q) and p != q for q in paths))  # parents cover their children
 
 
-def _inside(path, folder):
+def within(path, folder):
     return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def host_folders():
+    """The grader's folders a sandboxed kernel can read (besides the submission it grades and
+    the folder of compiled programs): the system's, Python's, and Matplotlib's cache."""
+    return [*SYSTEM_DIRS, *_python_dirs(), os.path.realpath(_mpl_cache())]
 
 
 def _mpl_cache():
@@ -262,7 +268,7 @@ def command(kernel_cmd, submission_dir, connection_dir, limits=Limits(), env=Non
              "--size", size, "--perms", "1777", "--tmpfs", "/tmp",
              "--size", size, "--perms", "1777", "--tmpfs", SUBMISSION]
     binds = [(folder, folder) for folder in _python_dirs()
-             if not any(_inside(folder, s) for s in SYSTEM_DIRS)]
+             if not any(within(folder, s) for s in SYSTEM_DIRS)]
     if submission_dir is not None:
         binds.append((str(submission_dir), ORIGINAL))
     if os.path.isdir(_mpl_cache()):

@@ -348,7 +348,7 @@ def _at(*position):
 def _oracle(compute, parts=None):
     """The expected value ``compute()`` gives (a tuple of ``parts`` values, if given). A
     student's run computes it; while grading, the kernel never does on the hidden cases (it
-    gets unknowns); the judge computes it once per grading run, since the cases are the same
+    gets unknowns); the judge computes it once per machine, since the cases are the same
     for everyone: a value is known by its test cell, check call, case, rank among the case's
     oracles and the place in the checks where ``compute`` is written.
     ``compute`` may use the case and public constants, never what the student's code gave."""
@@ -388,7 +388,7 @@ def _crosses_whole(value, encoded):
 
 class _OracleValues:
     """The judge's oracle values in this process, each computed once (the cases are the same
-    for every student). ``course grade`` shares them between its workers through a folder
+    for every student). Grading processes share them through the grader's folder
     (course/checks/judge.py: ``SharedOracleValues``); either way a value is what ``_portable``
     gives, so that every student's check compares with the very same numbers."""
 

@@ -4,7 +4,8 @@ Each is the ``square`` answer of the tiny assignment (tests/tiny_assignment.py):
 then a wrong ``square`` for the case where the attack changed nothing. The placeholders are
 filled in by the test with what a real attacker could know or guess: ``{course}`` (the course
 folder), ``{secret}`` (a file outside it), ``{exchange}``, ``{port}`` (a server the test runs
-on 127.0.0.1), ``{grader_pid}`` and ``{marker}`` (a word to find a leftover process by).
+on 127.0.0.1), ``{grader_pid}``, ``{marker}`` (a word to find a leftover process by) and
+``{oracle_values}`` (the grader's folder of the judge's oracle values).
 
 ``scores`` are the marks on (double, square, halve) that the attacker must get: never more
 than a wrong answer. ``says`` is what the student's feedback must show of what was blocked.
@@ -115,6 +116,18 @@ with open(os.path.join(os.environ["ADCOURSE_COMPILED_PROGRAMS"], "jit_square-0-c
           "wb") as handle:
     handle.write(b"a program that returns 9")
 """, "Read-only file system"),
+    Hostile("read-oracle-values", "lists the grader's folder of the judge's oracle values, to "
+            "return the expected values", """
+import os
+print(os.listdir({oracle_values!r}))
+""", "No such file or directory"),
+    Hostile("poison-oracle-values", "writes an expected value into the grader's folder of the "
+            "judge's oracle values, for the judge to compare other students' answers with", """
+import os
+os.makedirs(os.path.join({oracle_values!r}, "00_tiny--planted"), exist_ok=True)
+with open(os.path.join({oracle_values!r}, "00_tiny--planted", "planted.json"), "w") as handle:
+    handle.write('{{"int": 6}}')
+""", None),
 ]
 
 # In-process attacks on how a test cell's score is decided. nbgrader 0.9's grader, inside the
