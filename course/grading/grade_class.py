@@ -54,14 +54,14 @@ def _end_with_parent(parent):
     os._exit(1)
 
 
-def _start_worker(course, oracle_values, parent, model_run=True):
+def _start_worker(course, values, parent, model_run=True):
     global _api
     from nbgrader.apps import NbGraderAPI
 
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
 
     config = load_config(course)
-    config.JudgeTestCells.oracle_values = oracle_values  # shared by the whole class
+    config.JudgeTestCells.oracle_values = values  # the judge's oracle values, shared
     if not model_run:
         config.ExecuteSurvivingCrashes.compile_model_programs = False
     url = db_url(course)
