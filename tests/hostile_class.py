@@ -147,6 +147,7 @@ def grade(tiny_course, folder, how, grader_pid=None, scheduler=None):
     course = fresh_copy(tiny_course, folder / "course")
     graded = HostileClass(course, secret, exchange, listener, grader_pid or os.getpid())
     graded.programs = Path(compiled_programs.default_folder())
+    graded.oracle_values = Path(oracle_values.default_folder())
     try:
         if how == "nbgrader autograde":
             result = paths.nbgrader("autograde", ASSIGNMENT, "--force", root=course,
@@ -190,7 +191,7 @@ def honest_problems(graded):
     if not graded.exchange_exists or graded.secret_text != "the grader's own file":
         problems.append("a file outside the course was changed or deleted")
     problems += programs_problems(graded.programs)
-    problems += oracle_problems(Path(oracle_values.default_folder()))
+    problems += oracle_problems(graded.oracle_values)
     if leftover_processes():
         problems.append("a process started by a submission outlived its kernel")
     return problems

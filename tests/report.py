@@ -19,10 +19,12 @@ submission blocked.
 """
 
 import collections
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from tests.harness import ROOT, grade_answer_libraries, notebook_name, source_notebooks
 
@@ -83,9 +85,14 @@ def hostile_rows(folder, sandboxed=True):
         with open(tiny / "nbgrader_config.py", "a") as config:
             config.write('\nc.ExecuteSurvivingCrashes.sandbox = "none"\n')
         stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)"])
+    # the attacks aim at the grader's folders of programs and oracle values: this run's own,
+    # never the machine's (an unsandboxed kernel reaches them)
+    machine_folders = {"ADCOURSE_GRADING_PROGRAMS": str(folder / "programs"),
+                       "ADCOURSE_ORACLE_VALUES": str(folder / "oracle-values")}
     try:
-        graded = hostile_class.grade(tiny, folder, "course grade",
-                                     stand_in.pid if stand_in else None)
+        with mock.patch.dict(os.environ, machine_folders):
+            graded = hostile_class.grade(tiny, folder, "course grade",
+                                         stand_in.pid if stand_in else None)
     finally:
         if stand_in:
             stand_in.kill()
