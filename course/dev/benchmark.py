@@ -1,10 +1,13 @@
 """Where the time goes, measured side by side in one run.
 
-    python -m course benchmark [--skip-demo] [--grading-only] [--notebooks NAME ...]
+    python -m course benchmark [--skip-demo] [--grading-only | --notebooks-only]
+                               [--notebooks NAME ...]
 
 1. Every solution notebook executed from a fresh kernel, first with an empty JAX compilation
    cache of its own (a first run on a new machine), then again with the cache that run left
-   (every later run); the slowest cells of the cold run.
+   (every later run); the slowest cells of the cold run, and the programs XLA compiled in it,
+   per cell and in the demo cells (``compiled_programs_by_cell``): a count, unlike seconds,
+   does not vary between runs.
 2. Grading one model submission of each notebook with a serial ``nbgrader autograde`` (sandbox
    included), twice: first as on a machine that never graded the notebook (it also compiles
    the model solution's programs and computes the judge's oracle values, into folders of this
@@ -23,6 +26,7 @@ Times are wall-clock seconds on this machine; no test asserts them.
 """
 
 import argparse
+import collections
 import contextlib
 import datetime
 import os
@@ -35,7 +39,7 @@ from pathlib import Path
 import nbformat
 
 from course import paths
-from course.authoring import build, notebooks
+from course.authoring import build, demo_cells, notebooks
 from course.dev import scratch_course
 from course.grading import compiled_programs, grade_class
 from course.paths import nbgrader
@@ -43,13 +47,36 @@ from course.paths import nbgrader
 CLASS_SIZE = 4
 
 
-def _cell_seconds(cell):
+def _cell_span(cell):
+    """When ``cell`` ran, as (start, end) POSIX times, or None if it did not."""
     timing = cell.metadata.get("execution", {})
     start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
     if not (start and end):
-        return 0.0
-    parse = lambda stamp: datetime.datetime.fromisoformat(stamp.rstrip("Z"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+        return None
+    return tuple(datetime.datetime.fromisoformat(stamp.rstrip("Z")).replace(
+        tzinfo=datetime.timezone.utc).timestamp() for stamp in (start, end))
+
+
+def _cell_seconds(cell):
+    span = _cell_span(cell)
+    return span[1] - span[0] if span else 0.0
+
+
+def compiled_programs_by_cell(executed, cache):
+    """The programs XLA compiled while ``executed`` ran from an empty compilation cache, read
+    from that cache (``ADCOURSE_JAX_CACHE``), where the notebooks keep every program they
+    compile, one ``*-cache`` file each: {cell index: count}, each file counted in the cell that
+    was running when it was written (None: between cells). A count does not vary from run to
+    run as seconds do, and each program costs tens of milliseconds to trace, lower and compile:
+    most of a cold run."""
+    spans = [(index, span) for index, cell in enumerate(executed.cells)
+             if cell.cell_type == "code" and (span := _cell_span(cell))]
+    counts = collections.Counter()
+    for entry in Path(cache).glob("*-cache"):
+        written = entry.stat().st_mtime
+        counts[next((index for index, (start, end) in spans if start <= written <= end),
+                    None)] += 1
+    return counts
 
 
 def run_notebook(nb, cwd, env=None):
@@ -77,10 +104,13 @@ def bench_notebooks(found, log):
         with tempfile.TemporaryDirectory(prefix="jax-cache-") as cache:
             env = {"ADCOURSE_JAX_CACHE": cache}
             cold, executed = run_notebook(nbformat.from_dict(solution), cwd, env)
+            programs = compiled_programs_by_cell(executed, cache)
             warm, _ = run_notebook(nbformat.from_dict(solution), cwd, env)
-        slow = sorted(((_cell_seconds(c), i) for i, c in enumerate(executed.cells)
+        slow = sorted(((_cell_seconds(c), i, programs[i]) for i, c in enumerate(executed.cells)
                        if c.cell_type == "code"), reverse=True)[:3]
-        rows.append((name, cold, warm, slow))
+        in_demos = sum(n for i, n in programs.items()
+                       if i is not None and demo_cells.is_demo(executed.cells[i]))
+        rows.append((name, cold, warm, sum(programs.values()), in_demos, slow))
         log(f"  {name}: {cold:.1f} s cold, {warm:.1f} s warm")
     return rows
 
@@ -172,6 +202,8 @@ def main(argv=None):
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--grading-only", action="store_true",
                         help="time grading only (neither the notebooks nor the demo)")
+    parser.add_argument("--notebooks-only", action="store_true",
+                        help="time the notebooks only (neither grading nor the demo)")
     args = parser.parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     found = all_notebooks(args.notebooks)
@@ -179,19 +211,24 @@ def main(argv=None):
     if not args.grading_only:
         log("notebooks:")
         nb_rows = bench_notebooks(found, log)
-    log("grading:")
-    grade_rows = bench_grading(found, log)
-    demo_seconds = (None if args.skip_demo or args.grading_only
+    grade_rows = [] if args.notebooks_only else (log("grading:") or bench_grading(found, log))
+    demo_seconds = (None if args.skip_demo or args.grading_only or args.notebooks_only
                     else (log("demo:") or bench_demo(log)))
 
     print(f"{os.cpu_count()} cores, jax {__import__('jax').__version__}")
     if nb_rows:
-        print(f"{'notebook':18} {'cold s':>7} {'warm s':>7}   slowest cells of the cold run (s)")
-        for name, cold, warm, slow in nb_rows:
-            print(f"{name:18} {cold:7.1f} {warm:7.1f}   "
-                  + ", ".join(f"#{i} {s:.1f}" for s, i in slow))
-        print(f"{'all':18} {sum(r[1] for r in nb_rows):7.1f} "
-              f"{sum(r[2] for r in nb_rows):7.1f}")
+        print(f"{'notebook':18} {'cold s':>7} {'warm s':>7} {'programs':>9} {'in demos':>9}   "
+              "slowest cells of the cold run (s, programs)")
+        for name, cold, warm, programs, in_demos, slow in nb_rows:
+            print(f"{name:18} {cold:7.1f} {warm:7.1f} {programs:9} {in_demos:9}   "
+                  + ", ".join(f"#{i} {s:.1f} ({n})" for s, i, n in slow))
+        print(f"{'all':18} " + " ".join(f"{sum(r[k] for r in nb_rows):{w}.{p}f}"
+                                         for k, w, p in ((1, 7, 1), (2, 7, 1), (3, 9, 0),
+                                                         (4, 9, 0))))
+        print("(programs: what XLA compiled in the cold run, read from its compilation cache; "
+              "in demos: those compiled by the cells tagged demo)")
+    if not grade_rows:
+        return 0
     print(f"\n{'notebook':18} {'first s':>8} {'autograde s':>11} {'floor s':>8} "
           f"{'ratio':>6} {'class s/core':>12}  model full marks")
     for name, first, seconds, floor, per_core, full in grade_rows:
