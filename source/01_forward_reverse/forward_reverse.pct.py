@@ -717,10 +717,10 @@ def gram_tanh(X):
     return jnp.tanh(X @ X.T)
 
 
-X = jnp.arange(6.0).reshape(2, 3) / 6
-J_builtin = jax.jacfwd(gram_tanh)(X)
+X = jnp.asarray(np.arange(6.0, dtype=np.float32).reshape(2, 3) / 6)
+J_builtin = jax.jit(jax.jacfwd(gram_tanh))(X)
 for name, builder in [("our_jacfwd", our_jacfwd), ("our_jacrev", our_jacrev)]:
-    J = builder(gram_tanh)(X)
+    J = jax.jit(builder(gram_tanh))(X)
     print(name, J.shape, J.dtype, np.allclose(J, J_builtin, atol=1e-6))
 print("jax.jacfwd", J_builtin.shape, J_builtin.dtype)
 
@@ -748,14 +748,14 @@ print("jax.jacfwd", J_builtin.shape, J_builtin.dtype)
 # %% tags=["demo", "nbval-ignore-output"]
 HIDDEN, SIZE, N_MAX = 64, 4096, 1024
 # One draw of four (N_MAX, HIDDEN) blocks; every network uses slices of them.
-blocks = normal((4, N_MAX, HIDDEN))
+blocks = np.asarray(normal((4, N_MAX, HIDDEN)))  # NumPy: slicing it compiles nothing
 W_in_all = blocks[0].T  # (HIDDEN, N_MAX): the first n columns feed n inputs
-W_hidden = [blocks[i, :HIDDEN] / np.sqrt(HIDDEN) for i in (1, 2)]
-W_out_all = blocks[3] / np.sqrt(HIDDEN)  # (N_MAX, HIDDEN): the first m rows give m outputs
+W_hidden = [blocks[i, :HIDDEN] / HIDDEN ** 0.5 for i in (1, 2)]
+W_out_all = blocks[3] / HIDDEN ** 0.5  # (N_MAX, HIDDEN): the first m rows give m outputs
 
 def make_network(n, m):
     """A network R^n -> R^m built from slices of the shared weights."""
-    layers = [W_in_all[:, :n] / np.sqrt(n)] + W_hidden
+    layers = [W_in_all[:, :n] / n ** 0.5] + W_hidden
 
     def network(x):
         for layer in layers:
@@ -766,7 +766,7 @@ def make_network(n, m):
 ratios, t_fwd, t_rev = [], [], []
 for n in [1024, 64, 4]:
     m = SIZE // n
-    network, x_in = make_network(n, m), jnp.linspace(-1.0, 1.0, n)
+    network, x_in = make_network(n, m), jnp.asarray(np.linspace(-1.0, 1.0, n, dtype=np.float32))
     ratios.append(m / n)
     t_fwd.append(best_time(jax.jit(jax.jacfwd(network)), x_in))
     t_rev.append(best_time(jax.jit(jax.jacrev(network)), x_in))

@@ -443,6 +443,7 @@ for hidden in [8, 32, 512]:
                               compiled.memory_analysis().temp_size_in_bytes)
         seconds[name].append(best_time(compiled, w, v, repeats=3 if "dense" in name else 10))
 
+# %% tags=["demo", "nbval-ignore-output"]
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
 for (name, secs), marker in zip(seconds.items(), "os^D"):
     ax.loglog(sizes[:len(secs)], np.array(secs) * 1e6, marker + "-", label=name)
@@ -943,10 +944,10 @@ RUNS, MAX_PROBES = 64, 1024
 key, key_runs = jax.random.split(key)
 single_keys = jax.random.split(key_runs, RUNS * MAX_PROBES)
 single = jax.jit(jax.vmap(lambda k: hutchinson_trace(tanh_features, x_h, k, 1)))(single_keys)
-single = single.reshape(RUNS, MAX_PROBES)
+single = np.asarray(single).reshape(RUNS, MAX_PROBES)  # the statistics below are NumPy's
 probe_counts = [1, 4, 16, 64, 256, 1024]
-errors = [jnp.mean(single[:, :N], axis=1) - exact_trace for N in probe_counts]
-rms_errors = [float(jnp.sqrt(jnp.mean(e ** 2))) for e in errors]
+errors = [single[:, :N].mean(axis=1) - float(exact_trace) for N in probe_counts]
+rms_errors = [float(np.sqrt(np.mean(e ** 2))) for e in errors]
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.loglog(probe_counts, rms_errors, "o-", label=f"RMS error over {RUNS} repetitions")
 ax.loglog(probe_counts, float(sigma) / np.sqrt(probe_counts), "k--", lw=1,
@@ -1425,8 +1426,9 @@ with jax.enable_x64(True):
 # %% tags=["demo"]
 f_sharp = adcheck._quadratic_with([10.0, -7.0, 3.0, 1.0, 0.5, 0.1], 8)
 x_sharp, v_start = jnp.zeros(6), jnp.ones(6)
-estimates = {k: float(top_eigenvalue(f_sharp, x_sharp, v_start, k)) for k in range(0, 41, 5)}
-exact = np.linalg.eigvalsh(np.asarray(jax.hessian(f_sharp)(x_sharp), np.float64))
+power_iteration = jax.jit(top_eigenvalue, static_argnums=(0, 3))  # f and the step count are static
+estimates = {k: float(power_iteration(f_sharp, x_sharp, v_start, k)) for k in range(0, 41, 5)}
+exact = np.linalg.eigvalsh(np.asarray(jax.jit(jax.hessian(f_sharp))(x_sharp), np.float64))
 print("eigenvalues of the dense Hessian:", np.round(exact, 4))
 for k, estimate in estimates.items():
     print(f"{k:2} steps: {estimate:9.5f}   error {abs(estimate - 10.0):.1e}")
