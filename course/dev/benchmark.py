@@ -200,10 +200,11 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebooks", nargs="*", help="notebook names (default: all)")
     parser.add_argument("--skip-demo", action="store_true")
-    parser.add_argument("--grading-only", action="store_true",
-                        help="time grading only (neither the notebooks nor the demo)")
-    parser.add_argument("--notebooks-only", action="store_true",
-                        help="time the notebooks only (neither grading nor the demo)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--grading-only", action="store_true",
+                      help="time grading only (neither the notebooks nor the demo)")
+    only.add_argument("--notebooks-only", action="store_true",
+                      help="time the notebooks only (neither grading nor the demo)")
     args = parser.parse_args(argv)
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     found = all_notebooks(args.notebooks)

@@ -3,6 +3,7 @@
 import datetime
 import os
 
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course.dev import benchmark
@@ -41,3 +42,10 @@ def test_each_program_counts_in_the_cell_that_was_running_when_it_was_written(tm
 def test_a_cell_without_timing_has_no_span():
     assert benchmark._cell_span(new_code_cell("x")) is None
     assert benchmark._cell_seconds(new_code_cell("x")) == 0.0
+
+
+def test_grading_only_and_notebooks_only_cannot_be_asked_together(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        benchmark.main(["--grading-only", "--notebooks-only"])
+    assert stopped.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
