@@ -211,15 +211,24 @@ def grade_answer_libraries(folder, names=None):
         library = answers.for_notebook(name)
         tests_of = graded.tests_of[name] = answer_to_test_cell(release_nb)
 
-        def add(student, kind, reason, held=(), nb=None, losing=None):
+        def add(student, kind, reason, held=(), nb=None, losing=None, unanswered=()):
             """An nbgrader submission: the model, with the answers ``held`` (kind, Answer)
-            in place (or the notebook ``nb``)."""
+            in place (or the notebook ``nb``), and the exercises ``unanswered`` left as
+            released (they lose their points)."""
             code = dict(model, **{answer.grade_id: answer.code for _, answer in held})
+            for grade_id in unanswered:
+                code.pop(grade_id)
             if losing is None:
                 losing = {tests_of[a.grade_id] for k, a in held if k != "alternative"}
+            losing = set(losing) | {tests_of[grade_id] for grade_id in unanswered}
             return graded.add(Graded(
                 f"{name}-{student}", name, assignment, kind, reason, frozenset(losing),
                 answers=held, nb=nb or scratch_course.submission(release_nb, code)))
+
+        def after(grade_ids):
+            """The exercises after the last of ``grade_ids``, in the notebook's order."""
+            order = list(tests_of)
+            return order[max(order.index(g) for g in grade_ids) + 1:]
 
         add("model", "model", "the reference answers")
         graded.add(Graded(f"{name}-untouched", name, assignment, "untouched",
@@ -242,15 +251,23 @@ def grade_answer_libraries(folder, names=None):
         graded.kernel_jobs.append((name, nbformat.read(notebooks.notebook_path(text_path),
                                                        as_version=4), text_path.parent,
                                    in_kernel))
+        # A tampering submission (and one whose test cell is gone) answers the exercises up to
+        # the last one it attacks as the model does, and leaves those after it as released:
+        # their test cells run after every cell of the attack, so they must lose their points
+        # whatever it did, and grading the model's answers there again would only repeat the
+        # model submission.
         for k, tampering in enumerate(library.TAMPERING):
             add(f"tampering{k}", "tampering", tampering.reason, held=tuple(
                 ("tampering", dataclasses.replace(a, reason=tampering.reason))
-                for a in tampering.answers))
+                for a in tampering.answers),
+                unanswered=after([a.grade_id for a in tampering.answers]))
         wrong = library.WRONG[0]
         for how in ("deleted", "emptied"):
-            nb = scratch_course.submission(release_nb, dict(model, **{wrong.grade_id: wrong.code}))
+            unanswered = after([wrong.grade_id])
+            code = {g: c for g, c in model.items() if g not in unanswered}
+            nb = scratch_course.submission(release_nb, dict(code, **{wrong.grade_id: wrong.code}))
             add(f"{how}-tests", f"{how}-tests", f"{how} the test cell of a wrong answer",
                 nb=_without_test_cell(nb, tests_of[wrong.grade_id], how),
-                losing={tests_of[wrong.grade_id]})
+                losing={tests_of[wrong.grade_id]}, unanswered=unanswered)
     graded.grade()
     return graded
