@@ -97,9 +97,11 @@ class _EvidenceState:
     oracles = None  # judge: an _OracleValues (see the end of this module)
     pending = []  # judge: the records of the test cell being judged, in order
     cell_key = None  # judge: the test cell being judged (its oracle values are cached by it)
-    depth = 0  # probe: how many observations are running (only the outermost is recorded)
+    depth = 0  # run, probe: how many observations are running (probe records the outermost)
     visible = False  # probe: the running check is on the visible cases (the kernel decides too)
-    position = None  # judge: the case or requirement being checked, for the oracle's cache
+    kept_key = None  # run, probe: the running check's, when on visible cases (see _kept_key)
+    kept = {}  # run, probe: the expected values of visible cases this kernel computed
+    position = None  # the case or requirement being checked, for the oracle values' keys
     calls_in_cell = 0
     stopped = None  # judge: how the test cell ended in the kernel (an exception's name)
 
@@ -252,7 +254,11 @@ def _observe(name, thunk):
     In a student's run it returns what ``thunk`` returns (or raises its ``Failed``). While
     grading, the kernel also records it; the judge replays it from the record instead."""
     if _Evidence.mode == "run":
-        return thunk()
+        _Evidence.depth += 1
+        try:
+            return thunk()
+        finally:
+            _Evidence.depth -= 1
     if _Evidence.mode == "probe":
         if _Evidence.depth:  # inside another observation, which is recorded as a whole
             return thunk()
@@ -352,17 +358,42 @@ def _oracle(compute, parts=None):
     for everyone: a value is known by its test cell, check call, case, rank among the case's
     oracles and the place in the checks where ``compute`` is written.
     ``compute`` may use the case and public constants, never what the student's code gave."""
-    if _Evidence.mode == "run":
-        return compute()
     if _probing():
         return (_UNKNOWN,) * parts if parts else _UNKNOWN
-    if _Evidence.mode == "probe":  # inside an observation: the kernel decides on public values
-        return compute()
-    code = getattr(compute, "__code__", None)
-    written_at = (code.co_name, code.co_firstlineno) if code else type(compute).__name__
-    key = (_Evidence.oracle_key, _Evidence.position, _Evidence.oracle_count, written_at)
+    if _Evidence.mode != "judge":  # a student's run, or public values while grading
+        return _computed_here(compute)
+    key = (_Evidence.oracle_key, _Evidence.position, _Evidence.oracle_count, _written_at(compute))
     _Evidence.oracle_count += 1
     return _Evidence.oracles.value(key, compute)
+
+
+def _written_at(compute):
+    code = getattr(compute, "__code__", None)
+    return (code.co_name, code.co_firstlineno) if code else type(compute).__name__
+
+
+def _computed_here(compute):
+    """``compute()`` in the kernel. On the visible cases, outside student code, the value is
+    kept, by the same kind of key as the judge's: running a test cell again, as students do (and
+    a search through many candidate answers), computes none of them again."""
+    if _Evidence.kept_key is None or _Evidence.depth:
+        return compute()
+    key = (_Evidence.kept_key, _Evidence.position, _Evidence.oracle_count, _written_at(compute))
+    _Evidence.oracle_count += 1
+    if key not in _Evidence.kept:
+        _Evidence.kept[key] = compute()
+    return _Evidence.kept[key]
+
+
+def _kept_key(exercise, facts):
+    """What the expected values of a check's visible cases depend on: its exercise, cases (the
+    exercise's own, the same at every call) and JAX's 64-bit mode, under which they are made
+    in other dtypes. None for the cases a hidden test passes."""
+    if not facts.get("visible"):
+        return None
+    jax = sys.modules.get("jax")
+    return (exercise, tuple(facts.get("cases", ())),
+            bool(jax is not None and jax.config.jax_enable_x64))
 
 
 def _portable(value):
@@ -405,15 +436,20 @@ class _OracleValues:
 def _checking(exercise, facts):
     """Around one check call: records it (probe) or takes its record (judge)."""
     if _Evidence.mode == "run":
-        yield
+        outer, _Evidence.kept_key = _Evidence.kept_key, _kept_key(exercise, facts)
+        try:
+            yield
+        finally:
+            _Evidence.kept_key = outer
         return
     if _Evidence.mode == "probe":
         _Evidence.record, _Evidence.visible = [], bool(facts.get("visible"))
+        _Evidence.kept_key = _kept_key(exercise, facts)
         try:
             yield  # a failure the kernel saw (a crash, a visible case) stops the cell, as always
         finally:
             _emit({"exercise": exercise, "facts": facts, "observations": _Evidence.record})
-            _Evidence.record, _Evidence.visible = None, False
+            _Evidence.record, _Evidence.visible, _Evidence.kept_key = None, False, None
         return
     found = _Evidence.pending.pop(0) if _Evidence.pending else None
     ok = (isinstance(found, dict) and found.get("exercise") == exercise

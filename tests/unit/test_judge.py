@@ -292,3 +292,30 @@ def test_the_oracle_compiles_fast_without_changing_what_children_inherit(monkeyp
     monkeypatch.delenv("XLA_FLAGS")
     judge._compile_faster_here(jax)
     assert "XLA_FLAGS" not in os.environ
+
+
+@pytest.mark.parametrize("mode", ["run", "probe"])
+def test_a_kernel_computes_each_expected_value_of_the_visible_cases_once(checks_file, mode):
+    """Running a test cell again (or trying many candidate answers) computes no expected value
+    of the visible cases again: the kernel keeps them, and a wrong answer still fails on them. A
+    hidden test's values are computed at each call in a student's run (never in a grading
+    kernel), and checks' code inside an observation of student code is never served a kept
+    value."""
+    module = _module(checks_file, mode)
+    module._emit = lambda record: None
+    computed = []
+    check = module.check_square
+    check.oracle = lambda x: computed.append(x) or x * x
+    for _ in range(3):
+        check(lambda x: x * x)
+    with pytest.raises(AssertionError, match=r"square\(3\) should be 9"):
+        check(lambda x: 2 * x)
+    for _ in range(2):
+        check(lambda x: x * x, cases=[-1.5])
+    assert computed == [3] + ([-1.5, -1.5] if mode == "run" else [])
+
+    with module._checking("square", {"visible": True, "jit": False, "cases": ["3"]}):
+        for _ in range(2):
+            module._at("case", 0)
+            module._observe("square", lambda: module._oracle(lambda: computed.append("in")))
+    assert computed.count("in") == 2
